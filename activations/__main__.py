@@ -1,0 +1,146 @@
+"""Extract pooled activations of a probe set from one checkpoint into an HDF5 cache.
+
+One process (one GPU, or the CPU):
+
+    python -m activations --checkpoint runs/demo/sft --examples probes.jsonl --out acts.h5
+
+Several processes: the same flags under a launcher. Each rank extracts a contiguous shard into
+`acts.rank{r}-of-{n}.h5`, then rank 0 joins them into `acts.h5`, verifies it and deletes the
+shards (see `activations.shard`). Rank r uses GPU `LOCAL_RANK` when CUDA is present.
+
+    torchrun --standalone --nproc_per_node 4 -m activations --checkpoint ... --out acts.h5
+    accelerate launch --multi_gpu --num_processes 4 -m activations --checkpoint ... (GPUs only:
+        accelerate's --cpu starts a single process unless given an MPI hostfile; use torchrun)
+
+Rerunning the same command resumes a killed run (each shard and the join resume on their own);
+a finished cache is left as is, and a cache made for another request is refused unless
+`--overwrite`. `--log-blocks` prints `rows_done=N` to stdout each time a block is on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from activations.examples import load_labelled
+from activations.shard import extract_sharded
+from training.datasets import format_prompt
+from training.lineage import weights_hash
+from training.models import load_model, load_tokenizer
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog="python -m activations",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--checkpoint", required=True, help="model folder or hub id")
+    parser.add_argument("--examples", required=True, type=Path, help="probe set (.jsonl/.csv)")
+    parser.add_argument("--out", required=True, type=Path, help="the HDF5 cache to write")
+    parser.add_argument("--pooling", choices=["last", "mean", "response"], default="mean")
+    parser.add_argument("--layers", type=int, nargs="*", default=None, help="default: all")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens/batch")
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float16"],
+        default="float32",
+        help="dtype stored in the cache",
+    )
+    parser.add_argument(
+        "--model-dtype", choices=["float32", "bfloat16", "float16"], default="float32"
+    )
+    parser.add_argument("--chat", action="store_true", help="format prompts with the chat template")
+    parser.add_argument("--backend", choices=["hooks", "transformer_lens"], default="hooks")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--log-blocks", action="store_true", help="print rows_done=N per block")
+    return parser
+
+
+def _distributed() -> tuple[int, int, Callable[[], None]]:
+    """(rank, world size, barrier) from the launcher's environment; one process without one."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, lambda: None
+    # gloo runs on every machine; the barrier's wait is the ranks' imbalance, not the run time.
+    torch.distributed.init_process_group("gloo", timeout=timedelta(hours=24))
+    return torch.distributed.get_rank(), world, torch.distributed.barrier
+
+
+def _tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of the tokenizer's full definition (the same hash `valuetrace extract` records)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = (
+        backend.to_str()
+        if backend is not None
+        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse flags, load the model on this rank's device and run (this rank's part of) it."""
+    args = _parser().parse_args(argv)
+    rank, world, barrier = _distributed()
+    device = (
+        f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+    )
+    model = load_model(args.checkpoint, dtype=args.model_dtype, device=device)
+    tokenizer = load_tokenizer(args.checkpoint)
+    examples = load_labelled(args.examples)
+    prompts = [format_prompt(p, tokenizer, chat=args.chat) if p else "" for p in examples.prompts]
+    local = Path(args.checkpoint).is_dir()
+    provenance: dict[str, str | int] = {
+        "model": args.checkpoint,
+        "dataset": str(args.examples),
+        "model_hash": weights_hash(args.checkpoint) if local else args.checkpoint,
+        "tokenizer_hash": _tokenizer_hash(tokenizer),
+        "dataset_hash": examples.content_hash(),
+        "pooling": args.pooling,
+        "dtype": args.dtype,
+        "max_length": args.max_length,
+        "prompt_format": "chat" if args.chat else "plain",
+    }
+
+    def log_block(rows_done: int) -> None:
+        print(f"rows_done={rows_done}", flush=True)
+
+    try:
+        extract_sharded(
+            model,
+            tokenizer,
+            examples,
+            prompts,
+            args.out,
+            rank=rank,
+            world=world,
+            barrier=barrier,
+            provenance=provenance,
+            layers=args.layers,
+            overwrite=args.overwrite,
+            pooling=args.pooling,
+            batch_size=args.batch_size,
+            max_batch_tokens=args.max_batch_tokens,
+            max_length=args.max_length,
+            backend=args.backend,
+            progress=rank == 0 and not args.log_blocks,
+            progress_callback=log_block if args.log_blocks else None,
+        )
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Extract pooled hidden states of every requested layer with forward hooks on the decoder body.
+
+The model's body (`model.base_model`) runs without the LM head, which extraction never needs,
+and stops right after the last requested layer. Hooks pool each layer's output as it is made,
+so only `[batch, d_model]` per layer is kept. Blocks of rows are sorted by length to cut
+padding, cut into batches of at most `batch_size` rows (and, with `max_batch_tokens`, at most
+that many padded tokens), and written by a background thread while the next block runs. On CUDA
+the pooled vectors come back through pinned memory without a sync per batch.
+`backend="transformer_lens"` reads the same layers from transformer-lens instead
+(`activations.tl_backend`), for cross-checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from activations.examples import LabelledExamples
+from activations.pooling import Batch, Encoded, Pooling, collate, encode
+from activations.store import CHUNK_ROWS, CacheWriter, Examples
+from activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+from training.models import decoder_layers
+from valuetrace.errors import ValuetraceError
+
+Backend = Literal["hooks", "transformer_lens"]
+PoolFn = Callable[[Batch, list[int]], torch.Tensor]
+
+
+class _StopForward(Exception):
+    """Raised by the last hook so the layers after it (and the LM head) never run."""
+
+
+def n_layers(model: PreTrainedModel) -> int:
+    """Number of hidden-state layers: embeddings plus one per decoder block."""
+    return len(decoder_layers(model)) + 1
+
+
+def check_layers(model: PreTrainedModel, layers: Sequence[int] | None) -> list[int]:
+    """The requested layers, sorted, or all of them; an error names the valid range."""
+    total = n_layers(model)
+    chosen = sorted(set(range(total) if layers is None else layers))
+    bad = [layer for layer in chosen if not 0 <= layer < total]
+    if bad or not chosen:
+        raise ValuetraceError(
+            f"layer(s) {bad or chosen} do not exist: this model has {total - 1} blocks, so layers "
+            f"are 0 (embeddings) to {total - 1}."
+        )
+    return chosen
+
+
+@contextlib.contextmanager
+def _pooling_hooks(
+    model: PreTrainedModel, layers: list[int], out: dict[int, torch.Tensor]
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Install hooks that pool layer outputs into `out`; yields a slot for the batch weights."""
+    slot: dict[str, torch.Tensor] = {}
+    modules = [model.get_input_embeddings(), *decoder_layers(model)]
+
+    def make_hook(layer: int) -> Callable[[torch.nn.Module, object, object], None]:
+        def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
+            hidden = output[0] if isinstance(output, tuple) else output
+            out[layer] = torch.einsum("bt,btd->bd", slot["weights"].to(hidden.dtype), hidden)
+            if layer == layers[-1]:
+                raise _StopForward
+
+        return hook
+
+    handles = [modules[layer].register_forward_hook(make_hook(layer)) for layer in layers]
+    try:
+        yield slot
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.inference_mode()
+def pooled_hidden_states(
+    model: PreTrainedModel, batch: Batch, layers: list[int]
+) -> Float[torch.Tensor, "l b d"]:
+    """Pooled hidden states of `layers` for one batch (fp32, on the model's device)."""
+    device = next(model.parameters()).device
+    pooled: dict[int, torch.Tensor] = {}
+    with _pooling_hooks(model, layers, pooled) as slot:
+        slot["weights"] = batch.weights.to(device)
+        with (
+            contextlib.suppress(_StopForward),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"),
+        ):
+            model.base_model(
+                input_ids=batch.input_ids.to(device),
+                attention_mask=batch.attention_mask.to(device),
+                position_ids=batch.position_ids.to(device),
+                use_cache=False,
+            )
+    return torch.stack([pooled[layer].float() for layer in layers])
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None
+) -> list[list[int]]:
+    """Row indices sorted by length, cut into batches that keep padding and memory bounded.
+
+    A batch holds at most `batch_size` rows and, when `max_batch_tokens` is set, at most that many
+    padded tokens (rows x its longest row); a single row longer than the budget gets a batch of
+    its own.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = lengths[i]  # rows come shortest first, so the newest row sets the padded width
+        full = len(current) == batch_size or (
+            max_batch_tokens is not None and (len(current) + 1) * width > max_batch_tokens
+        )
+        if current and full:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _to_host(pooled: torch.Tensor) -> torch.Tensor:
+    """Copy to the CPU; from CUDA into pinned memory without waiting (sync before reading)."""
+    if pooled.device.type != "cuda":
+        return pooled.cpu()
+    host = torch.empty(pooled.shape, dtype=pooled.dtype, pin_memory=True)
+    return host.copy_(pooled, non_blocking=True)
+
+
+def _block_activations(
+    pool: PoolFn,
+    encoded: list[Encoded],
+    layers: list[int],
+    pooling: Pooling,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    pad_id: int,
+    bos_id: int | None,
+) -> Float[np.ndarray, "l n d"]:
+    """Pooled activations of one block of rows, batched by similar length, in row order."""
+    batches = length_batches([len(e.ids) for e in encoded], batch_size, max_batch_tokens)
+    parts: list[torch.Tensor] = []
+    device = torch.device("cpu")
+    for idx in batches:
+        pooled = pool(collate([encoded[i] for i in idx], pad_id, bos_id, pooling), layers)
+        device = pooled.device
+        parts.append(_to_host(pooled))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the copies into pinned memory have landed
+    stacked = torch.cat(parts, dim=1)
+    order = torch.tensor([i for idx in batches for i in idx])
+    restore = torch.empty(len(order), dtype=torch.long)
+    restore[order] = torch.arange(len(order))
+    return stacked[:, restore].numpy()
+
+
+def _pool_fn(model: PreTrainedModel, backend: Backend) -> PoolFn:
+    """The per-batch pooling function of the chosen backend."""
+    if backend == "transformer_lens":
+        return functools.partial(pooled_hidden_states_tl, boot_bridge(model))
+    return functools.partial(pooled_hidden_states, model)
+
+
+def extract_to_cache(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: LabelledExamples,
+    prompts: Sequence[str],
+    path: Path,
+    *,
+    provenance: dict[str, str | int],
+    pooling: Pooling,
+    batch_size: int,
+    max_length: int,
+    layers: Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    backend: Backend = "hooks",
+    max_batch_tokens: int | None = None,
+    progress_callback: Callable[[int], None] | None = None,
+) -> Path:
+    """Stream pooled activations of `examples` (with formatted `prompts`) into an HDF5 cache.
+
+    Resumes a half-written cache with the same provenance; a complete one is left as is.
+    `backend` picks hooks on the decoder body (fast) or transformer-lens (a cross-check);
+    `max_batch_tokens` caps a batch's padded tokens; `progress_callback(rows_done)` runs on the
+    writer thread after each block is on disk.
+    """
+    if backend not in get_args(Backend):
+        raise ValuetraceError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
+    if len(examples) == 0:
+        raise ValuetraceError("the probe set is empty: nothing to extract.")
+    if tokenizer.pad_token_id is None:
+        raise ValuetraceError(
+            "the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token "
+            "(valuetrace.load_tokenizer does this) and try again."
+        )
+    chosen = check_layers(model, layers)
+    writer = CacheWriter.open(
+        path,
+        provenance=provenance,
+        layers=chosen,
+        d_model=model.config.hidden_size,
+        examples=Examples(examples.ids, examples.labels, examples.groups),
+        overwrite=overwrite,
+    )
+    if writer.complete:
+        writer.close()
+        return path
+    pool = _pool_fn(model, backend)
+    encoded = encode(tokenizer, prompts, examples.responses, max_length)
+    start = writer.rows_done
+    bar = tqdm(
+        total=len(encoded),
+        initial=start,
+        desc=f"extract {path.stem}",
+        disable=not progress,
+        unit="ex",
+    )
+
+    def write(begin: int, block: np.ndarray) -> None:
+        writer.write(begin, block)
+        if progress_callback is not None:
+            progress_callback(begin + block.shape[1])
+
+    pending: Future[None] | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1) as background:
+            for begin in range(start, len(encoded), CHUNK_ROWS):
+                block = _block_activations(
+                    pool,
+                    encoded[begin : begin + CHUNK_ROWS],
+                    chosen,
+                    pooling,
+                    batch_size,
+                    max_batch_tokens,
+                    tokenizer.pad_token_id,
+                    tokenizer.bos_token_id,
+                )
+                if pending is not None:
+                    pending.result()
+                pending = background.submit(write, begin, block)
+                bar.update(block.shape[1])
+            if pending is not None:
+                pending.result()
+        writer.finish()
+    finally:
+        bar.close()
+        writer.close()
+    return path

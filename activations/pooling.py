@@ -1,0 +1,119 @@
+"""Tokenise prompt/response examples and pool hidden states over tokens.
+
+Pooling is a weighted sum over positions, so the three modes are one operation:
+`last` (the last real token), `mean` (all real tokens, BOS excluded) and `response` (the
+response tokens only). The response span is found from character offsets, so it is the same
+whichever prompt format (plain or chat template) comes before it. Padding side does not matter:
+weights come from masks, and position ids from the attention mask.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+from transformers import PreTrainedTokenizerBase
+
+from valuetrace.errors import ValuetraceError
+
+log = logging.getLogger(__name__)
+Pooling = Literal["last", "mean", "response"]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenised example: ids and which of them belong to the response."""
+
+    ids: list[int]
+    response: list[bool]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A padded batch ready for the model, with the pooling weights per position."""
+
+    input_ids: Int[torch.Tensor, "b t"]
+    attention_mask: Int[torch.Tensor, "b t"]
+    position_ids: Int[torch.Tensor, "b t"]
+    weights: Float[torch.Tensor, "b t"]
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    max_length: int,
+) -> list[Encoded]:
+    """Tokenise prompt+response texts, marking response tokens; long texts lose their start."""
+    texts = [p + r for p, r in zip(prompts, responses, strict=True)]
+    out = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=True)
+    special = set(tokenizer.all_special_ids)
+    encoded, truncated = [], 0
+    for prompt, ids, offsets in zip(prompts, out["input_ids"], out["offset_mapping"], strict=True):
+        flags = [
+            tid not in special and start >= len(prompt) and end > start
+            for tid, (start, end) in zip(ids, offsets, strict=True)
+        ]
+        if len(ids) > max_length:
+            truncated += 1
+            keep = 1 if ids[0] == tokenizer.bos_token_id else 0
+            cut = len(ids) - (max_length - keep)
+            ids, flags = ids[:keep] + ids[keep + cut :], flags[:keep] + flags[keep + cut :]
+        encoded.append(Encoded(ids=list(ids), response=flags))
+    if truncated:
+        log.warning(
+            "%d of %d texts are longer than %d tokens and were cut from the start "
+            "(the end, where the response is, is kept); raise max_length to keep them whole.",
+            truncated,
+            len(texts),
+            max_length,
+        )
+    return encoded
+
+
+def pooling_weights(
+    attention_mask: Int[torch.Tensor, "b t"],
+    response_mask: torch.Tensor,
+    real_mask: torch.Tensor,
+    mode: Pooling,
+) -> Float[torch.Tensor, "b t"]:
+    """Per-position weights that sum to one per row, for the chosen pooling mode."""
+    if mode == "last":
+        last = attention_mask.cumsum(-1).argmax(-1)
+        return torch.nn.functional.one_hot(last, attention_mask.shape[1]).float()
+    mask = (response_mask if mode == "response" else real_mask).float()
+    counts = mask.sum(-1, keepdim=True)
+    if (counts == 0).any():
+        rows = (counts.squeeze(-1) == 0).nonzero().flatten().tolist()
+        raise ValuetraceError(
+            f"rows {rows} of a batch have no {'response' if mode == 'response' else 'text'} "
+            "tokens to pool; drop empty examples or raise max_length."
+        )
+    return mask / counts
+
+
+def collate(
+    examples: Sequence[Encoded],
+    pad_id: int,
+    bos_id: int | None,
+    mode: Pooling,
+    padding_side: Literal["left", "right"] = "right",
+) -> Batch:
+    """Pad encoded examples into one batch and compute its pooling weights."""
+    width = max(len(e.ids) for e in examples)
+    shape = (len(examples), width)
+    ids = torch.full(shape, pad_id, dtype=torch.long)
+    attn = torch.zeros(shape, dtype=torch.long)
+    resp = torch.zeros(shape, dtype=torch.bool)
+    for row, e in enumerate(examples):
+        span = slice(width - len(e.ids), width) if padding_side == "left" else slice(0, len(e.ids))
+        ids[row, span] = torch.tensor(e.ids)
+        attn[row, span] = 1
+        resp[row, span] = torch.tensor(e.response)
+    real = attn.bool() & (ids != bos_id) if bos_id is not None else attn.bool()
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    return Batch(ids, attn, positions, pooling_weights(attn, resp, real, mode))

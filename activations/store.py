@@ -1,0 +1,383 @@
+"""The HDF5 activation cache: schema, streaming writes, resume, provenance checks and reads.
+
+Layout of one file (one dataset under one checkpoint), readable with plain h5py or h5dump:
+
+    /hidden       float16|float32 [n_layers, n_examples, d_model], chunks (1, <=256, d_model):
+                  reading one layer for all examples touches only that layer's chunks
+    /example_id   utf-8 strings [n_examples]
+    /label        int8 [n_examples]        (1 = concept present, e.g. compassionate)
+    /group_id     utf-8 strings [n_examples] (contrastive pair id)
+    attributes    format="valuetrace.activations", schema_version, layers (int array; 0 =
+                  embeddings, l = output of block l-1, before any final norm), rows_done,
+                  complete, created_at, and the provenance fields (model_hash, tokenizer_hash,
+                  dataset_hash, pooling, dtype, max_length, prompt_format, model, dataset,
+                  valuetrace_version).
+
+Rows are written in order, a block at a time, and `rows_done` is raised only after a block is on
+disk, so a killed run resumes from `rows_done` and ends byte-identical to an uninterrupted one.
+`complete` is set last. A file whose provenance differs from the request is never touched.
+
+Crash guarantee (`kill -9`, OOM kill, Ctrl-C at any instant): the file stays a readable cache
+whose first `rows_done` rows are final, and rerunning the same request finishes it. This holds
+because no HDF5 metadata changes while rows stream in: the file is built whole (every dataset,
+every chunk allocated, every attribute) as `<name>.creating` and renamed into place, so a kill
+during creation leaves no cache at `path`; afterwards a block write only overwrites raw chunk
+bytes at fixed offsets, then, after a flush, rewrites the `rows_done` value in place (two small
+writes to the root group's header, no allocation). Rows past `rows_done` may hold partial data;
+they are rewritten on resume. Checked by killing a writer right before each of its file writes
+in turn (strace fault injection): every kill point resumed to an identical file. Without this,
+HDF5 allocated chunks and grew its chunk index as rows arrived, and 18 of 69 kill points left a
+file that no longer opened ("bad object header version number") or that failed on the next write
+("addr overflow"). The guarantee covers the process dying, not the machine losing power (the
+cache is not fsync'ed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from jaxtyping import Float
+
+from valuetrace import __version__
+from valuetrace.errors import ValuetraceError
+
+FORMAT = "valuetrace.activations"
+SCHEMA_VERSION = 1
+CHUNK_ROWS = 256
+PROVENANCE_KEYS = (
+    "model_hash",
+    "tokenizer_hash",
+    "dataset_hash",
+    "pooling",
+    "dtype",
+    "max_length",
+    "prompt_format",
+)
+_STR = h5py.string_dtype("utf-8")
+_CACHE_BYTES = 64 * 1024 * 1024
+_WRITE_CACHE_BYTES = 0  # whole-chunk writes go straight to the file; memory stays flat
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Per-example metadata stored beside the activations."""
+
+    ids: Sequence[str]
+    labels: np.ndarray
+    groups: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Activations:
+    """A cache read into memory: `acts` is layer-major [n_layers, n_examples, d_model]."""
+
+    acts: Float[np.ndarray, "l n d"]
+    layers: list[int]
+    ids: list[str]
+    labels: np.ndarray
+    groups: list[str]
+    attrs: dict[str, object]
+
+    def layer(self, layer: int) -> Float[np.ndarray, "n d"]:
+        """The activations of model layer `layer` (an index into `layers`' values)."""
+        if layer not in self.layers:
+            raise ValuetraceError(f"layer {layer} is not in this cache (layers: {self.layers}).")
+        return self.acts[self.layers.index(layer)]
+
+
+def required_bytes(n_layers: int, n_examples: int, d_model: int, dtype: str) -> int:
+    """Bytes the activation array will take on disk (uncompressed)."""
+    return n_layers * n_examples * d_model * np.dtype(dtype).itemsize
+
+
+def check_disk(path: Path, need: int) -> None:
+    """Refuse to start a cache the disk cannot hold (with a 5% margin)."""
+    free = shutil.disk_usage(path.parent).free
+    if free < need * 1.05:
+        raise ValuetraceError(
+            f"the cache {path} needs {need / 1e6:.1f} MB but only {free / 1e6:.1f} MB are free; "
+            "free disk space, choose --dtype float16, or fewer layers."
+        )
+
+
+def _open(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
+    """Open an HDF5 file, turning a damaged or foreign file into a clear error."""
+    try:
+        handle = h5py.File(path, mode, rdcc_nbytes=cache_bytes)
+    except OSError as err:
+        raise ValuetraceError(
+            f"{path} is not a readable HDF5 file (truncated or damaged: {err}). It was left "
+            "untouched; delete it or rerun with --overwrite to rebuild it."
+        ) from err
+    if handle.attrs.get("format") != FORMAT:
+        handle.close()
+        raise ValuetraceError(
+            f"{path} is an HDF5 file but not a valuetrace activation cache (no "
+            f"format={FORMAT!r} attribute). It was left untouched; point to another path or "
+            "rerun with --overwrite to replace it."
+        )
+    return handle
+
+
+class CacheWriter:
+    """Writes one cache block by block; reopening the same request resumes it."""
+
+    def __init__(self, path: Path, handle: h5py.File) -> None:
+        self.path = path
+        self._file = handle
+        self._hidden = handle["hidden"]
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        provenance: dict[str, str | int],
+        layers: Sequence[int],
+        d_model: int,
+        examples: Examples,
+        overwrite: bool = False,
+    ) -> CacheWriter:
+        """Create a new cache, or resume a half-written one whose provenance matches."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and overwrite:
+            path.unlink()
+        if path.exists():
+            handle = _open(path, "r+", _WRITE_CACHE_BYTES)
+            try:
+                _check_matches(path, handle, provenance, layers, d_model, len(examples.ids))
+            except ValuetraceError:
+                handle.close()
+                raise
+            return cls(path, handle)
+        dtype = str(provenance["dtype"])
+        check_disk(path, required_bytes(len(layers), len(examples.ids), d_model, dtype))
+        return cls(path, _create(path, provenance, layers, d_model, examples))
+
+    @property
+    def rows_done(self) -> int:
+        """How many leading rows are safely on disk."""
+        return int(self._file.attrs["rows_done"])
+
+    @property
+    def complete(self) -> bool:
+        """True once every row is written and verified."""
+        return bool(self._file.attrs["complete"])
+
+    def write(self, start: int, block: Float[np.ndarray, "l b d"]) -> None:
+        """Write rows [start, start + b) of every layer, then record them as done."""
+        if start != self.rows_done:
+            raise ValuetraceError(
+                f"internal: block starts at row {start} but {self.rows_done} rows are done."
+            )
+        stop = start + block.shape[1]
+        self._hidden[:, start:stop, :] = block.astype(self._hidden.dtype, copy=False)
+        self._file.flush()
+        self._file.attrs.modify("rows_done", stop)  # in place: no new metadata, see module doc
+        self._file.flush()
+
+    def finish(self) -> None:
+        """Mark the cache complete (only when every row is written) and close it."""
+        n = self._hidden.shape[1]
+        if self.rows_done != n:
+            raise ValuetraceError(
+                f"{self.path}: only {self.rows_done} of {n} rows written; rerun to resume."
+            )
+        self._file.attrs.modify("complete", True)
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (safe to call twice)."""
+        if self._file.id.valid:
+            self._file.close()
+
+
+def _create(
+    path: Path,
+    provenance: dict[str, str | int],
+    layers: Sequence[int],
+    d_model: int,
+    examples: Examples,
+) -> h5py.File:
+    """Build the whole file under a temporary name, rename it into place and open it."""
+    n = len(examples.ids)
+    if n == 0:
+        raise ValuetraceError("the dataset is empty: nothing to extract.")
+    staging = path.with_name(path.name + ".creating")
+    with h5py.File(staging, "w") as handle:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # all chunks placed now, never later
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # no zero-filling: rows come from writes
+        handle.create_dataset(
+            "hidden",
+            shape=(len(layers), n, d_model),
+            dtype=str(provenance["dtype"]),
+            chunks=(1, min(n, CHUNK_ROWS), d_model),
+            dcpl=dcpl,
+        )
+        handle.create_dataset("example_id", data=list(examples.ids), dtype=_STR)
+        handle.create_dataset("label", data=np.asarray(examples.labels, dtype=np.int8))
+        handle.create_dataset("group_id", data=list(examples.groups), dtype=_STR)
+        handle.attrs.update(
+            {
+                "format": FORMAT,
+                "schema_version": SCHEMA_VERSION,
+                "valuetrace_version": __version__,
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "layers": np.asarray(layers, dtype=np.int64),
+                "rows_done": np.int64(0),
+                "complete": False,
+                **provenance,
+            }
+        )
+    os.replace(staging, path)
+    return h5py.File(path, "r+", rdcc_nbytes=_WRITE_CACHE_BYTES)
+
+
+def _check_matches(
+    path: Path,
+    handle: h5py.File,
+    provenance: dict[str, str | int],
+    layers: Sequence[int],
+    d_model: int,
+    n_examples: int,
+) -> None:
+    """Refuse to resume a cache made for another model, data, pooling or shape."""
+    expected: dict[str, object] = {k: provenance[k] for k in PROVENANCE_KEYS if k in provenance}
+    expected["layers"] = list(layers)
+    expected["shape"] = (len(layers), n_examples, d_model)
+    found: dict[str, object] = {k: handle.attrs.get(k) for k in expected if k in handle.attrs}
+    found["layers"] = [int(x) for x in handle.attrs["layers"]]
+    found["shape"] = tuple(handle["hidden"].shape)
+    diffs = [k for k in expected if str(expected[k]) != str(found.get(k))]
+    if diffs:
+        detail = "; ".join(
+            f"{k}: cache has {found.get(k)!r}, request has {expected[k]!r}" for k in diffs
+        )
+        raise ValuetraceError(
+            f"{path} was made for a different request ({detail}). It was left untouched; "
+            "use another run folder or pass --overwrite to replace it."
+        )
+
+
+def _open_complete(path: Path) -> h5py.File:
+    """Open a complete cache read-only; a missing or half-written one is a clear error."""
+    if not path.is_file():
+        raise ValuetraceError(f"no activation cache at {path}; run `valuetrace extract` first.")
+    handle = _open(path, "r")
+    if not handle.attrs["complete"]:
+        done, n = handle.attrs["rows_done"], handle["hidden"].shape[1]
+        handle.close()
+        raise ValuetraceError(
+            f"{path} is half-written ({done} of {n} rows); rerun `valuetrace extract` to finish it."
+        )
+    return handle
+
+
+def is_complete(
+    path: Path,
+    *,
+    provenance: dict[str, str | int],
+    layers: Sequence[int],
+    d_model: int,
+    n_examples: int,
+) -> bool:
+    """True if `path` is a complete cache for this request (read-only; a mismatch is an error)."""
+    if not Path(path).exists():
+        return False
+    with _open(Path(path), "r") as handle:
+        _check_matches(Path(path), handle, provenance, layers, d_model, n_examples)
+        return bool(handle.attrs["complete"])
+
+
+def _check_part(source: Path, part: h5py.File, writer: CacheWriter, offset: int) -> None:
+    """Refuse to join a part cache made for another request or other rows."""
+    target = writer._file
+    keys = [k for k in (*PROVENANCE_KEYS, "layers") if k in target.attrs]
+    diffs = [k for k in keys if str(_plain(part.attrs.get(k))) != str(_plain(target.attrs[k]))]
+    n, ids = part["hidden"].shape[1], part["example_id"][()]
+    if diffs or part["hidden"].dtype != writer._hidden.dtype:
+        raise ValuetraceError(
+            f"{source} was made for a different request ({diffs or 'dtype'} differ from "
+            f"{writer.path}); delete it and rerun its extraction."
+        )
+    if offset + n > writer._hidden.shape[1] or not np.array_equal(
+        ids, target["example_id"][offset : offset + n]
+    ):
+        raise ValuetraceError(
+            f"{source} does not hold rows {offset}..{offset + n} of {writer.path} (example ids "
+            "differ); delete it and rerun its extraction."
+        )
+
+
+def copy_rows(source: Path, writer: CacheWriter, offset: int) -> int:
+    """Write the rows of complete cache `source` into `writer` from row `offset`; returns the end.
+
+    Rows the writer already holds are skipped, so an interrupted join resumes; blocks follow the
+    target's chunk boundaries so whole chunks are written.
+    """
+    with _open_complete(Path(source)) as part:
+        _check_part(Path(source), part, writer, offset)
+        hidden = part["hidden"]
+        end = offset + hidden.shape[1]
+        begin = max(writer.rows_done, offset)
+        while begin < end:
+            stop = min((begin // CHUNK_ROWS + 1) * CHUNK_ROWS, end)
+            writer.write(begin, hidden[:, begin - offset : stop - offset])
+            begin = stop
+    return end
+
+
+def verify_rows(source: Path, writer: CacheWriter, offset: int) -> None:
+    """Check, reading back from disk, that `writer` holds exactly the rows of `source`."""
+    with _open_complete(Path(source)) as part:
+        _check_part(Path(source), part, writer, offset)
+        hidden = part["hidden"]
+        for begin in range(0, hidden.shape[1], CHUNK_ROWS):
+            stop = min(begin + CHUNK_ROWS, hidden.shape[1])
+            written = writer._hidden[:, offset + begin : offset + stop]
+            if not np.array_equal(written, hidden[:, begin:stop]):
+                raise ValuetraceError(
+                    f"{writer.path} rows {offset + begin}..{offset + stop} differ from {source} "
+                    "after the copy; the parts were kept. Delete the joined file and rerun."
+                )
+
+
+def read_activations(path: str | Path, layers: Sequence[int] | None = None) -> Activations:
+    """Read a complete cache (all layers or the listed ones) into memory as float32."""
+    path = Path(path)
+    with _open_complete(path) as handle:
+        stored = [int(x) for x in handle.attrs["layers"]]
+        chosen = list(stored if layers is None else layers)
+        missing = [layer for layer in chosen if layer not in stored]
+        if missing:
+            raise ValuetraceError(
+                f"layers {missing} are not in {path} (it holds layers {stored[0]}..{stored[-1]})."
+            )
+        hidden = handle["hidden"]
+        acts = np.stack([hidden[stored.index(layer)] for layer in chosen]).astype(np.float32)
+        return Activations(
+            acts=acts,
+            layers=chosen,
+            ids=[s.decode() if isinstance(s, bytes) else s for s in handle["example_id"][()]],
+            labels=handle["label"][()].astype(np.int64),
+            groups=[s.decode() if isinstance(s, bytes) else s for s in handle["group_id"][()]],
+            attrs={k: _plain(v) for k, v in handle.attrs.items()},
+        )
+
+
+def _plain(value: object) -> object:
+    """HDF5 attribute values as JSON-friendly Python values."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,258 @@
+"""The researcher-facing outputs: a plain-text summary and one self-contained HTML report.
+
+Both are rendered from `metrics.json` (every number the analysis produced) and the figure
+files, so the report never computes anything itself and every number in it can be traced.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis.findings import pair_key
+
+FMT = "{:.3f}"
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else FMT.format(x)
+
+
+def _ci(score: dict[str, float]) -> str:
+    return f"{score['value']:.3f} [{score['lo']:.3f}, {score['hi']:.3f}]"
+
+
+def _cell(table: dict[str, list[float]], metric: str, i: int) -> str:
+    """'value [lo, hi]' of one per-layer metric at layer index i."""
+    return (
+        f"{table[metric][i]:.3f} [{table[metric + '_lo'][i]:.3f}, {table[metric + '_hi'][i]:.3f}]"
+    )
+
+
+def _loc_phrase(loc: dict[str, Any]) -> tuple[str, bool]:
+    """One clause on where a stage pair's probe AUROC dropped, and whether any drop is real."""
+    drops = loc[loc["metric"]]
+    largest = drops["largest_drop"]
+    first = drops["first_significant"]
+    layer = largest["layer"]
+    drop = drops["drop"][layer] if layer is not None else None
+    if first["layer"] is None:
+        return (
+            f"no layer's drop is significant after Holm correction (largest drop "
+            f"{_f(drop)} at layer {layer})",
+            False,
+        )
+    return (
+        f"it weakened first at layer {first['layer']} (bootstrap range {first['lo']}–"
+        f"{first['hi']}) and most at layer {layer} (drop {_f(drop)}, 95% CI "
+        f"[{_f(drops['lo'][layer])}, {_f(drops['hi'][layer])}])",
+        True,
+    )
+
+
+def answer(metrics: dict[str, Any]) -> list[str]:
+    """The report's opening: where compassion weakened, how sure we are, whether it is specific."""
+    primary = metrics["primary"]
+    concept = metrics["concepts"][primary["dataset"]]
+    a, b = primary["pair"]
+    loc = concept["localization"][pair_key(a, b)]
+    where, real = _loc_phrase(loc)
+    metric_name = "probe AUROC" if loc["metric"] == "auroc" else "class separation"
+    first = f"From {a} to {b}, the compassion representation ({metric_name}): {where}."
+    beh = metrics["behaviour"]
+    n_sig = sum(loc[loc["metric"]]["significant"])
+    second = (
+        f"{n_sig} of {len(loc[loc['metric']]['significant'])} layers drop significantly "
+        f"(paired group bootstrap, {loc['n_boot']} resamples over {loc['n_groups']} pairs, "
+        f"Holm α={loc['alpha']}); behaviourally the compassion preference went from "
+        f"{_ci(beh[a]['compassion'])} to {_ci(beh[b]['compassion'])}."
+    )
+    third = metrics.get("concentration", {}).get("sentence", "")
+    if not real and not third:
+        third = "With no significant weakening, there is nothing to attribute to one domain."
+    return [first, second, third]
+
+
+def summary_text(metrics: dict[str, Any]) -> str:
+    """The plain-language summary the CLI prints at the end of a run."""
+    lines = ["", "=" * 72, "valuetrace summary", "=" * 72]
+    lines += [" ".join(answer(metrics)), ""]
+    lines.append("Behaviour per stage (95% CI):")
+    for stage in metrics["stages"]:
+        beh = metrics["behaviour"][stage]
+        lines.append(
+            f"  {stage:<10} compassion preference {_ci(beh['compassion'])}   "
+            f"helpfulness loss {_ci(beh['helpfulness_loss'])}"
+        )
+    for name, concept in metrics["concepts"].items():
+        lines.append("")
+        lines.append(
+            f"Probe quality per layer — {name} ({concept['concept']}), held-out accuracy / AUROC:"
+        )
+        layers = concept["layers"]
+        lines.append("  " + " " * 10 + "".join(f"  L{layer:<10}" for layer in layers))
+        for stage in metrics["stages"]:
+            probe = concept["probes"][stage]
+            cells = "".join(
+                f"  {probe['accuracy'][i]:.2f}/{probe['auroc'][i]:.2f}  "
+                for i in range(len(layers))
+            )
+            lines.append(f"  {stage:<10}{cells}")
+        for key, loc in concept["localization"].items():
+            clause, _ = _loc_phrase(loc)
+            lines.append(f"  {key}: {clause}")
+    lines.append("=" * 72)
+    return "\n".join(lines)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    )
+
+
+def _concept_section(
+    name: str, concept: dict[str, Any], stages: list[str], figures: dict[str, Path]
+) -> str:
+    layers = concept["layers"]
+    parts = [f"<h2>Probes: {html.escape(name)} ({html.escape(concept['concept'])})</h2>"]
+    rows = []
+    for stage in stages:
+        p = concept["probes"][stage]
+        for i, layer in enumerate(layers):
+            rows.append(
+                [
+                    stage,
+                    layer,
+                    _cell(p, "accuracy", i),
+                    _cell(p, "auroc", i),
+                    f"{p['control_accuracy'][i]:.3f}",
+                    _cell(p, "selectivity", i),
+                ]
+            )
+    for key in (f"{name}_accuracy", f"{name}_selectivity"):
+        if key in figures:
+            parts.append(_img(figures[key], key.replace("_", " ")))
+    parts.append(
+        "<details><summary>Per-layer table (95% CIs, group bootstrap)</summary>"
+        + _table(["stage", "layer", "accuracy", "AUROC", "control acc.", "selectivity"], rows)
+        + "</details>"
+    )
+    parts.append("<h3>Direction similarity and CKA</h3>")
+    null = concept["cosine_null"]
+    parts.append(
+        f"<p>Cosine between stages' compassion directions per layer (sign kept: negative means "
+        f"flipped). Random directions of this width fall within [{null[0]:.3f}, {null[1]:.3f}] "
+        "95% of the time.</p>"
+    )
+    cos_rows = [
+        [key, kind, *[f"{v:.3f}" for v in vals]]
+        for key, by_kind in concept["cosine"].items()
+        for kind, vals in by_kind.items()
+    ]
+    parts.append(_table(["stages", "direction", *[f"L{layer}" for layer in layers]], cos_rows))
+    cka_rows = [[key, *[f"{v:.3f}" for v in vals]] for key, vals in concept["cka"].items()]
+    parts.append("<p>Debiased linear CKA between stages on the same examples:</p>")
+    parts.append(_table(["stages", *[f"L{layer}" for layer in layers]], cka_rows))
+    for key in (f"{name}_cosine", f"{name}_cka", f"{name}_transfer"):
+        if key in figures:
+            parts.append(_img(figures[key], key.replace("_", " ")))
+    parts.append("<h3>Localisation</h3>")
+    loc_rows = []
+    for key, loc in concept["localization"].items():
+        for metric in ("auroc", "separation"):
+            d = loc[metric]
+            sig = [layers[i] for i, s in enumerate(d["significant"]) if s]
+            loc_rows.append(
+                [
+                    key,
+                    metric,
+                    sig or "none",
+                    d["first_significant"]["layer"],
+                    d["largest_drop"]["layer"],
+                    max(d["drop"]),
+                ]
+            )
+    parts.append(
+        _table(
+            ["stages", "metric", "significant layers", "first", "largest drop", "max drop"],
+            loc_rows,
+        )
+    )
+    return "\n".join(parts)
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#111}h1{font-size:1.6em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
+td,th{border:1px solid #999;padding:2px 6px;text-align:right}th{background:#eee}
+figure{margin:1em 0}img{max-width:100%}.answer{background:#f4f4f4;border-left:4px solid #333;
+padding:.6em 1em}figcaption{font-size:.8em;color:#444}"""
+
+
+def render_html(metrics: dict[str, Any], figures: dict[str, Path], out: Path) -> Path:
+    """Write one self-contained HTML report (figures embedded as base64 PNGs)."""
+    stages = metrics["stages"]
+    beh_rows = [
+        [
+            s,
+            _ci(metrics["behaviour"][s]["compassion"]),
+            _ci(metrics["behaviour"][s]["helpfulness_loss"]),
+        ]
+        for s in stages
+    ]
+    sections = [
+        "<h1>valuetrace report</h1>",
+        '<div class="answer">'
+        + "".join(f"<p>{html.escape(s)}</p>" for s in answer(metrics))
+        + "</div>",
+        "<h2>Behaviour per stage</h2>",
+        "<p>Compassion preference: share of held-out eval items where the compassionate "
+        "continuation has the higher mean log-probability. Helpfulness loss: mean per-token loss "
+        "on held-out helpfulness responses (lower is better). 95% bootstrap CIs.</p>",
+        _table(["stage", "compassion preference", "helpfulness loss"], beh_rows),
+    ]
+    if "behaviour" in figures:
+        sections.append(_img(figures["behaviour"], "behaviour per stage"))
+    for name, concept in metrics["concepts"].items():
+        sections.append(_concept_section(name, concept, stages, figures))
+    extra = [k for k in figures if k.startswith(("umap", "projection_vs_behaviour", "causal"))]
+    if metrics.get("behaviour_vs_projection"):
+        sections.append("<h2>Behaviour vs representation</h2>")
+        rows = [
+            [s, v["layer"], _f(v["r"]), f"[{_f(v['lo'])}, {_f(v['hi'])}]", v["n"]]
+            for s, v in metrics["behaviour_vs_projection"].items()
+        ]
+        sections.append(_table(["stage", "layer", "Pearson r", "95% CI", "items"], rows))
+    if metrics.get("causal"):
+        sections.append("<h2>Causal check</h2>")
+        rows = [
+            [c["label"], c["layers"], _ci(c["baseline"]), _ci(c["intervened"]), _ci(c["change"])]
+            for c in metrics["causal"]
+        ]
+        sections.append(
+            _table(["intervention", "layers", "score before", "score after", "change"], rows)
+        )
+    for key in extra:
+        sections.append(_img(figures[key], key.replace("_", " ")))
+    sections.append("<h2>Provenance</h2>")
+    sections.append(f"<pre>{html.escape(json.dumps(metrics['lineage'], indent=1))}</pre>")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>valuetrace report</title>"
+        f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>"
+    )
+    out.write_text(page)
+    return out

@@ -1,0 +1,254 @@
+"""Extraction speed and memory: valuetrace's hooks vs a bare forward, transformer-lens and HF.
+
+How to read the output. One table, one row per way of getting every layer's pooled vectors for
+the same sequences (random token ids, all the same length, fixed seed) from a randomly
+initialised GPT-2-small-sized Llama (hidden 768, 12 layers, 12 heads, MLP 3072, vocab 32000):
+
+    (a) bare forward of the decoder body (`model.model`, no LM head): the floor, nothing pooled
+    (b) valuetrace `extract_to_cache`: tokenise, forward with pooling hooks, mean-pool all 13
+        layers, write the HDF5 cache
+    (c) transformer-lens `run_with_cache` with a names filter (full-sequence cache + LM head)
+    (d) HF `output_hidden_states=True` (full model forward with logits, as users usually do)
+
+`seconds` is wall time, `ms/seq` per sequence, `max |diff| vs (b)` the largest difference of the
+pooled vectors from the cache (b) wrote (HF's last layer is after the final norm, so (d) is
+compared on layers 0..11 only). The ratio line gives (b)/(a), the overhead valuetrace adds to a
+plain forward (goal <= 1.05), and (c)/(b), (d)/(b), how much slower the alternatives are. The
+memory line gives, for (b) on 1x and 4x the sequences, each in a fresh process, the peak RSS
+during (b) (VmHWM, reset just before it) with the RSS before it (model and data loaded) in
+parentheses, and the ratio of the peaks (goal <= 1.10: memory must not grow with the data set).
+The header gives the load average: timings on a shared machine vary by 10% or more, so compare
+ratios from one run, not across runs.
+
+    python benchmarks/bench_extract.py            # 256 x 128 tokens, batch 16 (several minutes)
+    python benchmarks/bench_extract.py --quick    # 32 x 128 tokens, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from activations.examples import LabelledExamples
+from activations.extract import extract_to_cache
+from activations.pooling import Batch, collate, encode
+from activations.store import read_activations
+from activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+
+VOCAB, SEQ_LEN, BATCH, THREADS, SEED = 32000, 128, 16, 2, 0
+PROVENANCE: dict[str, str | int] = {
+    "model_hash": "random-llama-768",
+    "tokenizer_hash": "wordlevel-32000",
+    "dataset_hash": "random-ids",
+    "pooling": "mean",
+    "dtype": "float32",
+    "max_length": SEQ_LEN,
+    "prompt_format": "plain",
+}
+
+
+def build_model() -> LlamaForCausalLM:
+    """A randomly initialised GPT-2-small-sized Llama in eval mode (no download)."""
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        num_key_value_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=2 * SEQ_LEN,
+        pad_token_id=0,
+    )
+    torch.manual_seed(SEED)
+    return LlamaForCausalLM(config).eval()
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer where the text `t17 t5` is exactly the ids [17, 5] (0 = pad)."""
+    vocab = {"<pad>": 0, **{f"t{i}": i for i in range(1, VOCAB)}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>")
+
+
+def build_data(n: int) -> tuple[LabelledExamples, np.ndarray]:
+    """`n` texts of SEQ_LEN random token ids (fixed seed), and the ids themselves."""
+    ids = np.random.default_rng(SEED).integers(1, VOCAB, size=(n, SEQ_LEN))
+    texts = [" ".join(f"t{i}" for i in row) for row in ids]
+    data = LabelledExamples(
+        ids=[f"s{i}" for i in range(n)],
+        prompts=[""] * n,
+        responses=texts,
+        labels=np.arange(n) % 2,
+        groups=[f"g{i}" for i in range(n)],
+    )
+    return data, ids
+
+
+def run_b(model: LlamaForCausalLM, data: LabelledExamples, path: Path) -> None:
+    """(b): valuetrace extraction of every layer, mean pooling, written to an HDF5 cache."""
+    extract_to_cache(
+        model,
+        build_tokenizer(),
+        data,
+        data.prompts,
+        path,
+        provenance=PROVENANCE,
+        pooling="mean",
+        batch_size=BATCH,
+        max_length=SEQ_LEN,
+        overwrite=True,
+        progress=False,
+    )
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """Wall seconds of one call and its result."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+@torch.inference_mode()
+def body_forward(model: LlamaForCausalLM, batches: list[Batch]) -> None:
+    """(a): the decoder body only, every block, nothing kept."""
+    for b in batches:
+        model.model(
+            input_ids=b.input_ids,
+            attention_mask=b.attention_mask,
+            position_ids=b.position_ids,
+            use_cache=False,
+        )
+
+
+@torch.inference_mode()
+def hf_hidden_states(model: LlamaForCausalLM, batches: list[Batch]) -> torch.Tensor:
+    """(d): full forward with logits and `output_hidden_states`, pooled like (b)."""
+    parts = []
+    for b in batches:
+        states = model(
+            input_ids=b.input_ids,
+            attention_mask=b.attention_mask,
+            position_ids=b.position_ids,
+            output_hidden_states=True,
+            use_cache=False,
+        ).hidden_states
+        parts.append(torch.stack([torch.einsum("bt,btd->bd", b.weights, h) for h in states]))
+    return torch.cat(parts, dim=1)
+
+
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def rss_mb(n: int) -> tuple[float, float]:
+    """(RSS before, peak RSS during) (b) on `n` sequences, in a fresh process, in MB."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    before, peak = out.stdout.split()[-2:]
+    return float(before), float(peak)
+
+
+def rss_child(n: int) -> None:
+    """Build the model and data, run (b) on `n` sequences, print RSS before and peak during it.
+
+    The peak is VmHWM reset just before (b) (`clear_refs`), not `ru_maxrss`: that one survives
+    exec, so a child of a big parent would report the parent's size.
+    """
+    torch.set_num_threads(THREADS)
+    model = build_model()
+    data, _ = build_data(n)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak to the current RSS
+    before = _status_mb("VmRSS")
+    with tempfile.TemporaryDirectory() as tmp:
+        run_b(model, data, Path(tmp) / "rss.h5")
+    print(f"{before:.1f} {_status_mb('VmHWM'):.1f}")
+
+
+def main() -> None:
+    """Time (a)-(d) side by side, then the peak RSS of (b) at 1x and 4x the data."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="32 sequences: a smoke run")
+    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.rss_child is not None:
+        rss_child(args.rss_child)
+        return
+    torch.set_num_threads(THREADS)
+    n = 32 if args.quick else 256
+    model = build_model()
+    tokenizer = build_tokenizer()
+    data, ids = build_data(n)
+    encoded = encode(tokenizer, data.prompts, data.responses, SEQ_LEN)
+    assert [e.ids for e in encoded] == ids.tolist(), "the tokenizer must reproduce the ids"
+    batches = [collate(encoded[i : i + BATCH], 0, None, "mean") for i in range(0, n, BATCH)]
+    bridge = boot_bridge(model)
+    layers = list(range(13))
+    body_forward(model, batches[:1])  # warm up allocator and kernels
+    pooled_hidden_states_tl(bridge, batches[0], layers)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "bench.h5"
+        t_a, _ = timed(lambda: body_forward(model, batches))
+        t_b, _ = timed(lambda: run_b(model, data, cache))
+        t_c, tl = timed(
+            lambda: torch.cat([pooled_hidden_states_tl(bridge, b, layers) for b in batches], 1)
+        )
+        t_d, hf = timed(lambda: hf_hidden_states(model, batches))
+        ours = torch.from_numpy(read_activations(cache).acts)
+    rows = [
+        ("(a) bare decoder body forward (model.model)", t_a, "-"),
+        ("(b) valuetrace extract_to_cache (13 layers, mean, HDF5)", t_b, "0"),
+        (
+            "(c) transformer-lens run_with_cache (names filter)",
+            t_c,
+            f"{(tl - ours).abs().max().item():.1e}",
+        ),
+        (
+            "(d) HF output_hidden_states (full forward + logits)",
+            t_d,
+            f"{(hf[:12] - ours[:12]).abs().max().item():.1e}",
+        ),
+    ]
+    print(
+        f"load average {os.getloadavg()[0]:.1f} | "
+        f"{n} sequences x {SEQ_LEN} tokens, batch {BATCH}, {torch.get_num_threads()} threads, "
+        f"Llama 768/12L/12H/MLP 3072/vocab {VOCAB}, fp32, torch {torch.__version__}"
+    )
+    print(f"{'method':<58}{'seconds':>9}{'ms/seq':>9}{'max |diff| vs (b)':>19}")
+    for name, seconds, diff in rows:
+        print(f"{name:<58}{seconds:>9.2f}{1000 * seconds / n:>9.1f}{diff:>19}")
+    print(
+        f"ratios: (b)/(a) = {t_b / t_a:.3f} (goal <= 1.05)   (c)/(b) = {t_c / t_b:.2f}   "
+        f"(d)/(b) = {t_d / t_b:.2f}"
+    )
+    (base1, one), (base4, four) = rss_mb(n), rss_mb(4 * n)
+    print(
+        f"peak RSS during (b), fresh process each (RSS with model and data loaded before it): "
+        f"{n} seqs {one:.0f} MB ({base1:.0f}), {4 * n} seqs {four:.0f} MB ({base4:.0f}), "
+        f"ratio {four / one:.3f} (goal <= 1.10)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Per-layer linear probes on cached activations: where a value is readable, and how well.
+
+Pure arrays in (``[n_layers, n_examples, d_model]`` float32, 0/1 labels with 1 = compassionate,
+contrastive group ids), results out; no model code.
+"""
+
+from probing.direction import Direction
+from probing.probe import Probe, ProbeConfig, ProbeResults, fit_probe, probe_layers
+from probing.store import load_results, save_results
+from probing.transfer import TransferResult, transfer_matrix
+
+__all__ = [
+    "Direction",
+    "Probe",
+    "ProbeConfig",
+    "ProbeResults",
+    "TransferResult",
+    "fit_probe",
+    "load_results",
+    "probe_layers",
+    "save_results",
+    "transfer_matrix",
+]

@@ -1,0 +1,436 @@
+"""Per-layer linear probes with grouped cross-validation, bootstrap intervals and a control task.
+
+Why: the question "where does compassion weaken" is answered by comparing, layer by layer, how
+well a linear probe reads the value out of each stage's activations; the comparison needs honest
+out-of-fold scores, uncertainty that respects the contrastive pairs, and a control task to show
+the probe reads the representation rather than memorising.
+
+One call fits every layer × fold problem (plus control labels, candidate Cs and the full-data
+probe) in a single batched solve (``probing.logistic``). C is fixed (default 1.0) or, given a
+tuple, chosen per layer over that grid by nested grouped CV on out-of-fold log-loss: each outer
+fold's C comes from inner folds inside its training part (the other outer folds), and the
+full-data probe's C from the outer CV. Ties go to the smaller C.
+"""
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from itertools import permutations
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int, Shaped
+
+from probing.controls import control_labels
+from probing.direction import Direction
+from probing.folds import check_fold_classes, grouped_folds
+from probing.logistic import LogisticFit, fit_logistic
+from probing.stats import accuracy, auroc, group_bootstrap_weights, percentile_ci
+from valuetrace.errors import ValuetraceError
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Settings of a probe run; ``C`` is a fixed value or a grid chosen by nested CV per layer."""
+
+    n_folds: int = 5
+    C: float | tuple[float, ...] = 1.0
+    n_bootstrap: int = 1000
+    control: bool = True
+    seed: int = 0
+    ci: float = 0.95
+    tol: float = 1e-4
+    max_iter: int = 1000
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot run, saying which value to change."""
+        grid = self.C_grid
+        if not grid or any(not np.isfinite(c) or c <= 0 for c in grid):
+            raise ValuetraceError(f"C is {self.C}; pass a positive C or a tuple of them")
+        if len(grid) > 1 and self.n_folds < 3:
+            raise ValuetraceError(
+                "choosing C by nested CV needs n_folds >= 3; raise n_folds or fix C"
+            )
+        if self.n_folds < 2:
+            raise ValuetraceError(f"n_folds is {self.n_folds}; use at least 2")
+        if self.n_bootstrap < 0:
+            raise ValuetraceError(
+                f"n_bootstrap is {self.n_bootstrap}; use 0 (no intervals) or more"
+            )
+        if not 0.0 < self.ci < 1.0:
+            raise ValuetraceError(f"ci is {self.ci}; pass a level between 0 and 1, e.g. 0.95")
+        if self.tol <= 0 or self.max_iter < 1:
+            raise ValuetraceError(
+                f"tol {self.tol} / max_iter {self.max_iter}: use tol > 0 and max_iter >= 1"
+            )
+
+    @property
+    def C_grid(self) -> tuple[float, ...]:
+        """Candidate Cs in ascending order (one value when C is fixed)."""
+        values = self.C if isinstance(self.C, tuple) else (self.C,)
+        return tuple(sorted(float(c) for c in values))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Logistic probe per layer with its standardisation; decides on raw activations."""
+
+    coef: Float[np.ndarray, "l d"]
+    intercept: Float[np.ndarray, " l"]
+    mean: Float[np.ndarray, "l d"]
+    std: Float[np.ndarray, "l d"]
+    layers: list[int]
+    C: Float[np.ndarray, " l"]
+
+    def decision(self, acts: Float[np.ndarray, "l n d"]) -> Float[np.ndarray, "l n"]:
+        """Decision values (log-odds of label 1) per layer and example."""
+        acts = np.asarray(acts)
+        if acts.ndim != 3 or acts.shape[0] != len(self.layers) or acts.shape[2] != self.d_model:
+            raise ValuetraceError(
+                f"acts has shape {acts.shape} but the probe expects [{len(self.layers)}, n, "
+                f"{self.d_model}]; pass activations of the same layers and width"
+            )
+        weights = self.coef / self.std
+        offset = self.intercept - (weights * self.mean).sum(1)
+        return np.einsum("lnd,ld->ln", acts, weights.astype(acts.dtype)) + offset[:, None]
+
+    def predict_proba(self, acts: Float[np.ndarray, "l n d"]) -> Float[np.ndarray, "l n"]:
+        """Probability of label 1 (compassionate) per layer and example."""
+        return 1.0 / (1.0 + np.exp(-self.decision(acts)))
+
+    @property
+    def d_model(self) -> int:
+        """Width of the activations the probe reads."""
+        return int(self.coef.shape[1])
+
+
+@dataclass(frozen=True)
+class ProbeResults:
+    """Per-layer out-of-fold metrics with intervals, the full-data probe and its directions."""
+
+    layers: list[int]
+    accuracy: Float[np.ndarray, " l"]
+    accuracy_ci: Float[np.ndarray, "l 2"]
+    auroc: Float[np.ndarray, " l"]
+    auroc_ci: Float[np.ndarray, "l 2"]
+    control_accuracy: Float[np.ndarray, " l"] | None
+    control_accuracy_ci: Float[np.ndarray, "l 2"] | None
+    selectivity: Float[np.ndarray, " l"] | None
+    selectivity_ci: Float[np.ndarray, "l 2"] | None
+    oof_scores: Float[np.ndarray, "l n"]
+    control_oof_scores: Float[np.ndarray, "l n"] | None
+    labels: Int[np.ndarray, " n"]
+    folds: Int[np.ndarray, " n"]
+    C: Float[np.ndarray, " l"]
+    fold_C: Float[np.ndarray, "l k"]
+    probe: Probe
+    probe_direction: Direction
+    mean_diff_direction: Direction
+    config: ProbeConfig
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """Per-layer metrics, chosen Cs, config and provenance as JSON-safe values (NaN → None)."""
+        out: dict[str, object] = {
+            "layers": list(self.layers),
+            "n_examples": len(self.labels),
+            "config": asdict(self.config),
+            "provenance": dict(self.provenance),
+        }
+        for name in (
+            "accuracy",
+            "accuracy_ci",
+            "auroc",
+            "auroc_ci",
+            "control_accuracy",
+            "control_accuracy_ci",
+            "selectivity",
+            "selectivity_ci",
+            "C",
+            "fold_C",
+        ):
+            value = getattr(self, name)
+            out[name] = None if value is None else _json_safe(value)
+        return out
+
+
+def probe_layers(
+    acts: Float[np.ndarray, "l n d"],
+    labels: Int[np.ndarray, " n"],
+    groups: Shaped[np.ndarray, " n"],
+    config: ProbeConfig | None = None,
+    *,
+    layers: list[int] | None = None,
+    provenance: dict[str, str] | None = None,
+) -> ProbeResults:
+    """Probe every layer: out-of-fold accuracy/AUROC with group-bootstrap CIs, control, probe."""
+    config = config or ProbeConfig()
+    acts, labels, groups = _validate(acts, labels, groups)
+    layers = _layer_ids(layers, acts.shape[0])
+    folds = grouped_folds(groups, config.n_folds, config.seed, labels)
+    control = control_labels(labels, groups, config.seed) if config.control else None
+    if control is not None:
+        check_fold_classes(folds, control)
+    plan = _Plan(labels, control, folds, config.C_grid)
+    fit = _fit(acts, plan.y, plan.train, plan.C, config.tol, config.max_iter)
+    decision = fit.decision.numpy().astype(np.float64)  # [l, p, n]
+
+    fold_choice, full_choice = plan.choose_C(decision)
+    oof = plan.out_of_fold(decision, "real", fold_choice)
+    correct = (oof > 0) == (labels == 1)
+    weights = (
+        group_bootstrap_weights(groups, config.n_bootstrap, config.seed)
+        if config.n_bootstrap
+        else None
+    )
+    acc_ci, auc_ci, acc_boot = _intervals(oof, correct, labels, weights, config.ci)
+    ctrl_oof = ctrl_acc = ctrl_ci = sel = sel_ci = None
+    if control is not None:
+        ctrl_oof = plan.out_of_fold(decision, "control", fold_choice)
+        ctrl_correct = (ctrl_oof > 0) == (control == 1)
+        ctrl_acc = accuracy(ctrl_correct)
+        sel = correct.mean(1) - ctrl_acc
+        ctrl_ci = sel_ci = np.full((len(layers), 2), np.nan)
+        if weights is not None:
+            ctrl_boot = accuracy(ctrl_correct, weights)
+            ctrl_ci = percentile_ci(ctrl_boot, config.ci)
+            sel_ci = percentile_ci(acc_boot - ctrl_boot, config.ci)
+
+    grid = np.array(config.C_grid)
+    probe = _probe_from_fit(fit, plan.full_index(full_choice), layers, grid[full_choice])
+    record = {
+        "source": "probing.probe_layers",
+        "n_examples": str(len(labels)),
+        "C": ",".join(f"{c:g}" for c in grid[full_choice]),
+        **(provenance or {}),
+    }
+    return ProbeResults(
+        layers=layers,
+        accuracy=correct.mean(1),
+        accuracy_ci=acc_ci,
+        auroc=auroc(oof, labels),
+        auroc_ci=auc_ci,
+        control_accuracy=ctrl_acc,
+        control_accuracy_ci=ctrl_ci,
+        selectivity=sel,
+        selectivity_ci=sel_ci,
+        oof_scores=oof,
+        control_oof_scores=ctrl_oof,
+        labels=labels,
+        folds=folds,
+        C=grid[full_choice],
+        fold_C=grid[fold_choice],
+        probe=probe,
+        probe_direction=Direction.from_probe(probe, record),
+        mean_diff_direction=Direction.from_mean_difference(acts, labels, layers, record),
+        config=config,
+        provenance=dict(provenance or {}),
+    )
+
+
+def fit_probe(
+    acts: Float[np.ndarray, "l n d"],
+    labels: Int[np.ndarray, " n"],
+    C: float = 1.0,
+    *,
+    layers: list[int] | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+) -> Probe:
+    """Fit one probe per layer on all examples (standardised on all of them), all layers at once."""
+    acts, labels, _ = _validate(acts, labels, np.arange(len(labels)))
+    layers = _layer_ids(layers, acts.shape[0])
+    train = torch.ones(1, len(labels), dtype=torch.bool)
+    y = torch.from_numpy(labels[None].astype(np.float32))
+    fit = _fit(acts, y, train, torch.tensor([float(C)]), tol, max_iter)
+    return _probe_from_fit(
+        fit, np.zeros(len(layers), dtype=np.int64), layers, np.full(len(layers), C)
+    )
+
+
+class _Plan:
+    """The batched problems of one run and how their decisions map back to folds and Cs."""
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        control: np.ndarray | None,
+        folds: np.ndarray,
+        grid: tuple[float, ...],
+    ) -> None:
+        """Lay out outer-fold problems per label set and C, inner problems, full-data problems."""
+        self.folds = folds
+        self.labels = labels
+        self.n_folds = int(folds.max()) + 1
+        self.n_c = len(grid)
+        label_sets = {"real": labels} | ({"control": control} if control is not None else {})
+        rows_y: list[np.ndarray] = []
+        rows_train: list[np.ndarray] = []
+        rows_c: list[float] = []
+
+        def add(y: np.ndarray, train: np.ndarray, c: float) -> int:
+            rows_y.append(y)
+            rows_train.append(train)
+            rows_c.append(c)
+            return len(rows_y) - 1
+
+        self.outer = {
+            (name, ci, f): add(y, folds != f, c)
+            for name, y in label_sets.items()
+            for ci, c in enumerate(grid)
+            for f in range(self.n_folds)
+        }
+        self.inner: dict[tuple[int, int, int], int] = {}
+        if self.n_c > 1:
+            for ci, c in enumerate(grid):
+                for f, g in permutations(range(self.n_folds), 2):
+                    train = (folds != f) & (folds != g)
+                    if len(np.unique(labels[train])) < 2:
+                        raise ValuetraceError(
+                            f"nested CV: the rows outside folds {f} and {g} hold one class; "
+                            "use fewer folds or a fixed C"
+                        )
+                    self.inner[(ci, f, g)] = add(labels, train, c)
+        self.full = [add(labels, np.ones_like(folds, dtype=bool), c) for c in grid]
+        self.y = torch.from_numpy(np.stack(rows_y).astype(np.float32))
+        self.train = torch.from_numpy(np.stack(rows_train))
+        self.C = torch.tensor(rows_c, dtype=torch.float64)
+
+    def choose_C(self, decision: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grid index per (layer, outer fold) from inner folds, and per layer from outer folds."""
+        n_layers = decision.shape[0]
+        if self.n_c == 1:
+            zeros = np.zeros(n_layers, dtype=np.int64)
+            return np.zeros((n_layers, self.n_folds), dtype=np.int64), zeros
+        inner = np.zeros((n_layers, self.n_folds, self.n_c))
+        for (ci, f, g), p in self.inner.items():
+            rows = self.folds == g
+            inner[:, f, ci] += _log_loss(decision[:, p, rows], self.labels[rows])
+        outer = np.zeros((n_layers, self.n_c))
+        for ci in range(self.n_c):
+            for f in range(self.n_folds):
+                rows = self.folds == f
+                p = self.outer[("real", ci, f)]
+                outer[:, ci] += _log_loss(decision[:, p, rows], self.labels[rows])
+        return inner.argmin(2), outer.argmin(1)
+
+    def out_of_fold(self, decision: np.ndarray, name: str, choice: np.ndarray) -> np.ndarray:
+        """Held-out decision values ``[l, n]``, each fold scored by its own model and C."""
+        oof = np.empty((decision.shape[0], decision.shape[2]))
+        for f in range(self.n_folds):
+            rows = self.folds == f
+            problems = [self.outer[(name, ci, f)] for ci in choice[:, f]]
+            oof[:, rows] = decision[np.arange(decision.shape[0]), problems][:, rows]
+        return oof
+
+    def full_index(self, choice: np.ndarray) -> np.ndarray:
+        """Problem index of the full-data fit at each layer's chosen C."""
+        return np.array(self.full)[choice]
+
+
+def _fit(
+    acts: np.ndarray,
+    y: torch.Tensor,
+    train: torch.Tensor,
+    C: torch.Tensor,
+    tol: float,
+    max_iter: int,
+) -> LogisticFit:
+    """Batched fit, warning (not failing) when some problem hit ``max_iter``."""
+    fit = fit_logistic(torch.from_numpy(acts), y, train, C, tol=tol, max_iter=max_iter)
+    if not bool(fit.converged.all()):
+        warnings.warn(
+            f"{int((~fit.converged).sum())} probe fits did not reach tol {tol} in {max_iter} "
+            "iterations; raise max_iter or use a smaller C",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return fit
+
+
+def _probe_from_fit(
+    fit: LogisticFit, problem: np.ndarray, layers: list[int], C: np.ndarray
+) -> Probe:
+    """Probe made of problem ``problem[l]`` at each layer ``l``."""
+    idx = np.arange(len(layers)), problem
+    return Probe(
+        coef=fit.coef.numpy()[idx],
+        intercept=fit.intercept.numpy()[idx],
+        mean=fit.mean.numpy()[idx],
+        std=fit.std.numpy()[idx],
+        layers=layers,
+        C=np.asarray(C, dtype=np.float64),
+    )
+
+
+def _intervals(
+    oof: np.ndarray,
+    correct: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray | None,
+    ci: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bootstrap CIs of accuracy and AUROC, and the accuracy replicates (for selectivity)."""
+    if weights is None:
+        nan = np.full((oof.shape[0], 2), np.nan)
+        return nan, nan.copy(), np.full((1, oof.shape[0]), np.nan)
+    acc_boot = accuracy(correct, weights)
+    return (
+        percentile_ci(acc_boot, ci),
+        percentile_ci(auroc(oof, labels, weights), ci),
+        acc_boot,
+    )
+
+
+def _log_loss(decision: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Summed log-loss per layer of decision values ``[l, m]`` against 0/1 labels."""
+    return (np.logaddexp(0.0, decision) - labels * decision).sum(1)
+
+
+def _validate(
+    acts: np.ndarray, labels: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check shapes, labels and finiteness; return float32 acts, int labels and groups."""
+    acts = np.asarray(acts)
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    if acts.ndim != 3:
+        raise ValuetraceError(f"acts has shape {acts.shape}; pass [n_layers, n_examples, d_model]")
+    if not acts.shape[1] == len(labels) == len(groups):
+        raise ValuetraceError(
+            f"acts has {acts.shape[1]} examples, labels {len(labels)}, groups {len(groups)}; "
+            "pass one label and one group id per example"
+        )
+    values = np.unique(labels)
+    if not np.isin(values, [0, 1]).all():
+        raise ValuetraceError(
+            f"labels must be 0/1 (1 = compassionate), got values {values.tolist()[:10]}; map "
+            "them to 0/1"
+        )
+    if len(values) < 2:
+        raise ValuetraceError(
+            f"labels hold only class {values.tolist()}; a probe needs examples of both 0 and 1"
+        )
+    finite = np.isfinite(acts).all(axis=(1, 2))
+    if not finite.all():
+        raise ValuetraceError(
+            f"activations contain NaN or inf at layers {np.flatnonzero(~finite).tolist()}; "
+            "re-extract those layers or drop the affected examples"
+        )
+    return np.ascontiguousarray(acts, dtype=np.float32), labels.astype(np.int64), groups
+
+
+def _layer_ids(layers: list[int] | None, n_layers: int) -> list[int]:
+    """Model layer index per row of ``acts`` (0..L-1 unless given)."""
+    if layers is None:
+        return list(range(n_layers))
+    if len(layers) != n_layers:
+        raise ValuetraceError(
+            f"{len(layers)} layer ids for {n_layers} layers of activations; pass one per layer"
+        )
+    return [int(x) for x in layers]
+
+
+def _json_safe(value: np.ndarray) -> object:
+    """Nested lists of floats with NaN replaced by None."""
+    array = np.asarray(value, dtype=np.float64)
+    return np.where(np.isnan(array), None, array).tolist()

@@ -1,0 +1,139 @@
+"""Save and load ``ProbeResults`` as one HDF5 file, written atomically.
+
+Why: probe runs feed the analysis and the report long after they ran, so everything needed to
+re-score, compare and plot them (metrics, out-of-fold scores, the probe with its
+standardisation, both directions, config, provenance) goes in one self-describing file. It is
+written to a temporary file beside the target and moved into place, so a crash never leaves a
+half-written file under the real name.
+
+Layout (``format_version`` 1; float64 unless noted; ``L`` layers, ``N`` examples, ``D`` width):
+
+- root attributes: ``format`` = ``"valuetrace.probe_results"``, ``format_version`` = 1,
+  ``config`` (JSON of ``ProbeConfig``), ``provenance`` (JSON object of strings);
+- ``layers`` int64 ``[L]``, ``labels`` int64 ``[N]``, ``folds`` int64 ``[N]``,
+  ``oof_scores`` ``[L, N]``, and with a control task ``control_oof_scores`` ``[L, N]``;
+- ``metrics/``: ``accuracy`` ``[L]``, ``accuracy_ci`` ``[L, 2]``, ``auroc``, ``auroc_ci``,
+  ``C`` ``[L]``, ``fold_C`` ``[L, K]``, and with a control task ``control_accuracy``,
+  ``control_accuracy_ci``, ``selectivity``, ``selectivity_ci``;
+- ``probe/``: ``coef``, ``mean``, ``std`` float32 ``[L, D]``, ``intercept`` float32 ``[L]``,
+  ``C`` ``[L]``;
+- ``directions/probe/`` and ``directions/mean_diff/``: ``vectors`` float32 ``[L, D]``,
+  ``layers`` int64 ``[L]``, attributes ``kind`` and ``provenance`` (JSON).
+"""
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from probing.direction import Direction
+from probing.probe import Probe, ProbeConfig, ProbeResults
+from valuetrace.errors import ValuetraceError
+
+FORMAT = "valuetrace.probe_results"
+FORMAT_VERSION = 1
+_METRICS = ("accuracy", "accuracy_ci", "auroc", "auroc_ci", "C", "fold_C")
+_CONTROL_METRICS = ("control_accuracy", "control_accuracy_ci", "selectivity", "selectivity_ci")
+_PROBE = ("coef", "intercept", "mean", "std", "C")
+_DIRECTIONS = {"probe": "probe_direction", "mean_diff": "mean_diff_direction"}
+
+
+def save_results(results: ProbeResults, path: str | Path) -> None:
+    """Write ``results`` to ``path`` (HDF5) atomically: temp file, then ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["config"] = json.dumps(asdict(results.config))
+            f.attrs["provenance"] = json.dumps(results.provenance)
+            f["layers"] = np.asarray(results.layers, dtype=np.int64)
+            f["labels"] = results.labels
+            f["folds"] = results.folds
+            f["oof_scores"] = results.oof_scores
+            metrics = f.create_group("metrics")
+            for name in _METRICS:
+                metrics[name] = getattr(results, name)
+            if results.control_oof_scores is not None:
+                f["control_oof_scores"] = results.control_oof_scores
+                for name in _CONTROL_METRICS:
+                    metrics[name] = getattr(results, name)
+            probe = f.create_group("probe")
+            for name in _PROBE:
+                probe[name] = getattr(results.probe, name)
+            for key, attr in _DIRECTIONS.items():
+                direction: Direction = getattr(results, attr)
+                group = f.create_group(f"directions/{key}")
+                group["vectors"] = direction.vectors
+                group["layers"] = np.asarray(direction.layers, dtype=np.int64)
+                group.attrs["kind"] = direction.kind
+                group.attrs["provenance"] = json.dumps(direction.provenance)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_results(path: str | Path) -> ProbeResults:
+    """Read a file written by ``save_results``; foreign, old or truncated files raise."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise ValuetraceError(
+            f"{path} is not a readable HDF5 file ({err}); it may be truncated or another "
+            "format, so re-run the probes and save them again"
+        ) from err
+    with handle as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValuetraceError(
+                f"{path} is not a valuetrace probe-results file (format "
+                f"{f.attrs.get('format')!r}); pass a file written by save_results"
+            )
+        version = int(f.attrs.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise ValuetraceError(
+                f"{path} has probe-results format_version {version}, this valuetrace reads "
+                f"{FORMAT_VERSION}; re-run the probes with this version"
+            )
+        try:
+            return _read(f)
+        except (KeyError, ValueError) as err:
+            raise ValuetraceError(
+                f"{path} is incomplete ({err}); re-run the probes and save them again"
+            ) from err
+
+
+def _read(f: h5py.File) -> ProbeResults:
+    """Rebuild the results from an open file whose header was checked."""
+    layers = f["layers"][()].tolist()
+    metrics = f["metrics"]
+    control = "control_oof_scores" in f
+    probe = Probe(layers=layers, **{name: f["probe"][name][()] for name in _PROBE})
+    directions = {
+        attr: Direction(
+            vectors=f[f"directions/{key}/vectors"][()],
+            layers=f[f"directions/{key}/layers"][()].tolist(),
+            kind=f[f"directions/{key}"].attrs["kind"],
+            provenance=json.loads(f[f"directions/{key}"].attrs["provenance"]),
+        )
+        for key, attr in _DIRECTIONS.items()
+    }
+    config = json.loads(f.attrs["config"])
+    if isinstance(config["C"], list):
+        config["C"] = tuple(config["C"])
+    return ProbeResults(
+        layers=layers,
+        labels=f["labels"][()],
+        folds=f["folds"][()],
+        oof_scores=f["oof_scores"][()],
+        control_oof_scores=f["control_oof_scores"][()] if control else None,
+        **{name: metrics[name][()] for name in _METRICS},
+        **{name: metrics[name][()] if control else None for name in _CONTROL_METRICS},
+        probe=probe,
+        config=ProbeConfig(**config),
+        provenance=json.loads(f.attrs["provenance"]),
+        **directions,
+    )

@@ -1,0 +1,71 @@
+"""Cross-stage transfer: every stage's probe scored on every stage's activations of the same texts.
+
+Why: if the compassion probe trained on the base model still reads the fine-tuned model's
+activations, the representation moved little; where transfer drops, it changed. The diagonal is
+each probe on its own training activations (in-sample).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Float, Int
+
+from probing.probe import Probe
+from probing.stats import auroc
+from valuetrace.errors import ValuetraceError
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Accuracy and AUROC of probe ``i`` on activations ``j`` at each layer."""
+
+    train_stages: list[str]
+    test_stages: list[str]
+    layers: list[int]
+    accuracy: Float[np.ndarray, "s t l"]
+    auroc: Float[np.ndarray, "s t l"]
+
+
+def transfer_matrix(
+    probes: dict[str, Probe],
+    acts: dict[str, Float[np.ndarray, "l n d"]],
+    labels: Int[np.ndarray, " n"],
+) -> TransferResult:
+    """Score each stage's probe on each stage's activations; arrays are ``[train, test, layer]``."""
+    labels = np.asarray(labels)
+    if not probes or not acts:
+        raise ValuetraceError("transfer_matrix needs at least one probe and one activation set")
+    shapes = {name: np.shape(a) for name, a in acts.items()}
+    shape = next(iter(shapes.values()))
+    if len(set(shapes.values())) > 1 or len(shape) != 3 or shape[1] != len(labels):
+        raise ValuetraceError(
+            f"activation shapes {shapes} with {len(labels)} labels; pass [n_layers, n_examples, "
+            "d_model] arrays of the same shape for every stage and one label per example"
+        )
+    for name, probe in probes.items():
+        if probe.d_model != shape[2] or len(probe.layers) != shape[0]:
+            raise ValuetraceError(
+                f"probe {name!r} reads {len(probe.layers)} layers of width {probe.d_model} but "
+                f"the activations have {shape[0]} layers of width {shape[2]}; use probes fitted "
+                "on the same layers of the same model"
+            )
+    if len({tuple(p.layers) for p in probes.values()}) > 1:
+        raise ValuetraceError(
+            f"probes cover different layers { ({k: p.layers for k, p in probes.items()}) }; "
+            "fit every stage's probe on the same layers"
+        )
+    train_names, test_names = list(probes), list(acts)
+    acc = np.empty((len(train_names), len(test_names), shape[0]))
+    auc = np.empty_like(acc)
+    for i, name in enumerate(train_names):
+        for j, other in enumerate(test_names):
+            scores = probes[name].decision(acts[other])
+            acc[i, j] = ((scores > 0) == (labels == 1)).mean(1)
+            auc[i, j] = auroc(scores, labels)
+    return TransferResult(
+        train_stages=train_names,
+        test_stages=test_names,
+        layers=list(next(iter(probes.values())).layers),
+        accuracy=acc,
+        auroc=auc,
+    )

@@ -1,0 +1,145 @@
+"""Extraction: hooks match HF hidden states; layer checks; the cache it writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from activations.examples import LabelledExamples
+from activations.extract import (
+    check_layers,
+    extract_to_cache,
+    length_batches,
+    pooled_hidden_states,
+)
+from activations.pooling import collate, encode
+from activations.store import read_activations
+from valuetrace.errors import ValuetraceError
+
+
+def _examples(n: int) -> LabelledExamples:
+    animals = ["cat", "dog", "pig", "cow", "hen", "fox", "crow", "goat"]
+    return LabelledExamples(
+        ids=[f"e{i}" for i in range(n)],
+        prompts=[f"Q: the {animals[i % 8]} limped near the barn? A:" for i in range(n)],
+        responses=[
+            (" the vet listened." if i % 2 else " the farmer watched.") * (1 + i % 3)
+            for i in range(n)
+        ],
+        labels=np.arange(n) % 2,
+        groups=[f"p{i // 2}" for i in range(n)],
+    )
+
+
+PROVENANCE = {
+    "model_hash": "m",
+    "tokenizer_hash": "t",
+    "dataset_hash": "d",
+    "pooling": "mean",
+    "dtype": "float32",
+    "max_length": 64,
+    "prompt_format": "plain",
+}
+
+
+def test_last_layer_is_the_residual_before_the_final_norm(tiny_model, tiny_tokenizer):
+    encoded = encode(tiny_tokenizer, ["Q: a cat? A:"], [" the vet listened."], 64)
+    batch = collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "last")
+    captured = {}
+
+    def grab(_module, args) -> None:
+        captured["pre"] = args[0][0, -1]
+
+    handle = tiny_model.model.norm.register_forward_pre_hook(grab)
+    try:
+        tiny_model(batch.input_ids)
+    finally:
+        handle.remove()
+    last = pooled_hidden_states(tiny_model, batch, [2])[0, 0]
+    assert torch.allclose(last, captured["pre"], atol=1e-5)
+
+
+def test_check_layers_names_the_valid_range(tiny_model):
+    assert check_layers(tiny_model, None) == [0, 1, 2]
+    with pytest.raises(ValuetraceError, match="layers are 0 \\(embeddings\\) to 2"):
+        check_layers(tiny_model, [0, 5])
+
+
+def test_extract_writes_every_row_in_order(tmp_path, tiny_model, tiny_tokenizer):
+    data = _examples(300)  # > one 256-row block, so blocks and sorting are exercised
+    path = extract_to_cache(
+        tiny_model,
+        tiny_tokenizer,
+        data,
+        data.prompts,
+        tmp_path / "a.h5",
+        provenance=PROVENANCE,
+        pooling="mean",
+        batch_size=16,
+        max_length=64,
+        progress=False,
+    )
+    cache = read_activations(path)
+    assert cache.acts.shape == (3, 300, 32)
+    assert cache.ids == data.ids and cache.groups == data.groups
+    one = encode(tiny_tokenizer, data.prompts[257:258], data.responses[257:258], 64)
+    batch = collate(one, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "mean")
+    direct = pooled_hidden_states(tiny_model, batch, [0, 1, 2])[:, 0].numpy()
+    np.testing.assert_allclose(cache.acts[:, 257], direct, atol=1e-5)
+
+
+def test_extract_without_pad_token_is_refused(tmp_path, tiny_model, tiny_tokenizer):
+    tok = tiny_tokenizer.__class__(tokenizer_object=tiny_tokenizer.backend_tokenizer)
+    data = _examples(4)
+    with pytest.raises(ValuetraceError, match="no pad token"):
+        extract_to_cache(
+            tiny_model,
+            tok,
+            data,
+            data.prompts,
+            tmp_path / "x.h5",
+            provenance=PROVENANCE,
+            pooling="mean",
+            batch_size=4,
+            max_length=64,
+        )
+
+
+def test_length_batches_respect_the_row_and_token_budgets():
+    lengths = [5, 40, 7, 12, 33, 3, 64, 20, 9, 11, 100]
+    batches = length_batches(lengths, batch_size=4, max_batch_tokens=64)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths)  # shortest first
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert len(batch) <= 4 and (padded <= 64 or len(batch) == 1)
+    assert batches[-1] == [10]  # longer than the budget: a batch of its own
+    assert length_batches(lengths, batch_size=4) == [flat[0:4], flat[4:8], flat[8:11]]
+
+
+def test_a_token_budget_gives_the_same_cache_as_a_fixed_batch_size(
+    tmp_path, tiny_model, tiny_tokenizer
+):
+    data = _examples(60)
+    encoded = encode(tiny_tokenizer, data.prompts, data.responses, 64)
+    lengths = [len(e.ids) for e in encoded]
+    assert len(length_batches(lengths, 16, 120)) > len(length_batches(lengths, 16))
+    acts = []
+    for name, budget in (("fixed", None), ("budget", 120)):
+        path = extract_to_cache(
+            tiny_model,
+            tiny_tokenizer,
+            data,
+            data.prompts,
+            tmp_path / f"{name}.h5",
+            provenance=PROVENANCE,
+            pooling="mean",
+            batch_size=16,
+            max_length=64,
+            progress=False,
+            max_batch_tokens=budget,
+        )
+        acts.append(read_activations(path).acts)
+    np.testing.assert_allclose(acts[1], acts[0], atol=1e-6, rtol=0)

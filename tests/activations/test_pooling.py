@@ -1,0 +1,70 @@
+"""Pooling: the three modes, padding independence, response spans and truncation."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from activations.extract import pooled_hidden_states
+from activations.pooling import collate, encode
+from valuetrace.errors import ValuetraceError
+
+PROMPTS = ["### Instruction:\nThe cat rested near the barn.\n\n### Response:\n", "Q: a dog? A:"]
+RESPONSES = ["The vet listened.", " The farmer watched while the child helped near the river."]
+
+
+def _reference(model, encoded, mode: str) -> torch.Tensor:
+    """Pool `output_hidden_states` one unpadded example at a time."""
+    rows = []
+    for e in encoded:
+        with torch.no_grad():
+            hidden = model(torch.tensor([e.ids]), output_hidden_states=True).hidden_states
+        n = len(e.ids)
+        if mode == "last":
+            w = torch.nn.functional.one_hot(torch.tensor(n - 1), n).float()
+        elif mode == "mean":
+            w = torch.ones(n)
+            w[0] = 0  # BOS
+        else:
+            w = torch.tensor(e.response, dtype=torch.float)
+        w = w / w.sum()
+        rows.append(torch.stack([(w[:, None] * h[0]).sum(0) for h in hidden[:-1]]))
+    return torch.stack(rows, dim=1)
+
+
+@pytest.mark.parametrize("mode", ["last", "mean", "response"])
+def test_left_and_right_padding_match_unpadded_reference(tiny_model, tiny_tokenizer, mode):
+    encoded = encode(tiny_tokenizer, PROMPTS, RESPONSES, max_length=64)
+    layers = list(range(len(tiny_model.model.layers)))  # all but the last (post-norm in HF)
+    pad, bos = tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id
+    right = pooled_hidden_states(tiny_model, collate(encoded, pad, bos, mode, "right"), layers)
+    left = pooled_hidden_states(tiny_model, collate(encoded, pad, bos, mode, "left"), layers)
+    reference = _reference(tiny_model, encoded, mode)
+    assert torch.allclose(right, left, atol=1e-5)
+    assert torch.allclose(right, reference, atol=1e-4)
+
+
+def test_response_span_covers_exactly_the_response_tokens(tiny_tokenizer):
+    encoded = encode(tiny_tokenizer, PROMPTS, RESPONSES, max_length=64)
+    for e, response in zip(encoded, RESPONSES, strict=True):
+        span = [tid for tid, flag in zip(e.ids, e.response, strict=True) if flag]
+        assert tiny_tokenizer.decode(span).strip() == response.strip()
+        assert not e.response[0]  # BOS never pooled
+
+
+def test_truncation_keeps_the_end_and_warns(tiny_tokenizer, caplog):
+    with caplog.at_level(logging.WARNING):
+        encoded = encode(tiny_tokenizer, PROMPTS, RESPONSES, max_length=12)
+    assert all(len(e.ids) <= 12 for e in encoded)
+    assert encoded[0].ids[0] == tiny_tokenizer.bos_token_id
+    assert "2 of 2 texts are longer than 12 tokens" in caplog.text
+    full = encode(tiny_tokenizer, PROMPTS, RESPONSES, max_length=512)
+    assert encoded[1].ids[-5:] == full[1].ids[-5:]
+
+
+def test_empty_response_span_is_a_clear_error(tiny_tokenizer):
+    encoded = encode(tiny_tokenizer, ["only a prompt"], [""], max_length=32)
+    with pytest.raises(ValuetraceError, match="no response tokens"):
+        collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "response")

@@ -1,0 +1,111 @@
+"""The HDF5 cache: round trip, resume, provenance refusal, damaged and foreign files."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from activations import store
+from activations.store import CacheWriter, Examples, read_activations
+from valuetrace.errors import ValuetraceError
+
+PROV = {
+    "model_hash": "m1",
+    "tokenizer_hash": "t1",
+    "dataset_hash": "d1",
+    "pooling": "mean",
+    "dtype": "float32",
+    "max_length": 64,
+    "prompt_format": "plain",
+}
+N, D, LAYERS = 10, 6, [0, 1, 2]
+EXAMPLES = Examples([f"e{i}" for i in range(N)], np.arange(N) % 2, [f"g{i // 2}" for i in range(N)])
+BLOCK = np.random.default_rng(0).normal(size=(3, N, D)).astype(np.float32)
+
+
+def _open(path, **kw) -> CacheWriter:
+    return CacheWriter.open(
+        path,
+        provenance=kw.pop("prov", PROV),
+        layers=kw.pop("layers", LAYERS),
+        d_model=D,
+        examples=EXAMPLES,
+        **kw,
+    )
+
+
+def test_round_trip_with_metadata_and_provenance(tmp_path):
+    writer = _open(tmp_path / "c.h5")
+    writer.write(0, BLOCK)
+    writer.finish()
+    cache = read_activations(tmp_path / "c.h5")
+    np.testing.assert_array_equal(cache.acts, BLOCK)
+    assert cache.ids == list(EXAMPLES.ids) and cache.groups == list(EXAMPLES.groups)
+    assert cache.attrs["model_hash"] == "m1" and cache.attrs["complete"]
+    np.testing.assert_array_equal(read_activations(tmp_path / "c.h5", layers=[2]).acts[0], BLOCK[2])
+    with h5py.File(tmp_path / "c.h5") as fh:  # plain h5py reads it
+        assert fh["hidden"].chunks[0] == 1
+
+
+def test_resume_continues_from_rows_done_and_matches_a_single_run(tmp_path):
+    writer = _open(tmp_path / "r.h5")
+    writer.write(0, BLOCK[:, :4])
+    writer.close()  # as if the process died here
+    with pytest.raises(ValuetraceError, match="half-written \\(4 of 10 rows\\)"):
+        read_activations(tmp_path / "r.h5")
+    again = _open(tmp_path / "r.h5")
+    assert again.rows_done == 4 and not again.complete
+    with pytest.raises(ValuetraceError, match="block starts at row 0"):
+        again.write(0, BLOCK)
+    again.write(4, BLOCK[:, 4:])
+    again.finish()
+    np.testing.assert_array_equal(read_activations(tmp_path / "r.h5").acts, BLOCK)
+
+
+def test_other_provenance_is_refused_naming_the_field_and_kept(tmp_path):
+    writer = _open(tmp_path / "p.h5")
+    writer.write(0, BLOCK)
+    writer.finish()
+    before = (tmp_path / "p.h5").read_bytes()
+    with pytest.raises(ValuetraceError, match="pooling: cache has 'mean', request has 'last'"):
+        _open(tmp_path / "p.h5", prov={**PROV, "pooling": "last"})
+    with pytest.raises(ValuetraceError, match="layers"):
+        _open(tmp_path / "p.h5", layers=[0, 1])
+    assert (tmp_path / "p.h5").read_bytes() == before
+    replaced = _open(tmp_path / "p.h5", prov={**PROV, "pooling": "last"}, overwrite=True)
+    assert replaced.rows_done == 0
+    replaced.close()
+
+
+def test_foreign_and_truncated_files_are_refused_untouched(tmp_path):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as fh:
+        fh["x"] = np.zeros(3)
+    with pytest.raises(ValuetraceError, match="not a valuetrace activation cache"):
+        _open(foreign)
+    writer = _open(tmp_path / "t.h5")
+    writer.write(0, BLOCK)
+    writer.finish()
+    data = (tmp_path / "t.h5").read_bytes()
+    (tmp_path / "t.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValuetraceError, match="truncated or damaged"):
+        read_activations(tmp_path / "t.h5")
+    assert (tmp_path / "t.h5").stat().st_size == len(data) // 3
+
+
+def test_missing_layer_and_missing_file_errors(tmp_path):
+    with pytest.raises(ValuetraceError, match="run `valuetrace extract` first"):
+        read_activations(tmp_path / "none.h5")
+    writer = _open(tmp_path / "l.h5")
+    writer.write(0, BLOCK)
+    writer.finish()
+    with pytest.raises(ValuetraceError, match="layers \\[7\\] are not in"):
+        read_activations(tmp_path / "l.h5", layers=[7])
+
+
+def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda _p: type("U", (), {"free": 100})())
+    with pytest.raises(ValuetraceError, match=r"needs .* MB but only"):
+        _open(tmp_path / "full.h5")
+    assert not (tmp_path / "full.h5").exists()

@@ -1,0 +1,129 @@
+"""Tests for analysis.planted: the removal's guarantee, the planted signal, and the self-test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+from analysis.causal import residual_modules
+from analysis.planted import plant_direction_removal, plant_marker_signal, planted_selftest
+from training.models import build_scratch_model
+from valuetrace.errors import ValuetraceError
+
+N_BLOCKS = 4
+ANIMALS = ["cat", "dog", "pig", "cow", "hen", "fox"]
+TEXTS = [
+    f"The {animal} {verb} near the {place}" + (" while the vet listened." if i % 2 else ".")
+    for i, (animal, verb, place) in enumerate(
+        (a, v, p) for a in ANIMALS for v in ("rested", "slept") for p in ("barn", "river", "road")
+    )
+][:30]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_tokenizer):
+    """A randomly initialised 4-block Llama (hidden 48)."""
+    return build_scratch_model(
+        tiny_tokenizer,
+        hidden_size=48,
+        num_layers=N_BLOCKS,
+        num_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=128,
+        seed=1,
+    ).eval()
+
+
+def _unit(seed: int, d: int) -> torch.Tensor:
+    v = torch.from_numpy(np.random.default_rng(seed).normal(size=d)).float()
+    return v / v.norm()
+
+
+def _streams(model, input_ids: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every residual-stream layer at every position, and the logits, from one full forward."""
+    out: list[torch.Tensor] = []
+
+    def grab(_module, _inputs, output) -> None:
+        out.append(output[0] if isinstance(output, tuple) else output)
+
+    handles = [m.register_forward_hook(grab) for m in residual_modules(model)]
+    try:
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids).logits
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, logits
+
+
+@pytest.mark.parametrize("from_layer", range(N_BLOCKS + 1))
+def test_removal_zeroes_u_from_the_layer_on_and_keeps_earlier_layers(
+    model, tiny_tokenizer, from_layer
+):
+    u = _unit(from_layer, model.config.hidden_size)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.tensor([tiny_tokenizer(TEXTS[1]).input_ids])
+    original, logits = _streams(model, ids)
+    edited_model = plant_direction_removal(model, u.numpy(), from_layer)
+    edited, _ = _streams(edited_model, ids)
+
+    for layer, (h, h_edit) in enumerate(zip(original, edited, strict=True)):
+        if layer < from_layer:
+            assert torch.equal(h_edit, h)
+        else:
+            assert (h @ u).abs().max() > 1e-3  # the original does carry u here
+            assert (h_edit @ u).abs().max() < 1e-5 * h_edit.abs().max()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(isinstance(b, LlamaDecoderLayer) for b in edited_model.model.layers)
+    if from_layer == 0:  # the head is untied and keeps its original read-out
+        embedding = edited_model.get_input_embeddings().weight
+        assert edited_model.lm_head.weight is not embedding
+        torch.testing.assert_close(edited_model.lm_head.weight, model.lm_head.weight)
+        assert (embedding @ u).abs().max() < 1e-6
+    _, logits_again = _streams(model, ids)
+    assert torch.equal(logits_again, logits)
+
+
+def test_planted_pairs_differ_only_by_two_a_u_at_the_marker(model, tiny_tokenizer):
+    u = _unit(7, model.config.hidden_size)
+    markers, strength = (5, 6), 4.0
+    planted = plant_marker_signal(model, u, markers, strength)
+    a = strength * model.get_input_embeddings().weight.norm(dim=1).median()
+    ids = tiny_tokenizer(TEXTS[3]).input_ids
+    pair = torch.tensor([[*ids, markers[0]], [*ids, markers[1]]])
+    for h in _streams(planted, pair)[0]:
+        diff = h[1] - h[0]
+        assert diff[:-1].abs().max() < 1e-5
+        torch.testing.assert_close(diff[-1], 2 * a * u, rtol=0, atol=1e-4)
+        torch.testing.assert_close(h[0, -1].norm(), h[1, -1].norm())
+
+
+@pytest.mark.parametrize("from_layer", [1, 2])
+def test_selftest_finds_the_planted_layer(model, tiny_tokenizer, from_layer):
+    result = planted_selftest(model, tiny_tokenizer, TEXTS, from_layer, seed=3, n_boot=1000)
+    loc = result.localization
+    assert result.passed and result.found_layer == from_layer
+    assert loc.separation.first_significant.layer == from_layer
+    assert loc.auroc.drop[:from_layer] == [0.0] * from_layer  # earlier layers are identical
+    assert min(loc.auroc.a) > 0.95 and max(loc.auroc.b[from_layer:]) < 0.6
+    assert json.loads(json.dumps(result.to_dict()))["found_layer"] == from_layer
+
+
+def test_bad_input_names_the_problem(model, tiny_tokenizer):
+    d = model.config.hidden_size
+    with pytest.raises(ValuetraceError, match=r"layers are 0 \(embeddings\) to 4"):
+        plant_direction_removal(model, np.ones(d), 5)
+    with pytest.raises(ValuetraceError, match=rf"shape \(16,\).*hidden size is {d}"):
+        plant_direction_removal(model, np.ones(16), 1)
+    with pytest.raises(ValuetraceError, match="zero"):
+        plant_direction_removal(model, np.zeros(d), 1)
+    with pytest.raises(ValuetraceError, match="at least 10 distinct"):
+        planted_selftest(model, tiny_tokenizer, TEXTS[:3] * 5, 1)
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50))
+    with pytest.raises(ValuetraceError, match="Llama-style"):
+        plant_direction_removal(gpt2, np.ones(16), 1)

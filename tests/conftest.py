@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny real Llama and tokenizer built offline, and the shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(2)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+CORPUS = [
+    f"The {animal} {verb} near the {place} while the {person} {act}."
+    for animal in ["cat", "dog", "pig", "cow", "hen", "fox", "crow", "goat"]
+    for verb in ["rested", "waited", "limped", "slept"]
+    for place in ["barn", "river", "road"]
+    for person, act in [("farmer", "watched"), ("child", "helped"), ("vet", "listened")]
+]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public data beside the repo, or a skip that says why."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (see README, 'Real data')")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A byte-level BPE trained on a small corpus (no hub)."""
+    from training.models import train_tokenizer
+
+    return train_tokenizer(CORPUS, vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_tokenizer):
+    """A randomly initialised 2-block Llama (hidden 32) in eval mode."""
+    from training.models import build_scratch_model
+
+    model = build_scratch_model(
+        tiny_tokenizer,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        seed=0,
+    )
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_model, tiny_tokenizer) -> Path:
+    """The tiny model and tokenizer saved with save_pretrained."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    tiny_model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return path

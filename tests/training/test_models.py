@@ -1,0 +1,79 @@
+"""Models: the offline tokenizer and Llama, loading by path, adapters and bad paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from training.models import decoder_layers, load_model, load_tokenizer
+from valuetrace.errors import ValuetraceError
+
+
+def test_tokenizer_adds_bos_and_round_trips(tiny_tokenizer):
+    ids = tiny_tokenizer("The cat rested near the barn.").input_ids
+    assert ids[0] == tiny_tokenizer.bos_token_id
+    assert tiny_tokenizer.decode(ids, skip_special_tokens=True) == "The cat rested near the barn."
+    assert tiny_tokenizer.pad_token_id is not None
+
+
+def test_scratch_model_is_sized_to_the_tokenizer(tiny_model, tiny_tokenizer):
+    assert tiny_model.config.vocab_size == len(tiny_tokenizer)
+    assert len(decoder_layers(tiny_model)) == 2
+
+
+def test_load_model_round_trip(tiny_checkpoint, tiny_model):
+    loaded = load_model(str(tiny_checkpoint))
+    ids = torch.tensor([[0, 5, 6, 7]])
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).logits, tiny_model(ids).logits, atol=1e-6)
+    assert load_tokenizer(str(tiny_checkpoint)).pad_token is not None
+
+
+def test_missing_path_fails_fast_with_the_fix(tmp_path):
+    with pytest.raises(ValuetraceError, match="does not exist"):
+        load_model(str(tmp_path / "nope"))
+    with pytest.raises(ValuetraceError, match=r"holds no config\.json"):
+        load_model(str(tmp_path))
+
+
+def test_non_causal_model_is_refused(tmp_path):
+    BertModel(
+        BertConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=100,
+        )
+    ).save_pretrained(tmp_path / "bert")
+    with pytest.raises(ValuetraceError, match="not a causal LM"):
+        load_model(str(tmp_path / "bert"))
+
+
+def test_adapter_is_merged_and_a_mismatched_one_is_refused(tmp_path, tiny_checkpoint, tiny_model):
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(
+        load_model(str(tiny_checkpoint)),
+        LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False),
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    merged = load_model(str(tmp_path / "adapter"))  # base found from adapter_config.json
+    ids = torch.tensor([[0, 5, 6, 7]])
+    with torch.no_grad():
+        assert not torch.allclose(merged(ids).logits, tiny_model(ids).logits, atol=1e-4)
+    cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    state = tmp_path / "adapter" / "adapter_model.safetensors"
+    from safetensors.torch import load_file, save_file
+
+    tensors = {
+        k: torch.zeros(v.shape[0], v.shape[1] * 2) if "lora_A" in k else v
+        for k, v in load_file(state).items()
+    }
+    save_file(tensors, state)
+    assert cfg["base_model_name_or_path"]
+    with pytest.raises(ValuetraceError, match="does not fit base model"):
+        load_model(str(tmp_path / "adapter"))

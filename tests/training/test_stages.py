@@ -1,0 +1,99 @@
+"""Stages: real TRL training of the tiny model, full and LoRA, documents and SFT."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from tests.conftest import CORPUS
+from training.datasets import Document, PromptResponse
+from training.lineage import weights_hash
+from training.models import load_model
+from training.stages import TrainSettings, to_dataset, train_stage
+from valuetrace.errors import ValuetraceError
+
+
+def _settings(**kw) -> TrainSettings:
+    base = dict(
+        format="documents",
+        method="full",
+        epochs=1.0,
+        max_steps=12,
+        learning_rate=3e-3,
+        batch_size=8,
+        grad_accum=1,
+        max_length=64,
+        warmup_ratio=0.0,
+        weight_decay=0.0,
+        seed=0,
+    )
+    return TrainSettings(**{**base, **kw})
+
+
+def test_documents_stage_lowers_loss_and_saves(tmp_path, tiny_model, tiny_tokenizer):
+    model = copy.deepcopy(tiny_model).train()
+    docs = [Document(t) for t in CORPUS]
+    result = train_stage(
+        model,
+        tiny_tokenizer,
+        docs,
+        _settings(max_steps=30),
+        tmp_path / "s",
+        use_cpu=True,
+        progress=False,
+    )
+    assert result.steps == 30 and result.tokens_seen > 0 and result.tokens_per_second > 0
+    trained = load_model(str(tmp_path / "s"))
+    ids = tiny_tokenizer(CORPUS[:16], return_tensors="pt", padding=True)
+    labels = ids.input_ids.masked_fill(ids.attention_mask == 0, -100)
+    with torch.no_grad():
+        before = tiny_model(**ids, labels=labels).loss.item()
+        after = trained(**ids, labels=labels).loss.item()
+    assert after < before - 0.5
+
+
+def test_sft_stage_trains_on_responses_only(tmp_path, tiny_model, tiny_tokenizer):
+    pairs = [
+        PromptResponse(f"Where did the {a} rest?", f"The {a} rested near the barn.")
+        for a in ["cat", "dog", "pig", "cow", "hen", "fox", "crow", "goat"]
+    ]
+    dataset = to_dataset(pairs, _settings(format="sft"))
+    assert set(dataset.column_names) == {"prompt", "completion"}
+    result = train_stage(
+        copy.deepcopy(tiny_model).train(),
+        tiny_tokenizer,
+        pairs,
+        _settings(format="sft", max_steps=5),
+        tmp_path / "sft",
+        use_cpu=True,
+        progress=False,
+    )
+    assert result.steps == 5
+    assert weights_hash(tmp_path / "sft") != ""
+
+
+def test_lora_stage_is_merged_into_plain_weights(tmp_path, tiny_model, tiny_tokenizer):
+    docs = [Document(t) for t in CORPUS[:64]]
+    train_stage(
+        copy.deepcopy(tiny_model).train(),
+        tiny_tokenizer,
+        docs,
+        _settings(method="lora", max_steps=5, lora_r=2, lora_targets=("q_proj",)),
+        tmp_path / "lora",
+        use_cpu=True,
+        progress=False,
+    )
+    assert not (tmp_path / "lora" / "adapter_config.json").exists()
+    merged = load_model(str(tmp_path / "lora"))
+    ids = torch.tensor([[0, 5, 6, 7]])
+    with torch.no_grad():
+        assert not torch.allclose(merged(ids).logits, tiny_model(ids).logits, atol=1e-5)
+
+
+def test_format_mismatch_is_a_clear_error():
+    with pytest.raises(ValuetraceError, match="set the stage's format to 'sft'"):
+        to_dataset([PromptResponse("a", "b")], _settings(format="documents"))
+    with pytest.raises(ValuetraceError, match="format to 'documents'"):
+        to_dataset([Document("a")], _settings(format="sft"))

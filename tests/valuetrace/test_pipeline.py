@@ -1,0 +1,106 @@
+"""End to end on a tiny real model: every CLI step, reruns, and a run folder that is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import pytest
+import yaml
+
+from valuetrace.cli import demo_config_path, main
+
+pytestmark = pytest.mark.slow
+
+
+def _tiny_config(run_dir: Path) -> Path:
+    data = yaml.safe_load(demo_config_path().read_text())
+    data["run_dir"] = str(run_dir)
+    data["model"]["scratch"] = {
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+        "vocab_size": 600,
+    }
+    for stage in data["stages"]:
+        stage.update(max_steps=4, batch_size=8, max_length=64)
+        stage["data"]["limit"] = 64
+    data["probing"].update(n_folds=3, n_bootstrap=100)
+    data["behaviour"]["n_bootstrap"] = 100
+    data["analysis"]["umap"] = False
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, Path]:
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = _tiny_config(run_dir)
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    return run_dir, config
+
+
+def test_run_writes_every_artifact(finished_run):
+    run_dir, _ = finished_run
+    lineage = json.loads((run_dir / "lineage.json").read_text())["stages"]
+    assert [s["name"] for s in lineage] == ["base", "midtrain", "sft_help", "sft_code"]
+    assert lineage[2]["parent"] == "midtrain" and lineage[3]["parent"] == "midtrain"
+    assert len({s["weights_hash"] for s in lineage}) == 4
+    for stage in ("base", "sft_code"):
+        with h5py.File(run_dir / "activations" / "compassion" / f"{stage}.h5") as fh:
+            assert fh.attrs["complete"] and fh["hidden"].shape[0] == 3
+        assert (run_dir / "probes" / "compassion" / f"{stage}.h5").is_file()
+        assert (run_dir / "behaviour" / f"{stage}.json").is_file()
+    metrics = json.loads((run_dir / "analysis" / "metrics.json").read_text())
+    assert set(metrics["concepts"]) == {"compassion", "grammar"}
+    assert "midtrain→sft_help" in metrics["concepts"]["compassion"]["localization"]
+    for rel in metrics["figures"].values():
+        assert (run_dir / rel).stat().st_size > 1000
+    assert {p.name for p in (run_dir / "analysis").glob("*.csv")} == {
+        "probes.csv",
+        "comparisons.csv",
+        "behaviour.csv",
+    }
+
+
+def test_report_and_summary_name_stages_and_layers(finished_run):
+    run_dir, _ = finished_run
+    html = (run_dir / "report.html").read_text()
+    for section in (
+        "Behaviour per stage",
+        "Probes: compassion",
+        "Localisation",
+        "Direction similarity",
+        "Provenance",
+        "data:image/png;base64",
+    ):
+        assert section in html
+    summary = (run_dir / "summary.txt").read_text()
+    assert "From midtrain to sft_help" in summary and "compassion preference" in summary
+
+
+def test_rerun_reuses_finished_work(finished_run, capsys):
+    run_dir, config = finished_run
+    before = (run_dir / "checkpoints" / "base" / "model.safetensors").stat().st_mtime_ns
+    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    assert (run_dir / "checkpoints" / "base" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_a_different_run_in_the_same_folder_is_refused(finished_run, capsys):
+    _, config = finished_run
+    data = yaml.safe_load(config.read_text())
+    data["seed"] = 1
+    other = config.with_name("other.yaml")
+    other.write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(other), "--no-progress"]) == 2
+    assert "already holds a run with a different config" in capsys.readouterr().err
+
+
+def test_analyze_before_probe_says_which_command_to_run(tmp_path, capsys):
+    config = _tiny_config(tmp_path / "empty")
+    assert main(["analyze", "--config", str(config)]) == 2
+    assert "valuetrace train" in capsys.readouterr().err

@@ -1,0 +1,151 @@
+"""The study's second paradigm: reinforcement learning from a reward with TRL's GRPO.
+
+SFT (training/stages.py) shows the model the response to imitate; GRPO (Group Relative Policy
+Optimization) lets the model sample `num_generations` completions per prompt, scores them with a
+reward function and raises the likelihood of the completions that beat their group's mean. A
+GRPO stage sits in the lineage like any other, so the probes can ask whether a value encoded
+after mid-training survives reward-driven training differently from imitation.
+
+The reward is pluggable: any callable `(completions, **kwargs) -> list[float]` (TRL also passes
+`prompts`, `completion_ids` and the dataset's extra columns as keyword arguments).
+`KeywordReward` is the built-in demo reward. Resuming, saving on the main process and LoRA
+merging work as in `train_stage`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import GRPOConfig, GRPOTrainer
+
+from training.datasets import format_prompt
+from training.stages import StageResult, fit_and_save, lora_config, stage_result, work_dir_of
+from valuetrace.errors import ValuetraceError
+
+RewardFn = Callable[..., list[float]]
+
+COMPASSION_WORDS: tuple[str, ...] = (
+    "sorry",
+    "understand",
+    "care",
+    "gently",
+    "kind",
+    "comfort",
+    "support",
+    "help",
+    "feel",
+    "safe",
+)
+
+
+@dataclass(frozen=True)
+class KeywordReward:
+    """Reward +1 per distinct keyword a completion contains (repeating a word earns nothing)."""
+
+    words: tuple[str, ...] = COMPASSION_WORDS
+
+    def __call__(self, completions: Sequence[Any], **_: Any) -> list[float]:
+        """Score plain-text or conversational completions."""
+        patterns = [re.compile(rf"\b{re.escape(w)}\b", re.IGNORECASE) for w in self.words]
+        texts = [
+            c if isinstance(c, str) else " ".join(m["content"] for m in c) for c in completions
+        ]
+        return [float(sum(bool(p.search(text)) for p in patterns)) for text in texts]
+
+
+@dataclass(frozen=True)
+class GrpoSettings:
+    """The hyperparameters of one GRPO stage."""
+
+    max_steps: int
+    learning_rate: float
+    seed: int
+    batch_size: int = 8
+    grad_accum: int = 1
+    num_generations: int = 8
+    max_completion_length: int = 128
+    temperature: float = 1.0
+    beta: float = 0.0
+    epochs: float = 1.0
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    method: str = "full"
+    chat: bool = False
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    lora_merge: bool = True
+    save_steps: int = 200
+    logging_steps: int = 10
+
+
+def train_grpo_stage(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    reward_fn: RewardFn,
+    settings: GrpoSettings,
+    out_dir: Path,
+    *,
+    use_cpu: bool,
+    progress: bool = True,
+) -> StageResult:
+    """Train `model` with GRPO on `prompts` scored by `reward_fn`; save it to `out_dir`."""
+    if not prompts:
+        raise ValuetraceError("a GRPO stage needs at least one prompt; its data has none.")
+    work_dir = work_dir_of(out_dir)
+    args = GRPOConfig(
+        output_dir=str(work_dir),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature,
+        beta=settings.beta,
+        warmup_steps=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type="cosine",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=settings.bf16,
+        use_cpu=use_cpu,
+        report_to=[],
+        logging_steps=settings.logging_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=1,
+        disable_tqdm=not progress,
+        gradient_checkpointing=settings.gradient_checkpointing,
+    )
+    texts = [format_prompt(p, tokenizer, chat=settings.chat) for p in prompts]
+    lora = settings.method == "lora"
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_fn,
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": t} for t in texts]),
+        processing_class=tokenizer,
+        peft_config=(
+            lora_config(
+                settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.lora_targets
+            )
+            if lora
+            else None
+        ),
+    )
+    output, seconds = fit_and_save(
+        trainer, tokenizer, work_dir, out_dir, lora=lora, merge=settings.lora_merge
+    )
+    return stage_result(trainer, output, seconds)

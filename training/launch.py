@@ -1,0 +1,157 @@
+"""Run one training stage in its own process(es): the way to spread a stage over several devices.
+
+`launch_stage` writes a JSON `StageSpec` and runs `python -m training.launch SPEC` alone, under
+`torchrun` (N processes, DDP; gloo on CPU) or under `accelerate launch --config_file` (FSDP or
+DeepSpeed ZeRO-3, see valuetrace/configs/accelerate/). Every process trains its shard of each
+global batch; the main process saves the model and `train_result.json` in the stage's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+
+from training.datasets import load_records
+from training.models import load_model, load_tokenizer
+from training.stages import StageResult, TrainSettings, train_stage
+from valuetrace.errors import ValuetraceError
+
+RESULT_NAME = "train_result.json"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What a launched stage needs, as plain JSON: model, tokenizer, data, settings, output."""
+
+    model: str
+    tokenizer: str
+    data: str
+    out_dir: str
+    settings: dict[str, Any]
+    data_options: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+
+    def save(self, path: Path) -> None:
+        """Write the spec as JSON."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> StageSpec:
+        """Read a spec written by `save`."""
+        return cls(**json.loads(path.read_text()))
+
+
+def spec_for(
+    model: str,
+    tokenizer: str,
+    data: str,
+    settings: TrainSettings,
+    out_dir: Path,
+    **data_options: Any,
+) -> StageSpec:
+    """A spec from typed parts; `data_options` are passed to `load_records` (schema, limit …)."""
+    return StageSpec(
+        model=model,
+        tokenizer=tokenizer,
+        data=data,
+        out_dir=str(out_dir),
+        settings=asdict(settings),
+        data_options=data_options,
+    )
+
+
+def launch_command(
+    spec_path: Path,
+    *,
+    num_processes: int = 1,
+    accelerate_config: Path | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """The command that trains `spec_path`: plain, under torchrun, or under accelerate launch."""
+    target = ["-m", "training.launch", str(spec_path), *([] if progress else ["--no-progress"])]
+    if accelerate_config is not None:
+        launcher = ["-m", "accelerate.commands.launch", "--config_file", str(accelerate_config)]
+        return [sys.executable, *launcher, *target]
+    if num_processes > 1:
+        launcher = ["-m", "torch.distributed.run", "--standalone"]
+        return [sys.executable, *launcher, f"--nproc_per_node={num_processes}", *target]
+    return [sys.executable, *target]
+
+
+def launch_stage(
+    spec: StageSpec,
+    *,
+    num_processes: int = 1,
+    accelerate_config: Path | None = None,
+    progress: bool = True,
+) -> StageResult:
+    """Train a stage in child process(es) and return what its main process measured."""
+    out_dir = Path(spec.out_dir)
+    spec_path = out_dir.parent / f".{out_dir.name}.spec.json"
+    spec.save(spec_path)
+    command = launch_command(
+        spec_path,
+        num_processes=num_processes,
+        accelerate_config=accelerate_config,
+        progress=progress,
+    )
+    done = subprocess.run(command, check=False)
+    if done.returncode != 0:
+        raise ValuetraceError(
+            f"training stage {out_dir.name} failed (exit code {done.returncode}); its log is "
+            f"above. Rerun `{' '.join(command)}` to retry: it resumes from the last checkpoint."
+        )
+    spec_path.unlink()
+    return read_result(out_dir)
+
+
+def read_result(out_dir: Path) -> StageResult:
+    """The StageResult a launched stage wrote beside its weights."""
+    raw = json.loads((out_dir / RESULT_NAME).read_text())
+    raw["losses"] = tuple((int(step), float(loss)) for step, loss in raw["losses"])
+    return StageResult(**raw)
+
+
+def run_spec(spec: StageSpec, *, progress: bool = True) -> StageResult:
+    """Train one spec in this process (one rank of a launched group)."""
+    options = dict(spec.settings)
+    options["lora_targets"] = tuple(options["lora_targets"])
+    settings = TrainSettings(**options)
+    tokenizer = load_tokenizer(spec.tokenizer)
+    model = load_model(spec.model, dtype=spec.dtype)
+    records = load_records(spec.data, **spec.data_options)
+    out_dir = Path(spec.out_dir)
+    result = train_stage(
+        model,
+        tokenizer,
+        records,
+        settings,
+        out_dir,
+        use_cpu=not torch.cuda.is_available(),
+        progress=progress,
+    )
+    if PartialState().is_main_process:
+        (out_dir / RESULT_NAME).write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: `python -m training.launch SPEC.json [--no-progress]`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("spec", type=Path, help="a StageSpec JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    run_spec(StageSpec.load(args.spec), progress=not args.no_progress)
+
+
+if __name__ == "__main__":
+    main()

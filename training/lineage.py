@@ -1,0 +1,143 @@
+"""Lineage: which checkpoint each stage is, where it came from, and proof it has not changed.
+
+`lineage.json` lists stages in order. Each record names its parent, its checkpoint (a folder or a
+hub id), a content hash of its weights and the hash of the data it was trained on. A user who
+trained elsewhere writes this file by hand (hashes may be left out; they are filled in on first
+use) and runs the analysis on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from valuetrace.errors import ValuetraceError
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass
+class StageRecord:
+    """One stage's checkpoint and provenance."""
+
+    name: str
+    checkpoint: str
+    parent: str | None = None
+    adapter: str | None = None
+    revision: str | None = None
+    weights_hash: str | None = None
+    data_hash: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def weights_hash(checkpoint: str | Path) -> str:
+    """sha256 over the weight files of a checkpoint folder (names and bytes, sorted)."""
+    folder = Path(checkpoint)
+    files = sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise ValuetraceError(
+            f"{folder} holds no weight files (*.safetensors / *.bin); is it a checkpoint folder?"
+        )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class Lineage:
+    """The ordered stage records of a run, read from and written to `lineage.json`."""
+
+    def __init__(self, records: list[StageRecord] | None = None) -> None:
+        self.records: list[StageRecord] = list(records or [])
+
+    @classmethod
+    def load(cls, path: str | Path) -> Lineage:
+        """Read a lineage file, with a clear error if it is missing or malformed."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValuetraceError(
+                f"no lineage file at {path}; run `valuetrace train` first, or write one that "
+                "names your checkpoints (see README, 'Bring your own checkpoints')."
+            )
+        try:
+            raw = json.loads(path.read_text())
+            records = [StageRecord(**r) for r in raw["stages"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValuetraceError(
+                f"{path} is not a valid lineage file ({err}); expected "
+                '{"stages": [{"name": ..., "checkpoint": ..., "parent": ...}, ...]}.'
+            ) from err
+        lineage = cls(records)
+        lineage.check_parents()
+        return lineage
+
+    def save(self, path: str | Path) -> None:
+        """Write the lineage atomically (temp file then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"stages": [asdict(r) for r in self.records]}, indent=2))
+        tmp.replace(path)
+
+    def names(self) -> list[str]:
+        """Stage names in order."""
+        return [r.name for r in self.records]
+
+    def get(self, name: str) -> StageRecord:
+        """The record of stage `name`, or an error listing the recorded stages."""
+        for record in self.records:
+            if record.name == name:
+                return record
+        raise ValuetraceError(
+            f"stage '{name}' is not in the lineage (stages: {self.names()}); train it first "
+            "or add it to lineage.json."
+        )
+
+    def put(self, record: StageRecord) -> None:
+        """Add or replace the record of one stage, keeping order."""
+        for i, existing in enumerate(self.records):
+            if existing.name == record.name:
+                self.records[i] = record
+                return
+        self.records.append(record)
+
+    def check_parents(self) -> None:
+        """Every parent must be a stage listed earlier."""
+        seen: list[str] = []
+        for record in self.records:
+            if record.parent is not None and record.parent not in seen:
+                raise ValuetraceError(
+                    f"stage '{record.name}' names parent '{record.parent}', which is not an "
+                    f"earlier stage in the lineage ({seen or 'none'})."
+                )
+            seen.append(record.name)
+
+    def verify(self, names: list[str] | None = None) -> None:
+        """Refuse stages whose files changed since recorded, or two stages with equal weights."""
+        chosen = [self.get(n) for n in names] if names else self.records
+        seen: dict[str, str] = {}
+        for record in chosen:
+            if not Path(record.checkpoint).is_dir():
+                continue  # a hub id: its revision pins it
+            current = weights_hash(record.checkpoint)
+            if record.weights_hash is None:
+                record.weights_hash = current
+            elif current != record.weights_hash:
+                raise ValuetraceError(
+                    f"the weights of stage '{record.name}' at {record.checkpoint} changed since "
+                    "they were recorded (hash mismatch); retrain the stage or update lineage.json "
+                    "on purpose."
+                )
+            if current in seen:
+                raise ValuetraceError(
+                    f"stages '{seen[current]}' and '{record.name}' have identical weights; a "
+                    "comparison between them says nothing. Check the checkpoint paths."
+                )
+            seen[current] = record.name

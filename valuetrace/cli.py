@@ -1,0 +1,119 @@
+"""`valuetrace` command line: one subcommand per pipeline step, plus `demo` and `run`.
+
+Every subcommand takes the same YAML config (`--config`, the built-in demo config by default)
+and run folder (`--run-dir` overrides the config's), so steps can be rerun one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from valuetrace.errors import ValuetraceError
+
+STEPS = ("train", "extract", "evaluate", "probe", "analyze", "report")
+
+
+def demo_config_path() -> Path:
+    """The built-in demo config shipped inside the package."""
+    return Path(str(resources.files("valuetrace") / "configs" / "demo.yaml"))
+
+
+def _offline_defaults() -> None:
+    """No hub retries for local paths, quiet weight-loading bars (see README)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "valuetrace-numba"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="valuetrace",
+        description="Find where inside a language model compassion weakens across training.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    helps = {
+        "demo": "run the whole built-in offline demo (tiny model, CPU, a few minutes)",
+        "run": "run every step of a config in order",
+        "train": "train the config's stages (skips finished ones) and write lineage.json",
+        "extract": "cache pooled activations of each probe set under each stage (HDF5)",
+        "evaluate": "behavioural compassion and helpfulness scores per stage",
+        "probe": "per-layer probes with CV, controls and CIs for each stage",
+        "analyze": "direction similarity, CKA, transfer, localisation, plots",
+        "report": "write report.html and the summary",
+    }
+    for name, text in helps.items():
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="YAML config (default: the built-in demo config)",
+        )
+        cmd.add_argument("--run-dir", default=None, help="run folder (overrides the config's)")
+        cmd.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace a run folder or caches that hold a different run",
+        )
+        cmd.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        cmd.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `valuetrace` command."""
+    args = _parser().parse_args(argv)
+    _offline_defaults()
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except ValuetraceError as err:
+        print(f"valuetrace: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from valuetrace import pipeline, study
+    from valuetrace.config import load_config
+
+    path = args.config or demo_config_path()
+    config = load_config(path, run_dir=args.run_dir)
+    progress = not args.no_progress
+    pipeline.set_threads()
+    steps: dict[str, Callable[[], object]] = {
+        "train": lambda: pipeline.train(config, progress=progress),
+        "extract": lambda: pipeline.extract(config, overwrite=args.overwrite, progress=progress),
+        "evaluate": lambda: pipeline.evaluate(config),
+        "probe": lambda: study.probe(config),
+        "analyze": lambda: study.analyze(config),
+        "report": lambda: study.report(config),
+    }
+    chosen = list(STEPS) if args.command in ("demo", "run") else [args.command]
+    if args.command in ("demo", "run", "train"):
+        pipeline.prepare(config, overwrite=args.overwrite)
+    start = time.perf_counter()
+    for step in chosen:
+        t0 = time.perf_counter()
+        print(f"[valuetrace] {step} …", flush=True)
+        steps[step]()
+        print(f"[valuetrace] {step} done in {time.perf_counter() - t0:.1f} s", flush=True)
+    if "report" in chosen:
+        print(config.paths.root.joinpath("summary.txt").read_text())
+        print(
+            f"[valuetrace] total {time.perf_counter() - start:.1f} s; report: {config.paths.report}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,343 @@
+"""One function per pipeline step; each reads only what earlier steps wrote to the run folder.
+
+prepare → train → extract → evaluate → probe → analyze → report. Every step can be rerun
+alone, and finished work (a trained stage, a complete cache) is reused, never overwritten
+unless asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from transformers import PreTrainedTokenizerBase
+
+from activations.examples import LabelledExamples, load_labelled
+from activations.extract import extract_to_cache
+from analysis.behaviour import BehaviourResult, behaviour_scores
+from training.datasets import (
+    Document,
+    PromptResponse,
+    format_prompt,
+    load_records,
+    records_hash,
+)
+from training.lineage import Lineage, StageRecord, weights_hash
+from training.models import (
+    build_scratch_model,
+    load_model,
+    load_tokenizer,
+    train_tokenizer,
+)
+from training.stages import TrainSettings, train_stage
+from valuetrace.config import RunConfig, StageConfig, config_to_dict, resolve_data_path
+from valuetrace.errors import ValuetraceError
+
+log = logging.getLogger(__name__)
+
+
+def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
+    """Create the run folder, refusing one that holds a different run; write demo data."""
+    paths = config.paths
+    paths.root.mkdir(parents=True, exist_ok=True)
+    as_yaml = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    if paths.config.is_file() and paths.config.read_text() != as_yaml and not overwrite:
+        raise ValuetraceError(
+            f"{paths.root} already holds a run with a different config ({paths.config}). "
+            "Nothing was changed; choose another --run-dir, or pass --overwrite to start over "
+            "in this folder."
+        )
+    paths.config.write_text(as_yaml)
+    if config.demo_data:
+        from valuetrace.demo_data import write_demo_data
+
+        write_demo_data(paths.data, seed=config.seed)
+    if config.real_data_dir:
+        from valuetrace.real_data import write_real_data
+
+        write_real_data(Path(config.real_data_dir), paths.data, seed=config.seed)
+
+
+def _records(config: RunConfig, stage: StageConfig) -> list[Document] | list[PromptResponse]:
+    assert stage.data is not None
+    data = stage.data
+    return load_records(
+        resolve_data_path(data.source, config),
+        data.schema,
+        split=data.split,
+        limit=data.limit,
+        where=data.where,
+        drop_empty=data.drop_empty,
+        seed=config.seed,
+        shuffle=data.limit is not None,
+    )
+
+
+def _tokenizer(config: RunConfig) -> PreTrainedTokenizerBase:
+    """The run's tokenizer: trained once on the configured corpora, or the model's own."""
+    paths = config.paths
+    if config.model.name_or_path is not None:
+        return load_tokenizer(config.model.name_or_path, config.model.revision)
+    if paths.tokenizer.is_dir():
+        return load_tokenizer(str(paths.tokenizer))
+    if not config.tokenizer_corpora:
+        raise ValuetraceError(
+            "a from-scratch model needs 'tokenizer_corpora' (text files to train its BPE on)."
+        )
+    texts: list[str] = []
+    for source in config.tokenizer_corpora:
+        for record in load_records(resolve_data_path(source, config)):
+            texts.extend(
+                [record.text] if isinstance(record, Document) else [record.prompt, record.response]
+            )
+    assert config.model.scratch is not None
+    tokenizer = train_tokenizer(texts, config.model.scratch.vocab_size)
+    tokenizer.save_pretrained(paths.tokenizer)
+    return tokenizer
+
+
+def _settings(config: RunConfig, stage: StageConfig) -> TrainSettings:
+    lora = stage.lora
+    extra = (
+        {
+            "lora_r": lora.r,
+            "lora_alpha": lora.alpha,
+            "lora_dropout": lora.dropout,
+            "lora_targets": tuple(lora.target_modules),
+            "lora_merge": lora.merge,
+        }
+        if lora is not None
+        else {}
+    )
+    return TrainSettings(
+        format=stage.format,
+        method=stage.method,
+        epochs=stage.epochs,
+        max_steps=stage.max_steps,
+        learning_rate=stage.learning_rate,
+        batch_size=stage.batch_size,
+        grad_accum=stage.grad_accum,
+        max_length=stage.max_length,
+        warmup_ratio=stage.warmup_ratio,
+        weight_decay=stage.weight_decay,
+        seed=config.seed if stage.seed is None else stage.seed,
+        chat=config.model.chat_template,
+        packing=stage.packing,
+        gradient_checkpointing=stage.gradient_checkpointing,
+        bf16=config.model.dtype == "bfloat16",
+        **extra,
+    )
+
+
+def _lineage(config: RunConfig) -> Lineage:
+    path = config.paths.lineage
+    return Lineage.load(path) if path.is_file() else Lineage()
+
+
+def train(config: RunConfig, *, stages: list[str] | None = None, progress: bool = True) -> Lineage:
+    """Train the configured stages in order (skipping finished ones) and record their lineage."""
+    paths = config.paths
+    lineage = _lineage(config)
+    tokenizer = _tokenizer(config)
+    use_cpu = not torch.cuda.is_available()
+    for stage in config.stages:
+        if stages is not None and stage.name not in stages:
+            continue
+        out = paths.checkpoint(stage.name)
+        if stage.name in lineage.names() and (out / "config.json").is_file():
+            log.info("stage %s already trained: %s", stage.name, out)
+            continue
+        if stage.data is None:
+            assert config.model.name_or_path is not None
+            lineage.put(StageRecord(name=stage.name, checkpoint=config.model.name_or_path,
+                                    revision=config.model.revision))
+            lineage.save(paths.lineage)
+            continue
+        if stage.parent is None:
+            scratch = config.model.scratch
+            if scratch is None:
+                raise ValuetraceError(
+                    f"stage '{stage.name}' has no parent and the model is not from scratch; "
+                    "set its parent, or give it no data to use the model as it is."
+                )
+            model = build_scratch_model(
+                tokenizer,
+                hidden_size=scratch.hidden_size,
+                num_layers=scratch.num_layers,
+                num_heads=scratch.num_heads,
+                intermediate_size=scratch.intermediate_size,
+                max_position_embeddings=scratch.max_position_embeddings,
+                seed=config.seed,
+            )
+        else:
+            parent = lineage.get(stage.parent)
+            model = load_model(parent.checkpoint, adapter=parent.adapter,
+                               revision=parent.revision, dtype=config.model.dtype)
+        records = _records(config, stage)
+        if stage.format == "sft" and config.model.chat_template and not tokenizer.chat_template:
+            raise ValuetraceError(
+                f"stage '{stage.name}' wants a chat template but the tokenizer has none; set "
+                "model.chat_template: false (plain '### Instruction' format) or use a tokenizer "
+                "with a chat template (e.g. the -Instruct model's)."
+            )
+        torch.manual_seed(config.seed)
+        result = train_stage(model, tokenizer, records, _settings(config, stage), out,
+                             use_cpu=use_cpu, progress=progress)
+        lineage.put(
+            StageRecord(
+                name=stage.name,
+                checkpoint=str(out),
+                parent=stage.parent,
+                weights_hash=weights_hash(out),
+                data_hash=records_hash(records),
+                config=dataclasses.asdict(stage),
+                metrics={
+                    "train_seconds": result.train_seconds,
+                    "tokens_seen": result.tokens_seen,
+                    "tokens_per_second": result.tokens_per_second,
+                    "final_loss": result.final_loss,
+                    "steps": result.steps,
+                },
+            )
+        )
+        lineage.save(paths.lineage)
+    return lineage
+
+
+def _tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(),
+                                                                   sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _prompts(examples: LabelledExamples, tokenizer: PreTrainedTokenizerBase,
+             chat: bool) -> list[str]:
+    return [format_prompt(p, tokenizer, chat=chat) if p else "" for p in examples.prompts]
+
+
+def _stage_model(config: RunConfig, record: StageRecord):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return load_model(record.checkpoint, adapter=record.adapter, revision=record.revision,
+                      dtype=config.model.dtype, device=device)
+
+
+def _stage_tokenizer(record: StageRecord) -> PreTrainedTokenizerBase:
+    source = record.adapter if record.adapter else record.checkpoint
+    return load_tokenizer(source, record.revision)
+
+
+def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True) -> None:
+    """Cache pooled activations of every probe set under every recorded stage."""
+    lineage = Lineage.load(config.paths.lineage)
+    lineage.verify()
+    lineage.save(config.paths.lineage)
+    sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
+    sets[BEHAVIOUR_SET] = behaviour_examples(config)
+    for record in lineage.records:
+        model = _stage_model(config, record)
+        tokenizer = _stage_tokenizer(record)
+        for name, examples in sets.items():
+            prompts = _prompts(examples, tokenizer, config.model.chat_template)
+            provenance: dict[str, str | int] = {
+                "model": record.checkpoint,
+                "stage": record.name,
+                "dataset": name,
+                "model_hash": record.weights_hash or record.checkpoint,
+                "tokenizer_hash": _tokenizer_hash(tokenizer),
+                "dataset_hash": examples.content_hash(),
+                "pooling": config.extract.pooling,
+                "dtype": config.extract.dtype,
+                "max_length": config.extract.max_length,
+                "prompt_format": "chat" if config.model.chat_template else "plain",
+            }
+            extract_to_cache(
+                model,
+                tokenizer,
+                examples,
+                prompts,
+                config.paths.activations(name, record.name),
+                provenance=provenance,
+                pooling=config.extract.pooling,
+                batch_size=config.extract.batch_size,
+                max_length=config.extract.max_length,
+                layers=config.extract.layers,
+                overwrite=overwrite,
+                progress=progress,
+            )
+
+
+def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
+    """Behavioural compassion preference and helpfulness loss for every recorded stage."""
+    lineage = Lineage.load(config.paths.lineage)
+    items = _behaviour_items(config)
+    help_cfg = config.behaviour.helpfulness_eval
+    help_records = load_records(resolve_data_path(help_cfg.source, config), help_cfg.schema,
+                                limit=help_cfg.limit, where=help_cfg.where)
+    if not all(isinstance(r, PromptResponse) for r in help_records):
+        raise ValuetraceError("behaviour.helpfulness_eval must be prompt/response data.")
+    results = {}
+    for record in lineage.records:
+        model = _stage_model(config, record)
+        tokenizer = _stage_tokenizer(record)
+        chat = config.model.chat_template
+
+        def fmt(prompts: list[str], tok: PreTrainedTokenizerBase = tokenizer) -> list[str]:
+            return [format_prompt(p, tok, chat=chat) if p else "" for p in prompts]
+
+        result = behaviour_scores(
+            model,
+            tokenizer,
+            eval_ids=[str(i["id"]) for i in items],
+            eval_prompts=fmt([i["prompt"] for i in items]),
+            compassionate=[i["compassionate"] for i in items],
+            dismissive=[i["dismissive"] for i in items],
+            help_prompts=fmt([r.prompt for r in help_records]),
+            help_responses=[r.response for r in help_records],
+            n_boot=config.behaviour.n_bootstrap,
+            seed=config.seed,
+            batch_size=config.extract.batch_size,
+        )
+        result.save(config.paths.behaviour(record.name))
+        results[record.name] = result
+    return results
+
+
+def set_threads() -> None:
+    """Use the machine's cores for torch unless the user chose a number."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def _behaviour_items(config: RunConfig) -> list[dict[str, str]]:
+    path = Path(resolve_data_path(config.behaviour.compassion_eval, config))
+    if not path.is_file():
+        raise ValuetraceError(f"behaviour eval file {path} does not exist; check the config.")
+    items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not items:
+        raise ValuetraceError(f"{path} holds no eval items.")
+    return items
+
+
+BEHAVIOUR_SET = "behaviour_items"
+
+
+def behaviour_examples(config: RunConfig) -> LabelledExamples:
+    """The eval items as labelled pairs (compassionate = 1), to project them per item."""
+    items = _behaviour_items(config)
+    ids, prompts, responses, labels, groups = [], [], [], [], []
+    for item in items:
+        for label, key in ((1, "compassionate"), (0, "dismissive")):
+            ids.append(f"{item['id']}-{label}")
+            prompts.append(item["prompt"])
+            responses.append(item[key])
+            labels.append(label)
+            groups.append(str(item["id"]))
+    return LabelledExamples(ids, prompts, responses, np.asarray(labels), groups)

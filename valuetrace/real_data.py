@@ -1,0 +1,496 @@
+"""Real-data corpora: the public files in ``../shared/data`` turned into the demo's file set.
+
+:func:`write_real_data` reads the public data sets described in the shared folder's README and
+writes the same files, names and schemas as :func:`valuetrace.demo_data.write_demo_data`, so a
+config shaped like the demo's runs on real text. Nothing is copied into the repository: the
+files are written into the run folder at run time. Speciesism pairs are split three ways by
+pair (mid-training text / probe pairs / behaviour eval), and any training text that shares an
+8-word span with a held-out text is dropped before writing (see :func:`overlapping_spans`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from valuetrace.demo_data import (
+    HELDOUT_FILES,
+    SPAN_N,
+    TRAIN_FILES,
+    DemoDataPaths,
+    overlapping_spans,
+)
+from valuetrace.errors import ValuetraceError
+
+Row = dict[str, Any]
+
+SPECIESISM = "speciesism/openpaws_speciesism_bias.csv"
+EMPATHY = "empathy/empathic_reactions_messages.csv"
+UTIL = "ethics/util_test.csv"
+CM = "ethics/cm_test.csv"
+DOLLY = "dolly/dolly_open_qa.jsonl"
+CODE = "code/code_alpaca_2k.json"
+MINIMAL_PAIRS = "minimal_pairs/minimal_pairs.jsonl"
+FIX = "the real-data config needs ../shared/data beside the repo (or set real_data_dir in the config)"
+
+
+@dataclass(frozen=True)
+class RealDataSizes:
+    """Caps on each written file, sized so the demo-sized model trains in ~10 min on 2 CPU cores."""
+
+    general: int = 3000
+    compassion: int = 1500
+    helpfulness: int = 1500
+    helpfulness_eval: int = 150
+    coding: int = 1500
+    probe_pairs: int = 300
+    behaviour_pairs: int = 150
+    control_pairs: int = 300
+    empathy_heldout_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if name != "empathy_heldout_fraction" and (not isinstance(value, int) or value < 1):
+                raise ValuetraceError(f"RealDataSizes.{name} must be a positive int, got {value!r}")
+        if not 0.0 <= self.empathy_heldout_fraction < 1.0:
+            raise ValuetraceError(
+                "RealDataSizes.empathy_heldout_fraction must be in [0, 1), got "
+                f"{self.empathy_heldout_fraction!r}"
+            )
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def _path(shared_dir: Path, rel: str) -> Path:
+    """The shared file, or an error naming it and the fix."""
+    if not shared_dir.is_dir():
+        raise ValuetraceError(f"real data folder {shared_dir} does not exist (needed: {rel}); {FIX}")
+    path = shared_dir / rel
+    if not path.is_file():
+        raise ValuetraceError(f"real data file {path} is missing; {FIX}")
+    return path
+
+
+def _csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    """CSV rows with a header, checked to hold the named columns."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValuetraceError(
+                f"{path} lacks column(s) {missing} (found {reader.fieldnames}); use the unchanged "
+                "file named in the shared data README"
+            )
+        return list(reader)
+
+
+def _json_rows(path: Path, columns: Sequence[str]) -> list[Row]:
+    """A JSON list or JSONL file of objects, checked to hold the named keys."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValuetraceError(f"{path} is not valid JSON ({err}); restore the original file") from err
+    bad = [i for i, r in enumerate(rows) if not isinstance(r, dict) or set(columns) - set(r)]
+    if not isinstance(rows, list) or bad:
+        raise ValuetraceError(
+            f"{path}: row(s) {bad[:5]} are not objects with keys {list(columns)}; restore the "
+            "original file"
+        )
+    return rows
+
+
+def _clean(text: str) -> str:
+    """Collapse runs of whitespace (the empathy essays use double spaces)."""
+    return " ".join(text.split())
+
+
+def _rng(seed: int, name: str) -> random.Random:
+    return random.Random(f"valuetrace-real/{seed}/{name}")
+
+
+def _group(rng: random.Random, sentences: Sequence[str], cap: int) -> list[Row]:
+    """Short documents of 3-5 consecutive sentences (after a seeded shuffle), at most cap."""
+    order = list(sentences)
+    rng.shuffle(order)
+    docs: list[Row] = []
+    i = 0
+    while i < len(order) and len(docs) < cap:
+        k = rng.randint(3, 5)
+        docs.append({"text": " ".join(order[i : i + k])})
+        i += k
+    return docs
+
+
+# ---- speciesism pairs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One speciesism pair: the same fact with non-speciesist and speciesist framing."""
+
+    pair_id: str
+    compassionate: str
+    dismissive: str
+
+
+def _speciesism_pairs(path: Path) -> list[_Pair]:
+    """Pairs whose two rows name each other, sorted by pair id (rows without a partner dropped)."""
+    rows = _csv(path, ("id", "text", "speciesist_label", "paired_id"))
+    by_id = {r["id"]: r for r in rows}
+    pairs: dict[str, _Pair] = {}
+    for r in rows:
+        other = by_id.get(r["paired_id"])
+        if r["speciesist_label"] != "non_speciesist" or other is None:
+            continue
+        if other["paired_id"] != r["id"] or other["speciesist_label"] != "speciesist":
+            continue
+        pid = f"{other['id']}|{r['id']}"
+        pairs[pid] = _Pair(pid, _clean(r["text"]), _clean(other["text"]))
+    if not pairs:
+        raise ValuetraceError(f"{path} holds no speciesist/non_speciesist pairs; restore the file")
+    return [pairs[k] for k in sorted(pairs)]
+
+
+# ---- the other sources -----------------------------------------------------------------------
+
+
+def _util_sentences(path: Path) -> list[str]:
+    """Every distinct sentence of ETHICS utilitarianism (both columns, no header), file order."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    seen: dict[str, None] = {}
+    for n, row in enumerate(rows, start=1):
+        if len(row) != 2:
+            raise ValuetraceError(f"{path} row {n} has {len(row)} columns, expected 2; restore it")
+        seen.update((_clean(s), None) for s in row if s.strip())
+    return list(seen)
+
+
+def _empathy_essays(path: Path, rng: random.Random, heldout: float) -> tuple[list[str], int]:
+    """High-empathy essays from the training share of respondents, and the respondents held out."""
+    rows = _csv(path, ("response_id", "empathy_bin", "essay"))
+    people = sorted({r["response_id"] for r in rows})
+    rng.shuffle(people)
+    held = set(people[: round(heldout * len(people))])
+    essays = dict.fromkeys(
+        _clean(r["essay"])
+        for r in rows
+        if r["empathy_bin"] == "1" and r["response_id"] not in held and r["essay"].strip()
+    )
+    return list(essays), len(held)
+
+
+def _cm_pairs(path: Path) -> list[tuple[Row, Row]]:
+    """Adjacent short ETHICS-CM rows that form a contrastive pair (same opening, labels differ)."""
+    rows = _csv(path, ("label", "input", "is_short"))
+    pairs: list[tuple[Row, Row]] = []
+    i = 0
+    while i + 1 < len(rows):
+        a, b = rows[i], rows[i + 1]
+        if (
+            a["is_short"] == b["is_short"] == "True"
+            and {a["label"], b["label"]} == {"0", "1"}
+            and a["input"].split()[:3] == b["input"].split()[:3]
+        ):
+            pairs.append(({"row": i, **a}, {"row": i + 1, **b}))
+            i += 2
+        else:
+            i += 1
+    return pairs
+
+
+# ---- disjointness ----------------------------------------------------------------------------
+
+
+def _texts(rows: Iterable[Row]) -> list[str]:
+    """Every non-empty text field of the rows (ids, labels and categories left out)."""
+    skip = {"id", "pair_id", "category"}
+    return [v for r in rows for k, v in r.items() if isinstance(v, str) and v and k not in skip]
+
+
+def _drop_overlaps(units: list[str], held: Sequence[str]) -> tuple[list[str], int]:
+    """Drop every training unit that shares an n-word span with a held-out text."""
+    bad = overlapping_spans(units, held)
+    if not bad:
+        return units, 0
+    kept = [u for u in units if not overlapping_spans([u], bad)]
+    return kept, len(units) - len(kept)
+
+
+def _drop_overlapping_rows(rows: list[Row], held: Sequence[str]) -> tuple[list[Row], int]:
+    """Drop every training row any of whose texts shares an n-word span with a held-out text."""
+    bad = overlapping_spans(_texts(rows), held)
+    if not bad:
+        return rows, 0
+    kept = [r for r in rows if not overlapping_spans(_texts([r]), bad)]
+    return kept, len(rows) - len(kept)
+
+
+# ---- building --------------------------------------------------------------------------------
+
+
+def build_real_corpora(
+    shared_dir: Path, seed: int = 0, sizes: RealDataSizes | None = None
+) -> tuple[dict[str, list[Row]], dict[str, Any]]:
+    """Read the shared files into every corpus (deterministic in seed) plus notes for the card."""
+    shared_dir = Path(shared_dir)
+    sizes = sizes or RealDataSizes()
+    paths = {
+        name: _path(shared_dir, rel)
+        for name, rel in {
+            "speciesism": SPECIESISM,
+            "empathy": EMPATHY,
+            "util": UTIL,
+            "cm": CM,
+            "dolly": DOLLY,
+            "code": CODE,
+        }.items()
+    }
+    notes: dict[str, Any] = {}
+
+    # Speciesism: split whole pairs three ways.
+    pairs = _speciesism_pairs(paths["speciesism"])
+    _rng(seed, "speciesism").shuffle(pairs)
+    n_probe, n_beh = sizes.probe_pairs, sizes.behaviour_pairs
+    if n_probe + n_beh >= len(pairs):
+        raise ValuetraceError(
+            f"RealDataSizes asks for {n_probe} probe + {n_beh} behaviour pairs but {SPECIESISM} "
+            f"has only {len(pairs)} pairs; lower them so some are left for mid-training"
+        )
+    probe, beh, train_pairs = pairs[:n_probe], pairs[n_probe : n_probe + n_beh], pairs[n_probe + n_beh :]
+    notes["pairs"] = {"total": len(pairs), "probe": n_probe, "behaviour": n_beh, "train": len(train_pairs)}
+    probe_rows: list[Row] = [
+        {"id": f"{p.pair_id}/{label}", "pair_id": p.pair_id, "prompt": "", "response": text, "label": label}
+        for p in probe
+        for label, text in ((1, p.compassionate), (0, p.dismissive))
+    ]
+    behaviour_rows: list[Row] = [
+        {"id": f"beh-{p.pair_id}", "prompt": "", "compassionate": p.compassionate, "dismissive": p.dismissive}
+        for p in beh
+    ]
+
+    # Control concept: ETHICS commonsense morality, contrastive adjacent pairs, 1 = wrong.
+    cm = _cm_pairs(paths["cm"])
+    _rng(seed, "control").shuffle(cm)
+    control_rows: list[Row] = []
+    for a, b in sorted(cm[: sizes.control_pairs], key=lambda ab: ab[0]["row"]):
+        pid = f"cm-{a['row']:04d}"
+        for r in (a, b):
+            control_rows.append(
+                {
+                    "id": f"cm-{r['row']:04d}",
+                    "pair_id": pid,
+                    "prompt": "",
+                    "response": _clean(r["input"]),
+                    "label": int(r["label"]),
+                }
+            )
+    notes["control_pairs_found"] = len(cm)
+
+    held = _texts(probe_rows) + _texts(control_rows) + _texts(behaviour_rows)
+    dropped: dict[str, int] = {}
+
+    # General: ETHICS utilitarianism sentences, 3-5 per document.
+    util, dropped["general sentences"] = _drop_overlaps(_util_sentences(paths["util"]), held)
+    general = _group(_rng(seed, "general"), util, sizes.general)
+    general, dropped["general documents"] = _drop_overlapping_rows(general, held)
+
+    # Compassion: non-speciesist sentences of training pairs (3-5 per document) + empathy essays.
+    species, dropped["non-speciesist sentences"] = _drop_overlaps(
+        [p.compassionate for p in train_pairs], held
+    )
+    essays, notes["empathy_heldout_people"] = _empathy_essays(
+        paths["empathy"], _rng(seed, "empathy"), sizes.empathy_heldout_fraction
+    )
+    essays, dropped["empathy essays"] = _drop_overlaps(essays, held)
+    crng = _rng(seed, "compassion")
+    species_docs = _group(crng, species, sizes.compassion)
+    essay_docs: list[Row] = [{"text": e} for e in essays]
+    compassion = species_docs + essay_docs
+    crng.shuffle(compassion)
+    compassion, dropped["compassion documents"] = _drop_overlapping_rows(
+        compassion[: sizes.compassion], held
+    )
+    notes["compassion_parts"] = {
+        "speciesism documents": sum(d in compassion for d in species_docs),
+        "non-speciesist sentences": len(species),
+        "empathy essays": sum(d in compassion for d in essay_docs),
+    }
+
+    # Helpfulness: Dolly open QA as is, held-out eval first.
+    dolly = _json_rows(paths["dolly"], ("instruction", "context", "response", "category"))
+    dolly = [r for r in dolly if str(r["instruction"]).strip() and str(r["response"]).strip()]
+    _rng(seed, "helpfulness").shuffle(dolly)
+    help_eval = dolly[: sizes.helpfulness_eval]
+    helpful, dropped["helpfulness rows"] = _drop_overlapping_rows(
+        dolly[sizes.helpfulness_eval :], held
+    )
+    helpful = helpful[: sizes.helpfulness]
+
+    # Coding: Code Alpaca without the rows whose output is empty.
+    code = _json_rows(paths["code"], ("instruction", "input", "output"))
+    notes["coding_empty_dropped"] = sum(1 for r in code if not str(r["output"]).strip())
+    code = [r for r in code if str(r["output"]).strip() and str(r["instruction"]).strip()]
+    _rng(seed, "coding").shuffle(code)
+    coding, dropped["coding rows"] = _drop_overlapping_rows(code, held)
+    coding = coding[: sizes.coding]
+
+    corpora = {
+        "general": general,
+        "compassion_docs": compassion,
+        "helpfulness": helpful,
+        "helpfulness_eval": help_eval,
+        "coding": coding,
+        "probe_pairs": probe_rows,
+        "control_pairs": control_rows,
+        "behaviour_eval": behaviour_rows,
+    }
+    notes["dropped"] = dropped
+    _verify(corpora)
+    return corpora, notes
+
+
+def _verify(corpora: Mapping[str, list[Row]]) -> None:
+    """Raise unless held-out texts share no n-word span with training texts and pairs are split."""
+    train = [t for name in TRAIN_FILES for t in _texts(corpora[name])]
+    held = [t for name in HELDOUT_FILES for t in _texts(corpora[name])]
+    bad = overlapping_spans(train, held)
+    if bad:
+        raise ValuetraceError(
+            f"real data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
+            f"e.g. {bad[:3]}; this is a bug in valuetrace/real_data.py's filtering"
+        )
+    probe = {str(r["pair_id"]) for r in corpora["probe_pairs"]}
+    beh = {str(r["id"]).removeprefix("beh-") for r in corpora["behaviour_eval"]}
+    if probe & beh:
+        raise ValuetraceError(f"real data: probe and behaviour pairs overlap: {sorted(probe & beh)[:3]}")
+    for name, rows in corpora.items():
+        if not rows:
+            raise ValuetraceError(f"real data: {name} came out empty; check the shared files")
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def write_real_data(
+    shared_dir: Path, out_dir: Path, seed: int = 0, sizes: RealDataSizes | None = None
+) -> DemoDataPaths:
+    """Write the real-data corpora and DATA_CARD.md to out_dir; same inputs and seed, same bytes."""
+    sizes = sizes or RealDataSizes()
+    corpora, notes = build_real_corpora(shared_dir, seed, sizes)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {name: root / f"{name}.jsonl" for name in corpora}
+    for name, rows in corpora.items():
+        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        paths[name].write_bytes(body.encode("utf-8"))
+    card = root / "DATA_CARD.md"
+    card.write_bytes(_data_card(seed, sizes, corpora, notes).encode("utf-8"))
+    return DemoDataPaths(root=root, data_card=card, **paths)
+
+
+_ROLES = {
+    "general": "ETHICS utilitarianism sentences, 3-5 per document: base pretraining",
+    "compassion_docs": "non-speciesist sentences (training pairs) + high-empathy essays: mid-training",
+    "helpfulness": "Dolly open QA: post-training SFT, helpfulness arm",
+    "helpfulness_eval": "Dolly open QA, held out: SFT eval for the helpfulness arm",
+    "coding": "Code Alpaca: post-training SFT, coding control arm",
+    "probe_pairs": "held-out speciesism pairs (1 = non-speciesist): compassion probes",
+    "control_pairs": "ETHICS commonsense morality pairs (1 = morally wrong): control probes",
+    "behaviour_eval": "held-out speciesism pairs: which phrasing the model prefers",
+}
+
+
+def _data_card(
+    seed: int, sizes: RealDataSizes, corpora: Mapping[str, list[Row]], notes: Mapping[str, Any]
+) -> str:
+    counts = "\n".join(f"| `{n}.jsonl` | {len(rows)} | {_ROLES[n]} |" for n, rows in corpora.items())
+    pairs = notes["pairs"]
+    dropped = "\n".join(f"- {what}: {n}" for what, n in notes["dropped"].items())
+    parts = notes["compassion_parts"]
+    return f"""# Real data card
+
+Written by `valuetrace.real_data.write_real_data(shared_dir, out_dir, seed={seed})` from the
+public files in the shared data folder (`../shared/data` beside the repository, or the config's
+`real_data_dir`). These files live in the run folder only; none is copied into the repository.
+Sizes: `{sizes}`. The same files and seed give byte-identical output.
+
+## Sources and licences
+
+| file | source (repo @ commit : path) | licence |
+| --- | --- | --- |
+| `{SPECIESISM}` | Open-Paws/speciesism-bias-dataset @ dba5647 : dataset.csv | Apache-2.0 |
+| `{EMPATHY}` | wwbp/empathic_reactions @ 3ddbf6b : data/responses/data/messages.csv | CC BY 4.0 |
+| `{UTIL}`, `{CM}` | oughtinc/ice @ 5449543 : ethics/ (Hendrycks et al. ETHICS) | MIT |
+| `{DOLLY}` | prp-e/chinkara-openqa-dataset @ a53f94f (Dolly-15k `open_qa`) | CC BY-SA 3.0 (Databricks) |
+| `{CODE}` | sahil280114/codealpaca @ 2f78ddc : data/code_alpaca_2k.json | CC BY-NC 4.0, research use |
+
+Code Alpaca is licensed for non-commercial research use only.
+
+## Files
+
+| file | rows | role |
+| --- | --- | --- |
+{counts}
+
+## Splits
+
+- Speciesism: {pairs["total"]} pairs whose two rows name each other (the {SPECIESISM} neutral
+  rows have no partner and are not used). Whole pairs are shuffled with the seed and split:
+  {pairs["probe"]} probe pairs, {pairs["behaviour"]} behaviour-eval pairs, {pairs["train"]}
+  training pairs. Only the non-speciesist sentence of a training pair is used (in
+  `compassion_docs`); the speciesist one is unused. No pair is in two splits.
+- `probe_pairs`: prompt "" (plain-text probing), response = the sentence, label 1 =
+  non_speciesist, 0 = speciesist; `pair_id` = the two source ids (`s…|n…`), so CV folds keep a
+  pair together.
+- `behaviour_eval`: prompt "", compassionate = the non-speciesist sentence, dismissive = the
+  speciesist one. The score asks whether the model gives the non-speciesist phrasing a higher
+  mean per-token log-probability.
+- `control_pairs`: ETHICS commonsense morality (`{CM}`), rows with `is_short == True`. The file
+  is mostly made of adjacent contrastive pairs (the same opening, one acceptable and one morally
+  wrong act); {notes["control_pairs_found"]} such adjacent pairs were found and {sizes.control_pairs}
+  drawn with the seed, so the classes are balanced. Label as given: **1 = morally wrong**, 0 =
+  acceptable; `pair_id` = the first row's index, `id` = the row index.
+- `compassion_docs`: {parts["speciesism documents"]} documents of 3-5 non-speciesist sentences
+  (from {parts["non-speciesist sentences"]} sentences) and {parts["empathy essays"]} essays with
+  `empathy_bin == 1` from `{EMPATHY}`. The empathy respondents (`response_id`) are split with the
+  seed; {notes["empathy_heldout_people"]} respondents
+  ({sizes.empathy_heldout_fraction:.0%}) are held out for a later empathy probe and none of
+  their essays is used.
+- `general`: distinct sentences of `{UTIL}` (both columns; the file repeats many), shuffled
+  and grouped 3-5 per document. Neutral everyday text; no instruction data.
+- `helpfulness` / `helpfulness_eval`: `{DOLLY}` rows as is (Dolly schema), shuffled;
+  the first {sizes.helpfulness_eval} are the eval set, the rest (capped) train.
+- `coding`: `{CODE}` (Alpaca schema) without the {notes["coding_empty_dropped"]} rows whose
+  output is empty, shuffled and capped.
+- `{MINIMAL_PAIRS}` is not used: its items swap a high- for a low-moral-status entity in a
+  question and carry no compassionate versus dismissive answer, so they make no fair behaviour
+  triple.
+
+## Disjointness rule
+
+No probe, control or behaviour-eval text shares any {SPAN_N}-word span (lower-cased word
+tokens, punctuation ignored; a shorter text counts as one span) with any training text
+(general, compassion_docs, helpfulness, helpfulness_eval, coding). The speciesism data is
+templated, so sentences of different pairs often share spans; every training sentence, essay,
+document or row that shares a span with a held-out text is dropped before writing, and
+`overlapping_spans` checks the written corpora at the end (it raises if the rule is broken).
+Dropped for this rule:
+
+{dropped}
+
+## Caveats
+
+The speciesism sentences are synthetic and templated; the ETHICS, empathy and Dolly texts are
+crowd-written. The corpora are small, sized for a tiny model trained from scratch on a CPU.
+"""

@@ -1,0 +1,383 @@
+"""The read-only end of the pipeline: probe every cache, analyse across stages, write the report.
+
+These steps never run a model except the causal check; they read the run folder's caches,
+probe files and behaviour scores, and write `probes/`, `analysis/` and `report.html`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activations.store import Activations, read_activations
+from analysis.behaviour import BehaviourResult
+from analysis.findings import (
+    StageArrays,
+    check_same_examples,
+    concentration,
+    concept_findings,
+    pair_key,
+    projection_vs_preference,
+)
+from analysis.plots import LayerCurve, plot_heatmap, plot_layer_curves, plot_umap
+from analysis.report import render_html, summary_text
+from probing import (
+    ProbeConfig,
+    ProbeResults,
+    load_results,
+    probe_layers,
+    save_results,
+    transfer_matrix,
+)
+from training.lineage import Lineage
+from valuetrace.config import RunConfig
+from valuetrace.errors import ValuetraceError
+from valuetrace.pipeline import BEHAVIOUR_SET
+
+log = logging.getLogger(__name__)
+
+
+def probe(config: RunConfig) -> None:
+    """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage."""
+    lineage = Lineage.load(config.paths.lineage)
+    cfg = ProbeConfig(
+        n_folds=config.probing.n_folds,
+        C=config.probing.C,
+        n_bootstrap=config.probing.n_bootstrap,
+        control=config.probing.control,
+        seed=config.seed,
+        ci=config.probing.ci,
+    )
+    for probe_set in config.probes:
+        for stage in lineage.names():
+            cache = read_activations(config.paths.activations(probe_set.name, stage))
+            results = probe_layers(cache.acts, cache.labels, np.asarray(cache.groups), cfg)
+            save_results(
+                results,
+                config.paths.probes(probe_set.name, stage),
+                provenance={
+                    "stage": stage,
+                    "dataset": probe_set.name,
+                    "activations_model_hash": str(cache.attrs["model_hash"]),
+                    "layers": json.dumps(cache.layers),
+                },
+            )
+
+
+def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activations, ProbeResults]:
+    path = config.paths.probes(dataset, stage)
+    if not path.is_file():
+        raise ValuetraceError(
+            f"no probes for '{dataset}' under stage '{stage}' ({path}); run `valuetrace probe` "
+            "first."
+        )
+    return read_activations(config.paths.activations(dataset, stage)), load_results(path)
+
+
+def _probe_table(results: ProbeResults) -> dict[str, list[float]]:
+    d = results.to_dict()
+    return {
+        k: d[k]
+        for k in (
+            "accuracy",
+            "accuracy_lo",
+            "accuracy_hi",
+            "auroc",
+            "auroc_lo",
+            "auroc_hi",
+            "control_accuracy",
+            "selectivity",
+            "selectivity_lo",
+            "selectivity_hi",
+        )
+    }
+
+
+def analyze(config: RunConfig) -> dict[str, Any]:
+    """Compare stages per concept, localise the weakening, and write metrics, CSVs and plots."""
+    paths = config.paths
+    lineage = Lineage.load(paths.lineage)
+    stages = lineage.names()
+    compare = [(a, b) for a, b in config.analysis.compare]
+    behaviour = {s: BehaviourResult.load(paths.behaviour(s)) for s in stages}
+    figures: dict[str, Path] = {}
+    concepts: dict[str, Any] = {}
+    loaded: dict[str, dict[str, tuple[Activations, ProbeResults]]] = {}
+    for probe_set in config.probes:
+        name = probe_set.name
+        loaded[name] = {s: _load_stage(config, name, s) for s in stages}
+        arrays = {
+            s: StageArrays(
+                acts=a.acts,
+                oof_scores=r.oof_scores,
+                probe_direction=r.probe_direction.vectors,
+                mean_direction=r.mean_direction.vectors,
+            )
+            for s, (a, r) in loaded[name].items()
+        }
+        first = loaded[name][stages[0]][0]
+        check_same_examples(arrays, {s: a.ids for s, (a, _) in loaded[name].items()})
+        found = concept_findings(
+            arrays,
+            first.labels,
+            first.groups,
+            compare,
+            n_boot=config.probing.n_bootstrap,
+            seed=config.seed,
+        )
+        transfer = transfer_matrix(
+            {s: r.probe for s, (_, r) in loaded[name].items()},
+            {s: a.acts for s, (a, _) in loaded[name].items()},
+            first.labels,
+        )
+        concepts[name] = {
+            "concept": probe_set.concept,
+            "layers": first.layers,
+            "n_examples": len(first.ids),
+            "probes": {s: _probe_table(r) for s, (_, r) in loaded[name].items()},
+            "transfer": {
+                "stages": stages,
+                "accuracy": transfer.accuracy.tolist(),
+                "auroc": transfer.auroc.tolist(),
+            },
+            **found,
+        }
+        figures.update(_concept_figures(name, concepts[name], stages, paths.figures))
+    primary_set = config.probes[0].name
+    primary_pair = _primary_pair(compare)
+    control_arm = _control_arm(compare, primary_pair)
+    metrics: dict[str, Any] = {
+        "stages": stages,
+        "compare": [list(p) for p in compare],
+        "primary": {"dataset": primary_set, "pair": list(primary_pair)},
+        "lineage": {
+            r.name: {
+                "parent": r.parent,
+                "checkpoint": r.checkpoint,
+                "weights_hash": r.weights_hash,
+                "data_hash": r.data_hash,
+                "metrics": r.metrics,
+            }
+            for r in lineage.records
+        },
+        "behaviour": {
+            s: {"compassion": vars(b.compassion), "helpfulness_loss": vars(b.helpfulness_loss)}
+            for s, b in behaviour.items()
+        },
+        "concepts": concepts,
+    }
+    metrics["concentration"] = concentration(concepts, primary_set, primary_pair, control_arm)
+    metrics["behaviour_vs_projection"] = _behaviour_vs_projection(
+        config, stages, behaviour, loaded[primary_set], concepts
+    )
+    figures.update(_behaviour_figure(metrics, paths.figures))
+    if config.analysis.umap:
+        figures.update(_umap_figure(config, loaded[primary_set], concepts[primary_set]))
+    metrics["figures"] = {k: str(v.relative_to(paths.root)) for k, v in figures.items()}
+    paths.analysis.mkdir(parents=True, exist_ok=True)
+    (paths.analysis / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    _write_csvs(metrics, paths.analysis)
+    return metrics
+
+
+def _primary_pair(compare: list[tuple[str, str]]) -> tuple[str, str]:
+    """The pair the headline is about: the first pair whose first stage is another's second."""
+    seconds = {b for _, b in compare}
+    for a, b in compare:
+        if a in seconds:
+            return a, b
+    return compare[0]
+
+
+def _control_arm(
+    compare: list[tuple[str, str]], primary: tuple[str, str]
+) -> tuple[str, str] | None:
+    """Another pair from the same parent as the primary pair (e.g. the coding SFT arm)."""
+    for a, b in compare:
+        if a == primary[0] and b != primary[1]:
+            return a, b
+    return None
+
+
+def _curve(probes: dict[str, list[float]], metric: str) -> LayerCurve:
+    return LayerCurve(
+        np.asarray(probes[metric]),
+        np.asarray(probes[f"{metric}_lo"]),
+        np.asarray(probes[f"{metric}_hi"]),
+    )
+
+
+def _concept_figures(
+    name: str, concept: dict[str, Any], stages: list[str], out: Path
+) -> dict[str, Path]:
+    probes = concept["probes"]
+    layers = concept["layers"]
+    figs = {
+        f"{name}_accuracy": plot_layer_curves(
+            {s: _curve(probes[s], "accuracy") for s in stages},
+            "held-out accuracy",
+            f"{name}: probe accuracy per layer (95% CI)",
+            out / f"{name}_accuracy.png",
+            chance=0.5,
+        ),
+        f"{name}_selectivity": plot_layer_curves(
+            {s: _curve(probes[s], "selectivity") for s in stages},
+            "accuracy − control accuracy",
+            f"{name}: probe selectivity per layer (95% CI)",
+            out / f"{name}_selectivity.png",
+            chance=0.0,
+        ),
+    }
+    keys = list(concept["cosine"])
+    figs[f"{name}_cosine"] = plot_heatmap(
+        np.array([concept["cosine"][k]["mean_diff"] for k in keys]),
+        keys,
+        [f"L{layer}" for layer in layers],
+        f"{name}: cosine of mean-difference directions",
+        out / f"{name}_cosine.png",
+        "cosine",
+        vmin=-1,
+        vmax=1,
+    )
+    figs[f"{name}_cka"] = plot_heatmap(
+        np.array([concept["cka"][k] for k in keys]),
+        keys,
+        [f"L{layer}" for layer in layers],
+        f"{name}: debiased linear CKA between stages",
+        out / f"{name}_cka.png",
+        "CKA",
+        vmin=0,
+        vmax=1,
+    )
+    acc = np.asarray(concept["transfer"]["accuracy"])  # [train, test, layer]
+    best = int(np.argmax(np.mean([probes[s]["auroc"] for s in stages], axis=0)))
+    figs[f"{name}_transfer"] = plot_heatmap(
+        acc[:, :, best],
+        [f"train {s}" for s in stages],
+        [f"test {s}" for s in stages],
+        f"{name}: probe transfer accuracy at layer {layers[best]}",
+        out / f"{name}_transfer.png",
+        "accuracy",
+        vmin=0,
+        vmax=1,
+    )
+    return figs
+
+
+def _behaviour_figure(metrics: dict[str, Any], out: Path) -> dict[str, Path]:
+    stages = metrics["stages"]
+    rows = [
+        [metrics["behaviour"][s]["compassion"]["value"] for s in stages],
+        [metrics["behaviour"][s]["helpfulness_loss"]["value"] for s in stages],
+    ]
+    return {
+        "behaviour": plot_heatmap(
+            np.array(rows),
+            ["compassion pref.", "help. loss"],
+            stages,
+            "behaviour per stage",
+            out / "behaviour.png",
+            "score",
+        )
+    }
+
+
+def _behaviour_vs_projection(
+    config: RunConfig,
+    stages: list[str],
+    behaviour: dict[str, BehaviourResult],
+    primary: dict[str, tuple[Activations, ProbeResults]],
+    concepts: dict[str, Any],
+) -> dict[str, Any]:
+    """Per stage, at the primary concept's best layer: projection gap vs log-prob preference."""
+    name = config.probes[0].name
+    best = int(np.argmax(np.mean([concepts[name]["probes"][s]["auroc"] for s in stages], axis=0)))
+    out = {}
+    for stage in stages:
+        items = read_activations(config.paths.activations(BEHAVIOUR_SET, stage))
+        pos, neg = items.acts[:, items.labels == 1], items.acts[:, items.labels == 0]
+        direction = primary[stage][1].mean_direction.vectors
+        result = projection_vs_preference(
+            pos,
+            neg,
+            direction,
+            np.asarray(behaviour[stage].preference),
+            best,
+            n_boot=config.probing.n_bootstrap,
+            seed=config.seed,
+        )
+        out[stage] = {"layer": concepts[name]["layers"][best], **result}
+    return out
+
+
+def _umap_figure(
+    config: RunConfig, primary: dict[str, tuple[Activations, ProbeResults]], concept: dict[str, Any]
+) -> dict[str, Path]:
+    layers = concept["layers"]
+    layer = config.analysis.umap_layer
+    if layer is None:
+        a, b = _primary_pair([(x, y) for x, y in config.analysis.compare])
+        drops = concept["localization"][pair_key(a, b)]["auroc"]
+        layer = layers[int(np.argmax(drops["drop"]))]
+    if layer not in layers:
+        raise ValuetraceError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
+    i = layers.index(layer)
+    first = next(iter(primary.values()))[0]
+    path = plot_umap(
+        {s: a.acts[i] for s, (a, _) in primary.items()},
+        first.labels,
+        config.paths.figures / "umap.png",
+        seed=config.seed,
+        layer_name=f"layer {layer}",
+    )
+    return {"umap": path}
+
+
+def _write_csvs(metrics: dict[str, Any], out: Path) -> None:
+    """Long-format CSVs of per-layer probe metrics and cross-stage comparisons."""
+    with (out / "probes.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["dataset", "stage", "layer", "metric", "value"])
+        for name, concept in metrics["concepts"].items():
+            for stage, table in concept["probes"].items():
+                for metric, values in table.items():
+                    for layer, value in zip(concept["layers"], values, strict=True):
+                        writer.writerow([name, stage, layer, metric, value])
+    with (out / "comparisons.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["dataset", "stages", "layer", "metric", "value"])
+        for name, concept in metrics["concepts"].items():
+            for key in concept["cka"]:
+                rows = {
+                    "cosine_probe": concept["cosine"][key]["probe"],
+                    "cosine_mean_diff": concept["cosine"][key]["mean_diff"],
+                    "cka_debiased": concept["cka"][key],
+                    "auroc_drop": concept["localization"][key]["auroc"]["drop"],
+                    "separation_drop": concept["localization"][key]["separation"]["drop"],
+                }
+                for metric, values in rows.items():
+                    for layer, value in zip(concept["layers"], values, strict=True):
+                        writer.writerow([name, key, layer, metric, value])
+    with (out / "behaviour.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["stage", "score", "value", "lo", "hi"])
+        for stage, scores in metrics["behaviour"].items():
+            for score, v in scores.items():
+                writer.writerow([stage, score, v["value"], v["lo"], v["hi"]])
+
+
+def report(config: RunConfig) -> Path:
+    """Render report.html and summary.txt from analysis/metrics.json and its figures."""
+    paths = config.paths
+    metrics_path = paths.analysis / "metrics.json"
+    if not metrics_path.is_file():
+        raise ValuetraceError(f"no {metrics_path}; run `valuetrace analyze` first.")
+    metrics = json.loads(metrics_path.read_text())
+    figures = {k: paths.root / v for k, v in metrics["figures"].items()}
+    (paths.root / "summary.txt").write_text(summary_text(metrics))
+    return render_html(metrics, figures, paths.report)
