@@ -9,6 +9,7 @@ Several processes: the same flags under a launcher. Each rank extracts a contigu
 shards (see `activations.shard`). Rank r uses GPU `LOCAL_RANK` when CUDA is present.
 
     torchrun --standalone --nproc_per_node 4 -m activations --checkpoint ... --out acts.h5
+        (on the CPU too; torchrun gives each process OMP_NUM_THREADS=1 unless it is set)
     accelerate launch --multi_gpu --num_processes 4 -m activations --checkpoint ... (GPUs only:
         accelerate's --cpu starts a single process unless given an MPI hostfile; use torchrun)
 
@@ -93,9 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     """Parse flags, load the model on this rank's device and run (this rank's part of) it."""
     args = _parser().parse_args(argv)
     rank, world, barrier = _distributed()
-    device = (
-        f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-    )
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)  # pinned buffers and syncs then use this rank's GPU only
     model = load_model(args.checkpoint, dtype=args.model_dtype, device=device)
     tokenizer = load_tokenizer(args.checkpoint)
     examples = load_labelled(args.examples)

@@ -10,15 +10,16 @@ initialised GPT-2-small-sized Llama (hidden 768, 12 layers, 12 heads, MLP 3072, 
     (c) transformer-lens `run_with_cache` with a names filter (full-sequence cache + LM head)
     (d) HF `output_hidden_states=True` (full model forward with logits, as users usually do)
 
-`seconds` is wall time, `ms/seq` per sequence, `max |diff| vs (b)` the largest difference of the
-pooled vectors from the cache (b) wrote (HF's last layer is after the final norm, so (d) is
-compared on layers 0..11 only). The ratio line gives (b)/(a), the overhead valuetrace adds to a
-plain forward (goal <= 1.05), and (c)/(b), (d)/(b), how much slower the alternatives are. The
-memory line gives, for (b) on 1x and 4x the sequences, each in a fresh process, the peak RSS
-during (b) (VmHWM, reset just before it) with the RSS before it (model and data loaded) in
-parentheses, and the ratio of the peaks (goal <= 1.10: memory must not grow with the data set).
-The header gives the load average: timings on a shared machine vary by 10% or more, so compare
-ratios from one run, not across runs.
+`seconds` is wall time, `ms/seq` per sequence, `cpu s` the CPU time of all this process's
+threads (less sensitive than wall time to other jobs on the machine), `max |diff| vs (b)` the
+largest difference of the pooled vectors from the cache (b) wrote (HF's last layer is after the
+final norm, so (d) is compared on layers 0..11 only). The ratio line gives (b)/(a), the overhead
+valuetrace adds to a plain forward (goal <= 1.05), and (c)/(b), (d)/(b), how much slower the
+alternatives are. The memory line gives, for (b) on 1x and 4x the sequences, each in a fresh
+process, the peak RSS during (b) (VmHWM, reset just before it) with the RSS before it (model and
+data loaded) in parentheses, and the ratio of the peaks (goal <= 1.10: memory must not grow with
+the data set). The header gives the load average: timings on a shared machine vary by 10% or
+more, so compare ratios from one run, not across runs.
 
     python benchmarks/bench_extract.py            # 256 x 128 tokens, batch 16 (several minutes)
     python benchmarks/bench_extract.py --quick    # 32 x 128 tokens, a smoke run
@@ -113,11 +114,11 @@ def run_b(model: LlamaForCausalLM, data: LabelledExamples, path: Path) -> None:
     )
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    """Wall seconds of one call and its result."""
-    start = time.perf_counter()
+def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """Wall and CPU seconds (all threads of this process) of one call, and its result."""
+    wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    return time.perf_counter() - start, result
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 @torch.inference_mode()
@@ -209,24 +210,26 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "bench.h5"
-        t_a, _ = timed(lambda: body_forward(model, batches))
-        t_b, _ = timed(lambda: run_b(model, data, cache))
-        t_c, tl = timed(
+        t_a, c_a, _ = timed(lambda: body_forward(model, batches))
+        t_b, c_b, _ = timed(lambda: run_b(model, data, cache))
+        t_c, c_c, tl = timed(
             lambda: torch.cat([pooled_hidden_states_tl(bridge, b, layers) for b in batches], 1)
         )
-        t_d, hf = timed(lambda: hf_hidden_states(model, batches))
+        t_d, c_d, hf = timed(lambda: hf_hidden_states(model, batches))
         ours = torch.from_numpy(read_activations(cache).acts)
     rows = [
-        ("(a) bare decoder body forward (model.model)", t_a, "-"),
-        ("(b) valuetrace extract_to_cache (13 layers, mean, HDF5)", t_b, "0"),
+        ("(a) bare decoder body forward (model.model)", t_a, c_a, "-"),
+        ("(b) valuetrace extract_to_cache (13 layers, mean, HDF5)", t_b, c_b, "0"),
         (
             "(c) transformer-lens run_with_cache (names filter)",
             t_c,
+            c_c,
             f"{(tl - ours).abs().max().item():.1e}",
         ),
         (
             "(d) HF output_hidden_states (full forward + logits)",
             t_d,
+            c_d,
             f"{(hf[:12] - ours[:12]).abs().max().item():.1e}",
         ),
     ]
@@ -235,12 +238,12 @@ def main() -> None:
         f"{n} sequences x {SEQ_LEN} tokens, batch {BATCH}, {torch.get_num_threads()} threads, "
         f"Llama 768/12L/12H/MLP 3072/vocab {VOCAB}, fp32, torch {torch.__version__}"
     )
-    print(f"{'method':<58}{'seconds':>9}{'ms/seq':>9}{'max |diff| vs (b)':>19}")
-    for name, seconds, diff in rows:
-        print(f"{name:<58}{seconds:>9.2f}{1000 * seconds / n:>9.1f}{diff:>19}")
+    print(f"{'method':<58}{'seconds':>9}{'ms/seq':>9}{'cpu s':>9}{'max |diff| vs (b)':>19}")
+    for name, seconds, cpu, diff in rows:
+        print(f"{name:<58}{seconds:>9.2f}{1000 * seconds / n:>9.1f}{cpu:>9.2f}{diff:>19}")
     print(
-        f"ratios: (b)/(a) = {t_b / t_a:.3f} (goal <= 1.05)   (c)/(b) = {t_c / t_b:.2f}   "
-        f"(d)/(b) = {t_d / t_b:.2f}"
+        f"ratios (wall): (b)/(a) = {t_b / t_a:.3f} (goal <= 1.05)   (c)/(b) = {t_c / t_b:.2f}   "
+        f"(d)/(b) = {t_d / t_b:.2f}   | (cpu): (b)/(a) = {c_b / c_a:.3f}"
     )
     (base1, one), (base4, four) = rss_mb(n), rss_mb(4 * n)
     print(

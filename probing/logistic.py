@@ -10,24 +10,30 @@ scikit-learn's ``StandardScaler``: near-constant features get std 1) and minimis
     sum_{i in train_p} log(1 + exp(-(2 y_pi - 1) (w · x_i + b))) + ||w||² / (2 C_p)
 
 which is scikit-learn's ``LogisticRegression(C=C_p)`` objective (intercept unpenalised), with
-the same stopping rule: the largest gradient entry of that objective divided by the number of
-training rows is at most ``tol`` (scikit-learn's default is 1e-4; ours 1e-5).
+its stopping rule: the largest gradient entry of that objective divided by the number of
+training rows is at most ``tol`` (default 1e-4, as scikit-learn; at least 1e-7, the float32
+floor).
 
-How: each layer is standardised once over all rows (float64 statistics, float32 matrix); the
-fold standardisation is affine, so problem ``p`` is evaluated on those shared features with
-``w / s`` and a shifted intercept (``m, s`` = the fold's mean and std in shared units) and its
-iterates are exactly those of a fit on the fold-standardised rows. The solver is L-BFGS
-(float64 parameters, history and objective; float32 matrix products) with Armijo
-backtracking, all problems stepping together. Measured on 13 layers × 2,000 × 768 with 5 folds:
-a Newton step needs a separate ``d × d`` Hessian and Cholesky factor per problem (a layer-shared
-preconditioner fails, because fold models disagree by ~45% in per-row curvature), about 1 s per
-step, while an L-BFGS step is two thin products, about 15 ms, for all 65 problems.
+How: each layer is standardised once over all rows (float32 data, statistics from a centred
+second pass); fold standardisation is affine and the intercept is free, so problem ``p`` is
+evaluated on those shared features with weights ``w / s`` and a shifted intercept (``m, s`` =
+the fold's training mean and std in shared units), and its iterates are those of a fit on the
+fold-standardised rows. The solver is L-BFGS with Armijo backtracking, all problems stepping
+together: float64 parameters, history, decision values and loss sums; float32 matrix products;
+the objective change is evaluated in a form that stays accurate when it is tiny. Layers whose
+problems are all done drop out of the products.
+
+Why not Newton with Cholesky: measured on 13 layers × 2,000 × 768 with 5 folds, a Newton step
+needs its own ``d × d`` Hessian and Cholesky factor per problem (about 1 s per step for all 65
+on 2 cores; a layer-shared Hessian is a poor preconditioner because fold models disagree by
+~45% in per-row curvature), while an L-BFGS step is two thin products over the shared matrix
+(about 15 ms); L-BFGS needs 30-50 steps, Newton 6-8.
 """
 
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +44,10 @@ from valuetrace.errors import ValuetraceError
 
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 50
+# The gradient's float32 rounding floor is about 1e-8 in these (per-row, standardised) units.
+_MIN_TOL = 1e-7
+# Below this many matrix entries a second thread costs more in barriers than it saves.
+_PARALLEL_MIN_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -65,17 +75,22 @@ class _Problems:
     M: Tensor  # [n, p] float32 training masks
     threads: int  # intra-op threads for the two large products
 
+    def rows(self, index: Tensor, shared: bool = False) -> "_Problems":
+        """The problems of some layers; ``shared``: they are the matrix's leading layers."""
+        Xc = self.Xc[: len(index)] if shared else self.Xc[index]
+        return replace(self, Xc=Xc, inv_scale=self.inv_scale[index], shift=self.shift[index])
+
     def decision(self, theta: Tensor) -> Tensor:
-        """Decision values ``[g, n, p]`` of parameters ``[g, p, d+1]``; linear in them."""
+        """Decision values ``[g, n, p]`` (float32) of parameters ``[g, p, d+1]``; linear."""
         v = theta[..., :-1] * self.inv_scale
         offset = theta[..., -1] - torch.linalg.vecdot(v, self.shift)
         with _threads(self.threads):
             x_v = torch.bmm(self.Xc, v.float().transpose(1, 2))
-        return x_v.double() + offset[:, None]
+        return x_v + offset[:, None].float()
 
-    def gradient(self, prob: Tensor, theta: Tensor) -> Tensor:
-        """Gradient ``[g, p, d+1]`` of the objective, given the probabilities ``[g, n, p]``."""
-        r = self.M * (prob - self.Y)
+    def gradient(self, point: "_Point", theta: Tensor) -> Tensor:
+        """Gradient ``[g, p, d+1]`` of the objective at ``point``."""
+        r = self.M * (point.prob - self.Y)
         r_sum = r.sum(1, dtype=torch.float64)
         with _threads(self.threads):
             x_r = torch.bmm(r.transpose(1, 2), self.Xc).double()
@@ -84,19 +99,38 @@ class _Problems:
         return torch.cat([g_w, r_sum[..., None]], dim=-1)
 
     def change(
-        self, z: Tensor, prob: Tensor, theta: Tensor, step: Tensor, x_step: Tensor, t: Tensor
+        self, point: "_Point", theta: Tensor, step: Tensor, x_step: Tensor, t: Tensor
     ) -> Tensor:
         """Objective change ``[g, p]`` for the move ``t * step``, accurate even when tiny."""
-        delta = (t[:, None] * x_step).float()
-        z32 = z.float()
+        delta = t[:, None].float() * x_step
         # log(1 - p + p e^delta): log1p form for small moves, log-sum-exp form for large ones
-        small = torch.log1p(prob * torch.expm1(delta.clamp(-0.5, 0.5)))
-        large = torch.logaddexp(-F.softplus(z32), delta - F.softplus(-z32))
+        small = torch.log1p(point.prob * torch.expm1(delta.clamp(-0.5, 0.5)))
+        large = torch.logaddexp(point.log_comp, point.log_prob + delta)
         per_row = torch.where(delta.abs() < 0.5, small, large) - self.Y * delta
         loss = (self.M * per_row).sum(1, dtype=torch.float64)
         w, dw = theta[..., :-1], step[..., :-1]
         penalty = self.lam * (t * torch.linalg.vecdot(w, dw) + 0.5 * t**2 * (dw * dw).sum(-1))
         return loss + penalty
+
+
+@dataclass(frozen=True)
+class _Point:
+    """Decision values at the current parameters and the loss terms computed from them."""
+
+    z: Tensor  # [g, n, p] float64: many small steps accumulate without drift
+    prob: Tensor  # float32 sigmoid(z)
+    log_prob: Tensor  # log sigmoid(z)
+    log_comp: Tensor  # log sigmoid(-z)
+
+    @classmethod
+    def at(cls, z: Tensor) -> "_Point":
+        """Evaluate the loss terms at decision values ``z``."""
+        z32 = z.float()
+        return cls(z, torch.sigmoid(z32), -F.softplus(-z32), -F.softplus(z32))
+
+    def rows(self, index: Tensor) -> "_Point":
+        """The point restricted to some layers."""
+        return _Point(self.z[index], self.prob[index], self.log_prob[index], self.log_comp[index])
 
 
 def fit_logistic(
@@ -105,35 +139,54 @@ def fit_logistic(
     train: Bool[Tensor, "p n"],
     C: Float[Tensor, " p"],
     *,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     max_iter: int = 1000,
     history: int = 10,
 ) -> LogisticFit:
     """Fit every (layer, problem) pair at once; ``decision`` covers all rows, held out included."""
-    _check_problems(X, y, train, C)
-    problems, mean_raw, std_raw = _standardise(X, train, y, C)
+    _check_problems(X, y, train, C, tol)
+    threads = torch.get_num_threads() if X.numel() >= _PARALLEL_MIN_ELEMENTS else 1
+    with _threads(threads):
+        problems, mean, std = _standardise(X, train, y, C, threads)
+    n_train = train.sum(1).double()
+    pos_rate = (y * train).sum(1) / n_train
     with _threads(1):
-        return _lbfgs(problems, mean_raw, std_raw, train, y, tol, max_iter, history)
+        theta, decision, converged, n_iter = _lbfgs(
+            problems, n_train, pos_rate, tol, max_iter, history
+        )
+    return LogisticFit(
+        coef=theta[..., :-1].float(),
+        intercept=theta[..., -1].float(),
+        mean=mean,
+        std=std,
+        decision=decision.transpose(1, 2).contiguous(),
+        n_iter=n_iter,
+        converged=converged,
+    )
 
 
 def _lbfgs(
     problems: _Problems,
-    mean_raw: Tensor,
-    std_raw: Tensor,
-    train: Tensor,
-    y: Tensor,
+    n_train: Tensor,
+    pos_rate: Tensor,
     tol: float,
     max_iter: int,
     history: int,
-) -> LogisticFit:
-    """Batched L-BFGS over all problems; converged or stalled problems stop moving."""
-    n_layers, _, width = problems.Xc.shape
-    n_train = train.sum(1).double()
-    theta = torch.zeros(n_layers, y.shape[0], width + 1, dtype=torch.float64)
-    theta[..., width] = torch.logit((y * train).sum(1) / n_train)
-    z = problems.decision(theta)
-    prob = torch.sigmoid(z.float())
-    grad = problems.gradient(prob, theta)
+) -> tuple[Tensor, Tensor, Tensor, int]:
+    """Batched L-BFGS: parameters, decisions ``[g, n, p]``, convergence, iterations.
+
+    A layer whose problems have all converged (or stalled) retires: its results are stored and
+    a live layer is moved into its slot of the shared matrix, so products read live layers only.
+    """
+    n_layers, n_rows, width = problems.Xc.shape
+    out_theta = torch.empty(n_layers, len(n_train), width + 1, dtype=torch.float64)
+    out_decision = torch.empty(n_layers, n_rows, len(n_train))
+    out_converged = torch.zeros(n_layers, len(n_train), dtype=torch.bool)
+    index = torch.arange(n_layers)  # input layer held by each live row
+    theta = torch.zeros_like(out_theta)
+    theta[..., width] = torch.logit(pos_rate)
+    point = _Point.at(problems.decision(theta).double())
+    grad = problems.gradient(point, theta)
     # The first step's inverse-Hessian scale: the curvature of the standardised problem at zero.
     gamma = (1.0 / (0.25 * n_train + problems.lam)).expand(n_layers, -1).clone()
     pairs: deque[tuple[Tensor, Tensor, Tensor]] = deque(maxlen=history)
@@ -142,18 +195,29 @@ def _lbfgs(
     while True:
         converged = grad.abs().amax(-1) / n_train <= tol
         active = ~(converged | stalled)
-        if n_iter == max_iter or not bool(active.any()):
-            break
+        live = active.any(1) & (n_iter < max_iter)
+        if not bool(live.all()):
+            done = torch.nonzero(~live).flatten()
+            out_theta[index[done]] = theta[done]
+            out_converged[index[done]] = converged[done]
+            out_decision[index[done]] = problems.rows(done).decision(theta[done])
+            if not bool(live.any()):
+                return out_theta, out_decision, out_converged, n_iter
+            problems, keep = _retire(problems, live)
+            index, theta, grad, gamma, stalled, active = (
+                t[keep] for t in (index, theta, grad, gamma, stalled, active)
+            )
+            point = point.rows(keep)
+            pairs = deque(((s[keep], yv[keep], r[keep]) for s, yv, r in pairs), maxlen=history)
         n_iter += 1
         step = -_two_loop(grad, pairs, gamma) * active[..., None]
         x_step = problems.decision(step)
-        t, failed = _backtrack(problems, z, prob, theta, grad, step, x_step)
+        t, failed = _backtrack(problems, point, theta, grad, step, x_step)
         stalled |= failed & active
         s = t[..., None] * step
         theta = theta + s
-        z = z + t[:, None] * x_step
-        prob = torch.sigmoid(z.float())
-        grad_new = problems.gradient(prob, theta)
+        point = _Point.at(point.z + t[:, None] * x_step)
+        grad_new = problems.gradient(point, theta)
         yv = grad_new - grad
         sy = torch.linalg.vecdot(s, yv)
         yy = torch.linalg.vecdot(yv, yv)
@@ -161,15 +225,17 @@ def _lbfgs(
         pairs.append((s, yv, torch.where(curved, 1.0 / sy, torch.zeros_like(sy))))
         gamma = torch.where(curved, sy / yy, gamma)
         grad = grad_new
-    return LogisticFit(
-        coef=theta[..., :width].float(),
-        intercept=theta[..., width].float(),
-        mean=mean_raw,
-        std=std_raw,
-        decision=problems.decision(theta).float().transpose(1, 2).contiguous(),
-        n_iter=n_iter,
-        converged=converged,
-    )
+
+
+def _retire(problems: _Problems, live: Tensor) -> tuple[_Problems, Tensor]:
+    """Fill retired layers' slots with live layers from the end; return the new row order."""
+    n_live = int(live.sum())
+    keep = torch.arange(len(live))
+    holes = torch.nonzero(~live[:n_live]).flatten()
+    movers = torch.nonzero(live[n_live:]).flatten() + n_live
+    keep[holes] = movers
+    problems.Xc[holes] = problems.Xc[movers]
+    return problems.rows(keep[:n_live], shared=True), keep[:n_live]
 
 
 @contextmanager
@@ -183,7 +249,7 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _check_problems(X: Tensor, y: Tensor, train: Tensor, C: Tensor) -> None:
+def _check_problems(X: Tensor, y: Tensor, train: Tensor, C: Tensor, tol: float) -> None:
     """Reject shapes that do not line up and problems whose training rows hold one class."""
     if X.ndim != 3 or y.ndim != 2 or train.shape != y.shape or C.shape != (y.shape[0],):
         raise ValuetraceError(
@@ -205,45 +271,70 @@ def _check_problems(X: Tensor, y: Tensor, train: Tensor, C: Tensor) -> None:
         )
     if bool((C <= 0).any()):
         raise ValuetraceError(f"C must be positive, got {C.tolist()}; pass C > 0")
+    if tol < _MIN_TOL:
+        raise ValuetraceError(
+            f"tol {tol} is below what float32 products resolve; use tol >= {_MIN_TOL}"
+        )
 
 
 def _standardise(
-    X: Tensor, train: Tensor, y: Tensor, C: Tensor
+    X: Tensor, train: Tensor, y: Tensor, C: Tensor, threads: int
 ) -> tuple[_Problems, Tensor, Tensor]:
-    """Standardise each layer over all rows; fold statistics come from training rows only."""
-    mu_c = X.mean(1, dtype=torch.float64)
-    Xc = X.float() - mu_c[:, None].float()
-    residual = Xc.mean(1, dtype=torch.float64)  # what float32 centring left behind
-    var_c = (Xc.square().mean(1, dtype=torch.float64) - residual**2).clamp_min(0.0)
-    sd_c = _safe_std(var_c, mu_c, X.shape[1])
-    mu_c += residual
-    Xc -= residual[:, None].float()
-    Xc /= sd_c[:, None].float()
+    """Standardise each layer over all rows; fold statistics come from training rows only.
+
+    Means and sums of squares are matrix products (rows weighted by 1/count) on data centred
+    by a first float32 mean, so the float32 sums carry no cancellation. A feature that is
+    constant over a problem's training rows gets std 1, as in scikit-learn.
+    """
+    n = X.shape[1]
     masks, inverse = torch.unique(train, dim=0, return_inverse=True)
-    counts = masks.sum(1, keepdim=True).double()
+    masks = torch.cat([torch.ones(1, n, dtype=torch.bool), masks])  # all rows, then each mask
+    counts = masks.sum(1, keepdim=True)
     weights = masks.float() / counts.float()
-    mu_u = torch.matmul(weights, Xc).double()  # [g, u, d], O(1) values: float32 sums suffice
-    sq_u = torch.matmul(weights, Xc.square()).double()
-    var_u = (sq_u - mu_u**2).clamp_min(0.0) * sd_c[:, None] ** 2
-    mean_raw = mu_c[:, None] + sd_c[:, None] * mu_u
-    std_raw = _safe_std(var_u, mean_raw, counts)
+    X32 = X.float()
+    rough_mean = torch.matmul(weights[:1], X32)  # [g, 1, d]
+    Xc = X32 - rough_mean
+    first = torch.matmul(weights, Xc).double()  # [g, 1 + u, d]: means of the centred rows
+    second = torch.matmul(weights, Xc.square()).double()
+    raw_mean = rough_mean.double() + first
+    raw_var = (second - first**2).clamp_min(0.0)
+    # float32 sums leave a constant feature a variance of up to ~1e-4 of its centred mean
+    # squared: check such features exactly
+    constant = raw_var == 0
+    suspect = torch.nonzero((raw_var <= 1e-3 * first**2).any(1).any(0)).flatten()
+    if len(suspect):
+        constant[..., suspect] |= _constant_features(X32[..., suspect], masks)
+    raw_std = torch.where(constant, torch.ones_like(raw_var), raw_var.sqrt())
+    sd_c, mu_c = raw_std[:, :1], first[:, :1]  # shared units: all rows centred and scaled
+    Xc -= mu_c.float()
+    Xc /= sd_c.float()
+    fold_mean, fold_std = raw_mean[:, 1:][:, inverse], raw_std[:, 1:][:, inverse]
     problems = _Problems(
         Xc=Xc,
-        inv_scale=(sd_c[:, None] / std_raw)[:, inverse],
-        shift=mu_u[:, inverse],
+        inv_scale=sd_c / fold_std,
+        shift=(first[:, 1:][:, inverse] - mu_c) / sd_c,
         lam=1.0 / C.double(),
         Y=y.T.float(),
         M=train.T.float(),
-        threads=torch.get_num_threads(),
+        threads=threads,
     )
-    return problems, mean_raw[:, inverse].float(), std_raw[:, inverse].float()
+    return problems, fold_mean.float(), fold_std.float()
 
 
-def _safe_std(var: Tensor, mean: Tensor, n: int | Tensor) -> Tensor:
-    """Std with scikit-learn's near-constant rule (such features get std 1)."""
-    eps = torch.finfo(torch.float64).eps
-    constant = var <= n * eps * var + (n * mean * eps) ** 2
-    return torch.where(constant, torch.ones_like(var), var.sqrt())
+def _constant_features(X: Tensor, masks: Tensor) -> Tensor:
+    """``[g, u, d]``: feature takes one value over mask ``u``'s rows (exact, via max == min).
+
+    Rows are grouped by which masks hold them; one pass finds each group's max and min.
+    """
+    patterns, group = torch.unique(masks.T, dim=0, return_inverse=True)  # [a, u], [n]
+    index = group.view(1, -1, 1).expand_as(X)
+    shape = (X.shape[0], len(patterns), X.shape[2])
+    hi = torch.full(shape, -torch.inf).scatter_reduce(1, index, X, "amax")
+    lo = torch.full(shape, torch.inf).scatter_reduce(1, index, X, "amin")
+    member = patterns.T[None, :, :, None]  # [1, u, a, 1]
+    mask_hi = torch.where(member, hi[:, None], -torch.inf).amax(2)
+    mask_lo = torch.where(member, lo[:, None], torch.inf).amin(2)
+    return mask_hi == mask_lo
 
 
 def _two_loop(grad: Tensor, pairs: deque[tuple[Tensor, Tensor, Tensor]], gamma: Tensor) -> Tensor:
@@ -263,8 +354,7 @@ def _two_loop(grad: Tensor, pairs: deque[tuple[Tensor, Tensor, Tensor]], gamma: 
 
 def _backtrack(
     problems: _Problems,
-    z: Tensor,
-    prob: Tensor,
+    point: _Point,
     theta: Tensor,
     grad: Tensor,
     step: Tensor,
@@ -274,7 +364,7 @@ def _backtrack(
     slope = torch.linalg.vecdot(grad, step)
     t = torch.ones_like(slope)
     for _ in range(_MAX_HALVINGS):
-        ok = problems.change(z, prob, theta, step, x_step, t) <= _ARMIJO * t * slope
+        ok = problems.change(point, theta, step, x_step, t) <= _ARMIJO * t * slope
         if bool(ok.all()):
             return t, torch.zeros_like(ok)
         t = torch.where(ok, t, t / 2)

@@ -124,32 +124,28 @@ class ProbeResults:
     fold_C: Float[np.ndarray, "l k"]
     probe: Probe
     probe_direction: Direction
-    mean_diff_direction: Direction
+    mean_direction: Direction
     config: ProbeConfig
     provenance: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        """Per-layer metrics, chosen Cs, config and provenance as JSON-safe values (NaN → None)."""
+        """Per-layer metrics (with ``_lo``/``_hi`` bounds), Cs, config, provenance; JSON-safe.
+
+        NaN becomes None; metrics of a run without a control task are None.
+        """
         out: dict[str, object] = {
             "layers": list(self.layers),
             "n_examples": len(self.labels),
             "config": asdict(self.config),
             "provenance": dict(self.provenance),
+            "C": _json_safe(self.C),
+            "fold_C": _json_safe(self.fold_C),
         }
-        for name in (
-            "accuracy",
-            "accuracy_ci",
-            "auroc",
-            "auroc_ci",
-            "control_accuracy",
-            "control_accuracy_ci",
-            "selectivity",
-            "selectivity_ci",
-            "C",
-            "fold_C",
-        ):
-            value = getattr(self, name)
+        for name in ("accuracy", "auroc", "control_accuracy", "selectivity"):
+            value, ci = getattr(self, name), getattr(self, f"{name}_ci")
             out[name] = None if value is None else _json_safe(value)
+            out[f"{name}_lo"] = None if ci is None else _json_safe(ci[:, 0])
+            out[f"{name}_hi"] = None if ci is None else _json_safe(ci[:, 1])
         return out
 
 
@@ -221,7 +217,7 @@ def probe_layers(
         fold_C=grid[fold_choice],
         probe=probe,
         probe_direction=Direction.from_probe(probe, record),
-        mean_diff_direction=Direction.from_mean_difference(acts, labels, layers, record),
+        mean_direction=Direction.from_mean_difference(acts, labels, layers, record),
         config=config,
         provenance=dict(provenance or {}),
     )

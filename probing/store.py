@@ -38,19 +38,25 @@ FORMAT_VERSION = 1
 _METRICS = ("accuracy", "accuracy_ci", "auroc", "auroc_ci", "C", "fold_C")
 _CONTROL_METRICS = ("control_accuracy", "control_accuracy_ci", "selectivity", "selectivity_ci")
 _PROBE = ("coef", "intercept", "mean", "std", "C")
-_DIRECTIONS = {"probe": "probe_direction", "mean_diff": "mean_diff_direction"}
+_DIRECTIONS = {"probe": "probe_direction", "mean_diff": "mean_direction"}
 
 
-def save_results(results: ProbeResults, path: str | Path) -> None:
-    """Write ``results`` to ``path`` (HDF5) atomically: temp file, then ``os.replace``."""
+def save_results(
+    results: ProbeResults, path: str | Path, provenance: dict[str, str] | None = None
+) -> None:
+    """Write ``results`` to ``path`` (HDF5) atomically; ``provenance`` adds to the stored one.
+
+    The extra provenance (stage, dataset, model hash …) goes to the results and both directions.
+    """
     path = Path(path)
+    extra = {k: str(v) for k, v in (provenance or {}).items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["config"] = json.dumps(asdict(results.config))
-            f.attrs["provenance"] = json.dumps(results.provenance)
+            f.attrs["provenance"] = json.dumps(results.provenance | extra)
             f["layers"] = np.asarray(results.layers, dtype=np.int64)
             f["labels"] = results.labels
             f["folds"] = results.folds
@@ -71,7 +77,7 @@ def save_results(results: ProbeResults, path: str | Path) -> None:
                 group["vectors"] = direction.vectors
                 group["layers"] = np.asarray(direction.layers, dtype=np.int64)
                 group.attrs["kind"] = direction.kind
-                group.attrs["provenance"] = json.dumps(direction.provenance)
+                group.attrs["provenance"] = json.dumps(direction.provenance | extra)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

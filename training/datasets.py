@@ -315,7 +315,7 @@ def _as_row(item: object, path: Path, where: str) -> Row:
 def _schema_columns(text_field: str) -> dict[str, tuple[str, ...]]:
     """Required columns per schema, in auto-detection priority order."""
     return {
-        "dolly": ("instruction", "context", "response"),
+        "dolly": ("instruction", "response"),  # context optional: Magicoder has none
         "alpaca": ("instruction", "input", "output"),
         "messages": ("messages",),
         "documents": (text_field,),
@@ -425,7 +425,7 @@ def _instruction_record(row: Row, extra: str, answer: str) -> PromptResponse:
     """Dolly/Alpaca: prompt = instruction, plus a blank line and the context/input if any."""
     instruction = _required(row["instruction"], "instruction")
     response = _required(row[answer], answer)
-    context = _text(row[extra], extra)
+    context = _text(row.get(extra) or "", extra)
     prompt = f"{instruction}\n\n{context}" if context else instruction
     return PromptResponse(prompt=prompt, response=response)
 

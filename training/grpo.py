@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOConfig, GRPOTrainer
 
 from training.datasets import format_prompt
-from training.stages import StageResult, fit_and_save, lora_config, stage_result, work_dir_of
+from training.stages import (
+    StageResult,
+    TrainSettings,
+    fit_and_save,
+    lora_config,
+    stage_result,
+    work_dir_of,
+)
 from valuetrace.errors import ValuetraceError
 
 RewardFn = Callable[..., list[float]]
@@ -38,9 +45,9 @@ COMPASSION_WORDS: tuple[str, ...] = (
     "kind",
     "comfort",
     "support",
-    "help",
     "feel",
     "safe",
+    "suffering",
 )
 
 
@@ -63,9 +70,9 @@ class KeywordReward:
 class GrpoSettings:
     """The hyperparameters of one GRPO stage."""
 
-    max_steps: int
     learning_rate: float
     seed: int
+    max_steps: int = -1
     batch_size: int = 8
     grad_accum: int = 1
     num_generations: int = 8
@@ -86,6 +93,13 @@ class GrpoSettings:
     lora_merge: bool = True
     save_steps: int = 200
     logging_steps: int = 10
+
+    @classmethod
+    def from_train(cls, settings: TrainSettings, **grpo: Any) -> GrpoSettings:
+        """The shared fields of a stage's TrainSettings, plus GRPO-only ones (num_generations …)."""
+        names = {f.name for f in fields(cls)}
+        shared = {k: v for k, v in asdict(settings).items() if k in names}
+        return cls(**{**shared, **grpo})
 
 
 def train_grpo_stage(

@@ -56,6 +56,8 @@ def spec_for(
     data: str,
     settings: TrainSettings,
     out_dir: Path,
+    *,
+    dtype: str = "float32",
     **data_options: Any,
 ) -> StageSpec:
     """A spec from typed parts; `data_options` are passed to `load_records` (schema, limit …)."""
@@ -66,6 +68,7 @@ def spec_for(
         out_dir=str(out_dir),
         settings=asdict(settings),
         data_options=data_options,
+        dtype=dtype,
     )
 
 

@@ -98,13 +98,11 @@ def _check_local_or_hub(name_or_path: str) -> None:
             f"model path {name_or_path} does not exist; pass a folder written by "
             "save_pretrained or a hub id such as meta-llama/Llama-3.1-8B."
         )
-    if (
-        path.is_dir()
-        and not (path / "config.json").is_file()
-        and not (path / "adapter_config.json").is_file()
-    ):
+    markers = ("config.json", "adapter_config.json", "tokenizer_config.json")
+    if path.is_dir() and not any((path / name).is_file() for name in markers):
         raise ValuetraceError(
-            f"{name_or_path} holds no config.json: it is not a Hugging Face model folder."
+            f"{name_or_path} holds no config.json: it is not a Hugging Face model or tokenizer "
+            "folder."
         )
 
 

@@ -20,7 +20,7 @@ from valuetrace.errors import ValuetraceError
 
 Pooling = Literal["last", "mean", "response"]
 Method = Literal["full", "lora"]
-Format = Literal["documents", "sft"]
+Format = Literal["documents", "sft", "grpo"]
 
 
 @dataclass
@@ -79,6 +79,17 @@ class LoraConfig:
 
 
 @dataclass
+class GrpoConfig:
+    """GRPO (TRL) settings for a reinforcement-learning stage with a keyword reward."""
+
+    num_generations: int = 8
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    beta: float = 0.0
+    reward_words: list[str] | None = None
+
+
+@dataclass
 class StageConfig:
     """One training stage: its parent, data, loss format, method and hyperparameters."""
 
@@ -88,6 +99,7 @@ class StageConfig:
     format: Format = "documents"
     method: Method = "full"
     lora: LoraConfig | None = None
+    grpo: GrpoConfig | None = None
     epochs: float = 1.0
     max_steps: int = -1
     learning_rate: float = 1e-3
@@ -103,6 +115,8 @@ class StageConfig:
     def __post_init__(self) -> None:
         if self.method == "lora" and self.lora is None:
             self.lora = LoraConfig()
+        if self.format == "grpo" and self.grpo is None:
+            self.grpo = GrpoConfig()
         if self.data is None and self.parent is not None:
             raise ValuetraceError(
                 f"stage '{self.name}': only the first stage may have no data (it is then the "
@@ -135,7 +149,7 @@ class ProbingConfig:
     """Cross-validation and statistics settings for the per-layer probes."""
 
     n_folds: int = 5
-    C: float = 1.0
+    C: float | list[float] = 1.0
     n_bootstrap: int = 1000
     control: bool = True
     ci: float = 0.95
@@ -175,6 +189,7 @@ class RunConfig:
     demo_data: bool = False
     real_data_dir: str | None = None
     tokenizer_corpora: list[str] = field(default_factory=list)
+    accelerate_config: str | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -265,8 +280,13 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _build(inner[0], value, where)
+        errors = []
+        for inner in (a for a in args if a is not type(None)):
+            try:
+                return _build(inner, value, where)
+            except ValuetraceError as err:
+                errors.append(str(err))
+        raise ValuetraceError(" or ".join(errors))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ValuetraceError(f"{where}: expected a mapping, got {value!r}.")

@@ -12,12 +12,13 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from activations.examples import LabelledExamples, load_labelled
 from activations.extract import extract_to_cache
@@ -29,6 +30,8 @@ from training.datasets import (
     load_records,
     records_hash,
 )
+from training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
+from training.launch import launch_stage, spec_for
 from training.lineage import Lineage, StageRecord, weights_hash
 from training.models import (
     build_scratch_model,
@@ -146,7 +149,6 @@ def train(config: RunConfig, *, stages: list[str] | None = None, progress: bool 
     paths = config.paths
     lineage = _lineage(config)
     tokenizer = _tokenizer(config)
-    use_cpu = not torch.cuda.is_available()
     for stage in config.stages:
         if stages is not None and stage.name not in stages:
             continue
@@ -156,77 +158,161 @@ def train(config: RunConfig, *, stages: list[str] | None = None, progress: bool 
             continue
         if stage.data is None:
             assert config.model.name_or_path is not None
-            lineage.put(StageRecord(name=stage.name, checkpoint=config.model.name_or_path,
-                                    revision=config.model.revision))
-            lineage.save(paths.lineage)
-            continue
-        if stage.parent is None:
-            scratch = config.model.scratch
-            if scratch is None:
-                raise ValuetraceError(
-                    f"stage '{stage.name}' has no parent and the model is not from scratch; "
-                    "set its parent, or give it no data to use the model as it is."
+            lineage.put(
+                StageRecord(
+                    name=stage.name,
+                    checkpoint=config.model.name_or_path,
+                    revision=config.model.revision,
                 )
-            model = build_scratch_model(
-                tokenizer,
-                hidden_size=scratch.hidden_size,
-                num_layers=scratch.num_layers,
-                num_heads=scratch.num_heads,
-                intermediate_size=scratch.intermediate_size,
-                max_position_embeddings=scratch.max_position_embeddings,
-                seed=config.seed,
             )
         else:
-            parent = lineage.get(stage.parent)
-            model = load_model(parent.checkpoint, adapter=parent.adapter,
-                               revision=parent.revision, dtype=config.model.dtype)
-        records = _records(config, stage)
-        if stage.format == "sft" and config.model.chat_template and not tokenizer.chat_template:
-            raise ValuetraceError(
-                f"stage '{stage.name}' wants a chat template but the tokenizer has none; set "
-                "model.chat_template: false (plain '### Instruction' format) or use a tokenizer "
-                "with a chat template (e.g. the -Instruct model's)."
-            )
-        torch.manual_seed(config.seed)
-        result = train_stage(model, tokenizer, records, _settings(config, stage), out,
-                             use_cpu=use_cpu, progress=progress)
-        lineage.put(
-            StageRecord(
-                name=stage.name,
-                checkpoint=str(out),
-                parent=stage.parent,
-                weights_hash=weights_hash(out),
-                data_hash=records_hash(records),
-                config=dataclasses.asdict(stage),
-                metrics={
-                    "train_seconds": result.train_seconds,
-                    "tokens_seen": result.tokens_seen,
-                    "tokens_per_second": result.tokens_per_second,
-                    "final_loss": result.final_loss,
-                    "steps": result.steps,
-                },
-            )
-        )
+            lineage.put(_train_one(config, stage, lineage, tokenizer, progress))
         lineage.save(paths.lineage)
     return lineage
 
 
+def _initial_model(
+    config: RunConfig, stage: StageConfig, lineage: Lineage, tokenizer: PreTrainedTokenizerBase
+) -> PreTrainedModel:
+    """The model a stage starts from: its parent checkpoint, or a fresh from-scratch model."""
+    if stage.parent is not None:
+        parent = lineage.get(stage.parent)
+        return load_model(
+            parent.checkpoint,
+            adapter=parent.adapter,
+            revision=parent.revision,
+            dtype=config.model.dtype,
+        )
+    scratch = config.model.scratch
+    if scratch is None:
+        raise ValuetraceError(
+            f"stage '{stage.name}' has no parent and the model is not from scratch; set its "
+            "parent, or give it no data to use the model as it is."
+        )
+    return build_scratch_model(
+        tokenizer,
+        hidden_size=scratch.hidden_size,
+        num_layers=scratch.num_layers,
+        num_heads=scratch.num_heads,
+        intermediate_size=scratch.intermediate_size,
+        max_position_embeddings=scratch.max_position_embeddings,
+        seed=config.seed,
+    )
+
+
+def _train_one(
+    config: RunConfig,
+    stage: StageConfig,
+    lineage: Lineage,
+    tokenizer: PreTrainedTokenizerBase,
+    progress: bool,
+) -> StageRecord:
+    """Run one stage in this process (or under accelerate) and describe its checkpoint."""
+    out = config.paths.checkpoint(stage.name)
+    records = _records(config, stage)
+    if stage.format != "documents" and config.model.chat_template and not tokenizer.chat_template:
+        raise ValuetraceError(
+            f"stage '{stage.name}' wants a chat template but the tokenizer has none; set "
+            "model.chat_template: false (plain '### Instruction' format) or use a tokenizer "
+            "with a chat template (e.g. the -Instruct model's)."
+        )
+    settings = _settings(config, stage)
+    use_cpu = not torch.cuda.is_available()
+    torch.manual_seed(config.seed)
+    model = _initial_model(config, stage, lineage, tokenizer)
+    if stage.format == "grpo":
+        assert stage.grpo is not None
+        grpo = stage.grpo
+        reward = KeywordReward(tuple(grpo.reward_words)) if grpo.reward_words else KeywordReward()
+        prompts = [r.prompt if isinstance(r, PromptResponse) else r.text for r in records]
+        result = train_grpo_stage(
+            model,
+            tokenizer,
+            prompts,
+            reward,
+            GrpoSettings.from_train(
+                settings,
+                num_generations=grpo.num_generations,
+                max_completion_length=grpo.max_completion_length,
+                temperature=grpo.temperature,
+                beta=grpo.beta,
+            ),
+            out,
+            use_cpu=use_cpu,
+            progress=progress,
+        )
+    elif config.accelerate_config is not None:
+        start = out.parent / f".{stage.name}.init"
+        model.save_pretrained(start)
+        assert stage.data is not None
+        data = stage.data
+        tokenizer_path = config.model.name_or_path or str(config.paths.tokenizer)
+        result = launch_stage(
+            spec_for(
+                str(start),
+                tokenizer_path,
+                resolve_data_path(data.source, config),
+                settings,
+                out,
+                dtype=config.model.dtype,
+                schema=data.schema,
+                split=data.split,
+                limit=data.limit,
+                where=data.where,
+                drop_empty=data.drop_empty,
+                seed=config.seed,
+                shuffle=data.limit is not None,
+            ),
+            accelerate_config=Path(config.accelerate_config),
+            progress=progress,
+        )
+        shutil.rmtree(start)
+    else:
+        result = train_stage(
+            model, tokenizer, records, settings, out, use_cpu=use_cpu, progress=progress
+        )
+    return StageRecord(
+        name=stage.name,
+        checkpoint=str(out),
+        parent=stage.parent,
+        weights_hash=weights_hash(out),
+        data_hash=records_hash(records),
+        config=dataclasses.asdict(stage),
+        metrics={
+            "train_seconds": result.train_seconds,
+            "tokens_seen": result.tokens_seen,
+            "tokens_per_second": result.tokens_per_second,
+            "final_loss": result.final_loss,
+            "steps": result.steps,
+        },
+    )
+
+
 def _tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(),
-                                                                   sort_keys=True)
+    text = (
+        backend.to_str()
+        if backend is not None
+        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _prompts(examples: LabelledExamples, tokenizer: PreTrainedTokenizerBase,
-             chat: bool) -> list[str]:
+def _prompts(
+    examples: LabelledExamples, tokenizer: PreTrainedTokenizerBase, chat: bool
+) -> list[str]:
     return [format_prompt(p, tokenizer, chat=chat) if p else "" for p in examples.prompts]
 
 
 def _stage_model(config: RunConfig, record: StageRecord):
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return load_model(record.checkpoint, adapter=record.adapter, revision=record.revision,
-                      dtype=config.model.dtype, device=device)
+    return load_model(
+        record.checkpoint,
+        adapter=record.adapter,
+        revision=record.revision,
+        dtype=config.model.dtype,
+        device=device,
+    )
 
 
 def _stage_tokenizer(record: StageRecord) -> PreTrainedTokenizerBase:
@@ -279,17 +365,21 @@ def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
     lineage = Lineage.load(config.paths.lineage)
     items = _behaviour_items(config)
     help_cfg = config.behaviour.helpfulness_eval
-    help_records = load_records(resolve_data_path(help_cfg.source, config), help_cfg.schema,
-                                limit=help_cfg.limit, where=help_cfg.where)
+    help_records = load_records(
+        resolve_data_path(help_cfg.source, config),
+        help_cfg.schema,
+        limit=help_cfg.limit,
+        where=help_cfg.where,
+    )
     if not all(isinstance(r, PromptResponse) for r in help_records):
         raise ValuetraceError("behaviour.helpfulness_eval must be prompt/response data.")
     results = {}
     for record in lineage.records:
         model = _stage_model(config, record)
         tokenizer = _stage_tokenizer(record)
-        chat = config.model.chat_template
 
         def fmt(prompts: list[str], tok: PreTrainedTokenizerBase = tokenizer) -> list[str]:
+            chat = config.model.chat_template
             return [format_prompt(p, tok, chat=chat) if p else "" for p in prompts]
 
         result = behaviour_scores(

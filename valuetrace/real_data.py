@@ -36,7 +36,9 @@ CM = "ethics/cm_test.csv"
 DOLLY = "dolly/dolly_open_qa.jsonl"
 CODE = "code/code_alpaca_2k.json"
 MINIMAL_PAIRS = "minimal_pairs/minimal_pairs.jsonl"
-FIX = "the real-data config needs ../shared/data beside the repo (or set real_data_dir in the config)"
+FIX = (
+    "the real-data config needs ../shared/data beside the repo (or set real_data_dir in the config)"
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,9 @@ class RealDataSizes:
 def _path(shared_dir: Path, rel: str) -> Path:
     """The shared file, or an error naming it and the fix."""
     if not shared_dir.is_dir():
-        raise ValuetraceError(f"real data folder {shared_dir} does not exist (needed: {rel}); {FIX}")
+        raise ValuetraceError(
+            f"real data folder {shared_dir} does not exist (needed: {rel}); {FIX}"
+        )
     path = shared_dir / rel
     if not path.is_file():
         raise ValuetraceError(f"real data file {path} is missing; {FIX}")
@@ -99,7 +103,9 @@ def _json_rows(path: Path, columns: Sequence[str]) -> list[Row]:
         else:
             rows = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValuetraceError(f"{path} is not valid JSON ({err}); restore the original file") from err
+        raise ValuetraceError(
+            f"{path} is not valid JSON ({err}); restore the original file"
+        ) from err
     bad = [i for i, r in enumerate(rows) if not isinstance(r, dict) or set(columns) - set(r)]
     if not isinstance(rows, list) or bad:
         raise ValuetraceError(
@@ -114,7 +120,14 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def _mean_words(texts: Iterable[str]) -> float:
+    """Mean word count, for the card's note on length cues."""
+    counts = [len(t.split()) for t in texts]
+    return sum(counts) / max(1, len(counts))
+
+
 def _rng(seed: int, name: str) -> random.Random:
+    """A random stream per corpus, so changing one corpus leaves the others unchanged."""
     return random.Random(f"valuetrace-real/{seed}/{name}")
 
 
@@ -154,7 +167,7 @@ def _speciesism_pairs(path: Path) -> list[_Pair]:
             continue
         if other["paired_id"] != r["id"] or other["speciesist_label"] != "speciesist":
             continue
-        pid = f"{other['id']}|{r['id']}"
+        pid = "|".join(sorted((r["id"], other["id"])))
         pairs[pid] = _Pair(pid, _clean(r["text"]), _clean(other["text"]))
     if not pairs:
         raise ValuetraceError(f"{path} holds no speciesist/non_speciesist pairs; restore the file")
@@ -267,15 +280,35 @@ def build_real_corpora(
             f"RealDataSizes asks for {n_probe} probe + {n_beh} behaviour pairs but {SPECIESISM} "
             f"has only {len(pairs)} pairs; lower them so some are left for mid-training"
         )
-    probe, beh, train_pairs = pairs[:n_probe], pairs[n_probe : n_probe + n_beh], pairs[n_probe + n_beh :]
-    notes["pairs"] = {"total": len(pairs), "probe": n_probe, "behaviour": n_beh, "train": len(train_pairs)}
+    probe, beh, train_pairs = (
+        pairs[:n_probe],
+        pairs[n_probe : n_probe + n_beh],
+        pairs[n_probe + n_beh :],
+    )
+    notes["pairs"] = {
+        "total": len(pairs),
+        "probe": n_probe,
+        "behaviour": n_beh,
+        "train": len(train_pairs),
+    }
     probe_rows: list[Row] = [
-        {"id": f"{p.pair_id}/{label}", "pair_id": p.pair_id, "prompt": "", "response": text, "label": label}
+        {
+            "id": f"{p.pair_id}/{label}",
+            "pair_id": p.pair_id,
+            "prompt": "",
+            "response": text,
+            "label": label,
+        }
         for p in probe
         for label, text in ((1, p.compassionate), (0, p.dismissive))
     ]
     behaviour_rows: list[Row] = [
-        {"id": f"beh-{p.pair_id}", "prompt": "", "compassionate": p.compassionate, "dismissive": p.dismissive}
+        {
+            "id": f"beh-{p.pair_id}",
+            "prompt": "",
+            "compassionate": p.compassionate,
+            "dismissive": p.dismissive,
+        }
         for p in beh
     ]
 
@@ -296,6 +329,14 @@ def build_real_corpora(
                 }
             )
     notes["control_pairs_found"] = len(cm)
+    notes["words"] = {
+        "probe non-speciesist": _mean_words(p.compassionate for p in probe),
+        "probe speciesist": _mean_words(p.dismissive for p in probe),
+        "control wrong": _mean_words(str(r["response"]) for r in control_rows if r["label"] == 1),
+        "control acceptable": _mean_words(
+            str(r["response"]) for r in control_rows if r["label"] == 0
+        ),
+    }
 
     held = _texts(probe_rows) + _texts(control_rows) + _texts(behaviour_rows)
     dropped: dict[str, int] = {}
@@ -321,21 +362,24 @@ def build_real_corpora(
     compassion, dropped["compassion documents"] = _drop_overlapping_rows(
         compassion[: sizes.compassion], held
     )
+    kept = {id(d) for d in compassion}
     notes["compassion_parts"] = {
-        "speciesism documents": sum(d in compassion for d in species_docs),
+        "speciesism documents": sum(id(d) in kept for d in species_docs),
         "non-speciesist sentences": len(species),
-        "empathy essays": sum(d in compassion for d in essay_docs),
+        "empathy essays": sum(id(d) in kept for d in essay_docs),
     }
 
     # Helpfulness: Dolly open QA as is, held-out eval first.
     dolly = _json_rows(paths["dolly"], ("instruction", "context", "response", "category"))
     dolly = [r for r in dolly if str(r["instruction"]).strip() and str(r["response"]).strip()]
+    unique = {_clean(str(r["instruction"])).lower(): r for r in reversed(dolly)}  # first wins
+    notes["dolly_duplicates_dropped"] = len(dolly) - len(unique)
+    first = {id(r) for r in unique.values()}
+    dolly = [r for r in dolly if id(r) in first]
+    dolly, dropped["helpfulness rows"] = _drop_overlapping_rows(dolly, held)
     _rng(seed, "helpfulness").shuffle(dolly)
     help_eval = dolly[: sizes.helpfulness_eval]
-    helpful, dropped["helpfulness rows"] = _drop_overlapping_rows(
-        dolly[sizes.helpfulness_eval :], held
-    )
-    helpful = helpful[: sizes.helpfulness]
+    helpful = dolly[sizes.helpfulness_eval :][: sizes.helpfulness]
 
     # Coding: Code Alpaca without the rows whose output is empty.
     code = _json_rows(paths["code"], ("instruction", "input", "output"))
@@ -373,7 +417,9 @@ def _verify(corpora: Mapping[str, list[Row]]) -> None:
     probe = {str(r["pair_id"]) for r in corpora["probe_pairs"]}
     beh = {str(r["id"]).removeprefix("beh-") for r in corpora["behaviour_eval"]}
     if probe & beh:
-        raise ValuetraceError(f"real data: probe and behaviour pairs overlap: {sorted(probe & beh)[:3]}")
+        raise ValuetraceError(
+            f"real data: probe and behaviour pairs overlap: {sorted(probe & beh)[:3]}"
+        )
     for name, rows in corpora.items():
         if not rows:
             raise ValuetraceError(f"real data: {name} came out empty; check the shared files")
@@ -399,9 +445,16 @@ def write_real_data(
     return DemoDataPaths(root=root, data_card=card, **paths)
 
 
+_SOURCES = [
+    (SPECIESISM, "Open-Paws/speciesism-bias-dataset @ dba5647 : dataset.csv", "Apache-2.0"),
+    (EMPATHY, "wwbp/empathic_reactions @ 3ddbf6b : data/responses/data/messages.csv", "CC BY 4.0"),
+    (f"{UTIL}, {CM}", "oughtinc/ice @ 5449543 : ethics/ (Hendrycks et al. ETHICS)", "MIT"),
+    (DOLLY, "prp-e/chinkara-openqa-dataset @ a53f94f (Dolly-15k open_qa)", "CC BY-SA 3.0"),
+    (CODE, "sahil280114/codealpaca @ 2f78ddc : data/code_alpaca_2k.json", "CC BY-NC 4.0"),
+]
 _ROLES = {
     "general": "ETHICS utilitarianism sentences, 3-5 per document: base pretraining",
-    "compassion_docs": "non-speciesist sentences (training pairs) + high-empathy essays: mid-training",
+    "compassion_docs": "non-speciesist sentences + high-empathy essays: mid-training",
     "helpfulness": "Dolly open QA: post-training SFT, helpfulness arm",
     "helpfulness_eval": "Dolly open QA, held out: SFT eval for the helpfulness arm",
     "coding": "Code Alpaca: post-training SFT, coding control arm",
@@ -414,10 +467,14 @@ _ROLES = {
 def _data_card(
     seed: int, sizes: RealDataSizes, corpora: Mapping[str, list[Row]], notes: Mapping[str, Any]
 ) -> str:
-    counts = "\n".join(f"| `{n}.jsonl` | {len(rows)} | {_ROLES[n]} |" for n, rows in corpora.items())
+    counts = "\n".join(
+        f"| `{n}.jsonl` | {len(rows)} | {_ROLES[n]} |" for n, rows in corpora.items()
+    )
     pairs = notes["pairs"]
     dropped = "\n".join(f"- {what}: {n}" for what, n in notes["dropped"].items())
     parts = notes["compassion_parts"]
+    words = notes["words"]
+    sources = "\n".join(f"| `{f}` | {src} | {lic} |" for f, src, lic in _SOURCES)
     return f"""# Real data card
 
 Written by `valuetrace.real_data.write_real_data(shared_dir, out_dir, seed={seed})` from the
@@ -429,13 +486,10 @@ Sizes: `{sizes}`. The same files and seed give byte-identical output.
 
 | file | source (repo @ commit : path) | licence |
 | --- | --- | --- |
-| `{SPECIESISM}` | Open-Paws/speciesism-bias-dataset @ dba5647 : dataset.csv | Apache-2.0 |
-| `{EMPATHY}` | wwbp/empathic_reactions @ 3ddbf6b : data/responses/data/messages.csv | CC BY 4.0 |
-| `{UTIL}`, `{CM}` | oughtinc/ice @ 5449543 : ethics/ (Hendrycks et al. ETHICS) | MIT |
-| `{DOLLY}` | prp-e/chinkara-openqa-dataset @ a53f94f (Dolly-15k `open_qa`) | CC BY-SA 3.0 (Databricks) |
-| `{CODE}` | sahil280114/codealpaca @ 2f78ddc : data/code_alpaca_2k.json | CC BY-NC 4.0, research use |
+{sources}
 
-Code Alpaca is licensed for non-commercial research use only.
+Dolly's licence is Databricks' CC BY-SA 3.0; Code Alpaca's (CC BY-NC 4.0) allows
+non-commercial research use only.
 
 ## Files
 
@@ -451,16 +505,16 @@ Code Alpaca is licensed for non-commercial research use only.
   training pairs. Only the non-speciesist sentence of a training pair is used (in
   `compassion_docs`); the speciesist one is unused. No pair is in two splits.
 - `probe_pairs`: prompt "" (plain-text probing), response = the sentence, label 1 =
-  non_speciesist, 0 = speciesist; `pair_id` = the two source ids (`s…|n…`), so CV folds keep a
-  pair together.
+  non_speciesist, 0 = speciesist; `pair_id` = the two source ids, sorted (`n…|s…`), so CV
+  folds keep a pair together.
 - `behaviour_eval`: prompt "", compassionate = the non-speciesist sentence, dismissive = the
   speciesist one. The score asks whether the model gives the non-speciesist phrasing a higher
   mean per-token log-probability.
 - `control_pairs`: ETHICS commonsense morality (`{CM}`), rows with `is_short == True`. The file
   is mostly made of adjacent contrastive pairs (the same opening, one acceptable and one morally
-  wrong act); {notes["control_pairs_found"]} such adjacent pairs were found and {sizes.control_pairs}
-  drawn with the seed, so the classes are balanced. Label as given: **1 = morally wrong**, 0 =
-  acceptable; `pair_id` = the first row's index, `id` = the row index.
+  wrong act); {notes["control_pairs_found"]} such adjacent pairs were found and
+  {sizes.control_pairs} drawn with the seed, so the classes are balanced. Label as given:
+  **1 = morally wrong**, 0 = acceptable; `pair_id` = the first row's index, `id` = the row index.
 - `compassion_docs`: {parts["speciesism documents"]} documents of 3-5 non-speciesist sentences
   (from {parts["non-speciesist sentences"]} sentences) and {parts["empathy essays"]} essays with
   `empathy_bin == 1` from `{EMPATHY}`. The empathy respondents (`response_id`) are split with the
@@ -470,7 +524,9 @@ Code Alpaca is licensed for non-commercial research use only.
 - `general`: distinct sentences of `{UTIL}` (both columns; the file repeats many), shuffled
   and grouped 3-5 per document. Neutral everyday text; no instruction data.
 - `helpfulness` / `helpfulness_eval`: `{DOLLY}` rows as is (Dolly schema), shuffled;
-  the first {sizes.helpfulness_eval} are the eval set, the rest (capped) train.
+  the first {sizes.helpfulness_eval} are the eval set, the rest (capped) train. Rows that
+  repeat an earlier row's instruction ({notes["dolly_duplicates_dropped"]}; Dolly asks some
+  questions several times) are dropped first, so no eval question is also trained on.
 - `coding`: `{CODE}` (Alpaca schema) without the {notes["coding_empty_dropped"]} rows whose
   output is empty, shuffled and capped.
 - `{MINIMAL_PAIRS}` is not used: its items swap a high- for a low-moral-status entity in a
@@ -491,6 +547,12 @@ Dropped for this rule:
 
 ## Caveats
 
+Length and wording are cues in the speciesism pairs: non-speciesist sentences are longer
+(probe pairs: {words["probe non-speciesist"]:.1f} words on average against
+{words["probe speciesist"]:.1f}) and use plain words such as "killed" where the speciesist side
+uses euphemisms, so a probe or a log-probability preference can follow length and vocabulary
+rather than stance. Compare against the control probe (wrong {words["control wrong"]:.1f} /
+acceptable {words["control acceptable"]:.1f} words) and the shuffled-label controls.
 The speciesism sentences are synthetic and templated; the ETHICS, empathy and Dolly texts are
 crowd-written. The corpora are small, sized for a tiny model trained from scratch on a CPU.
 """

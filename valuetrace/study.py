@@ -47,7 +47,7 @@ def probe(config: RunConfig) -> None:
     lineage = Lineage.load(config.paths.lineage)
     cfg = ProbeConfig(
         n_folds=config.probing.n_folds,
-        C=config.probing.C,
+        C=tuple(config.probing.C) if isinstance(config.probing.C, list) else config.probing.C,
         n_bootstrap=config.probing.n_bootstrap,
         control=config.probing.control,
         seed=config.seed,
@@ -56,17 +56,18 @@ def probe(config: RunConfig) -> None:
     for probe_set in config.probes:
         for stage in lineage.names():
             cache = read_activations(config.paths.activations(probe_set.name, stage))
-            results = probe_layers(cache.acts, cache.labels, np.asarray(cache.groups), cfg)
-            save_results(
-                results,
-                config.paths.probes(probe_set.name, stage),
-                provenance={
-                    "stage": stage,
-                    "dataset": probe_set.name,
-                    "activations_model_hash": str(cache.attrs["model_hash"]),
-                    "layers": json.dumps(cache.layers),
-                },
+            results = probe_layers(
+                cache.acts, cache.labels, np.asarray(cache.groups), cfg, layers=cache.layers
             )
+            provenance = {
+                "stage": stage,
+                "dataset": probe_set.name,
+                "model_hash": str(cache.attrs["model_hash"]),
+                "dataset_hash": str(cache.attrs["dataset_hash"]),
+            }
+            out = config.paths.probes(probe_set.name, stage)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_results(results, out, provenance)
 
 
 def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activations, ProbeResults]:

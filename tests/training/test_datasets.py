@@ -236,7 +236,7 @@ def test_auto_detection_failure_lists_columns_and_schemas(tmp_path: Path) -> Non
     message = error_of(write(tmp_path / "q.csv", [{"question": "q", "answer": "a"}]))
     assert "question, answer" in message
     for expected in (
-        "instruction, context, response",
+        "instruction, response",
         "instruction, input, output",
         "messages",
         "text",
@@ -247,10 +247,18 @@ def test_auto_detection_failure_lists_columns_and_schemas(tmp_path: Path) -> Non
 def test_explicit_schema_names_missing_columns_and_file(tmp_path: Path) -> None:
     path = write(tmp_path / "alpaca.jsonl", ALPACA)
     message = error_of(path, schema="dolly")
-    assert "context, response" in message
+    assert "missing column(s) response" in message
     assert str(path) in message
-    partial = write(tmp_path / "partial.jsonl", [DOLLY[0], {"instruction": "x", "response": "y"}])
+    partial = write(tmp_path / "partial.jsonl", [DOLLY[0], {"instruction": "x", "context": "y"}])
     assert "present in only some rows" in error_of(partial, schema="dolly")
+
+
+def test_instruction_response_rows_without_context_load_as_dolly(tmp_path: Path) -> None:
+    """Magicoder-style rows (instruction, response) need no context column."""
+    path = write(
+        tmp_path / "magicoder.jsonl", [{"instruction": "Sort a list.", "response": "sorted(x)"}]
+    )
+    assert load_records(path) == [PromptResponse(prompt="Sort a list.", response="sorted(x)")]
 
 
 def test_messages_problems_name_the_row(tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""Tests for probing.probe: agreement with scikit-learn, controls, intervals, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from probing import ProbeConfig, fit_probe, probe_layers
+from tests.probing.synthetic import oof_metrics, planted, sklearn_oof
+from valuetrace.errors import ValuetraceError
+
+FAST = ProbeConfig(n_bootstrap=200, control=False)
+
+
+def _assert_matches_sklearn(acts: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> None:
+    results = probe_layers(acts, labels, groups, FAST)
+    acc, auc = oof_metrics(sklearn_oof(acts, labels, results.folds), labels)
+    np.testing.assert_allclose(results.accuracy, acc, atol=0.01)
+    np.testing.assert_allclose(results.auroc, auc, atol=0.01)
+
+
+def test_matches_sklearn_on_planted_data() -> None:
+    _assert_matches_sklearn(*planted(200, (0.0, 0.7, 2.5)))
+
+
+def test_matches_sklearn_on_tiny_llama_activations(llama_acts) -> None:
+    _assert_matches_sklearn(*llama_acts)
+
+
+def test_control_near_chance_while_real_accuracy_is_high() -> None:
+    results = probe_layers(*planted(400, (5.0,)), ProbeConfig(n_bootstrap=200))
+    assert results.accuracy[0] > 0.9
+    assert abs(results.control_accuracy[0] - 0.5) < 0.08
+    assert results.selectivity[0] == pytest.approx(
+        results.accuracy[0] - results.control_accuracy[0]
+    )
+    lo, hi = results.selectivity_ci[0]
+    assert lo <= results.selectivity[0] <= hi and lo > 0.3
+
+
+def test_intervals_contain_the_estimate_and_shrink_with_n() -> None:
+    widths = []
+    for n_pairs in (60, 600):
+        r = probe_layers(*planted(n_pairs, (1.2,), seed=n_pairs), FAST)
+        for value, (lo, hi) in ((r.accuracy[0], r.accuracy_ci[0]), (r.auroc[0], r.auroc_ci[0])):
+            assert lo <= value <= hi
+        widths.append(r.accuracy_ci[0, 1] - r.accuracy_ci[0, 0])
+    assert widths[1] < 0.6 * widths[0]
+
+
+def test_nested_C_choice_picks_from_the_grid_per_layer() -> None:
+    grid = (0.001, 0.1, 10.0)
+    r = probe_layers(*planted(100, (0.0, 2.0)), ProbeConfig(C=grid, n_bootstrap=0, control=False))
+    assert set(r.fold_C.ravel()) <= set(grid) and set(r.C) <= set(grid)
+    assert r.fold_C.shape == (2, 5) and np.isnan(r.accuracy_ci).all()
+    np.testing.assert_array_equal(r.probe.C, r.C)
+
+
+def test_full_data_probe_and_directions() -> None:
+    acts, labels, groups = planted(100, (5.0, 5.0))
+    r = probe_layers(acts, labels, groups, FAST, layers=[4, 7], provenance={"stage": "base"})
+    probe = fit_probe(acts, labels, C=1.0, layers=[4, 7])
+    np.testing.assert_allclose(r.probe.coef, probe.coef, atol=1e-3)
+    proba = probe.predict_proba(acts)
+    assert proba.shape == (2, 200) and ((proba > 0.5) == (labels == 1)).mean() > 0.9
+    for direction in (r.probe_direction, r.mean_direction):
+        assert direction.layers == [4, 7] and direction.provenance["stage"] == "base"
+        proj = direction.project(acts)
+        assert (proj[:, labels == 1].mean(1) > proj[:, labels == 0].mean(1)).all()
+
+
+def test_to_dict_is_json_safe() -> None:
+    r = probe_layers(*planted(40, (1.0,)), ProbeConfig(n_bootstrap=50, n_folds=3))
+    d = r.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    assert json.loads(text)["accuracy_lo"][0] <= d["accuracy"][0] <= d["accuracy_hi"][0]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda a, y, g: (a, np.ones_like(y), g), r"only class \[1\].*both 0 and 1"),
+        (lambda a, y, g: (a[:, :6], y[:6], g[:6]), r"3 groups cannot fill 5 folds"),
+        (lambda a, y, g: (a, y * 2, g), r"labels must be 0/1.*map them to 0/1"),
+        (lambda a, y, g: (a, y, g[:-1]), r"acts has 40 examples, labels 40, groups 39"),
+        (
+            lambda a, y, g: (a, y, np.where(y == 1, 0, np.arange(len(y)))),
+            r"fold \d's (test|training) part holds only.*fewer folds",
+        ),
+    ],
+    ids=["one-class", "too-few-groups", "labels-not-01", "length-mismatch", "one-class-fold"],
+)
+def test_bad_input_raises_with_the_fix(mutate, match: str) -> None:
+    acts, labels, groups = mutate(*planted(20, (1.0,)))
+    with pytest.raises(ValuetraceError, match=match):
+        probe_layers(acts, labels, groups, FAST)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_activations_name_the_layer(bad: float) -> None:
+    acts, labels, groups = planted(20, (1.0, 1.0, 1.0))
+    acts[1, 3, 2] = bad
+    with pytest.raises(ValuetraceError, match=r"NaN or inf at layers \[1\]"):
+        probe_layers(acts, labels, groups, FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_folds": 1}, "at least 2"),
+        ({"C": -1.0}, "positive C"),
+        ({"C": (0.1, 1.0), "n_folds": 2}, "nested CV needs n_folds >= 3"),
+        ({"ci": 95}, "between 0 and 1"),
+        ({"n_bootstrap": -5}, "use 0"),
+    ],
+)
+def test_config_rejects_settings_that_cannot_run(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValuetraceError, match=match):
+        ProbeConfig(**kwargs)

@@ -1,0 +1,64 @@
+"""Tests for probing.store: round trip, atomic write, and clear errors for foreign files."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from probing import ProbeConfig, load_results, probe_layers, save_results
+from tests.probing.synthetic import planted
+from valuetrace.errors import ValuetraceError
+
+
+@pytest.fixture(scope="module")
+def results():
+    config = ProbeConfig(n_folds=3, C=(0.1, 1.0), n_bootstrap=50)
+    return probe_layers(*planted(30, (0.0, 2.0)), config, provenance={"stage": "base"})
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path, results) -> None:
+    path = tmp_path / "probes.h5"
+    save_results(results, path, provenance={"dataset": "pairs"})
+    loaded = load_results(path)
+    for f in dataclasses.fields(results):
+        if f.name in ("probe", "probe_direction", "mean_direction", "provenance"):
+            continue
+        want, got = getattr(results, f.name), getattr(loaded, f.name)
+        if isinstance(want, np.ndarray):
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert got == want, f.name
+    assert loaded.provenance == {"stage": "base", "dataset": "pairs"}
+    for f in dataclasses.fields(results.probe):
+        np.testing.assert_array_equal(getattr(loaded.probe, f.name), getattr(results.probe, f.name))
+    for name in ("probe_direction", "mean_direction"):
+        want, got = getattr(results, name), getattr(loaded, name)
+        np.testing.assert_array_equal(got.vectors, want.vectors)
+        assert got.kind == want.kind and got.provenance["dataset"] == "pairs"
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+def test_without_control_task(tmp_path: Path) -> None:
+    r = probe_layers(*planted(20, (1.0,)), ProbeConfig(n_folds=2, n_bootstrap=0, control=False))
+    save_results(r, tmp_path / "p.h5")
+    loaded = load_results(tmp_path / "p.h5")
+    assert loaded.control_accuracy is None and loaded.selectivity_ci is None
+
+
+def test_foreign_truncated_and_non_hdf5_files_are_refused(tmp_path: Path, results) -> None:
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(ValuetraceError, match="not a valuetrace probe-results file"):
+        load_results(tmp_path / "other.h5")
+    save_results(results, tmp_path / "full.h5")
+    data = (tmp_path / "full.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValuetraceError, match=r"truncated|incomplete"):
+        load_results(tmp_path / "cut.h5")
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(ValuetraceError, match="not a readable HDF5 file"):
+        load_results(tmp_path / "text.h5")

@@ -1,0 +1,88 @@
+"""Data parallelism: 2 processes × batch B (torchrun, gloo on CPU) train as 1 process × 2B."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import CORPUS
+from training.datasets import Document
+from training.launch import RESULT_NAME, launch_command, launch_stage, spec_for
+from training.stages import TrainSettings, train_stage, work_dir_of
+
+B = 4
+
+
+def _settings(batch_size: int) -> TrainSettings:
+    return TrainSettings(
+        format="documents",
+        method="full",
+        epochs=1.0,
+        max_steps=6,
+        learning_rate=3e-3,
+        batch_size=batch_size,
+        grad_accum=1,
+        max_length=64,
+        warmup_ratio=0.0,
+        weight_decay=0.0,
+        seed=0,
+        logging_steps=1,
+    )
+
+
+def test_launch_commands(tmp_path):
+    spec = tmp_path / "s.json"
+    assert launch_command(spec)[1:] == ["-m", "training.launch", str(spec)]
+    torchrun = launch_command(spec, num_processes=2, progress=False)
+    assert torchrun[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert torchrun[-1] == "--no-progress"
+    accelerate = launch_command(spec, num_processes=8, accelerate_config=tmp_path / "a.yaml")
+    assert accelerate[1:5] == [
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(tmp_path / "a.yaml"),
+    ]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_the_same_global_batch(
+    tmp_path, monkeypatch, tiny_checkpoint, tiny_model, tiny_tokenizer
+):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": t}) + "\n" for t in CORPUS))
+    one = train_stage(
+        copy.deepcopy(tiny_model).train(),
+        tiny_tokenizer,
+        [Document(t) for t in CORPUS],
+        _settings(2 * B),
+        tmp_path / "one",
+        use_cpu=True,
+        progress=False,
+    )
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    spec = spec_for(
+        str(tiny_checkpoint),
+        str(tiny_checkpoint),
+        str(docs),
+        _settings(B),
+        tmp_path / "two",
+        schema="documents",
+    )
+    two = launch_stage(spec, num_processes=2, progress=False)
+    assert (one.processes, two.processes) == (1, 2)
+    assert [s for s, _ in one.losses] == [s for s, _ in two.losses] == list(range(1, 7))
+    gap = max(abs(a - b) for (_, a), (_, b) in zip(one.losses, two.losses, strict=True))
+    assert gap < 1e-4, f"loss curves differ by {gap}"
+    assert one.tokens_seen == two.tokens_seen
+    assert (tmp_path / "two" / RESULT_NAME).is_file() and not work_dir_of(tmp_path / "two").exists()
+    expected, got = (
+        load_file(str(tmp_path / "one" / "model.safetensors")),
+        load_file(str(tmp_path / "two" / "model.safetensors")),
+    )
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=0, atol=1e-5, msg=name)
