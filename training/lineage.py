@@ -51,6 +51,17 @@ def weights_hash(checkpoint: str | Path) -> str:
     return digest.hexdigest()
 
 
+def stage_hash(record: StageRecord) -> str | None:
+    """The content hash of a stage: its weights, plus its adapter's when it has one.
+
+    None for a hub id (its revision pins it).
+    """
+    parts = [weights_hash(p) for p in (record.checkpoint, record.adapter) if p and Path(p).is_dir()]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
 class Lineage:
     """The ordered stage records of a run, read from and written to `lineage.json`."""
 
@@ -124,9 +135,9 @@ class Lineage:
         chosen = [self.get(n) for n in names] if names else self.records
         seen: dict[str, str] = {}
         for record in chosen:
-            if not Path(record.checkpoint).is_dir():
-                continue  # a hub id: its revision pins it
-            current = weights_hash(record.checkpoint)
+            current = stage_hash(record)
+            if current is None:
+                continue
             if record.weights_hash is None:
                 record.weights_hash = current
             elif current != record.weights_hash:

@@ -96,6 +96,9 @@ class StageConfig:
     name: str
     data: DataSource | None = None
     parent: str | None = None
+    checkpoint: str | None = None
+    adapter: str | None = None
+    revision: str | None = None
     format: Format = "documents"
     method: Method = "full"
     lora: LoraConfig | None = None
@@ -117,10 +120,16 @@ class StageConfig:
             self.lora = LoraConfig()
         if self.format == "grpo" and self.grpo is None:
             self.grpo = GrpoConfig()
-        if self.data is None and self.parent is not None:
+        if self.data is None and self.parent is not None and self.checkpoint is None:
             raise ValuetraceError(
-                f"stage '{self.name}': only the first stage may have no data (it is then the "
-                "model named in 'model' as it is); give this stage a 'data' source."
+                f"stage '{self.name}': give it a 'data' source to train it, or a 'checkpoint' "
+                "(hub id or path) trained elsewhere; only a first stage may have neither (it is "
+                "then the model named in 'model' as it is)."
+            )
+        if self.data is not None and self.checkpoint is not None:
+            raise ValuetraceError(
+                f"stage '{self.name}': give 'data' (train it here) or 'checkpoint' (use one "
+                "trained elsewhere), not both."
             )
 
 

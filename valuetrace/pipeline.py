@@ -32,7 +32,7 @@ from training.datasets import (
 )
 from training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
 from training.launch import launch_stage, spec_for
-from training.lineage import Lineage, StageRecord, weights_hash
+from training.lineage import Lineage, StageRecord, stage_hash, weights_hash
 from training.models import (
     build_scratch_model,
     load_model,
@@ -157,18 +157,30 @@ def train(config: RunConfig, *, stages: list[str] | None = None, progress: bool 
             log.info("stage %s already trained: %s", stage.name, out)
             continue
         if stage.data is None:
-            assert config.model.name_or_path is not None
-            lineage.put(
-                StageRecord(
-                    name=stage.name,
-                    checkpoint=config.model.name_or_path,
-                    revision=config.model.revision,
-                )
-            )
+            lineage.put(_existing_checkpoint(config, stage))
         else:
             lineage.put(_train_one(config, stage, lineage, tokenizer, progress))
         lineage.save(paths.lineage)
     return lineage
+
+
+def _existing_checkpoint(config: RunConfig, stage: StageConfig) -> StageRecord:
+    """A stage trained elsewhere (or the configured model as is), recorded without training."""
+    checkpoint = stage.checkpoint or config.model.name_or_path
+    if checkpoint is None:
+        raise ValuetraceError(
+            f"stage '{stage.name}' has no data, no checkpoint, and the model is from scratch; "
+            "give it data to train on."
+        )
+    record = StageRecord(
+        name=stage.name,
+        checkpoint=checkpoint,
+        parent=stage.parent,
+        adapter=stage.adapter,
+        revision=stage.revision or (None if stage.checkpoint else config.model.revision),
+    )
+    record.weights_hash = stage_hash(record)
+    return record
 
 
 def _initial_model(

@@ -46,13 +46,23 @@ def test_coefficients_and_decisions_match_sklearn(n_pairs: int, d: int) -> None:
             np.testing.assert_allclose(fit.decision[layer, p], want, atol=2e-3 * np.abs(want).max())
 
 
-def test_constant_feature_gets_unit_std_and_zero_weight() -> None:
-    acts, labels, _ = planted(40, (1.5,), d=6)
-    acts[:, :, 2] = 7.0
-    y, train = _problems(labels, 2)
+def test_standardisation_matches_standard_scaler_on_awkward_features() -> None:
+    rng = np.random.default_rng(0)
+    acts = (rng.normal(size=(1, 300, 5)) * 3 + 100).astype(np.float32)
+    acts[0, :, 1] = 0.1  # constant everywhere
+    acts[0, :150, 2] = 7.3  # constant on the first problem's training rows only
+    acts[0, :, 3] = 1000 + rng.normal(size=300) * 1e-3  # tiny spread on a large offset
+    labels = np.tile([0, 1], 150)
+    train = torch.zeros(2, 300, dtype=torch.bool)
+    train[0, :150] = True
+    train[1] = True
+    y = torch.from_numpy(np.tile(labels, (2, 1)).astype(np.float32))
     fit = fit_logistic(torch.from_numpy(acts), y, train, torch.ones(2))
-    assert torch.all(fit.std[..., 2] == 1.0)
-    assert torch.all(fit.coef[..., 2] == 0.0)
+    for p in range(2):
+        scaler = StandardScaler().fit(acts[0, train[p].numpy()])
+        np.testing.assert_allclose(fit.std[0, p], scaler.scale_, rtol=1e-4)
+        np.testing.assert_allclose(fit.mean[0, p], scaler.mean_, rtol=1e-5)
+    assert abs(fit.coef[0, :, 1]).max() < 1e-6 and abs(fit.coef[0, 0, 2]) < 1e-6
 
 
 def test_input_is_not_modified() -> None:
