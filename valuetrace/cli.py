@@ -17,7 +17,7 @@ from pathlib import Path
 
 from valuetrace.errors import ValuetraceError
 
-STEPS = ("train", "extract", "evaluate", "probe", "analyze", "report")
+STEPS = ("train", "extract", "evaluate", "probe", "analyze", "causal", "report")
 
 
 def demo_config_path() -> Path:
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate": "behavioural compassion and helpfulness scores per stage",
         "probe": "per-layer probes with CV, controls and CIs for each stage",
         "analyze": "direction similarity, CKA, transfer, localisation, plots",
+        "causal": "ablate / add the compassion direction at the localised layers",
         "report": "write report.html and the summary",
     }
     for name, text in helps.items():
@@ -96,6 +97,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "evaluate": lambda: pipeline.evaluate(config),
         "probe": lambda: study.probe(config),
         "analyze": lambda: study.analyze(config),
+        "causal": lambda: pipeline.causal(config),
         "report": lambda: study.report(config),
     }
     chosen = list(STEPS) if args.command in ("demo", "run") else [args.command]

@@ -39,7 +39,7 @@ from training.models import (
     load_tokenizer,
     train_tokenizer,
 )
-from training.stages import TrainSettings, train_stage
+from training.stages import StageResult, TrainSettings, train_stage
 from valuetrace.config import RunConfig, StageConfig, config_to_dict, resolve_data_path
 from valuetrace.errors import ValuetraceError
 
@@ -212,6 +212,49 @@ def _initial_model(
     )
 
 
+def _launch(
+    config: RunConfig,
+    stage: StageConfig,
+    lineage: Lineage,
+    tokenizer: PreTrainedTokenizerBase,
+    progress: bool,
+) -> StageResult:
+    """Train a stage in child processes under `accelerate launch` (DDP, FSDP or DeepSpeed)."""
+    assert stage.data is not None and config.accelerate_config is not None
+    out = config.paths.checkpoint(stage.name)
+    parent = lineage.get(stage.parent) if stage.parent else None
+    start: Path | None = None
+    if parent is not None and parent.adapter is None and parent.revision is None:
+        model_path = parent.checkpoint  # the children load it themselves
+    else:
+        start = out.parent / f".{stage.name}.init"
+        _initial_model(config, stage, lineage, tokenizer).save_pretrained(start)
+        model_path = str(start)
+    data = stage.data
+    result = launch_stage(
+        spec_for(
+            model_path,
+            config.model.name_or_path or str(config.paths.tokenizer),
+            resolve_data_path(data.source, config),
+            _settings(config, stage),
+            out,
+            dtype=config.model.dtype,
+            schema=data.schema,
+            split=data.split,
+            limit=data.limit,
+            where=data.where,
+            drop_empty=data.drop_empty,
+            seed=config.seed,
+            shuffle=data.limit is not None,
+        ),
+        accelerate_config=Path(config.accelerate_config),
+        progress=progress,
+    )
+    if start is not None:
+        shutil.rmtree(start)
+    return result
+
+
 def _train_one(
     config: RunConfig,
     stage: StageConfig,
@@ -231,14 +274,15 @@ def _train_one(
     settings = _settings(config, stage)
     use_cpu = not torch.cuda.is_available()
     torch.manual_seed(config.seed)
-    model = _initial_model(config, stage, lineage, tokenizer)
-    if stage.format == "grpo":
+    if config.accelerate_config is not None and stage.format != "grpo":
+        result = _launch(config, stage, lineage, tokenizer, progress)
+    elif stage.format == "grpo":
         assert stage.grpo is not None
         grpo = stage.grpo
         reward = KeywordReward(tuple(grpo.reward_words)) if grpo.reward_words else KeywordReward()
         prompts = [r.prompt if isinstance(r, PromptResponse) else r.text for r in records]
         result = train_grpo_stage(
-            model,
+            _initial_model(config, stage, lineage, tokenizer),
             tokenizer,
             prompts,
             reward,
@@ -253,35 +297,15 @@ def _train_one(
             use_cpu=use_cpu,
             progress=progress,
         )
-    elif config.accelerate_config is not None:
-        start = out.parent / f".{stage.name}.init"
-        model.save_pretrained(start)
-        assert stage.data is not None
-        data = stage.data
-        tokenizer_path = config.model.name_or_path or str(config.paths.tokenizer)
-        result = launch_stage(
-            spec_for(
-                str(start),
-                tokenizer_path,
-                resolve_data_path(data.source, config),
-                settings,
-                out,
-                dtype=config.model.dtype,
-                schema=data.schema,
-                split=data.split,
-                limit=data.limit,
-                where=data.where,
-                drop_empty=data.drop_empty,
-                seed=config.seed,
-                shuffle=data.limit is not None,
-            ),
-            accelerate_config=Path(config.accelerate_config),
-            progress=progress,
-        )
-        shutil.rmtree(start)
     else:
         result = train_stage(
-            model, tokenizer, records, settings, out, use_cpu=use_cpu, progress=progress
+            _initial_model(config, stage, lineage, tokenizer),
+            tokenizer,
+            records,
+            settings,
+            out,
+            use_cpu=use_cpu,
+            progress=progress,
         )
     return StageRecord(
         name=stage.name,
@@ -443,3 +467,69 @@ def behaviour_examples(config: RunConfig) -> LabelledExamples:
             labels.append(label)
             groups.append(str(item["id"]))
     return LabelledExamples(ids, prompts, responses, np.asarray(labels), groups)
+
+
+def causal(config: RunConfig) -> list[dict[str, object]]:
+    """Ablate the parent stage's compassion direction at the localised layers, and add it back
+    into the post-trained model; write how the behavioural compassion score moves."""
+    from activations.store import read_activations
+    from analysis.causal import causal_effect
+    from analysis.findings import pair_key
+    from probing import load_results
+
+    paths = config.paths
+    metrics_path = paths.analysis / "metrics.json"
+    if not metrics_path.is_file():
+        raise ValuetraceError(f"no {metrics_path}; run `valuetrace analyze` first.")
+    metrics = json.loads(metrics_path.read_text())
+    dataset = metrics["primary"]["dataset"]
+    a, b = metrics["primary"]["pair"]
+    concept = metrics["concepts"][dataset]
+    drops = concept["localization"][pair_key(a, b)]["auroc"]
+    layers = [concept["layers"][i] for i, sig in enumerate(drops["significant"]) if sig]
+    layers = layers or [concept["layers"][drops["largest_drop"]["layer"]]]
+    cache = read_activations(paths.activations(dataset, a), layers=layers)
+    direction = load_results(paths.probes(dataset, a)).mean_direction.vectors
+    rows = [concept["layers"].index(layer) for layer in layers]
+    units = {
+        layer: direction[r] / np.linalg.norm(direction[r])
+        for layer, r in zip(layers, rows, strict=True)
+    }
+    gap = {
+        layer: float(
+            (cache.acts[i][cache.labels == 1] @ units[layer]).mean()
+            - (cache.acts[i][cache.labels == 0] @ units[layer]).mean()
+        )
+        for i, layer in enumerate(layers)
+    }
+    items = _behaviour_items(config)
+    lineage = Lineage.load(paths.lineage)
+    results = []
+    for stage, mode, label in (
+        (a, "ablate", f"remove {a}'s direction from {a}"),
+        (b, "add", f"add {a}'s direction (its class gap) into {b}"),
+    ):
+        record = lineage.get(stage)
+        tokenizer = _stage_tokenizer(record)
+        prompts = [
+            format_prompt(i["prompt"], tokenizer, chat=config.model.chat_template)
+            if i["prompt"]
+            else ""
+            for i in items
+        ]
+        result = causal_effect(
+            _stage_model(config, record),
+            tokenizer,
+            prompts,
+            [i["compassionate"] for i in items],
+            [i["dismissive"] for i in items],
+            units,
+            mode,
+            scale=gap,
+            n_boot=config.behaviour.n_bootstrap,
+            seed=config.seed,
+            batch_size=config.extract.batch_size,
+        ).to_dict()
+        results.append({"label": label, "stage": stage, **result})
+    (paths.analysis / "causal.json").write_text(json.dumps(results, indent=1))
+    return results

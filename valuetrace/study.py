@@ -379,6 +379,9 @@ def report(config: RunConfig) -> Path:
     if not metrics_path.is_file():
         raise ValuetraceError(f"no {metrics_path}; run `valuetrace analyze` first.")
     metrics = json.loads(metrics_path.read_text())
+    causal_path = paths.analysis / "causal.json"
+    if causal_path.is_file():
+        metrics["causal"] = json.loads(causal_path.read_text())
     figures = {k: paths.root / v for k, v in metrics["figures"].items()}
     (paths.root / "summary.txt").write_text(summary_text(metrics))
     return render_html(metrics, figures, paths.report)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import h5py
 import pytest
 import yaml
+from matplotlib.image import imread
 
 from valuetrace.cli import demo_config_path, main
 
@@ -104,3 +107,28 @@ def test_analyze_before_probe_says_which_command_to_run(tmp_path, capsys):
     config = _tiny_config(tmp_path / "empty")
     assert main(["analyze", "--config", str(config)]) == 2
     assert "valuetrace train" in capsys.readouterr().err
+
+
+def test_report_renders_in_headless_chromium(finished_run, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    run_dir, _ = finished_run
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            (run_dir / "report.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    image = imread(shot)
+    assert image.shape[0] == 2400 and image.shape[1] == 1200
+    assert image[..., :3].std() > 0.05  # text and figures, not a blank page
