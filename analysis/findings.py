@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float, Int
 
-from analysis.localize import localize
+from analysis.localize import Metric, localize
 from analysis.similarity import (
     cka_per_layer,
     cosine_per_layer,
@@ -66,6 +66,7 @@ def concept_findings(
     *,
     n_boot: int,
     seed: int,
+    metric: Metric = "separation",
     n_shuffles: int = 100,
 ) -> dict[str, Any]:
     """Cosines (probe and mean-difference, with random and shuffled-label nulls), CKA and the
@@ -104,6 +105,7 @@ def concept_findings(
             cos_null=(lo, hi),
             stage_a=a,
             stage_b=b,
+            metric=metric,
             n_boot=n_boot,
             seed=seed,
         )
@@ -120,13 +122,14 @@ def concentration(
 ) -> dict[str, Any]:
     """Is the weakening specific to the primary concept and to the helpfulness arm?
 
-    Compares the largest significant AUROC drop of the primary concept with each control
-    concept's over the same stage pair, and with the control arm's (e.g. coding SFT).
+    Compares the largest drop (in each localisation's own metric) of the primary concept with
+    each control concept's over the same stage pair, and with the control arm's (e.g. coding).
     """
     key = pair_key(*pair)
 
     def worst(concept: Mapping[str, Any], k: str) -> tuple[float, int]:
-        drops = concept["localization"][k]["auroc"]
+        loc = concept["localization"][k]
+        drops = loc[loc["metric"]]
         return float(max(drops["drop"])), int(sum(drops["significant"]))
 
     main_drop, main_sig = worst(concepts[primary], key)
@@ -151,7 +154,7 @@ def concentration(
     else:
         verdict = "The weakening is not specific to compassion"
     sentence = (
-        f"{verdict}: the largest compassion AUROC drop from {pair[0]} to {pair[1]} is "
+        f"{verdict}: the largest compassion drop from {pair[0]} to {pair[1]} is "
         f"{main_drop:.3f} ({main_sig} significant layers), vs " + "; ".join(parts) + "."
     )
     return {

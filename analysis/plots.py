@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Float, Int
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from valuetrace.errors import ValuetraceError
 
@@ -45,8 +46,13 @@ def plot_layer_curves(
     title: str,
     path: str | Path,
     chance: float | None = None,
+    layers: Sequence[int] | None = None,
+    chance_label: str = "chance",
 ) -> Path:
-    """Plot a metric per layer for several stages (CI bands shaded) to see where they differ."""
+    """Plot a metric per layer for several stages (CI bands shaded) to see where they differ.
+
+    `layers` are the model layer numbers (0 = embeddings, l = output of block l-1).
+    """
     if not curves:
         raise ValuetraceError("curves is empty; pass at least one stage's LayerCurve.")
     n_layers = {np.asarray(c.mean).shape for c in curves.values()}
@@ -61,7 +67,7 @@ def plot_layer_curves(
         ls, marker = _LINESTYLES[i % len(_LINESTYLES)], _MARKERS[i % len(_MARKERS)]
         colour = _COLOURS[i % len(_COLOURS)]
         mean = np.asarray(curve.mean, dtype=float)
-        x = np.arange(mean.size)
+        x = np.asarray(layers) if layers is not None else np.arange(mean.size)
         if (curve.lo is None) != (curve.hi is None):
             raise ValuetraceError(f"curve {name!r} has only one of lo/hi; pass both or neither.")
         if curve.lo is not None and curve.hi is not None:
@@ -73,12 +79,34 @@ def plot_layer_curves(
             ax.fill_between(x, lo, hi, color=colour, alpha=0.18, linewidth=0)
         ax.plot(x, mean, linestyle=ls, marker=marker, color=colour, label=name, markersize=5)
     if chance is not None:
-        ax.axhline(chance, color="grey", linestyle=(0, (1, 3)), linewidth=1.2, label="chance")
-    ax.set_xlabel("layer (block index, 0 = first)")
+        ax.axhline(chance, color="grey", linestyle=(0, (1, 3)), linewidth=1.2, label=chance_label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer (0 = embeddings, l = output of block l)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
+    return _save(fig, path)
+
+
+def plot_scores(
+    scores: Mapping[str, Sequence[tuple[float, float, float]]],
+    stages: Sequence[str],
+    title: str,
+    path: str | Path,
+) -> Path:
+    """One bar panel per score (value with its CI as an error bar) across stages."""
+    fig = Figure(figsize=(3.6 * len(scores), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(scores), squeeze=False)[0]
+    x = np.arange(len(stages))
+    for ax, (name, rows) in zip(axes, scores.items(), strict=True):
+        value, lo, hi = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+        ax.bar(x, value, color="0.75", edgecolor="black", hatch="//")
+        ax.errorbar(x, value, yerr=[value - lo, hi - value], fmt="none", ecolor="black", capsize=4)
+        ax.set_xticks(x, stages, rotation=20)
+        ax.set_ylabel(name)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
     return _save(fig, path)
 
 

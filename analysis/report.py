@@ -144,7 +144,7 @@ def _concept_section(
                     _cell(p, "selectivity", i),
                 ]
             )
-    for key in (f"{name}_accuracy", f"{name}_selectivity"):
+    for key in (f"{name}_drop", f"{name}_accuracy", f"{name}_selectivity"):
         if key in figures:
             parts.append(_img(figures[key], key.replace("_", " ")))
     parts.append(

@@ -178,6 +178,7 @@ class AnalysisConfig:
     """Which stage pairs to compare and where to look."""
 
     compare: list[list[str]]
+    metric: Literal["separation", "auroc"] = "separation"
     umap_layer: int | None = None
     umap: bool = True
 

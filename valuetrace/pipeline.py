@@ -469,9 +469,20 @@ def behaviour_examples(config: RunConfig) -> LabelledExamples:
     return LabelledExamples(ids, prompts, responses, np.asarray(labels), groups)
 
 
+def localised_band(drops: dict[str, list]) -> list[int]:
+    """Layer indices whose drop is significant and at least half the largest drop."""
+    top = max(drops["drop"])
+    return [
+        i
+        for i, (sig, drop) in enumerate(zip(drops["significant"], drops["drop"], strict=True))
+        if sig and drop >= top / 2
+    ]
+
+
 def causal(config: RunConfig) -> list[dict[str, object]]:
-    """Ablate the parent stage's compassion direction at the localised layers, and add it back
-    into the post-trained model; write how the behavioural compassion score moves."""
+    """Ablate the parent stage's compassion direction over the localised band of layers, and add
+    its class gap back (at the band's first layer) into the post-trained model; write how the
+    behavioural compassion score moves."""
     from activations.store import read_activations
     from analysis.causal import causal_effect
     from analysis.findings import pair_key
@@ -485,9 +496,10 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
     dataset = metrics["primary"]["dataset"]
     a, b = metrics["primary"]["pair"]
     concept = metrics["concepts"][dataset]
-    drops = concept["localization"][pair_key(a, b)]["auroc"]
-    layers = [concept["layers"][i] for i, sig in enumerate(drops["significant"]) if sig]
-    layers = layers or [concept["layers"][drops["largest_drop"]["layer"]]]
+    loc = concept["localization"][pair_key(a, b)]
+    drops = loc[loc["metric"]]
+    layers = localised_band(drops) or [drops["largest_drop"]["layer"]]
+    layers = [concept["layers"][i] for i in layers]
     cache = read_activations(paths.activations(dataset, a), layers=layers)
     direction = load_results(paths.probes(dataset, a)).mean_direction.vectors
     rows = [concept["layers"].index(layer) for layer in layers]
@@ -505,10 +517,11 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
     items = _behaviour_items(config)
     lineage = Lineage.load(paths.lineage)
     results = []
-    for stage, mode, label in (
-        (a, "ablate", f"remove {a}'s direction from {a}"),
-        (b, "add", f"add {a}'s direction (its class gap) into {b}"),
-    ):
+    interventions = (
+        (a, "ablate", layers, f"remove {a}'s direction from {a} at layers {layers}"),
+        (b, "add", layers[:1], f"add {a}'s class gap along it into {b} at layer {layers[0]}"),
+    )
+    for stage, mode, where, label in interventions:
         record = lineage.get(stage)
         tokenizer = _stage_tokenizer(record)
         prompts = [
@@ -523,9 +536,9 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
             prompts,
             [i["compassionate"] for i in items],
             [i["dismissive"] for i in items],
-            units,
+            {layer: units[layer] for layer in where},
             mode,
-            scale=gap,
+            scale={layer: gap[layer] for layer in where},
             n_boot=config.behaviour.n_bootstrap,
             seed=config.seed,
             batch_size=config.extract.batch_size,

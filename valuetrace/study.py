@@ -24,7 +24,7 @@ from analysis.findings import (
     pair_key,
     projection_vs_preference,
 )
-from analysis.plots import LayerCurve, plot_heatmap, plot_layer_curves, plot_umap
+from analysis.plots import LayerCurve, plot_heatmap, plot_layer_curves, plot_scores, plot_umap
 from analysis.report import render_html, summary_text
 from probing import (
     ProbeConfig,
@@ -130,6 +130,7 @@ def analyze(config: RunConfig) -> dict[str, Any]:
             compare,
             n_boot=config.probing.n_bootstrap,
             seed=config.seed,
+            metric=config.analysis.metric,
         )
         transfer = transfer_matrix(
             {s: r.probe for s, (_, r) in loaded[name].items()},
@@ -218,13 +219,32 @@ def _concept_figures(
 ) -> dict[str, Path]:
     probes = concept["probes"]
     layers = concept["layers"]
+    metric = next(iter(concept["localization"].values()))["metric"]
+    unit = "AUROC" if metric == "auroc" else "Cohen's d along the parent's direction"
     figs = {
+        f"{name}_drop": plot_layer_curves(
+            {
+                key: LayerCurve(
+                    np.asarray(loc[metric]["drop"]),
+                    np.asarray(loc[metric]["lo"]),
+                    np.asarray(loc[metric]["hi"]),
+                )
+                for key, loc in concept["localization"].items()
+            },
+            f"drop in {unit}",
+            f"{name}: layer-wise weakening per stage pair (95% CI)",
+            out / f"{name}_drop.png",
+            chance=0.0,
+            layers=layers,
+            chance_label="no change",
+        ),
         f"{name}_accuracy": plot_layer_curves(
             {s: _curve(probes[s], "accuracy") for s in stages},
             "held-out accuracy",
             f"{name}: probe accuracy per layer (95% CI)",
             out / f"{name}_accuracy.png",
             chance=0.5,
+            layers=layers,
         ),
         f"{name}_selectivity": plot_layer_curves(
             {s: _curve(probes[s], "selectivity") for s in stages},
@@ -232,6 +252,7 @@ def _concept_figures(
             f"{name}: probe selectivity per layer (95% CI)",
             out / f"{name}_selectivity.png",
             chance=0.0,
+            layers=layers,
         ),
     }
     keys = list(concept["cosine"])
@@ -272,20 +293,16 @@ def _concept_figures(
 
 def _behaviour_figure(metrics: dict[str, Any], out: Path) -> dict[str, Path]:
     stages = metrics["stages"]
-    rows = [
-        [metrics["behaviour"][s]["compassion"]["value"] for s in stages],
-        [metrics["behaviour"][s]["helpfulness_loss"]["value"] for s in stages],
-    ]
-    return {
-        "behaviour": plot_heatmap(
-            np.array(rows),
-            ["compassion pref.", "help. loss"],
-            stages,
-            "behaviour per stage",
-            out / "behaviour.png",
-            "score",
+    beh = metrics["behaviour"]
+    scores = {
+        label: [(beh[s][key]["value"], beh[s][key]["lo"], beh[s][key]["hi"]) for s in stages]
+        for key, label in (
+            ("compassion", "compassion preference (share)"),
+            ("helpfulness_loss", "helpfulness loss (nats/token)"),
         )
     }
+    path = plot_scores(scores, stages, "behaviour per stage (95% CI)", out / "behaviour.png")
+    return {"behaviour": path}
 
 
 def _behaviour_vs_projection(
@@ -295,9 +312,9 @@ def _behaviour_vs_projection(
     primary: dict[str, tuple[Activations, ProbeResults]],
     concepts: dict[str, Any],
 ) -> dict[str, Any]:
-    """Per stage, at the primary concept's best layer: projection gap vs log-prob preference."""
+    """Per stage, at the layer of largest weakening: projection gap vs log-prob preference."""
     name = config.probes[0].name
-    best = int(np.argmax(np.mean([concepts[name]["probes"][s]["auroc"] for s in stages], axis=0)))
+    best = _focus_index(config, concepts[name])
     out = {}
     for stage in stages:
         items = read_activations(config.paths.activations(BEHAVIOUR_SET, stage))
@@ -316,15 +333,20 @@ def _behaviour_vs_projection(
     return out
 
 
+def _focus_index(config: RunConfig, concept: dict[str, Any]) -> int:
+    """Index of the layer where the primary stage pair's representation dropped most."""
+    a, b = _primary_pair([(x, y) for x, y in config.analysis.compare])
+    loc = concept["localization"][pair_key(a, b)]
+    return int(np.argmax(loc[loc["metric"]]["drop"]))
+
+
 def _umap_figure(
     config: RunConfig, primary: dict[str, tuple[Activations, ProbeResults]], concept: dict[str, Any]
 ) -> dict[str, Path]:
     layers = concept["layers"]
     layer = config.analysis.umap_layer
     if layer is None:
-        a, b = _primary_pair([(x, y) for x, y in config.analysis.compare])
-        drops = concept["localization"][pair_key(a, b)]["auroc"]
-        layer = layers[int(np.argmax(drops["drop"]))]
+        layer = layers[_focus_index(config, concept)]
     if layer not in layers:
         raise ValuetraceError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
     i = layers.index(layer)
