@@ -31,6 +31,7 @@ from training.stages import (
     fit_and_save,
     lora_config,
     stage_result,
+    trainer_arguments,
     work_dir_of,
 )
 from valuetrace.errors import ValuetraceError
@@ -118,30 +119,11 @@ def train_grpo_stage(
         raise ValuetraceError("a GRPO stage needs at least one prompt; its data has none.")
     work_dir = work_dir_of(out_dir)
     args = GRPOConfig(
-        output_dir=str(work_dir),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
+        **trainer_arguments(settings, work_dir, use_cpu=use_cpu, progress=progress),
         num_generations=settings.num_generations,
         max_completion_length=settings.max_completion_length,
         temperature=settings.temperature,
         beta=settings.beta,
-        warmup_steps=settings.warmup_ratio,
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type="cosine",
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=settings.bf16,
-        use_cpu=use_cpu,
-        report_to=[],
-        logging_steps=settings.logging_steps,
-        save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=1,
-        disable_tqdm=not progress,
-        gradient_checkpointing=settings.gradient_checkpointing,
     )
     texts = [format_prompt(p, tokenizer, chat=settings.chat) for p in prompts]
     lora = settings.method == "lora"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
@@ -157,6 +157,51 @@ def fit_and_save(
     return output, seconds
 
 
+class Schedule(Protocol):
+    """What `trainer_arguments` reads: the fields TrainSettings and GrpoSettings share."""
+
+    epochs: float
+    max_steps: int
+    learning_rate: float
+    batch_size: int
+    grad_accum: int
+    warmup_ratio: float
+    weight_decay: float
+    seed: int
+    bf16: bool
+    logging_steps: int
+    save_steps: int
+    gradient_checkpointing: bool
+
+
+def trainer_arguments(
+    settings: Schedule, work_dir: Path, *, use_cpu: bool, progress: bool
+) -> dict[str, Any]:
+    """The Trainer arguments every stage type shares (schedule, seeds, checkpoints, logging)."""
+    return {
+        "output_dir": str(work_dir),
+        "num_train_epochs": settings.epochs,
+        "max_steps": settings.max_steps,
+        "learning_rate": settings.learning_rate,
+        "per_device_train_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.grad_accum,
+        "warmup_steps": settings.warmup_ratio,
+        "weight_decay": settings.weight_decay,
+        "lr_scheduler_type": "cosine",
+        "seed": settings.seed,
+        "data_seed": settings.seed,
+        "bf16": settings.bf16,
+        "use_cpu": use_cpu,
+        "report_to": [],
+        "logging_steps": settings.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": settings.save_steps,
+        "save_total_limit": 1,
+        "disable_tqdm": not progress,
+        "gradient_checkpointing": settings.gradient_checkpointing,
+    }
+
+
 def train_stage(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -170,31 +215,12 @@ def train_stage(
     """Train `model` on `records` and save the result (merged if LoRA) to `out_dir`."""
     work_dir = work_dir_of(out_dir)
     args = SFTConfig(
-        output_dir=str(work_dir),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
+        **trainer_arguments(settings, work_dir, use_cpu=use_cpu, progress=progress),
         max_length=settings.max_length,
-        warmup_steps=settings.warmup_ratio,
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type="cosine",
-        seed=settings.seed,
-        data_seed=settings.seed,
-        bf16=settings.bf16,
-        use_cpu=use_cpu,
-        report_to=[],
-        logging_steps=settings.logging_steps,
-        save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=1,
         save_only_model=False,
-        disable_tqdm=not progress,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
         packing=settings.packing and settings.format == "documents",
-        gradient_checkpointing=settings.gradient_checkpointing,
     )
     peft = (
         lora_config(
