@@ -2275,17 +2275,22 @@ TRAIN_FILES = ("general", "compassion_docs", "helpfulness", "helpfulness_eval", 
 HELDOUT_FILES = ("probe_pairs", "control_pairs", "behaviour_eval")
 
 
-def _texts(rows: Iterable[Row]) -> list[str]:
+def row_texts(rows: Iterable[Row]) -> list[str]:
     """Every non-empty text field of the rows (ids, labels and categories left out)."""
     skip = {"id", "pair_id", "category"}
     return [v for r in rows for k, v in r.items() if isinstance(v, str) and v and k not in skip]
 
 
+def heldout_overlap(corpora: Mapping[str, list[Row]]) -> list[str]:
+    """Spans of the held-out files (probe, control, eval) that occur in any training file."""
+    train = [t for name in TRAIN_FILES for t in row_texts(corpora[name])]
+    held = [t for name in HELDOUT_FILES for t in row_texts(corpora[name])]
+    return overlapping_spans(train, held)
+
+
 def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and prompts differ."""
-    train = [t for name in TRAIN_FILES for t in _texts(corpora[name])]
-    held = [t for name in HELDOUT_FILES for t in _texts(corpora[name])]
-    bad = overlapping_spans(train, held)
+    bad = heldout_overlap(corpora)
     if bad:
         raise ValuetraceError(
             f"demo data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "

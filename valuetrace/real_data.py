@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from valuetrace.demo_data import (
-    HELDOUT_FILES,
     SPAN_N,
-    TRAIN_FILES,
     DemoDataPaths,
+    heldout_overlap,
     overlapping_spans,
+    row_texts,
 )
 from valuetrace.errors import ValuetraceError
 
@@ -225,12 +225,6 @@ def _cm_pairs(path: Path) -> list[tuple[Row, Row]]:
 # ---- disjointness ----------------------------------------------------------------------------
 
 
-def _texts(rows: Iterable[Row]) -> list[str]:
-    """Every non-empty text field of the rows (ids, labels and categories left out)."""
-    skip = {"id", "pair_id", "category"}
-    return [v for r in rows for k, v in r.items() if isinstance(v, str) and v and k not in skip]
-
-
 def _drop_overlaps(units: list[str], held: Sequence[str]) -> tuple[list[str], int]:
     """Drop every training unit that shares an n-word span with a held-out text."""
     bad = overlapping_spans(units, held)
@@ -242,10 +236,10 @@ def _drop_overlaps(units: list[str], held: Sequence[str]) -> tuple[list[str], in
 
 def _drop_overlapping_rows(rows: list[Row], held: Sequence[str]) -> tuple[list[Row], int]:
     """Drop every training row any of whose texts shares an n-word span with a held-out text."""
-    bad = overlapping_spans(_texts(rows), held)
+    bad = overlapping_spans(row_texts(rows), held)
     if not bad:
         return rows, 0
-    kept = [r for r in rows if not overlapping_spans(_texts([r]), bad)]
+    kept = [r for r in rows if not overlapping_spans(row_texts([r]), bad)]
     return kept, len(rows) - len(kept)
 
 
@@ -338,7 +332,7 @@ def build_real_corpora(
         ),
     }
 
-    held = _texts(probe_rows) + _texts(control_rows) + _texts(behaviour_rows)
+    held = row_texts(probe_rows) + row_texts(control_rows) + row_texts(behaviour_rows)
     dropped: dict[str, int] = {}
 
     # General: ETHICS utilitarianism sentences, 3-5 per document.
@@ -406,9 +400,7 @@ def build_real_corpora(
 
 def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and pairs are split."""
-    train = [t for name in TRAIN_FILES for t in _texts(corpora[name])]
-    held = [t for name in HELDOUT_FILES for t in _texts(corpora[name])]
-    bad = overlapping_spans(train, held)
+    bad = heldout_overlap(corpora)
     if bad:
         raise ValuetraceError(
             f"real data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
