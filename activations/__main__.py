@@ -21,19 +21,17 @@ a finished cache is left as is, and a cache made for another request is refused 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedTokenizerBase
 
 from activations.examples import load_labelled
+from activations.extract import cache_provenance
 from activations.shard import extract_sharded
-from training.datasets import format_prompt
+from training.datasets import format_prompts
 from training.lineage import weights_hash
 from training.models import load_model, load_tokenizer
 
@@ -79,17 +77,6 @@ def _distributed() -> tuple[int, int, Callable[[], None]]:
     return torch.distributed.get_rank(), world, torch.distributed.barrier
 
 
-def _tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
-    """sha256 of the tokenizer's full definition (the same hash `valuetrace extract` records)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = (
-        backend.to_str()
-        if backend is not None
-        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parse flags, load the model on this rank's device and run (this rank's part of) it."""
     args = _parser().parse_args(argv)
@@ -101,19 +88,19 @@ def main(argv: list[str] | None = None) -> None:
     model = load_model(args.checkpoint, dtype=args.model_dtype, device=device)
     tokenizer = load_tokenizer(args.checkpoint)
     examples = load_labelled(args.examples)
-    prompts = [format_prompt(p, tokenizer, chat=args.chat) if p else "" for p in examples.prompts]
+    prompts = format_prompts(examples.prompts, tokenizer, chat=args.chat)
     local = Path(args.checkpoint).is_dir()
-    provenance: dict[str, str | int] = {
-        "model": args.checkpoint,
-        "dataset": str(args.examples),
-        "model_hash": weights_hash(args.checkpoint) if local else args.checkpoint,
-        "tokenizer_hash": _tokenizer_hash(tokenizer),
-        "dataset_hash": examples.content_hash(),
-        "pooling": args.pooling,
-        "dtype": args.dtype,
-        "max_length": args.max_length,
-        "prompt_format": "chat" if args.chat else "plain",
-    }
+    provenance = cache_provenance(
+        model=args.checkpoint,
+        model_hash=weights_hash(args.checkpoint) if local else args.checkpoint,
+        tokenizer=tokenizer,
+        examples=examples,
+        dataset=str(args.examples),
+        pooling=args.pooling,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        chat=args.chat,
+    )
 
     def log_block(rows_done: int) -> None:
         print(f"rows_done={rows_done}", flush=True)

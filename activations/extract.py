@@ -29,7 +29,7 @@ from activations.examples import LabelledExamples
 from activations.pooling import Batch, Encoded, Pooling, collate, encode
 from activations.store import CHUNK_ROWS, CacheWriter, Examples
 from activations.tl_backend import boot_bridge, pooled_hidden_states_tl
-from training.models import decoder_layers
+from training.models import decoder_layers, tokenizer_hash
 from valuetrace.errors import ValuetraceError
 
 Backend = Literal["hooks", "transformer_lens"]
@@ -171,6 +171,32 @@ def _pool_fn(model: PreTrainedModel, backend: Backend) -> PoolFn:
     if backend == "transformer_lens":
         return functools.partial(pooled_hidden_states_tl, boot_bridge(model))
     return functools.partial(pooled_hidden_states, model)
+
+
+def cache_provenance(
+    *,
+    model: str,
+    model_hash: str,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: LabelledExamples,
+    dataset: str,
+    pooling: Pooling,
+    dtype: str,
+    max_length: int,
+    chat: bool,
+) -> dict[str, str | int]:
+    """The provenance a cache records, and which a resumed cache must match."""
+    return {
+        "model": model,
+        "dataset": dataset,
+        "model_hash": model_hash,
+        "tokenizer_hash": tokenizer_hash(tokenizer),
+        "dataset_hash": examples.content_hash(),
+        "pooling": pooling,
+        "dtype": dtype,
+        "max_length": max_length,
+        "prompt_format": "chat" if chat else "plain",
+    }
 
 
 def extract_to_cache(

@@ -148,6 +148,13 @@ def format_prompt(
     return str(text)
 
 
+def format_prompts(
+    prompts: Sequence[str], tokenizer: PreTrainedTokenizerBase, *, chat: bool
+) -> list[str]:
+    """`format_prompt` for each prompt; an empty prompt (a plain-text example) stays empty."""
+    return [format_prompt(p, tokenizer, chat=chat) if p else "" for p in prompts]
+
+
 def _plain_prompt(prompt: str, system: str | None) -> str:
     """The template-free prompt: optional system block, instruction, then the response header."""
     header = f"### System:\n{system}\n\n" if system else ""

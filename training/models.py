@@ -7,6 +7,7 @@ path, optionally with a PEFT adapter on top.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,7 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
 
@@ -166,6 +168,17 @@ def _apply_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
             f"(hidden size {model.config.hidden_size}): {err}. Load it on the base it was "
             "trained from."
         ) from err
+
+
+def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
+    """sha256 of a tokenizer's full definition: the tokenizer hash in cache provenance."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = (
+        backend.to_str()
+        if backend is not None
+        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:

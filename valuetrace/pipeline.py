@@ -8,7 +8,6 @@ unless asked.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -21,12 +20,12 @@ import yaml
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from activations.examples import LabelledExamples, load_labelled
-from activations.extract import extract_to_cache
+from activations.extract import cache_provenance, extract_to_cache
 from analysis.behaviour import BehaviourResult, behaviour_scores
 from training.datasets import (
     Document,
     PromptResponse,
-    format_prompt,
+    format_prompts,
     load_records,
     records_hash,
 )
@@ -324,22 +323,6 @@ def _train_one(
     )
 
 
-def _tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = (
-        backend.to_str()
-        if backend is not None
-        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _prompts(
-    examples: LabelledExamples, tokenizer: PreTrainedTokenizerBase, chat: bool
-) -> list[str]:
-    return [format_prompt(p, tokenizer, chat=chat) if p else "" for p in examples.prompts]
-
-
 def _stage_model(config: RunConfig, record: StageRecord):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return load_model(
@@ -367,18 +350,20 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
         model = _stage_model(config, record)
         tokenizer = _stage_tokenizer(record)
         for name, examples in sets.items():
-            prompts = _prompts(examples, tokenizer, config.model.chat_template)
-            provenance: dict[str, str | int] = {
-                "model": record.checkpoint,
+            prompts = format_prompts(examples.prompts, tokenizer, chat=config.model.chat_template)
+            provenance = {
                 "stage": record.name,
-                "dataset": name,
-                "model_hash": record.weights_hash or record.checkpoint,
-                "tokenizer_hash": _tokenizer_hash(tokenizer),
-                "dataset_hash": examples.content_hash(),
-                "pooling": config.extract.pooling,
-                "dtype": config.extract.dtype,
-                "max_length": config.extract.max_length,
-                "prompt_format": "chat" if config.model.chat_template else "plain",
+                **cache_provenance(
+                    model=record.checkpoint,
+                    model_hash=record.weights_hash or record.checkpoint,
+                    tokenizer=tokenizer,
+                    examples=examples,
+                    dataset=name,
+                    pooling=config.extract.pooling,
+                    dtype=config.extract.dtype,
+                    max_length=config.extract.max_length,
+                    chat=config.model.chat_template,
+                ),
             }
             extract_to_cache(
                 model,
@@ -414,18 +399,18 @@ def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
         model = _stage_model(config, record)
         tokenizer = _stage_tokenizer(record)
 
-        def fmt(prompts: list[str], tok: PreTrainedTokenizerBase = tokenizer) -> list[str]:
-            chat = config.model.chat_template
-            return [format_prompt(p, tok, chat=chat) if p else "" for p in prompts]
-
         result = behaviour_scores(
             model,
             tokenizer,
             eval_ids=[str(i["id"]) for i in items],
-            eval_prompts=fmt([i["prompt"] for i in items]),
+            eval_prompts=format_prompts(
+                [i["prompt"] for i in items], tokenizer, chat=config.model.chat_template
+            ),
             compassionate=[i["compassionate"] for i in items],
             dismissive=[i["dismissive"] for i in items],
-            help_prompts=fmt([r.prompt for r in help_records]),
+            help_prompts=format_prompts(
+                [r.prompt for r in help_records], tokenizer, chat=config.model.chat_template
+            ),
             help_responses=[r.response for r in help_records],
             n_boot=config.behaviour.n_bootstrap,
             seed=config.seed,
@@ -524,12 +509,9 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
     for stage, mode, where, label in interventions:
         record = lineage.get(stage)
         tokenizer = _stage_tokenizer(record)
-        prompts = [
-            format_prompt(i["prompt"], tokenizer, chat=config.model.chat_template)
-            if i["prompt"]
-            else ""
-            for i in items
-        ]
+        prompts = format_prompts(
+            [i["prompt"] for i in items], tokenizer, chat=config.model.chat_template
+        )
         result = causal_effect(
             _stage_model(config, record),
             tokenizer,
