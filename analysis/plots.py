@@ -132,7 +132,13 @@ def plot_heatmap(
     fig = Figure(figsize=(1.2 + 0.75 * m.shape[1], 1.4 + 0.5 * m.shape[0]), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    ax.set_xticks(range(m.shape[1]), col_labels, rotation=45 if m.shape[1] > 6 else 0)
+    crowded = m.shape[1] > 6 or max(len(str(c)) for c in col_labels) > 6
+    ax.set_xticks(
+        range(m.shape[1]),
+        col_labels,
+        rotation=30 if crowded else 0,
+        ha="right" if crowded else "center",
+    )
     ax.set_yticks(range(m.shape[0]), row_labels)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label=cbar_label)

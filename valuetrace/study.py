@@ -149,7 +149,11 @@ def analyze(config: RunConfig) -> dict[str, Any]:
             },
             **found,
         }
-        figures.update(_concept_figures(name, concepts[name], stages, paths.figures))
+        figures.update(
+            _concept_figures(
+                name, concepts[name], stages, paths.figures, _focus_index(config, concepts[name])
+            )
+        )
     primary_set = config.probes[0].name
     primary_pair = _primary_pair(compare)
     control_arm = _control_arm(compare, primary_pair)
@@ -215,8 +219,9 @@ def _curve(probes: dict[str, list[float]], metric: str) -> LayerCurve:
 
 
 def _concept_figures(
-    name: str, concept: dict[str, Any], stages: list[str], out: Path
+    name: str, concept: dict[str, Any], stages: list[str], out: Path, focus: int
 ) -> dict[str, Path]:
+    """Per-concept figures; `focus` is the index of the layer the transfer heatmap shows."""
     probes = concept["probes"]
     layers = concept["layers"]
     metric = next(iter(concept["localization"].values()))["metric"]
@@ -276,15 +281,15 @@ def _concept_figures(
         vmin=0,
         vmax=1,
     )
-    acc = np.asarray(concept["transfer"]["accuracy"])  # [train, test, layer]
-    best = int(np.argmax(np.mean([probes[s]["auroc"] for s in stages], axis=0)))
+    # AUROC, not accuracy: a probe's threshold does not survive a change of residual scale.
+    auroc = np.asarray(concept["transfer"]["auroc"])  # [train, test, layer]
     figs[f"{name}_transfer"] = plot_heatmap(
-        acc[:, :, best],
+        auroc[:, :, focus],
         [f"train {s}" for s in stages],
         [f"test {s}" for s in stages],
-        f"{name}: probe transfer accuracy at layer {layers[best]}",
+        f"{name}: probe transfer AUROC at layer {layers[focus]}",
         out / f"{name}_transfer.png",
-        "accuracy",
+        "AUROC",
         vmin=0,
         vmax=1,
     )
