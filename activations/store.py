@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,12 @@ def required_bytes(n_layers: int, n_examples: int, d_model: int, dtype: str) -> 
 
 
 def check_disk(path: Path, need: int) -> None:
-    """Refuse to start a cache the disk cannot hold (with a 5% margin)."""
+    """Say how much disk a new cache needs, and refuse one the disk cannot hold (5% margin)."""
     free = shutil.disk_usage(path.parent).free
+    print(
+        f"valuetrace: {path.name} will need {need / 1e6:.1f} MB ({free / 1e6:.0f} MB free)",
+        file=sys.stderr,
+    )
     if free < need * 1.05:
         raise ValuetraceError(
             f"the cache {path} needs {need / 1e6:.1f} MB but only {free / 1e6:.1f} MB are free; "

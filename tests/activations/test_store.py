@@ -109,3 +109,8 @@ def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
     with pytest.raises(ValuetraceError, match=r"needs .* MB but only"):
         _open(tmp_path / "full.h5")
     assert not (tmp_path / "full.h5").exists()
+
+
+def test_the_needed_space_is_said_before_writing(tmp_path, capsys):
+    _open(tmp_path / "say.h5").close()
+    assert "say.h5 will need 0.0 MB" in capsys.readouterr().err

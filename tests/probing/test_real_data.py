@@ -34,3 +34,34 @@ def test_speciesism_pairs_probe_runs_and_respects_pairs() -> None:
         assert len(members) == 2 and members[0] == members[1]
     assert results.accuracy[0] > 0.75 and results.auroc[0] > 0.8
     assert abs(results.control_accuracy[0] - 0.5) < 0.1
+
+
+EMPATHY = DATA / "empathy" / "empathic_reactions_messages.csv"
+
+
+def test_empathy_essays_probe_every_layer_of_a_tiny_model(tiny_model, tiny_tokenizer) -> None:
+    """High- vs low-empathy essays through a real (tiny) forward pass, grouped by respondent."""
+    if not EMPATHY.is_file():
+        pytest.skip(f"real data file {EMPATHY} is absent (the shared data folder beside the repo)")
+    from activations.extract import pooled_hidden_states
+    from activations.pooling import collate, encode
+
+    with EMPATHY.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["essay"].strip()][:240]
+    labels = np.array([int(r["empathy_bin"]) for r in rows])
+    groups = np.array([r["response_id"] for r in rows])
+    encoded = encode(tiny_tokenizer, [""] * len(rows), [r["essay"] for r in rows], 96)
+    pad, bos = tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id
+    acts = np.concatenate(
+        [
+            pooled_hidden_states(
+                tiny_model, collate(encoded[i : i + 48], pad, bos, "mean"), [0, 1, 2]
+            ).numpy()
+            for i in range(0, len(rows), 48)
+        ],
+        axis=1,
+    )
+    results = probe_layers(acts, labels, groups, ProbeConfig(n_folds=4, n_bootstrap=100))
+    assert results.accuracy.shape == (3,) and np.all(np.isfinite(results.auroc))
+    for g in np.unique(groups):
+        assert len(set(results.folds[groups == g])) == 1  # a respondent's essays stay together
