@@ -70,11 +70,14 @@ def sklearn_probe(acts: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> np
     return oof
 
 
-def timed(fn: Callable[..., T], *args: object) -> tuple[T, float]:
-    """Result and wall time of one call."""
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - start
+def timed(fn: Callable[..., T], *args: object, repeats: int = 3) -> tuple[T, float]:
+    """Result and median wall time of `repeats` calls (single runs vary ±20% here)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn(*args)
+        times.append(time.perf_counter() - start)
+    return out, float(np.median(times))
 
 
 def main() -> None:
@@ -96,7 +99,7 @@ def main() -> None:
     ratio = t_sk / t_torch
     print(f"probe benchmark: {N_LAYERS} layers x {2 * N_PAIRS} examples x {WIDTH} dims, ")
     print(f"{N_FOLDS}-fold grouped CV, C={C}, tol={TOL}, torch threads={torch.get_num_threads()}")
-    print(f"{'':38}{'time (s)':>10}")
+    print(f"{'':38}{'time (s), median of 3':>10}")
     print(f"{'batched torch (all layers x folds)':38}{t_torch:>10.2f}  ({n_iter} L-BFGS steps)")
     print(f"{'scikit-learn loop (per layer, fold)':38}{t_sk:>10.2f}")
     print(f"{'speed ratio (sklearn / torch)':38}{ratio:>9.1f}x")
