@@ -132,3 +132,15 @@ def test_report_renders_in_headless_chromium(finished_run, tmp_path):
     image = imread(shot)
     assert image.shape[0] == 2400 and image.shape[1] == 1200
     assert image[..., :3].std() > 0.05  # text and figures, not a blank page
+
+
+def test_sft_with_a_chat_template_the_tokenizer_lacks_is_refused(tmp_path, capsys):
+    config = _tiny_config(tmp_path / "chat")
+    data = yaml.safe_load(config.read_text())
+    data["model"]["chat_template"] = True
+    data["stages"] = [data["stages"][0], {**data["stages"][2], "parent": "base"}]
+    data["analysis"]["compare"] = [["base", "sft_help"]]
+    config.write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(config), "--no-progress"]) == 2
+    assert "wants a chat template but the tokenizer has none" in capsys.readouterr().err
+    assert not (tmp_path / "chat" / "checkpoints" / "sft_help").exists()
