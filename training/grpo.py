@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,38 +69,13 @@ class KeywordReward:
 
 @dataclass(frozen=True)
 class GrpoSettings:
-    """The hyperparameters of one GRPO stage."""
+    """A GRPO stage: the stage's shared training settings plus the sampling ones GRPO adds."""
 
-    learning_rate: float
-    seed: int
-    max_steps: int = -1
-    batch_size: int = 8
-    grad_accum: int = 1
+    train: TrainSettings
     num_generations: int = 8
     max_completion_length: int = 128
     temperature: float = 1.0
     beta: float = 0.0
-    epochs: float = 1.0
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    method: str = "full"
-    chat: bool = False
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    lora_merge: bool = True
-    save_steps: int = 200
-    logging_steps: int = 10
-
-    @classmethod
-    def from_train(cls, settings: TrainSettings, **grpo: Any) -> GrpoSettings:
-        """The shared fields of a stage's TrainSettings, plus GRPO-only ones (num_generations …)."""
-        names = {f.name for f in fields(cls)}
-        shared = {k: v for k, v in asdict(settings).items() if k in names}
-        return cls(**{**shared, **grpo})
 
 
 def train_grpo_stage(
@@ -119,14 +94,14 @@ def train_grpo_stage(
         raise ValuetraceError("a GRPO stage needs at least one prompt; its data has none.")
     work_dir = work_dir_of(out_dir)
     args = GRPOConfig(
-        **trainer_arguments(settings, work_dir, use_cpu=use_cpu, progress=progress),
+        **trainer_arguments(settings.train, work_dir, use_cpu=use_cpu, progress=progress),
         num_generations=settings.num_generations,
         max_completion_length=settings.max_completion_length,
         temperature=settings.temperature,
         beta=settings.beta,
     )
-    texts = [format_prompt(p, tokenizer, chat=settings.chat) for p in prompts]
-    lora = settings.method == "lora"
+    texts = [format_prompt(p, tokenizer, chat=settings.train.chat) for p in prompts]
+    lora = settings.train.method == "lora"
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fn,
@@ -135,13 +110,16 @@ def train_grpo_stage(
         processing_class=tokenizer,
         peft_config=(
             lora_config(
-                settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.lora_targets
+                settings.train.lora_r,
+                settings.train.lora_alpha,
+                settings.train.lora_dropout,
+                settings.train.lora_targets,
             )
             if lora
             else None
         ),
     )
     output, seconds = fit_and_save(
-        trainer, tokenizer, work_dir, out_dir, lora=lora, merge=settings.lora_merge
+        trainer, tokenizer, work_dir, out_dir, lora=lora, merge=settings.train.lora_merge
     )
     return stage_result(trainer, output, seconds)

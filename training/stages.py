@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
@@ -157,27 +157,10 @@ def fit_and_save(
     return output, seconds
 
 
-class Schedule(Protocol):
-    """What `trainer_arguments` reads: the fields TrainSettings and GrpoSettings share."""
-
-    epochs: float
-    max_steps: int
-    learning_rate: float
-    batch_size: int
-    grad_accum: int
-    warmup_ratio: float
-    weight_decay: float
-    seed: int
-    bf16: bool
-    logging_steps: int
-    save_steps: int
-    gradient_checkpointing: bool
-
-
 def trainer_arguments(
-    settings: Schedule, work_dir: Path, *, use_cpu: bool, progress: bool
+    settings: TrainSettings, work_dir: Path, *, use_cpu: bool, progress: bool
 ) -> dict[str, Any]:
-    """The Trainer arguments every stage type shares (schedule, seeds, checkpoints, logging)."""
+    """The Trainer arguments SFT and GRPO stages share (schedule, seeds, checkpoints, logging)."""
     return {
         "output_dir": str(work_dir),
         "num_train_epochs": settings.epochs,

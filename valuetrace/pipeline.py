@@ -285,7 +285,7 @@ def _train_one(
             tokenizer,
             prompts,
             reward,
-            GrpoSettings.from_train(
+            GrpoSettings(
                 settings,
                 num_generations=grpo.num_generations,
                 max_completion_length=grpo.max_completion_length,

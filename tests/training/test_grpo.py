@@ -22,37 +22,24 @@ def test_keyword_reward_counts_distinct_words_once():
     assert reward(chat, prompts=["x"]) == [1.0]
 
 
-def test_grpo_settings_take_a_stages_shared_fields():
-    stage = TrainSettings(
-        format="sft",
-        method="lora",
-        epochs=2.0,
-        max_steps=-1,
-        learning_rate=1e-5,
-        batch_size=4,
-        grad_accum=2,
-        max_length=64,
-        warmup_ratio=0.1,
-        weight_decay=0.0,
-        seed=7,
-        lora_r=8,
-        bf16=True,
-    )
-    grpo = GrpoSettings.from_train(stage, num_generations=4, beta=0.04)
-    for name in ("method", "lora_r", "learning_rate", "seed", "bf16", "epochs", "grad_accum"):
-        assert getattr(grpo, name) == getattr(stage, name), name
-    assert (grpo.num_generations, grpo.beta) == (4, 0.04)
-
-
 def test_grpo_stage_trains_saves_and_changes_weights(tmp_path, tiny_model, tiny_tokenizer):
     settings = GrpoSettings(
-        max_steps=2,
-        learning_rate=1e-2,
-        seed=0,
-        batch_size=4,
+        TrainSettings(
+            format="sft",
+            method="full",
+            epochs=1.0,
+            max_steps=2,
+            learning_rate=1e-2,
+            batch_size=4,
+            grad_accum=1,
+            max_length=64,
+            warmup_ratio=0.0,
+            weight_decay=0.0,
+            seed=0,
+            logging_steps=1,
+        ),
         num_generations=4,
         max_completion_length=8,
-        logging_steps=1,
     )
     prompts = ["Where did the cat rest?", "Who helped the dog?"]
     out = tmp_path / "grpo"
