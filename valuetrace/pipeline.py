@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,13 @@ from training.models import (
     train_tokenizer,
 )
 from training.stages import StageResult, TrainSettings, train_stage
-from valuetrace.config import RunConfig, StageConfig, config_to_dict, resolve_data_path
+from valuetrace.config import (
+    DataSource,
+    RunConfig,
+    StageConfig,
+    config_to_dict,
+    resolve_data_path,
+)
 from valuetrace.errors import ValuetraceError
 
 log = logging.getLogger(__name__)
@@ -67,18 +74,23 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
         write_real_data(Path(config.real_data_dir), paths.data, seed=config.seed)
 
 
+def _load_options(config: RunConfig, data: DataSource) -> dict[str, Any]:
+    """`load_records` keyword arguments of a configured data source (a capped one is shuffled)."""
+    return {
+        "schema": data.schema,
+        "split": data.split,
+        "limit": data.limit,
+        "where": data.where,
+        "drop_empty": data.drop_empty,
+        "seed": config.seed,
+        "shuffle": data.limit is not None,
+    }
+
+
 def _records(config: RunConfig, stage: StageConfig) -> list[Document] | list[PromptResponse]:
     assert stage.data is not None
-    data = stage.data
     return load_records(
-        resolve_data_path(data.source, config),
-        data.schema,
-        split=data.split,
-        limit=data.limit,
-        where=data.where,
-        drop_empty=data.drop_empty,
-        seed=config.seed,
-        shuffle=data.limit is not None,
+        resolve_data_path(stage.data.source, config), **_load_options(config, stage.data)
     )
 
 
@@ -238,13 +250,7 @@ def _launch(
             _settings(config, stage),
             out,
             dtype=config.model.dtype,
-            schema=data.schema,
-            split=data.split,
-            limit=data.limit,
-            where=data.where,
-            drop_empty=data.drop_empty,
-            seed=config.seed,
-            shuffle=data.limit is not None,
+            **_load_options(config, data),
         ),
         accelerate_config=Path(config.accelerate_config),
         progress=progress,
@@ -386,11 +392,9 @@ def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
     lineage = Lineage.load(config.paths.lineage)
     items = _behaviour_items(config)
     help_cfg = config.behaviour.helpfulness_eval
-    help_records = load_records(
+    help_records = load_records(  # the first `limit` items, in file order
         resolve_data_path(help_cfg.source, config),
-        help_cfg.schema,
-        limit=help_cfg.limit,
-        where=help_cfg.where,
+        **{**_load_options(config, help_cfg), "shuffle": False},
     )
     if not all(isinstance(r, PromptResponse) for r in help_records):
         raise ValuetraceError("behaviour.helpfulness_eval must be prompt/response data.")

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import CORPUS
+from tests.training.helpers import train_settings
 from training.datasets import Document
 from training.launch import RESULT_NAME, launch_command, launch_stage, spec_for
 from training.stages import TrainSettings, train_stage, work_dir_of
@@ -18,20 +19,7 @@ B = 4
 
 
 def _settings(batch_size: int) -> TrainSettings:
-    return TrainSettings(
-        format="documents",
-        method="full",
-        epochs=1.0,
-        max_steps=6,
-        learning_rate=3e-3,
-        batch_size=batch_size,
-        grad_accum=1,
-        max_length=64,
-        warmup_ratio=0.0,
-        weight_decay=0.0,
-        seed=0,
-        logging_steps=1,
-    )
+    return train_settings(max_steps=6, batch_size=batch_size, logging_steps=1)
 
 
 def test_launch_commands(tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from tests.training.helpers import train_settings
 from training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
 from training.models import load_model
-from training.stages import TrainSettings
 
 
 def count_e(completions: list[str], **_: object) -> list[float]:
@@ -24,19 +24,8 @@ def test_keyword_reward_counts_distinct_words_once():
 
 def test_grpo_stage_trains_saves_and_changes_weights(tmp_path, tiny_model, tiny_tokenizer):
     settings = GrpoSettings(
-        TrainSettings(
-            format="sft",
-            method="full",
-            epochs=1.0,
-            max_steps=2,
-            learning_rate=1e-2,
-            batch_size=4,
-            grad_accum=1,
-            max_length=64,
-            warmup_ratio=0.0,
-            weight_decay=0.0,
-            seed=0,
-            logging_steps=1,
+        train_settings(
+            format="sft", max_steps=2, learning_rate=1e-2, batch_size=4, logging_steps=1
         ),
         num_generations=4,
         max_completion_length=8,

@@ -15,20 +15,15 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import CORPUS
+from tests.training.helpers import train_settings
 from training.datasets import Document
 from training.launch import launch_command, spec_for
-from training.stages import TrainSettings, last_checkpoint, train_stage, work_dir_of
+from training.stages import last_checkpoint, train_stage, work_dir_of
 
 STEPS = 24
-SETTINGS = TrainSettings(
-    format="documents",
-    method="full",
+SETTINGS = train_settings(
     epochs=3.0,
     max_steps=STEPS,
-    learning_rate=3e-3,
-    batch_size=8,
-    grad_accum=1,
-    max_length=64,
     warmup_ratio=0.1,
     weight_decay=0.01,
     seed=3,

@@ -8,28 +8,12 @@ import pytest
 import torch
 
 from tests.conftest import CORPUS
+from tests.training.helpers import train_settings
 from training.datasets import Document, PromptResponse
 from training.lineage import weights_hash
 from training.models import load_model
-from training.stages import TrainSettings, to_dataset, train_stage
+from training.stages import to_dataset, train_stage
 from valuetrace.errors import ValuetraceError
-
-
-def _settings(**kw) -> TrainSettings:
-    base = dict(
-        format="documents",
-        method="full",
-        epochs=1.0,
-        max_steps=12,
-        learning_rate=3e-3,
-        batch_size=8,
-        grad_accum=1,
-        max_length=64,
-        warmup_ratio=0.0,
-        weight_decay=0.0,
-        seed=0,
-    )
-    return TrainSettings(**{**base, **kw})
 
 
 def test_documents_stage_lowers_loss_and_saves(tmp_path, tiny_model, tiny_tokenizer):
@@ -39,7 +23,7 @@ def test_documents_stage_lowers_loss_and_saves(tmp_path, tiny_model, tiny_tokeni
         model,
         tiny_tokenizer,
         docs,
-        _settings(max_steps=30),
+        train_settings(max_steps=30),
         tmp_path / "s",
         use_cpu=True,
         progress=False,
@@ -59,13 +43,13 @@ def test_sft_stage_trains_on_responses_only(tmp_path, tiny_model, tiny_tokenizer
         PromptResponse(f"Where did the {a} rest?", f"The {a} rested near the barn.")
         for a in ["cat", "dog", "pig", "cow", "hen", "fox", "crow", "goat"]
     ]
-    dataset = to_dataset(pairs, _settings(format="sft"))
+    dataset = to_dataset(pairs, train_settings(format="sft"))
     assert set(dataset.column_names) == {"prompt", "completion"}
     result = train_stage(
         copy.deepcopy(tiny_model).train(),
         tiny_tokenizer,
         pairs,
-        _settings(format="sft", max_steps=5),
+        train_settings(format="sft", max_steps=5),
         tmp_path / "sft",
         use_cpu=True,
         progress=False,
@@ -80,7 +64,7 @@ def test_lora_stage_is_merged_into_plain_weights(tmp_path, tiny_model, tiny_toke
         copy.deepcopy(tiny_model).train(),
         tiny_tokenizer,
         docs,
-        _settings(method="lora", max_steps=5, lora_r=2, lora_targets=("q_proj",)),
+        train_settings(method="lora", max_steps=5, lora_r=2, lora_targets=("q_proj",)),
         tmp_path / "lora",
         use_cpu=True,
         progress=False,
@@ -94,6 +78,6 @@ def test_lora_stage_is_merged_into_plain_weights(tmp_path, tiny_model, tiny_toke
 
 def test_format_mismatch_is_a_clear_error():
     with pytest.raises(ValuetraceError, match="set the stage's format to 'sft'"):
-        to_dataset([PromptResponse("a", "b")], _settings(format="documents"))
+        to_dataset([PromptResponse("a", "b")], train_settings(format="documents"))
     with pytest.raises(ValuetraceError, match="format to 'documents'"):
-        to_dataset([Document("a")], _settings(format="sft"))
+        to_dataset([Document("a")], train_settings(format="sft"))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from activations.examples import load_labelled
+from tests.valuetrace.test_demo_data import SCHEMAS  # the file set both writers produce
 from training.datasets import PromptResponse, load_records
 from valuetrace import pipeline
 from valuetrace.config import load_config
@@ -19,16 +20,6 @@ from valuetrace.errors import ValuetraceError
 from valuetrace.real_data import SPECIESISM, RealDataSizes, write_real_data
 
 CONFIG = Path(__file__).resolve().parents[2] / "valuetrace" / "configs" / "real_data.yaml"
-SCHEMAS = {
-    "general": {"text"},
-    "compassion_docs": {"text"},
-    "helpfulness": {"instruction", "context", "response", "category"},
-    "helpfulness_eval": {"instruction", "context", "response", "category"},
-    "coding": {"instruction", "input", "output"},
-    "probe_pairs": {"id", "pair_id", "prompt", "response", "label"},
-    "control_pairs": {"id", "pair_id", "prompt", "response", "label"},
-    "behaviour_eval": {"id", "prompt", "compassionate", "dismissive"},
-}
 SIZES = RealDataSizes()
 
 
