@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from activations.examples import LabelledExamples
-from activations.pooling import Batch, Encoded, Pooling, collate, encode
+from activations.pooling import Batch, Encoded, Pooling, collate, tokenise, warn_truncated
 from activations.store import CHUNK_ROWS, CacheWriter, Examples
 from activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from training.models import decoder_layers, tokenizer_hash
@@ -246,10 +246,9 @@ def extract_to_cache(
         writer.close()
         return path
     pool = _pool_fn(model, backend)
-    encoded = encode(tokenizer, prompts, examples.responses, max_length)
     start = writer.rows_done
     bar = tqdm(
-        total=len(encoded),
+        total=len(examples),
         initial=start,
         desc=f"extract {path.stem}",
         disable=not progress,
@@ -262,12 +261,22 @@ def extract_to_cache(
             progress_callback(begin + block.shape[1])
 
     pending: Future[None] | None = None
+    truncated = warned = 0
     try:
         with ThreadPoolExecutor(max_workers=1) as background:
-            for begin in range(start, len(encoded), CHUNK_ROWS):
+            for begin in range(start, len(examples), CHUNK_ROWS):
+                # tokenised a block at a time: memory stays flat however large the set
+                rows = slice(begin, begin + CHUNK_ROWS)
+                encoded, cut = tokenise(
+                    tokenizer, prompts[rows], examples.responses[rows], max_length
+                )
+                truncated += cut
+                if truncated and not warned:  # say so at once, not only after a long run
+                    warn_truncated(cut, len(encoded), max_length)
+                    warned = truncated
                 block = _block_activations(
                     pool,
-                    encoded[begin : begin + CHUNK_ROWS],
+                    encoded,
                     chosen,
                     pooling,
                     batch_size,
@@ -282,6 +291,8 @@ def extract_to_cache(
             if pending is not None:
                 pending.result()
         writer.finish()
+        if truncated > warned:  # the total, when more were cut after the first warning
+            warn_truncated(truncated, len(examples) - start, max_length)
     finally:
         bar.close()
         writer.close()

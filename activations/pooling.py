@@ -49,6 +49,22 @@ def encode(
     max_length: int,
 ) -> list[Encoded]:
     """Tokenise prompt+response texts, marking response tokens; long texts lose their start."""
+    encoded, cut = tokenise(tokenizer, prompts, responses, max_length)
+    if cut:
+        warn_truncated(cut, len(encoded), max_length)
+    return encoded
+
+
+def tokenise(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    max_length: int,
+) -> tuple[list[Encoded], int]:
+    """`encode` without the warning: the encodings and how many texts were cut to `max_length`.
+
+    For callers that tokenise a large set block by block and warn once for all of it.
+    """
     texts = [p + r for p, r in zip(prompts, responses, strict=True)]
     out = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=True)
     special = set(tokenizer.all_special_ids)
@@ -64,15 +80,18 @@ def encode(
             cut = len(ids) - (max_length - keep)
             ids, flags = ids[:keep] + ids[keep + cut :], flags[:keep] + flags[keep + cut :]
         encoded.append(Encoded(ids=list(ids), response=flags))
-    if truncated:
-        log.warning(
-            "%d of %d texts are longer than %d tokens and were cut from the start "
-            "(the end, where the response is, is kept); raise max_length to keep them whole.",
-            truncated,
-            len(texts),
-            max_length,
-        )
-    return encoded
+    return encoded, truncated
+
+
+def warn_truncated(cut: int, total: int, max_length: int) -> None:
+    """Say how many texts were cut to `max_length` tokens, and how to keep them whole."""
+    log.warning(
+        "%d of %d texts are longer than %d tokens and were cut from the start "
+        "(the end, where the response is, is kept); raise max_length to keep them whole.",
+        cut,
+        total,
+        max_length,
+    )
 
 
 def pooling_weights(

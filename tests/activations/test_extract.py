@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -87,6 +89,32 @@ def test_extract_writes_every_row_in_order(tmp_path, tiny_model, tiny_tokenizer)
     batch = collate(one, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "mean")
     direct = pooled_hidden_states(tiny_model, batch, [0, 1, 2])[:, 0].numpy()
     np.testing.assert_allclose(cache.acts[:, 257], direct, atol=1e-5)
+
+
+def test_extract_warns_of_cut_texts_at_once_and_totals_them_at_the_end(
+    tmp_path, tiny_model, tiny_tokenizer, caplog
+):
+    data = _examples(300)  # tokenised a 256-row block at a time
+    lengths = [len(e.ids) for e in encode(tiny_tokenizer, data.prompts, data.responses, 512)]
+    limit = max(lengths) - 1
+    long_rows = np.array(lengths) > limit
+    with caplog.at_level(logging.WARNING):
+        extract_to_cache(
+            tiny_model,
+            tiny_tokenizer,
+            data,
+            data.prompts,
+            tmp_path / "cut.h5",
+            provenance=PROVENANCE,
+            pooling="mean",
+            batch_size=16,
+            max_length=limit,
+            progress=False,
+        )
+    warnings = [r.getMessage() for r in caplog.records if "were cut" in r.getMessage()]
+    assert warnings[0].startswith(f"{long_rows[:256].sum()} of 256 texts are longer than {limit}")
+    assert warnings[1].startswith(f"{long_rows.sum()} of 300 texts are longer than {limit}")
+    assert len(warnings) == 2
 
 
 def test_extract_without_pad_token_is_refused(tmp_path, tiny_model, tiny_tokenizer):
