@@ -10,15 +10,15 @@ initialised GPT-2-small-sized Llama (hidden 768, 12 layers, 12 heads, MLP 3072, 
     (c) transformer-lens `run_with_cache` with a names filter (full-sequence cache + LM head)
     (d) HF `output_hidden_states=True` (full model forward with logits, as users usually do)
 
-Each method runs once per round, the four in turn, for `--rounds` rounds (default 2), and the
-table gives each one's fastest round: a slow spell of a shared machine then hits all four
-alike. `seconds` is wall time, `ms/seq` per sequence, `cpu s` the CPU time of all this
-process's threads, `max |diff| vs (b)` the largest difference of the pooled vectors from the
-cache (b) wrote (HF's last layer is after the final norm, so (d) is compared on layers 0..11
-only). The ratio line gives (b)/(a), the overhead valuetrace adds to a plain forward (goal <=
-1.05), and (c)/(b), (d)/(b), how much slower the alternatives are. The header gives the load
-average: timings on a shared machine vary by 10% or more, so compare ratios from one run, not
-across runs.
+Each method runs once per round, the four in turn (each round starting one method later), for
+`--rounds` rounds (default 2); the table gives each one's fastest round and lists every round,
+so a slow spell of a shared machine shows. `seconds` is wall time, `ms/seq` per sequence,
+`cpu s` the CPU time of all this process's threads, `max |diff| vs (b)` the largest difference
+of the pooled vectors from the cache (b) wrote (HF's last layer is after the final norm, so (d)
+is compared on layers 0..11 only). The ratio line gives (b)/(a), the overhead valuetrace adds
+to a plain forward (goal <= 1.05), and (c)/(b), (d)/(b), how much slower the alternatives are.
+The header gives the load average: timings on a shared machine vary by 10% or more, so compare
+ratios from one run, not across runs.
 
 The memory lines give, for (b) on 1x and 4x the sequences, each in a fresh process, the peak
 RSS during (b) (VmHWM, reset just before it) with the RSS before it (model and data loaded) in
@@ -238,14 +238,15 @@ def main() -> None:
             ),
             "d": lambda: hf_hidden_states(model, batches),
         }
-        best: dict[str, tuple[float, float]] = {}
+        runs: dict[str, list[tuple[float, float]]] = {key: [] for key in methods}
         out: dict[str, object] = {}
-        for _ in range(args.rounds):
-            for key, fn in methods.items():
-                wall, cpu, out[key] = timed(fn)
-                best[key] = min(best.get(key, (wall, cpu)), (wall, cpu))
+        for r in range(args.rounds):
+            keys = list(methods)[r % 4 :] + list(methods)[: r % 4]  # each round starts one later
+            for key in keys:
+                wall, cpu, out[key] = timed(methods[key])
+                runs[key].append((wall, cpu))
         ours = torch.from_numpy(read_activations(cache).acts)
-    (t_a, c_a), (t_b, c_b), (t_c, c_c), (t_d, c_d) = (best[k] for k in "abcd")
+    (t_a, c_a), (t_b, c_b), (t_c, c_c), (t_d, c_d) = (min(runs[k]) for k in "abcd")
     tl, hf = out["c"], out["d"]
     assert isinstance(tl, torch.Tensor) and isinstance(hf, torch.Tensor)
     rows = [
@@ -270,9 +271,13 @@ def main() -> None:
         f"best of {args.rounds} interleaved rounds, "
         f"Llama 768/12L/12H/MLP 3072/vocab {VOCAB}, fp32, torch {torch.__version__}"
     )
-    print(f"{'method':<58}{'seconds':>9}{'ms/seq':>9}{'cpu s':>9}{'max |diff| vs (b)':>19}")
-    for name, seconds, cpu, diff in rows:
-        print(f"{name:<58}{seconds:>9.2f}{1000 * seconds / n:>9.1f}{cpu:>9.2f}{diff:>19}")
+    print(
+        f"{'method':<58}{'seconds':>9}{'ms/seq':>9}{'cpu s':>9}{'max |diff| vs (b)':>19}"
+        "   every round (s)"
+    )
+    for (name, seconds, cpu, diff), key in zip(rows, "abcd", strict=True):
+        every = " ".join(f"{wall:.1f}" for wall, _ in runs[key])
+        print(f"{name:<58}{seconds:>9.2f}{1000 * seconds / n:>9.1f}{cpu:>9.2f}{diff:>19}   {every}")
     print(
         f"ratios (wall): (b)/(a) = {t_b / t_a:.3f} (goal <= 1.05)   (c)/(b) = {t_c / t_b:.2f}   "
         f"(d)/(b) = {t_d / t_b:.2f}   | (cpu): (b)/(a) = {c_b / c_a:.3f}"
