@@ -29,8 +29,14 @@ chances of a high draw), whatever the data size. With `MALLOC_TRIM_THRESHOLD_=0`
 freed memory back at once, so RSS follows live memory: that line is the streaming check. (That
 setting slows the CPU forward by about 40%, so valuetrace does not set it.)
 
-    python benchmarks/bench_extract.py            # 256 x 128 tokens, batch 16 (several minutes)
-    python benchmarks/bench_extract.py --quick    # 32 x 128 tokens, a smoke run
+On this 2-core machine the same forward can take 36 s in one round and 52 s in the next, so a
+single (b)/(a) can land anywhere from 0.85 to 1.25. `--alternate K` measures that ratio alone
+and more tightly: (a) and (b) in turn K times each on 64 sequences (order swapped every other
+time), printing every time and the ratio of the medians.
+
+    python benchmarks/bench_extract.py              # 256 x 128 tokens, batch 16 (~15 minutes)
+    python benchmarks/bench_extract.py --quick      # 32 x 128 tokens, a smoke run
+    python benchmarks/bench_extract.py --alternate 6  # (b)/(a) only, paired (~2 minutes)
 """
 
 from __future__ import annotations
@@ -193,7 +199,6 @@ def rss_child(n: int) -> None:
     The peak is VmHWM reset just before (b) (`clear_refs`), not `ru_maxrss`: that one survives
     exec, so a child of a big parent would report the parent's size.
     """
-    torch.set_num_threads(THREADS)
     model = build_model()
     data, _ = build_data(n)
     tokenizer = build_tokenizer()
@@ -204,18 +209,48 @@ def rss_child(n: int) -> None:
     print(f"{before:.1f} {_status_mb('VmHWM'):.1f}")
 
 
+def alternate(pairs: int) -> None:
+    """(a) and (b) in turn `pairs` times each on 64 sequences; print the ratio of the medians."""
+    n = 64
+    model, tokenizer = build_model(), build_tokenizer()
+    data, _ = build_data(n)
+    encoded = encode(tokenizer, data.prompts, data.responses, SEQ_LEN)
+    batches = [collate(encoded[i : i + BATCH], 0, None, "mean") for i in range(0, n, BATCH)]
+    body_forward(model, batches[:1])
+    runs: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        methods: dict[str, Callable[[], object]] = {
+            "a": lambda: body_forward(model, batches),
+            "b": lambda: run_b(model, tokenizer, data, Path(tmp) / "alt.h5"),
+        }
+        for i in range(pairs):
+            for key in "ab" if i % 2 == 0 else "ba":
+                wall, cpu, _ = timed(methods[key])
+                runs[key].append((wall, cpu))
+    print(f"{n} sequences x {SEQ_LEN} tokens, batch {BATCH}, (a) and (b) alternated {pairs} times")
+    for key in "ab":
+        print(f"({key}) wall/cpu s: " + "  ".join(f"{w:.2f}/{c:.2f}" for w, c in runs[key]))
+    wall_a, wall_b = (float(np.median([w for w, _ in runs[k]])) for k in "ab")
+    cpu_a, cpu_b = (float(np.median([c for _, c in runs[k]])) for k in "ab")
+    print(f"median (b)/(a): wall {wall_b / wall_a:.3f}, cpu {cpu_b / cpu_a:.3f} (goal <= 1.05)")
+
+
 def main() -> None:
     """Time (a)-(d) side by side, then the peak RSS of (b) at 1x and 4x the data."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="32 sequences: a smoke run")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
+    parser.add_argument("--alternate", type=int, default=None, help="(b)/(a) only, K pairs")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    torch.set_num_threads(THREADS)
     if args.rss_child is not None:
         rss_child(args.rss_child)
         return
-    torch.set_num_threads(THREADS)
+    if args.alternate is not None:
+        alternate(args.alternate)
+        return
     n = 32 if args.quick else 256
     model = build_model()
     tokenizer = build_tokenizer()
