@@ -319,7 +319,7 @@ def _standardise(
         constant[..., suspect] |= _constant_features(X32[..., suspect], masks)
     raw_std = torch.where(constant, torch.ones_like(raw_var), raw_var.sqrt())
     sd_c, mu_c = raw_std[:, :1], first[:, :1]  # shared units: all rows centred and scaled
-    Xc = (X32 - raw_mean[:, :1].float()).mul_(1.0 / sd_c.float())
+    Xc = (X32 - rough_mean).sub_(mu_c.float()).div_(sd_c.float())  # the small shift exact
     fold_mean, fold_std = raw_mean[:, 1:][:, inverse], raw_std[:, 1:][:, inverse]
     problems = _Problems(
         Xc=Xc,
