@@ -209,14 +209,23 @@ def rss_child(n: int) -> None:
     print(f"{before:.1f} {_status_mb('VmHWM'):.1f}")
 
 
+def setup(
+    n: int,
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, LabelledExamples, list[Batch]]:
+    """Model, tokenizer, `n` sequences and their batches, after one warm-up forward."""
+    model, tokenizer = build_model(), build_tokenizer()
+    data, ids = build_data(n)
+    encoded = encode(tokenizer, data.prompts, data.responses, SEQ_LEN)
+    assert [e.ids for e in encoded] == ids.tolist(), "the tokenizer must reproduce the ids"
+    batches = [collate(encoded[i : i + BATCH], 0, None, "mean") for i in range(0, n, BATCH)]
+    body_forward(model, batches[:1])  # warm up allocator and kernels
+    return model, tokenizer, data, batches
+
+
 def alternate(pairs: int) -> None:
     """(a) and (b) in turn `pairs` times each on 64 sequences; print the ratio of the medians."""
     n = 64
-    model, tokenizer = build_model(), build_tokenizer()
-    data, _ = build_data(n)
-    encoded = encode(tokenizer, data.prompts, data.responses, SEQ_LEN)
-    batches = [collate(encoded[i : i + BATCH], 0, None, "mean") for i in range(0, n, BATCH)]
-    body_forward(model, batches[:1])
+    model, tokenizer, data, batches = setup(n)
     runs: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
     with tempfile.TemporaryDirectory() as tmp:
         methods: dict[str, Callable[[], object]] = {
@@ -252,16 +261,10 @@ def main() -> None:
         alternate(args.alternate)
         return
     n = 32 if args.quick else 256
-    model = build_model()
-    tokenizer = build_tokenizer()
-    data, ids = build_data(n)
-    encoded = encode(tokenizer, data.prompts, data.responses, SEQ_LEN)
-    assert [e.ids for e in encoded] == ids.tolist(), "the tokenizer must reproduce the ids"
-    batches = [collate(encoded[i : i + BATCH], 0, None, "mean") for i in range(0, n, BATCH)]
+    model, tokenizer, data, batches = setup(n)
     bridge = boot_bridge(model)
     layers = list(range(13))
-    body_forward(model, batches[:1])  # warm up allocator and kernels
-    pooled_hidden_states_tl(bridge, batches[0], layers)
+    pooled_hidden_states_tl(bridge, batches[0], layers)  # warm up the bridge
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "bench.h5"
