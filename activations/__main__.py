@@ -2,15 +2,18 @@
 
 One process (one GPU, or the CPU):
 
-    python -m activations --checkpoint runs/demo/sft --examples probes.jsonl --out acts.h5
+    python -m valuetrace.activations --checkpoint runs/demo/sft \
+        --examples probes.jsonl --out acts.h5
 
 Several processes: the same flags under a launcher. Each rank extracts a contiguous shard into
 `acts.rank{r}-of-{n}.h5`, then rank 0 joins them into `acts.h5`, verifies it and deletes the
 shards (see `activations.shard`). Rank r uses GPU `LOCAL_RANK` when CUDA is present.
 
-    torchrun --standalone --nproc_per_node 4 -m activations --checkpoint ... --out acts.h5
+    torchrun --standalone --nproc_per_node 4 -m valuetrace.activations \
+        --checkpoint ... --out acts.h5
         (on the CPU too; torchrun gives each process OMP_NUM_THREADS=1 unless it is set)
-    accelerate launch --multi_gpu --num_processes 4 -m activations --checkpoint ... (GPUs only:
+    accelerate launch --multi_gpu --num_processes 4 -m valuetrace.activations \
+        --checkpoint ... (GPUs only:
         accelerate's --cpu starts a single process unless given an MPI hostfile; use torchrun)
 
 Rerunning the same command resumes a killed run (each shard and the join resume on their own);
@@ -27,19 +30,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import torch
+from valuetrace.activations.examples import load_labelled
+from valuetrace.activations.extract import cache_provenance
+from valuetrace.activations.shard import extract_sharded
 
-from activations.examples import load_labelled
-from activations.extract import cache_provenance
-from activations.shard import extract_sharded
-from training.datasets import format_prompts
-from training.lineage import weights_hash
-from training.models import load_model, load_tokenizer
+from valuetrace.models import load_model, load_tokenizer, weights_hash
+from valuetrace.prompts import format_prompts
 
 
 def _parser() -> argparse.ArgumentParser:
     """The command-line flags."""
     parser = argparse.ArgumentParser(
-        prog="python -m activations",
+        prog="python -m valuetrace.activations",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

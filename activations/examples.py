@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class LabelledExamples:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
-        raise ValuetraceError(f"probe set {path} does not exist; check the path in the config.")
+        raise DataError(f"probe set {path} does not exist; check the path in the config.")
     if path.suffix == ".csv":
         with path.open(newline="") as fh:
             return list(csv.DictReader(fh))
@@ -54,9 +54,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValuetraceError(
-                    f"{path}:{n} is not valid JSON ({err}); fix that line."
-                ) from err
+                raise DataError(f"{path}:{n} is not valid JSON ({err}); fix that line.") from err
     return rows
 
 
@@ -65,26 +63,26 @@ def load_labelled(path: str | Path) -> LabelledExamples:
     path = Path(path)
     rows = _rows(path)
     if not rows:
-        raise ValuetraceError(f"probe set {path} is empty; it needs examples of both classes.")
+        raise DataError(f"probe set {path} is empty; it needs examples of both classes.")
     text_key = "response" if "response" in rows[0] else "text"
     missing = [k for k in ("id", text_key, "label") if k not in rows[0]]
     if missing:
-        raise ValuetraceError(
+        raise DataError(
             f"probe set {path} lacks column(s) {missing}; found {sorted(rows[0])}. Expected "
             "id, response (or text), label, and optionally prompt and pair_id."
         )
     labels = []
     for n, row in enumerate(rows, start=1):
         if not str(row[text_key]).strip():
-            raise ValuetraceError(f"{path} row {n}: empty {text_key}; drop or fix that row.")
+            raise DataError(f"{path} row {n}: empty {text_key}; drop or fix that row.")
         if str(row["label"]) not in ("0", "1"):
-            raise ValuetraceError(
+            raise DataError(
                 f"{path} row {n}: label {row['label']!r} is not 0 or 1 (1 = concept present)."
             )
         labels.append(int(row["label"]))
     label_array = np.asarray(labels, dtype=np.int64)
     if len(set(labels)) < 2:
-        raise ValuetraceError(
+        raise DataError(
             f"probe set {path} has only label {labels[0]}; a probe needs both classes (0 and 1)."
         )
     group_key = next((k for k in ("pair_id", "group", "group_id") if k in rows[0]), "id")

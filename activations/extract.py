@@ -24,13 +24,20 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from valuetrace.activations.examples import LabelledExamples
+from valuetrace.activations.pooling import (
+    Batch,
+    Encoded,
+    Pooling,
+    collate,
+    tokenise,
+    warn_truncated,
+)
+from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
+from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 
-from activations.examples import LabelledExamples
-from activations.pooling import Batch, Encoded, Pooling, collate, tokenise, warn_truncated
-from activations.store import CHUNK_ROWS, CacheWriter, Examples
-from activations.tl_backend import boot_bridge, pooled_hidden_states_tl
-from training.models import decoder_layers, tokenizer_hash
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
+from valuetrace.models import decoder_layers, tokenizer_hash
 
 Backend = Literal["hooks", "transformer_lens"]
 PoolFn = Callable[[Batch, list[int]], torch.Tensor]
@@ -51,7 +58,7 @@ def check_layers(model: PreTrainedModel, layers: Sequence[int] | None) -> list[i
     chosen = sorted(set(range(total) if layers is None else layers))
     bad = [layer for layer in chosen if not 0 <= layer < total]
     if bad or not chosen:
-        raise ValuetraceError(
+        raise DataError(
             f"layer(s) {bad or chosen} do not exist: this model has {total - 1} blocks, so layers "
             f"are 0 (embeddings) to {total - 1}."
         )
@@ -225,11 +232,11 @@ def extract_to_cache(
     writer thread after each block is on disk.
     """
     if backend not in get_args(Backend):
-        raise ValuetraceError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
+        raise DataError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
     if len(examples) == 0:
-        raise ValuetraceError("the probe set is empty: nothing to extract.")
+        raise DataError("the probe set is empty: nothing to extract.")
     if tokenizer.pad_token_id is None:
-        raise ValuetraceError(
+        raise DataError(
             "the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token "
             "(valuetrace.load_tokenizer does this) and try again."
         )

@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Float, Int
 from transformers import PreTrainedTokenizerBase
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 log = logging.getLogger(__name__)
 Pooling = Literal["last", "mean", "response"]
@@ -108,7 +108,7 @@ def pooling_weights(
     counts = mask.sum(-1, keepdim=True)
     if (counts == 0).any():
         rows = (counts.squeeze(-1) == 0).nonzero().flatten().tolist()
-        raise ValuetraceError(
+        raise DataError(
             f"rows {rows} of a batch have no {'response' if mode == 'response' else 'text'} "
             "tokens to pool; drop empty examples or raise max_length."
         )

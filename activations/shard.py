@@ -5,8 +5,8 @@ it into its own cache `<out stem>.rank{r}-of-{n}.h5` with `extract_to_cache`, so
 resumes on its own after a crash. When every rank is done, rank 0 copies the shards' rows, in
 order, into the final cache at `out` (itself resumable), reads them back to verify them, marks
 the cache complete and only then deletes the shard files. A rerun of a finished request does
-nothing. The command line (`python -m activations`, see `activations/__main__.py`) launches
-this under `torchrun`.
+nothing. The command line (`python -m valuetrace.activations`, see `activations/__main__.py`)
+launches this under `torchrun`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from activations.examples import LabelledExamples
-from activations.extract import check_layers, extract_to_cache
-from activations.store import CacheWriter, Examples, copy_rows, is_complete, verify_rows
+from valuetrace.activations.examples import LabelledExamples
+from valuetrace.activations.extract import check_layers, extract_to_cache
+from valuetrace.activations.store import CacheWriter, Examples, copy_rows, is_complete, verify_rows
 
 
 def shard_range(n_examples: int, rank: int, world: int) -> tuple[int, int]:

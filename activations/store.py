@@ -47,7 +47,7 @@ import numpy as np
 from jaxtyping import Float
 
 from valuetrace import __version__
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import CacheError, MissingStepError, ValuetraceError
 
 FORMAT = "valuetrace.activations"
 SCHEMA_VERSION = 1
@@ -89,7 +89,7 @@ class Activations:
     def layer(self, layer: int) -> Float[np.ndarray, "n d"]:
         """The activations of model layer `layer` (an index into `layers`' values)."""
         if layer not in self.layers:
-            raise ValuetraceError(f"layer {layer} is not in this cache (layers: {self.layers}).")
+            raise CacheError(f"layer {layer} is not in this cache (layers: {self.layers}).")
         return self.acts[self.layers.index(layer)]
 
 
@@ -106,7 +106,7 @@ def check_disk(path: Path, need: int) -> None:
         file=sys.stderr,
     )
     if free < need * 1.05:
-        raise ValuetraceError(
+        raise CacheError(
             f"the cache {path} needs {need / 1e6:.1f} MB but only {free / 1e6:.1f} MB are free; "
             "free disk space, choose --dtype float16, or fewer layers."
         )
@@ -117,13 +117,13 @@ def _open(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
     try:
         handle = h5py.File(path, mode, rdcc_nbytes=cache_bytes)
     except OSError as err:
-        raise ValuetraceError(
+        raise CacheError(
             f"{path} is not a readable HDF5 file (truncated or damaged: {err}). It was left "
             "untouched; delete it or rerun with --overwrite to rebuild it."
         ) from err
     if handle.attrs.get("format") != FORMAT:
         handle.close()
-        raise ValuetraceError(
+        raise CacheError(
             f"{path} is an HDF5 file but not a valuetrace activation cache (no "
             f"format={FORMAT!r} attribute). It was left untouched; point to another path or "
             "rerun with --overwrite to replace it."
@@ -180,7 +180,7 @@ class CacheWriter:
     def write(self, start: int, block: Float[np.ndarray, "l b d"]) -> None:
         """Write rows [start, start + b) of every layer, then record them as done."""
         if start != self.rows_done:
-            raise ValuetraceError(
+            raise CacheError(
                 f"internal: block starts at row {start} but {self.rows_done} rows are done."
             )
         stop = start + block.shape[1]
@@ -193,7 +193,7 @@ class CacheWriter:
         """Mark the cache complete (only when every row is written) and close it."""
         n = self._hidden.shape[1]
         if self.rows_done != n:
-            raise ValuetraceError(
+            raise CacheError(
                 f"{self.path}: only {self.rows_done} of {n} rows written; rerun to resume."
             )
         self._file.attrs.modify("complete", True)
@@ -215,7 +215,7 @@ def _create(
     """Build the whole file under a temporary name, rename it into place and open it."""
     n = len(examples.ids)
     if n == 0:
-        raise ValuetraceError("the dataset is empty: nothing to extract.")
+        raise CacheError("the dataset is empty: nothing to extract.")
     staging = path.with_name(path.name + ".creating")
     with h5py.File(staging, "w") as handle:
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -267,7 +267,7 @@ def _check_matches(
         detail = "; ".join(
             f"{k}: cache has {found.get(k)!r}, request has {expected[k]!r}" for k in diffs
         )
-        raise ValuetraceError(
+        raise CacheError(
             f"{path} was made for a different request ({detail}). It was left untouched; "
             "use another run folder or pass --overwrite to replace it."
         )
@@ -276,12 +276,12 @@ def _check_matches(
 def _open_complete(path: Path) -> h5py.File:
     """Open a complete cache read-only; a missing or half-written one is a clear error."""
     if not path.is_file():
-        raise ValuetraceError(f"no activation cache at {path}; run `valuetrace extract` first.")
+        raise MissingStepError(f"no activation cache at {path}; run `valuetrace extract` first.")
     handle = _open(path, "r")
     if not handle.attrs["complete"]:
         done, n = handle.attrs["rows_done"], handle["hidden"].shape[1]
         handle.close()
-        raise ValuetraceError(
+        raise CacheError(
             f"{path} is half-written ({done} of {n} rows); rerun `valuetrace extract` to finish it."
         )
     return handle
@@ -310,14 +310,14 @@ def _check_part(source: Path, part: h5py.File, writer: CacheWriter, offset: int)
     diffs = [k for k in keys if str(_plain(part.attrs.get(k))) != str(_plain(target.attrs[k]))]
     n, ids = part["hidden"].shape[1], part["example_id"][()]
     if diffs or part["hidden"].dtype != writer._hidden.dtype:
-        raise ValuetraceError(
+        raise CacheError(
             f"{source} was made for a different request ({diffs or 'dtype'} differ from "
             f"{writer.path}); delete it and rerun its extraction."
         )
     if offset + n > writer._hidden.shape[1] or not np.array_equal(
         ids, target["example_id"][offset : offset + n]
     ):
-        raise ValuetraceError(
+        raise CacheError(
             f"{source} does not hold rows {offset}..{offset + n} of {writer.path} (example ids "
             "differ); delete it and rerun its extraction."
         )
@@ -350,7 +350,7 @@ def verify_rows(source: Path, writer: CacheWriter, offset: int) -> None:
             stop = min(begin + CHUNK_ROWS, hidden.shape[1])
             written = writer._hidden[:, offset + begin : offset + stop]
             if not np.array_equal(written, hidden[:, begin:stop]):
-                raise ValuetraceError(
+                raise CacheError(
                     f"{writer.path} rows {offset + begin}..{offset + stop} differ from {source} "
                     "after the copy; the parts were kept. Delete the joined file and rerun."
                 )
@@ -364,7 +364,7 @@ def read_activations(path: str | Path, layers: Sequence[int] | None = None) -> A
         chosen = list(stored if layers is None else layers)
         missing = [layer for layer in chosen if layer not in stored]
         if missing:
-            raise ValuetraceError(
+            raise CacheError(
                 f"layers {missing} are not in {path} (it holds layers {stored[0]}..{stored[-1]})."
             )
         hidden = handle["hidden"]

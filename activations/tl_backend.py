@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel
-
-from activations.pooling import Batch
+from valuetrace.activations.pooling import Batch
 
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge

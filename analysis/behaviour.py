@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from valuetrace.activations.pooling import collate, encode
 
-from activations.pooling import collate, encode
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError, MissingStepError
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class BehaviourResult:
     def load(cls, path: Path) -> BehaviourResult:
         """Read a result written by `save`."""
         if not path.is_file():
-            raise ValuetraceError(f"no behaviour scores at {path}; run `valuetrace probe` first.")
+            raise MissingStepError(
+                f"no behaviour scores at {path}; run `valuetrace evaluate` first."
+            )
         raw = json.loads(path.read_text())
         return cls(
             compassion=Score(**raw["compassion"]),
@@ -92,7 +94,7 @@ def continuation_logprob(
 def bootstrap_mean(values: np.ndarray, n_boot: int, seed: int, ci: float = 0.95) -> Score:
     """Mean of `values` with a percentile bootstrap interval over items."""
     if values.size == 0:
-        raise ValuetraceError("no items to score; the eval set is empty.")
+        raise DataError("no items to score; the eval set is empty.")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.size, size=(n_boot, values.size))
     means = values[idx].mean(axis=1)

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from valuetrace.activations.extract import check_layers
+from valuetrace.analysis.behaviour import Score, bootstrap_mean, continuation_logprob
 
-from activations.extract import check_layers
-from analysis.behaviour import Score, bootstrap_mean, continuation_logprob
-from training.models import decoder_layers
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
+from valuetrace.models import decoder_layers
 
 Mode = Literal["ablate", "add"]
 DirectionLike = Float[np.ndarray, " d"] | Float[torch.Tensor, " d"]
@@ -40,13 +40,13 @@ def unit_direction(direction: DirectionLike, d_model: int, where: str) -> Float[
         direction = direction.detach().cpu().double().numpy()
     vec = torch.from_numpy(np.asarray(direction, dtype=np.float64))
     if vec.ndim != 1 or vec.shape[0] != d_model:
-        raise ValuetraceError(
+        raise DataError(
             f"the direction for {where} has shape {tuple(vec.shape)} but the model's hidden size "
             f"is {d_model}; pass one vector of width {d_model} (a direction fitted on this model)."
         )
     norm = torch.linalg.vector_norm(vec)
     if not torch.isfinite(norm) or norm == 0:
-        raise ValuetraceError(
+        raise DataError(
             f"the direction for {where} is zero or not finite; it has no orientation to ablate or "
             "add — check the direction fit (e.g. identical class means)."
         )
@@ -61,11 +61,9 @@ def _checked(
 ) -> tuple[dict[int, torch.Tensor], dict[int, float]]:
     """Unit directions and `add` step sizes per layer, after checking mode, layers and widths."""
     if mode not in ("ablate", "add"):
-        raise ValuetraceError(f"mode must be 'ablate' or 'add', got {mode!r}.")
+        raise DataError(f"mode must be 'ablate' or 'add', got {mode!r}.")
     if not directions:
-        raise ValuetraceError(
-            "no directions given; pass {layer: direction} for at least one layer."
-        )
+        raise DataError("no directions given; pass {layer: direction} for at least one layer.")
     check_layers(model, list(directions))
     d_model = model.config.hidden_size
     units = {
@@ -80,7 +78,7 @@ def _scales(scale: float | Mapping[int, float], layers: Sequence[int]) -> dict[i
         return {layer: float(scale) for layer in layers}
     missing = sorted(set(layers) - set(scale))
     if missing:
-        raise ValuetraceError(
+        raise DataError(
             f"scale has no entry for layer(s) {missing}; give one scale per hooked layer "
             f"({sorted(layers)}) or a single number."
         )
@@ -170,7 +168,7 @@ def causal_effect(
     """Compassion score of `model` without and with `direction_hooks`, and the paired change."""
     n = len(eval_prompts)
     if n == 0 or len(compassionate) != n or len(dismissive) != n:
-        raise ValuetraceError(
+        raise DataError(
             f"eval_prompts ({n}), compassionate ({len(compassionate)}) and dismissive "
             f"({len(dismissive)}) must be non-empty and of equal length, one entry per item."
         )

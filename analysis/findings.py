@@ -12,15 +12,15 @@ from typing import Any
 
 import numpy as np
 from jaxtyping import Float, Int
-
-from analysis.localize import Metric, localize
-from analysis.similarity import (
+from valuetrace.analysis.localize import Metric, localize
+from valuetrace.analysis.similarity import (
     cka_per_layer,
     cosine_per_layer,
     random_direction_null,
     shuffled_label_null,
 )
-from valuetrace.errors import ValuetraceError
+
+from valuetrace.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,12 @@ def check_same_examples(
     ref = names[0]
     for name in names[1:]:
         if list(ids[name]) != list(ids[ref]):
-            raise ValuetraceError(
+            raise DataError(
                 f"stages '{ref}' and '{name}' were extracted over different examples; rerun "
                 "`valuetrace extract --overwrite` so every stage uses the same probe set."
             )
         if stages[name].acts.shape != stages[ref].acts.shape:
-            raise ValuetraceError(
+            raise DataError(
                 f"stages '{ref}' {stages[ref].acts.shape} and '{name}' "
                 f"{stages[name].acts.shape} differ in layers or width [layers, examples, d_model]"
                 "; compare checkpoints of one architecture, with the same layer list."
@@ -186,7 +186,7 @@ def projection_vs_preference(
     gap = (acts_pos[layer_index] - acts_neg[layer_index]) @ unit
     pref = np.asarray(preference, dtype=np.float64)
     if gap.shape != pref.shape:
-        raise ValuetraceError(
+        raise DataError(
             f"{gap.shape[0]} eval items have activations but {pref.shape[0]} have preferences; "
             "rerun `valuetrace extract` and `valuetrace evaluate` on the same eval set."
         )

@@ -13,9 +13,9 @@ from typing import Any, Literal
 import numpy as np
 from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
+from valuetrace.analysis.similarity import check_labels_groups
 
-from analysis.similarity import check_labels_groups
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 Metric = Literal["auroc", "separation"]
 _WeightedMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -159,14 +159,14 @@ def cohens_d(
     """Cohen's d (mean_1 - mean_0 over pooled SD) of projections per layer; > 0 = classes apart."""
     x = np.asarray(proj, dtype=np.float64)
     if x.ndim != 2:
-        raise ValuetraceError(f"proj must be 2-D [n_layers, n_examples]; got shape {x.shape}.")
+        raise DataError(f"proj must be 2-D [n_layers, n_examples]; got shape {x.shape}.")
     y = np.asarray(labels)
     if y.shape != (x.shape[1],) or not np.isin(y, (0, 1)).all() or np.unique(y).size < 2:
-        raise ValuetraceError(
+        raise DataError(
             f"labels must be 0/1 with both classes and shape ({x.shape[1]},); got shape {y.shape}."
         )
     if x.shape[1] < 3:
-        raise ValuetraceError("Cohen's d needs at least 3 examples (pooled SD has n - 2 dof).")
+        raise DataError("Cohen's d needs at least 3 examples (pooled SD has n - 2 dof).")
     return _weighted_cohens_d(x, y, np.ones((1, x.shape[1])))[0]
 
 
@@ -273,7 +273,7 @@ def localize(
     arrs = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
     shapes = {k: v.shape for k, v in arrs.items()}
     if len(set(shapes.values())) != 1 or arrs["scores_a"].ndim != 2:
-        raise ValuetraceError(
+        raise DataError(
             f"scores_a, scores_b, proj_a, proj_b must share one 2-D shape [n_layers, n_examples] "
             f"over the same examples; got {shapes}."
         )
@@ -283,27 +283,27 @@ def localize(
     if cos_ab is not None:
         cos = np.asarray(cos_ab, dtype=np.float64)
         if cos.shape != (n_layers,):
-            raise ValuetraceError(
+            raise DataError(
                 f"cos_ab has shape {cos.shape}; pass one cosine per layer, shape ({n_layers},)."
             )
     if metric not in _METRIC_TEXT:
-        raise ValuetraceError(f"metric must be 'auroc' or 'separation', got {metric!r}.")
+        raise DataError(f"metric must be 'auroc' or 'separation', got {metric!r}.")
     if not (0 < alpha < 1 and 0 < ci < 1):
-        raise ValuetraceError(f"alpha and ci must lie in (0, 1); got alpha={alpha}, ci={ci}.")
+        raise DataError(f"alpha and ci must lie in (0, 1); got alpha={alpha}, ci={ci}.")
     if (n_boot + 1) * alpha < n_layers:
-        raise ValuetraceError(
+        raise DataError(
             f"n_boot={n_boot} cannot give p below {1 / (n_boot + 1):.2g}, but Holm over "
             f"{n_layers} layers needs p <= {alpha / n_layers:.2g}; raise n_boot to at least "
             f"{int(np.ceil(n_layers / alpha)) - 1}."
         )
     if n_examples < 3:
-        raise ValuetraceError("localize needs at least 3 examples (Cohen's d has n - 2 dof).")
+        raise DataError("localize needs at least 3 examples (Cohen's d has n - 2 dof).")
 
     rng = np.random.default_rng(seed)
     w = _group_weights(codes, n_boot, rng)
     valid = ((w * y).sum(1) > 0) & ((w * (1 - y)).sum(1) > 0) & (w.sum(1) > 2)
     if valid.mean() < 0.9:
-        raise ValuetraceError(
+        raise DataError(
             f"{(~valid).mean():.0%} of group resamples miss a class; too few groups contain each "
             "class — use more groups (e.g. contrastive pairs, each holding both classes)."
         )

@@ -26,13 +26,13 @@ from jaxtyping import Float, Int
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from valuetrace.activations.extract import n_layers, pooled_hidden_states
+from valuetrace.activations.pooling import Encoded, collate, encode
+from valuetrace.analysis.causal import DirectionLike, unit_direction
+from valuetrace.analysis.localize import Localization, Metric, localize
 
-from activations.extract import n_layers, pooled_hidden_states
-from activations.pooling import Encoded, collate, encode
-from analysis.causal import DirectionLike, unit_direction
-from analysis.localize import Localization, Metric, localize
-from training.models import decoder_layers
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
+from valuetrace.models import decoder_layers
 
 _BLOCK_PARTS = {"self_attn", "mlp", "input_layernorm", "post_attention_layernorm"}
 _READS = {
@@ -49,7 +49,7 @@ def _llama_blocks(model: PreTrainedModel) -> torch.nn.ModuleList:
     for block in blocks:
         parts = {name for name, _ in block.named_children()}
         if parts != _BLOCK_PARTS:
-            raise ValuetraceError(
+            raise DataError(
                 f"{type(block).__name__} has parts {sorted(parts)}; the planted self-test edits "
                 f"pre-norm Llama-style blocks with exactly {sorted(_BLOCK_PARTS)} (Llama, "
                 "Mistral, Qwen2). Run it on such a model."
@@ -60,7 +60,7 @@ def _llama_blocks(model: PreTrainedModel) -> torch.nn.ModuleList:
 def _check_from_layer(from_layer: int, n_blocks: int) -> None:
     """Fail unless `from_layer` is a residual-stream layer of a model with `n_blocks` blocks."""
     if not 0 <= from_layer <= n_blocks:
-        raise ValuetraceError(
+        raise DataError(
             f"from_layer {from_layer} does not exist: this model has {n_blocks} blocks, so layers "
             f"are 0 (embeddings) to {n_blocks}."
         )
@@ -264,7 +264,7 @@ def planted_selftest(
     """
     _check_from_layer(from_layer, len(_llama_blocks(model)))
     if len(set(texts)) < _MIN_TEXTS:
-        raise ValuetraceError(
+        raise DataError(
             f"the self-test needs at least {_MIN_TEXTS} distinct neutral texts (one pair each, "
             f"5-fold probes over pairs); got {len(set(texts))}."
         )
@@ -272,7 +272,7 @@ def planted_selftest(
     used = {i for e in encoded for i in e.ids} | set(tokenizer.all_special_ids)
     free = sorted(set(range(model.get_input_embeddings().num_embeddings)) - used)
     if len(free) < 2:
-        raise ValuetraceError(
+        raise DataError(
             "every token id appears in the texts, so none is free to act as a marker; pass "
             "fewer or shorter texts."
         )

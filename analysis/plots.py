@@ -15,7 +15,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 DPI = 120
 _LINESTYLES = ("-", "--", ":", "-.")
@@ -54,10 +54,10 @@ def plot_layer_curves(
     `layers` are the model layer numbers (0 = embeddings, l = output of block l-1).
     """
     if not curves:
-        raise ValuetraceError("curves is empty; pass at least one stage's LayerCurve.")
+        raise DataError("curves is empty; pass at least one stage's LayerCurve.")
     n_layers = {np.asarray(c.mean).shape for c in curves.values()}
     if len(n_layers) != 1 or len(next(iter(n_layers))) != 1:
-        raise ValuetraceError(
+        raise DataError(
             f"every curve's mean must be 1-D with the same number of layers; got shapes "
             f"{ {k: np.asarray(c.mean).shape for k, c in curves.items()} }."
         )
@@ -69,11 +69,11 @@ def plot_layer_curves(
         mean = np.asarray(curve.mean, dtype=float)
         x = np.asarray(layers) if layers is not None else np.arange(mean.size)
         if (curve.lo is None) != (curve.hi is None):
-            raise ValuetraceError(f"curve {name!r} has only one of lo/hi; pass both or neither.")
+            raise DataError(f"curve {name!r} has only one of lo/hi; pass both or neither.")
         if curve.lo is not None and curve.hi is not None:
             lo, hi = np.asarray(curve.lo, dtype=float), np.asarray(curve.hi, dtype=float)
             if lo.shape != mean.shape or hi.shape != mean.shape:
-                raise ValuetraceError(
+                raise DataError(
                     f"curve {name!r}: lo {lo.shape} / hi {hi.shape} must match mean {mean.shape}."
                 )
             ax.fill_between(x, lo, hi, color=colour, alpha=0.18, linewidth=0)
@@ -124,7 +124,7 @@ def plot_heatmap(
     """Heatmap with numbers in cells (e.g. train x test stage accuracy, stage pair x layer CKA)."""
     m = np.asarray(matrix, dtype=float)
     if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
-        raise ValuetraceError(
+        raise DataError(
             f"matrix shape {m.shape} must be 2-D and match {len(row_labels)} row labels x "
             f"{len(col_labels)} column labels."
         )
@@ -162,11 +162,11 @@ def plot_umap(
     """One seeded 2-D UMAP panel per stage, classes marked o vs x, to eyeball class separation."""
     y = np.asarray(labels)
     if not acts_by_stage:
-        raise ValuetraceError("acts_by_stage is empty; pass at least one stage's activations.")
+        raise DataError("acts_by_stage is empty; pass at least one stage's activations.")
     for name, acts in acts_by_stage.items():
         shape = np.asarray(acts).shape
         if len(shape) != 2 or shape[0] != y.shape[0] or shape[0] < 4:
-            raise ValuetraceError(
+            raise DataError(
                 f"stage {name!r}: activations {shape} must be [n_examples, d_model] with "
                 f"n_examples = len(labels) = {y.shape[0]} and at least 4 examples."
             )
@@ -201,11 +201,11 @@ def plot_behaviour_vs_projection(
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(y, dtype=float)
     if xs.ndim != 1 or xs.shape != ys.shape or xs.size < 3:
-        raise ValuetraceError(
+        raise DataError(
             f"x {xs.shape} and y {ys.shape} must be 1-D of the same length, at least 3 points."
         )
     if np.ptp(xs) == 0 or np.ptp(ys) == 0:
-        raise ValuetraceError("x or y is constant, so no line or Pearson r can be fitted.")
+        raise DataError("x or y is constant, so no line or Pearson r can be fitted.")
     slope, intercept = np.polyfit(xs, ys, 1)
     r = float(np.corrcoef(xs, ys)[0, 1])
     fig = Figure(figsize=(5.5, 4.2), layout="constrained")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.findings import pair_key
+from valuetrace.analysis.findings import pair_key
 
 FMT = "{:.3f}"
 

@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 _SHUFFLE_CHUNK = 64
 
@@ -23,21 +23,21 @@ def check_labels_groups(
     y = np.asarray(labels)
     g = np.asarray(groups)
     if y.shape != (n_examples,) or g.shape != (n_examples,):
-        raise ValuetraceError(
+        raise DataError(
             f"labels {y.shape} and groups {g.shape} must both have shape ({n_examples},), one "
             "entry per example; pass the labels and group ids of the same examples as the arrays."
         )
     if not np.isin(y, (0, 1)).all():
-        raise ValuetraceError(
+        raise DataError(
             "labels must be 0/1 (1 = compassionate); map your labels to 0/1 before calling."
         )
     if np.unique(y).size < 2:
-        raise ValuetraceError(
+        raise DataError(
             f"labels contain only class {int(y[0])}; both classes (0 and 1) are needed."
         )
     codes = np.unique(g, return_inverse=True)[1].reshape(-1)
     if codes.max() < 1:
-        raise ValuetraceError(
+        raise DataError(
             "groups contain a single group; at least 2 groups are needed to resample or shuffle "
             "(use contrastive pair ids, or np.arange(n) when examples are unpaired)."
         )
@@ -51,22 +51,22 @@ def cosine_per_layer(
     a64 = np.asarray(a, dtype=np.float64)
     b64 = np.asarray(b, dtype=np.float64)
     if a64.ndim != 2 or b64.ndim != 2:
-        raise ValuetraceError(
+        raise DataError(
             f"directions must be 2-D [n_layers, d_model]; got {a64.shape} and {b64.shape}."
         )
     if a64.shape[1] != b64.shape[1]:
-        raise ValuetraceError(
+        raise DataError(
             f"direction widths differ: a has d_model={a64.shape[1]}, b has d_model={b64.shape[1]}; "
             "cosines need directions from models of the same width (use linear_cka across widths)."
         )
     if a64.shape[0] != b64.shape[0]:
-        raise ValuetraceError(
+        raise DataError(
             f"layer counts differ: a has {a64.shape[0]} layers, b has {b64.shape[0]}; pass the "
             "same layers for both."
         )
     norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
     if (norms == 0).any():
-        raise ValuetraceError(
+        raise DataError(
             f"zero direction at layer(s) {np.flatnonzero(norms == 0).tolist()}; a cosine is "
             "undefined there — check the direction fit (e.g. identical class means)."
         )
@@ -83,11 +83,11 @@ def random_direction_null(
     (g ~ N(0, 1)); for large D the band is ≈ ±1.96/√D at ci = 0.95.
     """
     if d_model < 2:
-        raise ValuetraceError(f"d_model must be at least 2, got {d_model}.")
+        raise DataError(f"d_model must be at least 2, got {d_model}.")
     if n_samples < 100:
-        raise ValuetraceError(f"n_samples must be at least 100 for a stable band, got {n_samples}.")
+        raise DataError(f"n_samples must be at least 100 for a stable band, got {n_samples}.")
     if not 0 < ci < 1:
-        raise ValuetraceError(f"ci must lie in (0, 1), e.g. 0.95; got {ci}.")
+        raise DataError(f"ci must lie in (0, 1), e.g. 0.95; got {ci}.")
     rng = np.random.default_rng(seed)
     g = rng.standard_normal(n_samples)
     cos = g / np.sqrt(g**2 + rng.chisquare(d_model - 1, n_samples))
@@ -97,7 +97,7 @@ def random_direction_null(
 
 def _check_acts(acts: np.ndarray, name: str) -> None:
     if acts.ndim != 3:
-        raise ValuetraceError(
+        raise DataError(
             f"{name} must be 3-D [n_layers, n_examples, d_model]; got shape {acts.shape}."
         )
 
@@ -120,12 +120,12 @@ def shuffled_label_null(
     n_layers, n_examples, d_model = x.shape
     ref = np.asarray(reference, dtype=np.float64)
     if ref.shape != (n_layers, d_model):
-        raise ValuetraceError(
+        raise DataError(
             f"reference has shape {ref.shape} but acts imply ({n_layers}, {d_model}); pass one "
             "direction per layer of the same width as the activations."
         )
     if n_shuffles < 1:
-        raise ValuetraceError(f"n_shuffles must be at least 1, got {n_shuffles}.")
+        raise DataError(f"n_shuffles must be at least 1, got {n_shuffles}.")
     y, codes = check_labels_groups(labels, groups, n_examples)
     rng = np.random.default_rng(seed)
     # Sorting by (group code + uniform key) permutes positions within each group.
@@ -177,24 +177,24 @@ def linear_cka(
     x64 = np.asarray(x, dtype=np.float64)
     y64 = np.asarray(y, dtype=np.float64)
     if x64.ndim != 2 or y64.ndim != 2:
-        raise ValuetraceError(
+        raise DataError(
             f"linear_cka needs 2-D [n_examples, width] arrays; got {x64.shape} and {y64.shape}."
         )
     n = x64.shape[0]
     if y64.shape[0] != n:
-        raise ValuetraceError(
+        raise DataError(
             f"example counts differ: x has {n}, y has {y64.shape[0]}; CKA compares representations "
             "of the same examples in the same order."
         )
     min_n = 4 if debiased else 2
     if n < min_n:
-        raise ValuetraceError(f"{'debiased' if debiased else 'linear'} CKA needs n >= {min_n}.")
+        raise DataError(f"{'debiased' if debiased else 'linear'} CKA needs n >= {min_n}.")
     x64 = x64 - x64.mean(0)
     y64 = y64 - y64.mean(0)
     hxx = _hsic_terms(x64, x64, debiased)
     hyy = _hsic_terms(y64, y64, debiased)
     if hxx <= 0 or hyy <= 0:
-        raise ValuetraceError(
+        raise DataError(
             "a representation has zero (or, debiased, non-positive) self-similarity, so CKA is "
             "undefined; check for constant activations or use more examples."
         )
@@ -210,7 +210,7 @@ def cka_per_layer(
     _check_acts(a, "acts_a")
     _check_acts(b, "acts_b")
     if a.shape[:2] != b.shape[:2]:
-        raise ValuetraceError(
+        raise DataError(
             f"acts_a has {a.shape[0]} layers x {a.shape[1]} examples but acts_b has "
             f"{b.shape[0]} x {b.shape[1]}; pass the same layers and the same examples for both."
         )
@@ -223,7 +223,7 @@ def cka_matrix(
     """Stage x stage linear CKA at every layer ([layer, stage, stage], stages in mapping order)."""
     stages = list(acts_by_stage.values())
     if not stages:
-        raise ValuetraceError("acts_by_stage is empty; pass at least one stage's activations.")
+        raise DataError("acts_by_stage is empty; pass at least one stage's activations.")
     n_layers = np.asarray(stages[0]).shape[0]
     out = np.ones((n_layers, len(stages), len(stages)))
     for i in range(len(stages)):

@@ -54,12 +54,11 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-from activations.examples import LabelledExamples
-from activations.extract import extract_to_cache
-from activations.pooling import Batch, collate, encode
-from activations.store import read_activations
-from activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+from valuetrace.activations.examples import LabelledExamples
+from valuetrace.activations.extract import extract_to_cache
+from valuetrace.activations.pooling import Batch, collate, encode
+from valuetrace.activations.store import read_activations
+from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 
 VOCAB, SEQ_LEN, BATCH, THREADS, SEED = 32000, 128, 16, 2, 0
 PROVENANCE: dict[str, str | int] = {

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from valuetrace.probing.folds import grouped_folds
+from valuetrace.probing.logistic import fit_logistic
 
-from probing.folds import grouped_folds
-from probing.logistic import fit_logistic
-from probing.stats import auroc
+from valuetrace.stats import auroc
 
 T = TypeVar("T")
 N_LAYERS, N_PAIRS, WIDTH, N_FOLDS, C, TOL, SEED = 13, 1000, 768, 5, 1.0, 1e-4, 0

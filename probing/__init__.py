@@ -4,10 +4,10 @@ Pure arrays in (``[n_layers, n_examples, d_model]`` float32, 0/1 labels with 1 =
 contrastive group ids), results out; no model code.
 """
 
-from probing.direction import Direction
-from probing.probe import Probe, ProbeConfig, ProbeResults, fit_probe, probe_layers
-from probing.store import load_results, save_results
-from probing.transfer import TransferResult, transfer_matrix
+from valuetrace.probing.direction import Direction
+from valuetrace.probing.probe import Probe, ProbeConfig, ProbeResults, fit_probe, probe_layers
+from valuetrace.probing.store import load_results, save_results
+from valuetrace.probing.transfer import TransferResult, transfer_matrix
 
 __all__ = [
     "Direction",

@@ -23,10 +23,10 @@ from jaxtyping import Float, Int
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 if TYPE_CHECKING:
-    from probing.probe import Probe
+    from valuetrace.probing.probe import Probe
 
 FORMAT = "valuetrace.direction"
 FORMAT_VERSION = 1
@@ -45,17 +45,17 @@ class Direction:
     def __post_init__(self) -> None:
         """Check the shapes agree and every row is unit length."""
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.layers):
-            raise ValuetraceError(
+            raise DataError(
                 f"vectors {self.vectors.shape} and {len(self.layers)} layers disagree; pass "
                 "vectors [n_layers, d_model] with one layer index per row"
             )
         norms = np.linalg.norm(self.vectors, axis=1)
         if not np.allclose(norms, 1.0, atol=1e-4):
-            raise ValuetraceError(
+            raise DataError(
                 f"direction rows have norms {norms.round(4).tolist()}; normalise each row"
             )
         if self.kind not in ("probe", "mean_diff"):
-            raise ValuetraceError(f"kind is {self.kind!r}; use 'probe' or 'mean_diff'")
+            raise DataError(f"kind is {self.kind!r}; use 'probe' or 'mean_diff'")
 
     @property
     def d_model(self) -> int:
@@ -85,12 +85,12 @@ class Direction:
         acts = np.asarray(acts)
         labels = np.asarray(labels)
         if acts.ndim != 3 or acts.shape[1] != len(labels):
-            raise ValuetraceError(
+            raise DataError(
                 f"acts {acts.shape} and {len(labels)} labels disagree; pass acts "
                 "[n_layers, n_examples, d_model] with one label per example"
             )
         if not {0, 1} <= set(np.unique(labels).tolist()):
-            raise ValuetraceError("mean difference needs examples of both labels 0 and 1")
+            raise DataError("mean difference needs examples of both labels 0 and 1")
         diff = acts[:, labels == 1].mean(1, dtype=np.float64) - acts[:, labels == 0].mean(
             1, dtype=np.float64
         )
@@ -105,16 +105,14 @@ class Direction:
         """Projection of each example onto each layer's direction."""
         acts = np.asarray(acts)
         if acts.ndim != 3:
-            raise ValuetraceError(
-                f"acts has shape {acts.shape}; pass [n_layers, n_examples, d_model]"
-            )
+            raise DataError(f"acts has shape {acts.shape}; pass [n_layers, n_examples, d_model]")
         if acts.shape[2] != self.d_model:
-            raise ValuetraceError(
+            raise DataError(
                 f"activations have width {acts.shape[2]} but this direction has width "
                 f"{self.d_model}; project activations from the model the direction came from"
             )
         if acts.shape[0] != len(self.layers):
-            raise ValuetraceError(
+            raise DataError(
                 f"activations have {acts.shape[0]} layers but this direction has "
                 f"{len(self.layers)} (layers {self.layers}); select the same layers"
             )
@@ -144,17 +142,17 @@ class Direction:
                 metadata = handle.metadata() or {}
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as err:
-            raise ValuetraceError(
+            raise DataError(
                 f"{path} is not a readable safetensors file ({err}); pass a file written by "
                 "Direction.save"
             ) from err
         if metadata.get("format") != FORMAT or not {"vectors", "layers"} <= tensors.keys():
-            raise ValuetraceError(
+            raise DataError(
                 f"{path} is not a valuetrace direction file (format {metadata.get('format')!r}); "
                 "pass a file written by Direction.save"
             )
         if metadata.get("format_version") != str(FORMAT_VERSION):
-            raise ValuetraceError(
+            raise DataError(
                 f"{path} has direction format_version {metadata.get('format_version')}, this "
                 f"valuetrace reads {FORMAT_VERSION}; re-save it with this version"
             )
@@ -167,7 +165,7 @@ class Direction:
             },
         )
         if d_model is not None and direction.d_model != d_model:
-            raise ValuetraceError(
+            raise DataError(
                 f"{path} holds a direction of width {direction.d_model} but the activations "
                 f"have width {d_model}; use a direction saved from the same model"
             )
@@ -178,7 +176,7 @@ def _unit_rows(rows: Float[np.ndarray, "l d"], zero_message: str) -> Float[np.nd
     """Rows scaled to unit length; all-zero rows are an error."""
     norms = np.linalg.norm(rows, axis=1)
     if np.any(norms == 0):
-        raise ValuetraceError(
+        raise DataError(
             f"{zero_message} {np.flatnonzero(norms == 0).tolist()}; no direction is defined there"
         )
     return (rows / norms[:, None]).astype(np.float32)

@@ -7,7 +7,7 @@ that saw one member in training would be graded on a near copy of it.
 import numpy as np
 from jaxtyping import Int, Shaped
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 
 def grouped_folds(
@@ -24,10 +24,10 @@ def grouped_folds(
     """
     groups = np.asarray(groups)
     if n_folds < 2:
-        raise ValuetraceError(f"n_folds is {n_folds}; use at least 2 folds")
+        raise DataError(f"n_folds is {n_folds}; use at least 2 folds")
     unique, inverse = np.unique(groups, return_inverse=True)
     if len(unique) < n_folds:
-        raise ValuetraceError(
+        raise DataError(
             f"{len(unique)} groups cannot fill {n_folds} folds (each fold needs whole groups); "
             f"use n_folds <= {len(unique)} or add examples"
         )
@@ -62,7 +62,7 @@ def check_fold_classes(folds: Int[np.ndarray, " n"], labels: Int[np.ndarray, " n
         for part, mask in (("test", folds == fold), ("training", folds != fold)):
             classes = np.unique(labels[mask])
             if len(classes) < 2:
-                raise ValuetraceError(
+                raise DataError(
                     f"fold {int(fold)}'s {part} part holds only class {classes.tolist()}: the "
                     "groups put one class in too few folds; use fewer folds or regroup so that "
                     "groups mix both classes"

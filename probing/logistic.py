@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 50
@@ -262,29 +262,25 @@ def _threads(n: int) -> Iterator[None]:
 def _check_problems(X: Tensor, y: Tensor, train: Tensor, C: Tensor, tol: float) -> None:
     """Reject shapes that do not line up and problems whose training rows hold one class."""
     if X.ndim != 3 or y.ndim != 2 or train.shape != y.shape or C.shape != (y.shape[0],):
-        raise ValuetraceError(
+        raise DataError(
             f"fit_logistic got X {tuple(X.shape)}, y {tuple(y.shape)}, train "
             f"{tuple(train.shape)}, C {tuple(C.shape)}; pass X [layers, n, d], y and train "
             "[problems, n] and C [problems]"
         )
     if y.shape[1] != X.shape[1]:
-        raise ValuetraceError(
-            f"X has {X.shape[1]} rows but y has {y.shape[1]}; pass one label per row"
-        )
+        raise DataError(f"X has {X.shape[1]} rows but y has {y.shape[1]}; pass one label per row")
     positives = (y * train).sum(1)
     one_class = (positives == 0) | (positives == train.sum(1))
     if bool(one_class.any()):
         bad = torch.nonzero(one_class).flatten().tolist()
-        raise ValuetraceError(
+        raise DataError(
             f"problems {bad} have one class in their training rows; give each problem "
             "training rows of both classes"
         )
     if bool((C <= 0).any()):
-        raise ValuetraceError(f"C must be positive, got {C.tolist()}; pass C > 0")
+        raise DataError(f"C must be positive, got {C.tolist()}; pass C > 0")
     if tol < _MIN_TOL:
-        raise ValuetraceError(
-            f"tol {tol} is below what float32 products resolve; use tol >= {_MIN_TOL}"
-        )
+        raise DataError(f"tol {tol} is below what float32 products resolve; use tol >= {_MIN_TOL}")
 
 
 def _standardise(

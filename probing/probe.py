@@ -19,13 +19,13 @@ from itertools import permutations
 import numpy as np
 import torch
 from jaxtyping import Float, Int, Shaped
+from valuetrace.probing.controls import control_labels
+from valuetrace.probing.direction import Direction
+from valuetrace.probing.folds import check_fold_classes, grouped_folds
+from valuetrace.probing.logistic import LogisticFit, fit_logistic
 
-from probing.controls import control_labels
-from probing.direction import Direction
-from probing.folds import check_fold_classes, grouped_folds
-from probing.logistic import LogisticFit, fit_logistic
-from probing.stats import accuracy, auroc, group_bootstrap_weights, percentile_ci
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
+from valuetrace.stats import accuracy, auroc, group_bootstrap_weights, percentile_ci
 
 
 @dataclass(frozen=True)
@@ -45,21 +45,17 @@ class ProbeConfig:
         """Reject settings that cannot run, saying which value to change."""
         grid = self.C_grid
         if not grid or any(not np.isfinite(c) or c <= 0 for c in grid):
-            raise ValuetraceError(f"C is {self.C}; pass a positive C or a tuple of them")
+            raise DataError(f"C is {self.C}; pass a positive C or a tuple of them")
         if len(grid) > 1 and self.n_folds < 3:
-            raise ValuetraceError(
-                "choosing C by nested CV needs n_folds >= 3; raise n_folds or fix C"
-            )
+            raise DataError("choosing C by nested CV needs n_folds >= 3; raise n_folds or fix C")
         if self.n_folds < 2:
-            raise ValuetraceError(f"n_folds is {self.n_folds}; use at least 2")
+            raise DataError(f"n_folds is {self.n_folds}; use at least 2")
         if self.n_bootstrap < 0:
-            raise ValuetraceError(
-                f"n_bootstrap is {self.n_bootstrap}; use 0 (no intervals) or more"
-            )
+            raise DataError(f"n_bootstrap is {self.n_bootstrap}; use 0 (no intervals) or more")
         if not 0.0 < self.ci < 1.0:
-            raise ValuetraceError(f"ci is {self.ci}; pass a level between 0 and 1, e.g. 0.95")
+            raise DataError(f"ci is {self.ci}; pass a level between 0 and 1, e.g. 0.95")
         if self.tol <= 0 or self.max_iter < 1:
-            raise ValuetraceError(
+            raise DataError(
                 f"tol {self.tol} / max_iter {self.max_iter}: use tol > 0 and max_iter >= 1"
             )
 
@@ -85,7 +81,7 @@ class Probe:
         """Decision values (log-odds of label 1) per layer and example."""
         acts = np.asarray(acts)
         if acts.ndim != 3 or acts.shape[0] != len(self.layers) or acts.shape[2] != self.d_model:
-            raise ValuetraceError(
+            raise DataError(
                 f"acts has shape {acts.shape} but the probe expects [{len(self.layers)}, n, "
                 f"{self.d_model}]; pass activations of the same layers and width"
             )
@@ -194,7 +190,7 @@ def probe_layers(
     grid = np.array(config.C_grid)
     probe = _probe_from_fit(fit, plan.full_index(full_choice), layers, grid[full_choice])
     record = {
-        "source": "probing.probe_layers",
+        "source": "valuetrace.probing.probe_layers",
         "n_examples": str(len(labels)),
         "C": ",".join(f"{c:g}" for c in grid[full_choice]),
         **(provenance or {}),
@@ -281,7 +277,7 @@ class _Plan:
                 for f, g in permutations(range(self.n_folds), 2):
                     train = (folds != f) & (folds != g)
                     if len(np.unique(labels[train])) < 2:
-                        raise ValuetraceError(
+                        raise DataError(
                             f"nested CV: the rows outside folds {f} and {g} hold one class; "
                             "use fewer folds or a fixed C"
                         )
@@ -390,25 +386,25 @@ def _validate(
     labels = np.asarray(labels)
     groups = np.asarray(groups)
     if acts.ndim != 3:
-        raise ValuetraceError(f"acts has shape {acts.shape}; pass [n_layers, n_examples, d_model]")
+        raise DataError(f"acts has shape {acts.shape}; pass [n_layers, n_examples, d_model]")
     if not acts.shape[1] == len(labels) == len(groups):
-        raise ValuetraceError(
+        raise DataError(
             f"acts has {acts.shape[1]} examples, labels {len(labels)}, groups {len(groups)}; "
             "pass one label and one group id per example"
         )
     values = np.unique(labels)
     if not np.isin(values, [0, 1]).all():
-        raise ValuetraceError(
+        raise DataError(
             f"labels must be 0/1 (1 = compassionate), got values {values.tolist()[:10]}; map "
             "them to 0/1"
         )
     if len(values) < 2:
-        raise ValuetraceError(
+        raise DataError(
             f"labels hold only class {values.tolist()}; a probe needs examples of both 0 and 1"
         )
     finite = np.isfinite(acts).all(axis=(1, 2))
     if not finite.all():
-        raise ValuetraceError(
+        raise DataError(
             f"activations contain NaN or inf at layers {np.flatnonzero(~finite).tolist()}; "
             "re-extract those layers or drop the affected examples"
         )
@@ -420,7 +416,7 @@ def _layer_ids(layers: list[int] | None, n_layers: int) -> list[int]:
     if layers is None:
         return list(range(n_layers))
     if len(layers) != n_layers:
-        raise ValuetraceError(
+        raise DataError(
             f"{len(layers)} layer ids for {n_layers} layers of activations; pass one per layer"
         )
     return [int(x) for x in layers]

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from valuetrace.probing.direction import Direction
+from valuetrace.probing.probe import Probe, ProbeConfig, ProbeResults
 
-from probing.direction import Direction
-from probing.probe import Probe, ProbeConfig, ProbeResults
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import CacheError
 
 FORMAT = "valuetrace.probe_results"
 FORMAT_VERSION = 1
@@ -88,26 +88,26 @@ def load_results(path: str | Path) -> ProbeResults:
     try:
         handle = h5py.File(path, "r")
     except OSError as err:
-        raise ValuetraceError(
+        raise CacheError(
             f"{path} is not a readable HDF5 file ({err}); it may be truncated or another "
             "format, so re-run the probes and save them again"
         ) from err
     with handle as f:
         if f.attrs.get("format") != FORMAT:
-            raise ValuetraceError(
+            raise CacheError(
                 f"{path} is not a valuetrace probe-results file (format "
                 f"{f.attrs.get('format')!r}); pass a file written by save_results"
             )
         version = int(f.attrs.get("format_version", -1))
         if version != FORMAT_VERSION:
-            raise ValuetraceError(
+            raise CacheError(
                 f"{path} has probe-results format_version {version}, this valuetrace reads "
                 f"{FORMAT_VERSION}; re-run the probes with this version"
             )
         try:
             return _read(f)
         except (KeyError, ValueError) as err:
-            raise ValuetraceError(
+            raise CacheError(
                 f"{path} is incomplete ({err}); re-run the probes and save them again"
             ) from err
 

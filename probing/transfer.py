@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Float, Int
+from valuetrace.probing.probe import Probe
 
-from probing.probe import Probe
-from probing.stats import auroc
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
+from valuetrace.stats import auroc
 
 
 @dataclass(frozen=True)
@@ -34,23 +34,23 @@ def transfer_matrix(
     """Score each stage's probe on each stage's activations; arrays are ``[train, test, layer]``."""
     labels = np.asarray(labels)
     if not probes or not acts:
-        raise ValuetraceError("transfer_matrix needs at least one probe and one activation set")
+        raise DataError("transfer_matrix needs at least one probe and one activation set")
     shapes = {name: np.shape(a) for name, a in acts.items()}
     shape = next(iter(shapes.values()))
     if len(set(shapes.values())) > 1 or len(shape) != 3 or shape[1] != len(labels):
-        raise ValuetraceError(
+        raise DataError(
             f"activation shapes {shapes} with {len(labels)} labels; pass [n_layers, n_examples, "
             "d_model] arrays of the same shape for every stage and one label per example"
         )
     for name, probe in probes.items():
         if probe.d_model != shape[2] or len(probe.layers) != shape[0]:
-            raise ValuetraceError(
+            raise DataError(
                 f"probe {name!r} reads {len(probe.layers)} layers of width {probe.d_model} but "
                 f"the activations have {shape[0]} layers of width {shape[2]}; use probes fitted "
                 "on the same layers of the same model"
             )
     if len({tuple(p.layers) for p in probes.values()}) > 1:
-        raise ValuetraceError(
+        raise DataError(
             f"probes cover different layers { ({k: p.layers for k, p in probes.items()}) }; "
             "fit every stage's probe on the same layers"
         )

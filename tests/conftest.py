@@ -36,7 +36,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     """A byte-level BPE trained on a small corpus (no hub)."""
-    from training.models import train_tokenizer
+    from valuetrace.training.scratch import train_tokenizer
 
     return train_tokenizer(CORPUS, vocab_size=400)
 
@@ -44,7 +44,7 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tiny_tokenizer):
     """A randomly initialised 2-block Llama (hidden 32) in eval mode."""
-    from training.models import build_scratch_model
+    from valuetrace.training.scratch import build_scratch_model
 
     model = build_scratch_model(
         tiny_tokenizer,

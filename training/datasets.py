@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Dataset, DatasetDict, load_dataset
-from transformers import PreTrainedTokenizerBase
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
+from valuetrace.prompts import chat_messages, plain_prompt
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,12 @@ def load_records(
     required field instead of raising.
     """
     if schema not in _SCHEMAS:
-        raise ValuetraceError(f"unknown schema {schema!r}; use one of {', '.join(_SCHEMAS)}")
+        raise DataError(f"unknown schema {schema!r}; use one of {', '.join(_SCHEMAS)}")
     if limit is not None and limit < 1:
-        raise ValuetraceError(f"limit must be a positive integer or None, got {limit!r}")
+        raise DataError(f"limit must be a positive integer or None, got {limit!r}")
     rows, origin = _read_rows(source, split)
     if not rows:
-        raise ValuetraceError(f"{origin} has no rows; point at a non-empty dataset")
+        raise DataError(f"{origin} has no rows; point at a non-empty dataset")
     columns = _common_columns(rows)
     resolved = _resolve_schema(schema, rows, columns, text_field, origin)
     numbered = _filter_rows(rows, where or {}, columns, origin)
@@ -103,7 +103,7 @@ def records_hash(records: Iterable[Record]) -> str:
     payload = []
     for index, record in enumerate(records):
         if not isinstance(record, Document | PromptResponse):
-            raise ValuetraceError(
+            raise DataError(
                 f"records_hash got {type(record).__name__} at index {index}; "
                 "pass the Document/PromptResponse list returned by load_records"
             )
@@ -115,7 +115,7 @@ def records_hash(records: Iterable[Record]) -> str:
 def sft_prompt_completion(records: Sequence[PromptResponse]) -> list[dict[str, str]]:
     """TRL prompt-completion rows in a plain Instruction/Response format, for no-template models."""
     return [
-        {"prompt": _plain_prompt(record.prompt, record.system), "completion": record.response}
+        {"prompt": plain_prompt(record.prompt, record.system), "completion": record.response}
         for record in _prompt_responses(records, "sft_prompt_completion")
     ]
 
@@ -124,54 +124,18 @@ def sft_conversational(records: Sequence[PromptResponse]) -> list[dict[str, list
     """TRL conversational prompt-completion rows, for tokenizers that have a chat template."""
     return [
         {
-            "prompt": _chat_prompt(record.prompt, record.system),
+            "prompt": chat_messages(record.prompt, record.system),
             "completion": [{"role": "assistant", "content": record.response}],
         }
         for record in _prompt_responses(records, "sft_conversational")
     ]
 
 
-def format_prompt(
-    prompt: str, tokenizer: PreTrainedTokenizerBase, *, chat: bool, system: str | None = None
-) -> str:
-    """The exact text an SFT model saw before its response, so eval prompts match training."""
-    if not chat:
-        return _plain_prompt(prompt, system)
-    if not tokenizer.chat_template:
-        raise ValuetraceError(
-            "chat=True but the tokenizer has no chat template; use chat=False (the plain "
-            "### Instruction/### Response format) or a tokenizer with a chat template"
-        )
-    text = tokenizer.apply_chat_template(
-        _chat_prompt(prompt, system), tokenize=False, add_generation_prompt=True
-    )
-    return str(text)
-
-
-def format_prompts(
-    prompts: Sequence[str], tokenizer: PreTrainedTokenizerBase, *, chat: bool
-) -> list[str]:
-    """`format_prompt` for each prompt; an empty prompt (a plain-text example) stays empty."""
-    return [format_prompt(p, tokenizer, chat=chat) if p else "" for p in prompts]
-
-
-def _plain_prompt(prompt: str, system: str | None) -> str:
-    """The template-free prompt: optional system block, instruction, then the response header."""
-    header = f"### System:\n{system}\n\n" if system else ""
-    return f"{header}### Instruction:\n{prompt}\n\n### Response:\n"
-
-
-def _chat_prompt(prompt: str, system: str | None) -> list[dict[str, str]]:
-    """The chat-format prompt: optional system message, then the user turn."""
-    head = [{"role": "system", "content": system}] if system else []
-    return [*head, {"role": "user", "content": prompt}]
-
-
 def _prompt_responses(records: Sequence[PromptResponse], caller: str) -> Sequence[PromptResponse]:
     """Check that every record is a PromptResponse, since Documents have no prompt to mask."""
     for index, record in enumerate(records):
         if not isinstance(record, PromptResponse):
-            raise ValuetraceError(
+            raise DataError(
                 f"{caller} needs PromptResponse records, got {type(record).__name__} at index "
                 f"{index}; load an SFT schema (dolly, alpaca, messages) — Documents are for "
                 "next-token training"
@@ -186,7 +150,7 @@ def _read_rows(source: Source, split: str) -> tuple[list[Row], str]:
     """Raw rows plus a human-readable name of where they came from (used in every error)."""
     if isinstance(source, DatasetDict):
         if split not in source:
-            raise ValuetraceError(
+            raise DataError(
                 f"the given DatasetDict has no split {split!r} (splits: {', '.join(source)}); "
                 "pass split= one of those"
             )
@@ -194,7 +158,7 @@ def _read_rows(source: Source, split: str) -> tuple[list[Row], str]:
     if isinstance(source, Dataset):
         return list(source), "the given datasets.Dataset"
     if not isinstance(source, str | Path):
-        raise ValuetraceError(
+        raise DataError(
             f"source must be a path, a hub dataset id or a datasets.Dataset, "
             f"got {type(source).__name__}"
         )
@@ -202,10 +166,10 @@ def _read_rows(source: Source, split: str) -> tuple[list[Row], str]:
     if path.is_file():
         return _read_file(path), str(path)
     if path.exists():
-        raise ValuetraceError(f"{path} is not a file; pass a {'/'.join(_FILE_SUFFIXES)} file")
+        raise DataError(f"{path} is not a file; pass a {'/'.join(_FILE_SUFFIXES)} file")
     if isinstance(source, str) and _looks_like_hub_id(source):
         return _read_hub(source, split), f"hub dataset {source!r} (split {split!r})"
-    raise ValuetraceError(
+    raise DataError(
         f"{source}: no such file; pass an existing {'/'.join(_FILE_SUFFIXES)} path "
         "or a hub dataset id such as 'databricks/databricks-dolly-15k'"
     )
@@ -225,14 +189,14 @@ def _read_hub(dataset_id: str, split: str) -> list[Row]:
     )
     offline = [name for name in _OFFLINE_VARS if os.environ.get(name, "").upper() in _TRUTHY]
     if offline:
-        raise ValuetraceError(
+        raise DataError(
             f"could not load dataset {dataset_id!r} from the Hugging Face Hub: offline mode is "
             f"on ({', '.join(offline)} set). {fix}"
         )
     try:
         dataset = load_dataset(dataset_id, split=split)
     except Exception as exc:
-        raise ValuetraceError(
+        raise DataError(
             f"could not load dataset {dataset_id!r} (split {split!r}) from the Hugging Face "
             f"Hub: {type(exc).__name__}: {exc}. {fix}"
         ) from exc
@@ -248,14 +212,14 @@ def _read_file(path: Path) -> list[Row]:
     }
     reader = readers.get(path.suffix.lower())
     if reader is None:
-        raise ValuetraceError(
+        raise DataError(
             f"{path}: unsupported file type {path.suffix!r}; "
             f"convert it to one of {', '.join(_FILE_SUFFIXES)}"
         )
     try:
         return reader(path)
     except UnicodeDecodeError as exc:
-        raise ValuetraceError(f"{path} is not UTF-8 text ({exc}); re-encode it as UTF-8") from exc
+        raise DataError(f"{path} is not UTF-8 text ({exc}); re-encode it as UTF-8") from exc
 
 
 def _read_jsonl(path: Path) -> list[Row]:
@@ -268,7 +232,7 @@ def _read_jsonl(path: Path) -> list[Row]:
             try:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValuetraceError(
+                raise DataError(
                     f"{path}, line {line_number}: malformed JSON ({exc.msg}); fix or remove "
                     "that line"
                 ) from exc
@@ -281,13 +245,13 @@ def _read_json(path: Path) -> list[Row]:
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValuetraceError(
+        raise DataError(
             f"{path}, line {exc.lineno} column {exc.colno}: malformed JSON ({exc.msg}); fix it"
         ) from exc
     if isinstance(content, dict) and isinstance(content.get("data"), list):
         content = content["data"]
     if not isinstance(content, list):
-        raise ValuetraceError(
+        raise DataError(
             f'{path}: expected a JSON list of objects or {{"data": [...]}}, '
             f"got {type(content).__name__}; reshape the file (or save it as .jsonl)"
         )
@@ -301,7 +265,7 @@ def _read_csv(path: Path) -> list[Row]:
         try:
             return [{key: value for key, value in row.items() if key is not None} for row in reader]
         except csv.Error as exc:
-            raise ValuetraceError(
+            raise DataError(
                 f"{path}, line {reader.line_num}: malformed CSV ({exc}); fix that line"
             ) from exc
 
@@ -309,7 +273,7 @@ def _read_csv(path: Path) -> list[Row]:
 def _as_row(item: object, path: Path, where: str) -> Row:
     """Every JSON row must be an object (column name → value)."""
     if not isinstance(item, dict):
-        raise ValuetraceError(
+        raise DataError(
             f"{path}, {where}: expected a JSON object, got {type(item).__name__}; "
             "each row must map column names to values"
         )
@@ -344,7 +308,7 @@ def _resolve_schema(
             if set(needed) <= set(columns):
                 return name
         options = "; ".join(f"{name}: {', '.join(needed)}" for name, needed in expected.items())
-        raise ValuetraceError(
+        raise DataError(
             f"{origin}: cannot detect the schema from columns [{', '.join(columns)}]; expected "
             f"the columns of one of ({options}). Rename the columns, or pass schema= (and "
             "text_field= for documents)"
@@ -353,7 +317,7 @@ def _resolve_schema(
     if missing:
         partial = [column for column in missing if any(column in row for row in rows)]
         note = f" ({', '.join(partial)} present in only some rows)" if partial else ""
-        raise ValuetraceError(
+        raise DataError(
             f"{origin}: schema {schema!r} needs missing column(s) {', '.join(missing)}{note}; "
             f"found [{', '.join(columns)}]. Rename the columns, fix the rows, or use schema='auto'"
         )
@@ -366,7 +330,7 @@ def _filter_rows(
     """Rows (with 1-based file-order numbers) whose columns equal every `where` value."""
     unknown = [column for column in where if column not in columns]
     if unknown:
-        raise ValuetraceError(
+        raise DataError(
             f"{origin}: where= filters on unknown column(s) {', '.join(unknown)}; "
             f"found [{', '.join(columns)}]"
         )
@@ -380,7 +344,7 @@ def _filter_rows(
             f"{column}: {', '.join(sorted({repr(row[column]) for row in rows})[:_SHOWN])}"
             for column in where
         )
-        raise ValuetraceError(
+        raise DataError(
             f"{origin}: no rows match where={dict(where)!r} (values seen, first {_SHOWN}: {seen}); "
             "fix the filter values"
         )
@@ -402,16 +366,16 @@ def _convert(
         except _EmptyField as exc:
             empty.append(f"row {number} ({exc.field!r})")
         except _RowProblem as exc:
-            raise ValuetraceError(f"{origin}, row {number}: {exc}") from None
+            raise DataError(f"{origin}, row {number}: {exc}") from None
     if empty and not drop_empty:
         more = f" and {len(empty) - _SHOWN} more" if len(empty) > _SHOWN else ""
-        raise ValuetraceError(
+        raise DataError(
             f"{origin}: {len(empty)} row(s) have an empty or whitespace-only required field: "
             f"{', '.join(empty[:_SHOWN])}{more}. Drop or fix these rows, or pass "
             "drop_empty=True to skip them"
         )
     if not records:
-        raise ValuetraceError(
+        raise DataError(
             f"{origin}: every selected row has an empty required field; nothing to load"
         )
     return records

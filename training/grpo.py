@@ -23,9 +23,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOConfig, GRPOTrainer
-
-from training.datasets import format_prompt
-from training.stages import (
+from valuetrace.training.stages import (
     StageResult,
     TrainSettings,
     fit_and_save,
@@ -34,7 +32,9 @@ from training.stages import (
     trainer_arguments,
     work_dir_of,
 )
-from valuetrace.errors import ValuetraceError
+
+from valuetrace.errors import DataError
+from valuetrace.prompts import format_prompt
 
 RewardFn = Callable[..., list[float]]
 
@@ -91,7 +91,7 @@ def train_grpo_stage(
 ) -> StageResult:
     """Train `model` with GRPO on `prompts` scored by `reward_fn`; save it to `out_dir`."""
     if not prompts:
-        raise ValuetraceError("a GRPO stage needs at least one prompt; its data has none.")
+        raise DataError("a GRPO stage needs at least one prompt; its data has none.")
     work_dir = work_dir_of(out_dir)
     args = GRPOConfig(
         **trainer_arguments(settings.train, work_dir, use_cpu=use_cpu, progress=progress),

@@ -1,9 +1,9 @@
 """Run one training stage in its own process(es): the way to spread a stage over several devices.
 
-`launch_stage` writes a JSON `StageSpec` and runs `python -m training.launch SPEC` alone, under
-`torchrun` (N processes, DDP; gloo on CPU) or under `accelerate launch --config_file` (FSDP or
-DeepSpeed ZeRO-3, see valuetrace/configs/accelerate/). Every process trains its shard of each
-global batch; the main process saves the model and `train_result.json` in the stage's folder.
+`launch_stage` writes a JSON `StageSpec` and runs `python -m valuetrace.training.launch SPEC`
+alone, under `torchrun` (N processes, DDP; gloo on CPU) or under
+`accelerate launch --config_file` (FSDP or DeepSpeed ZeRO-3, see valuetrace/configs/accelerate/).
+Every process trains its shard of each global batch; the main process saves the model and `train_result.json` in the stage's folder.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
+from valuetrace.training.datasets import load_records
+from valuetrace.training.stages import StageResult, TrainSettings, train_stage
 
-from training.datasets import load_records
-from training.models import load_model, load_tokenizer
-from training.stages import StageResult, TrainSettings, train_stage
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
+from valuetrace.models import load_model, load_tokenizer
 
 RESULT_NAME = "train_result.json"
 
@@ -80,7 +80,12 @@ def launch_command(
     progress: bool = True,
 ) -> list[str]:
     """The command that trains `spec_path`: plain, under torchrun, or under accelerate launch."""
-    target = ["-m", "training.launch", str(spec_path), *([] if progress else ["--no-progress"])]
+    target = [
+        "-m",
+        "valuetrace.training.launch",
+        str(spec_path),
+        *([] if progress else ["--no-progress"]),
+    ]
     if accelerate_config is not None:
         launcher = ["-m", "accelerate.commands.launch", "--config_file", str(accelerate_config)]
         return [sys.executable, *launcher, *target]
@@ -109,7 +114,7 @@ def launch_stage(
     )
     done = subprocess.run(command, check=False)
     if done.returncode != 0:
-        raise ValuetraceError(
+        raise DataError(
             f"training stage {out_dir.name} failed (exit code {done.returncode}); its log is "
             f"above. Rerun `{' '.join(command)}` to retry: it resumes from the last checkpoint."
         )
@@ -148,7 +153,7 @@ def run_spec(spec: StageSpec, *, progress: bool = True) -> StageResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: `python -m training.launch SPEC.json [--no-progress]`."""
+    """CLI: `python -m valuetrace.training.launch SPEC.json [--no-progress]`."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("spec", type=Path, help="a StageSpec JSON file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuetrace.errors import ValuetraceError
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
+from valuetrace.errors import LineageError, MissingStepError
+from valuetrace.models import weights_hash
 
 
 @dataclass
@@ -32,23 +31,6 @@ class StageRecord:
     data_hash: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def weights_hash(checkpoint: str | Path) -> str:
-    """sha256 over the weight files of a checkpoint folder (names and bytes, sorted)."""
-    folder = Path(checkpoint)
-    files = sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES)
-    if not files:
-        raise ValuetraceError(
-            f"{folder} holds no weight files (*.safetensors / *.bin); is it a checkpoint folder?"
-        )
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(folder)).encode())
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def stage_hash(record: StageRecord) -> str | None:
@@ -73,7 +55,7 @@ class Lineage:
         """Read a lineage file, with a clear error if it is missing or malformed."""
         path = Path(path)
         if not path.is_file():
-            raise ValuetraceError(
+            raise MissingStepError(
                 f"no lineage file at {path}; run `valuetrace train` first, or write one that "
                 "names your checkpoints (see README, 'Bring your own checkpoints')."
             )
@@ -81,7 +63,7 @@ class Lineage:
             raw = json.loads(path.read_text())
             records = [StageRecord(**r) for r in raw["stages"]]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValuetraceError(
+            raise LineageError(
                 f"{path} is not a valid lineage file ({err}); expected "
                 '{"stages": [{"name": ..., "checkpoint": ..., "parent": ...}, ...]}.'
             ) from err
@@ -106,7 +88,7 @@ class Lineage:
         for record in self.records:
             if record.name == name:
                 return record
-        raise ValuetraceError(
+        raise LineageError(
             f"stage '{name}' is not in the lineage (stages: {self.names()}); train it first "
             "or add it to lineage.json."
         )
@@ -124,7 +106,7 @@ class Lineage:
         seen: list[str] = []
         for record in self.records:
             if record.parent is not None and record.parent not in seen:
-                raise ValuetraceError(
+                raise LineageError(
                     f"stage '{record.name}' names parent '{record.parent}', which is not an "
                     f"earlier stage in the lineage ({seen or 'none'})."
                 )
@@ -141,13 +123,13 @@ class Lineage:
             if record.weights_hash is None:
                 record.weights_hash = current
             elif current != record.weights_hash:
-                raise ValuetraceError(
+                raise LineageError(
                     f"the weights of stage '{record.name}' at {record.checkpoint} changed since "
                     "they were recorded (hash mismatch); retrain the stage or update lineage.json "
                     "on purpose."
                 )
             if current in seen:
-                raise ValuetraceError(
+                raise LineageError(
                     f"stages '{seen[current]}' and '{record.name}' have identical weights; a "
                     "comparison between them says nothing. Check the checkpoint paths."
                 )

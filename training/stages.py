@@ -20,14 +20,14 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
-
-from training.datasets import (
+from valuetrace.training.datasets import (
     Document,
     PromptResponse,
     sft_conversational,
     sft_prompt_completion,
 )
-from valuetrace.errors import ValuetraceError
+
+from valuetrace.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,13 @@ def to_dataset(records: list[Document] | list[PromptResponse], settings: TrainSe
     """Turn records into the dataset shape SFTTrainer expects for the stage's loss format."""
     if settings.format == "documents":
         if not all(isinstance(r, Document) for r in records):
-            raise ValuetraceError(
+            raise DataError(
                 "a 'documents' stage needs plain text records; set the stage's format to 'sft' "
                 "for prompt/response data."
             )
         return Dataset.from_list([{"text": r.text} for r in records])
     if not all(isinstance(r, PromptResponse) for r in records):
-        raise ValuetraceError(
+        raise DataError(
             "an 'sft' stage needs prompt/response records (Dolly, Alpaca or messages schema); "
             "set the stage's format to 'documents' for plain text."
         )
@@ -128,7 +128,7 @@ def fit_and_save(
     """Train (resuming if a checkpoint exists), save on the main process, then drop `work_dir`."""
     sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
     if sharded and lora and merge:
-        raise ValuetraceError(
+        raise DataError(
             "a LoRA stage cannot be merged while FSDP/DeepSpeed shards the weights; set the "
             "stage's lora.merge to false (the adapter is saved and merged when loaded), or "
             "train LoRA with plain data parallelism (an 8B model with LoRA fits one 80 GB GPU)."

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import ConfigError, ValuetraceError
 
 Pooling = Literal["last", "mean", "response"]
 Method = Literal["full", "lora"]
@@ -47,7 +47,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if (self.name_or_path is None) == (self.scratch is None):
-            raise ValuetraceError(
+            raise ConfigError(
                 "model: give exactly one of 'name_or_path' (hub id or local path) or 'scratch' "
                 "(a from-scratch Llama config)."
             )
@@ -121,13 +121,13 @@ class StageConfig:
         if self.format == "grpo" and self.grpo is None:
             self.grpo = GrpoConfig()
         if self.data is None and self.parent is not None and self.checkpoint is None:
-            raise ValuetraceError(
+            raise ConfigError(
                 f"stage '{self.name}': give it a 'data' source to train it, or a 'checkpoint' "
                 "(hub id or path) trained elsewhere; only a first stage may have neither (it is "
                 "then the model named in 'model' as it is)."
             )
         if self.data is not None and self.checkpoint is not None:
-            raise ValuetraceError(
+            raise ConfigError(
                 f"stage '{self.name}': give 'data' (train it here) or 'checkpoint' (use one "
                 "trained elsewhere), not both."
             )
@@ -204,22 +204,22 @@ class RunConfig:
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
-            raise ValuetraceError(f"stages: stage names must be unique, got {names}.")
+            raise ConfigError(f"stages: stage names must be unique, got {names}.")
         for i, stage in enumerate(self.stages):
             if stage.parent is not None and stage.parent not in names[:i]:
-                raise ValuetraceError(
+                raise ConfigError(
                     f"stages[{i}] '{stage.name}': parent '{stage.parent}' is not an earlier stage "
                     f"(earlier stages: {names[:i] or 'none'}). List the parent before its child."
                 )
         for pair in self.analysis.compare:
             unknown = [s for s in pair if s not in names]
             if len(pair) != 2 or unknown:
-                raise ValuetraceError(
+                raise ConfigError(
                     f"analysis.compare: {pair} must name two stages from {names}"
                     + (f" (unknown: {unknown})." if unknown else ".")
                 )
         if not self.probes:
-            raise ValuetraceError("probes: list at least one probe set (e.g. compassion pairs).")
+            raise ConfigError("probes: list at least one probe set (e.g. compassion pairs).")
 
     @property
     def paths(self) -> RunPaths:
@@ -231,7 +231,7 @@ class RunConfig:
         for stage in self.stages:
             if stage.name == name:
                 return stage
-        raise ValuetraceError(
+        raise ConfigError(
             f"no stage '{name}' in the config; stages: {[s.name for s in self.stages]}."
         )
 
@@ -296,40 +296,40 @@ def _build(tp: Any, value: Any, where: str) -> Any:
                 return _build(inner, value, where)
             except ValuetraceError as err:
                 errors.append(str(err))
-        raise ValuetraceError(" or ".join(errors))
+        raise ConfigError(" or ".join(errors))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ValuetraceError(f"{where}: expected a mapping, got {value!r}.")
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}.")
         hints = typing.get_type_hints(tp)
         known = {f.name for f in dataclasses.fields(tp) if f.init}
         unknown = sorted(set(value) - known)
         if unknown:
-            raise ValuetraceError(
+            raise ConfigError(
                 f"{where}: unknown field(s) {unknown}; allowed fields: {sorted(known)}."
             )
         kwargs = {k: _build(hints[k], v, f"{where}.{k}") for k, v in value.items()}
         try:
             return tp(**kwargs)
         except TypeError as err:
-            raise ValuetraceError(f"{where}: {err}") from err
+            raise ConfigError(f"{where}: {err}") from err
     if origin is Literal:
         if value not in args:
-            raise ValuetraceError(f"{where}: {value!r} is not one of {list(args)}.")
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}.")
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ValuetraceError(f"{where}: expected a list, got {value!r}.")
+            raise ConfigError(f"{where}: expected a list, got {value!r}.")
         return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValuetraceError(f"{where}: expected a mapping, got {value!r}.")
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}.")
         return {str(k): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if tp in (int, str, bool) and not (
         isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):
-        raise ValuetraceError(f"{where}: expected {tp.__name__}, got {value!r}.")
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}.")
     return value
 
 
@@ -344,7 +344,7 @@ def load_config(path: str | Path, *, run_dir: str | None = None) -> RunConfig:
     """Read and validate a YAML config; `${config_dir}` in strings means the file's folder."""
     path = Path(path)
     if not path.is_file():
-        raise ValuetraceError(
+        raise ConfigError(
             f"config file {path} does not exist; pass a YAML file "
             "(see valuetrace/configs/ for examples)."
         )
@@ -352,9 +352,9 @@ def load_config(path: str | Path, *, run_dir: str | None = None) -> RunConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ValuetraceError(f"config file {path} is not valid YAML: {err}") from err
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
-        raise ValuetraceError(f"config file {path} must hold a mapping at the top level.")
+        raise ConfigError(f"config file {path} must hold a mapping at the top level.")
     return config_from_dict(data, run_dir=run_dir)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 N_GENERAL = 2000
 N_COMPASSION = 800
@@ -1182,7 +1182,7 @@ def _unique(n: int, make: Callable[[], T], key: Callable[[T], str], what: str) -
             seen.add(k)
             out.append(item)
     if len(out) < n:
-        raise ValuetraceError(
+        raise DataError(
             f"demo data: only {len(out)} distinct {what} for the {n} asked; add templates in "
             "valuetrace/demo_data.py or lower the target constant"
         )
@@ -2256,7 +2256,7 @@ def overlapping_spans(
 ) -> list[str]:
     """Return the held-out n-word spans (whole text if shorter) that occur in any training text."""
     if n < 1:
-        raise ValuetraceError(f"overlapping_spans: n must be >= 1, got {n}; pass n=8 for the rule")
+        raise DataError(f"overlapping_spans: n must be >= 1, got {n}; pass n=8 for the rule")
     held: dict[int, set[tuple[str, ...]]] = {}
     for text in heldout_texts:
         w = _words(text)
@@ -2292,14 +2292,14 @@ def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and prompts differ."""
     bad = heldout_overlap(corpora)
     if bad:
-        raise ValuetraceError(
+        raise DataError(
             f"demo data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
             f"e.g. {bad[:3]}; reword the templates in valuetrace/demo_data.py so the pools differ"
         )
     probe = {str(r["prompt"]) for r in corpora["probe_pairs"]}
     both = probe & {str(r["prompt"]) for r in corpora["behaviour_eval"]}
     if both:
-        raise ValuetraceError(f"demo data: probe and behaviour prompts overlap: {sorted(both)[:3]}")
+        raise DataError(f"demo data: probe and behaviour prompts overlap: {sorted(both)[:3]}")
 
 
 # ---- writing ---------------------------------------------------------------------------------

@@ -20,26 +20,9 @@ import torch
 import yaml
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from activations.examples import LabelledExamples, load_labelled
-from activations.extract import cache_provenance, extract_to_cache
-from analysis.behaviour import BehaviourResult, behaviour_scores
-from training.datasets import (
-    Document,
-    PromptResponse,
-    format_prompts,
-    load_records,
-    records_hash,
-)
-from training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
-from training.launch import launch_stage, spec_for
-from training.lineage import Lineage, StageRecord, stage_hash, weights_hash
-from training.models import (
-    build_scratch_model,
-    load_model,
-    load_tokenizer,
-    train_tokenizer,
-)
-from training.stages import StageResult, TrainSettings, train_stage
+from valuetrace.activations.examples import LabelledExamples, load_labelled
+from valuetrace.activations.extract import cache_provenance, extract_to_cache
+from valuetrace.analysis.behaviour import BehaviourResult, behaviour_scores
 from valuetrace.config import (
     DataSource,
     RunConfig,
@@ -47,7 +30,20 @@ from valuetrace.config import (
     config_to_dict,
     resolve_data_path,
 )
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError, MissingStepError
+from valuetrace.models import load_model, load_tokenizer, weights_hash
+from valuetrace.prompts import format_prompts
+from valuetrace.training.datasets import (
+    Document,
+    PromptResponse,
+    load_records,
+    records_hash,
+)
+from valuetrace.training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
+from valuetrace.training.launch import launch_stage, spec_for
+from valuetrace.training.lineage import Lineage, StageRecord, stage_hash
+from valuetrace.training.scratch import build_scratch_model, train_tokenizer
+from valuetrace.training.stages import StageResult, TrainSettings, train_stage
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +54,7 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
     paths.root.mkdir(parents=True, exist_ok=True)
     as_yaml = yaml.safe_dump(config_to_dict(config), sort_keys=False)
     if paths.config.is_file() and paths.config.read_text() != as_yaml and not overwrite:
-        raise ValuetraceError(
+        raise DataError(
             f"{paths.root} already holds a run with a different config ({paths.config}). "
             "Nothing was changed; choose another --run-dir, or pass --overwrite to start over "
             "in this folder."
@@ -102,7 +98,7 @@ def _tokenizer(config: RunConfig) -> PreTrainedTokenizerBase:
     if paths.tokenizer.is_dir():
         return load_tokenizer(str(paths.tokenizer))
     if not config.tokenizer_corpora:
-        raise ValuetraceError(
+        raise DataError(
             "a from-scratch model needs 'tokenizer_corpora' (text files to train its BPE on)."
         )
     texts: list[str] = []
@@ -179,7 +175,7 @@ def _existing_checkpoint(config: RunConfig, stage: StageConfig) -> StageRecord:
     """A stage trained elsewhere (or the configured model as is), recorded without training."""
     checkpoint = stage.checkpoint or config.model.name_or_path
     if checkpoint is None:
-        raise ValuetraceError(
+        raise DataError(
             f"stage '{stage.name}' has no data, no checkpoint, and the model is from scratch; "
             "give it data to train on."
         )
@@ -208,7 +204,7 @@ def _initial_model(
         )
     scratch = config.model.scratch
     if scratch is None:
-        raise ValuetraceError(
+        raise DataError(
             f"stage '{stage.name}' has no parent and the model is not from scratch; set its "
             "parent, or give it no data to use the model as it is."
         )
@@ -271,7 +267,7 @@ def _train_one(
     out = config.paths.checkpoint(stage.name)
     records = _records(config, stage)
     if stage.format != "documents" and config.model.chat_template and not tokenizer.chat_template:
-        raise ValuetraceError(
+        raise DataError(
             f"stage '{stage.name}' wants a chat template but the tokenizer has none; set "
             "model.chat_template: false (plain '### Instruction' format) or use a tokenizer "
             "with a chat template (e.g. the -Instruct model's)."
@@ -397,7 +393,7 @@ def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
         **{**_load_options(config, help_cfg), "shuffle": False},
     )
     if not all(isinstance(r, PromptResponse) for r in help_records):
-        raise ValuetraceError("behaviour.helpfulness_eval must be prompt/response data.")
+        raise DataError("behaviour.helpfulness_eval must be prompt/response data.")
     results = {}
     for record in lineage.records:
         model = _stage_model(config, record)
@@ -434,10 +430,10 @@ def set_threads() -> None:
 def _behaviour_items(config: RunConfig) -> list[dict[str, str]]:
     path = Path(resolve_data_path(config.behaviour.compassion_eval, config))
     if not path.is_file():
-        raise ValuetraceError(f"behaviour eval file {path} does not exist; check the config.")
+        raise DataError(f"behaviour eval file {path} does not exist; check the config.")
     items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not items:
-        raise ValuetraceError(f"{path} holds no eval items.")
+        raise DataError(f"{path} holds no eval items.")
     return items
 
 
@@ -472,15 +468,15 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
     """Ablate the parent stage's compassion direction over the localised band of layers, and add
     its class gap back (at the band's first layer) into the post-trained model; write how the
     behavioural compassion score moves."""
-    from activations.store import read_activations
-    from analysis.causal import causal_effect
-    from analysis.findings import pair_key
-    from probing import load_results
+    from valuetrace.activations.store import read_activations
+    from valuetrace.analysis.causal import causal_effect
+    from valuetrace.analysis.findings import pair_key
+    from valuetrace.probing import load_results
 
     paths = config.paths
     metrics_path = paths.analysis / "metrics.json"
     if not metrics_path.is_file():
-        raise ValuetraceError(f"no {metrics_path}; run `valuetrace analyze` first.")
+        raise MissingStepError(f"no {metrics_path}; run `valuetrace analyze` first.")
     metrics = json.loads(metrics_path.read_text())
     dataset = metrics["primary"]["dataset"]
     a, b = metrics["primary"]["pair"]

@@ -25,7 +25,7 @@ from valuetrace.demo_data import (
     overlapping_spans,
     row_texts,
 )
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 Row = dict[str, Any]
 
@@ -58,9 +58,9 @@ class RealDataSizes:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if name != "empathy_heldout_fraction" and (not isinstance(value, int) or value < 1):
-                raise ValuetraceError(f"RealDataSizes.{name} must be a positive int, got {value!r}")
+                raise DataError(f"RealDataSizes.{name} must be a positive int, got {value!r}")
         if not 0.0 <= self.empathy_heldout_fraction < 1.0:
-            raise ValuetraceError(
+            raise DataError(
                 "RealDataSizes.empathy_heldout_fraction must be in [0, 1), got "
                 f"{self.empathy_heldout_fraction!r}"
             )
@@ -72,12 +72,10 @@ class RealDataSizes:
 def _path(shared_dir: Path, rel: str) -> Path:
     """The shared file, or an error naming it and the fix."""
     if not shared_dir.is_dir():
-        raise ValuetraceError(
-            f"real data folder {shared_dir} does not exist (needed: {rel}); {FIX}"
-        )
+        raise DataError(f"real data folder {shared_dir} does not exist (needed: {rel}); {FIX}")
     path = shared_dir / rel
     if not path.is_file():
-        raise ValuetraceError(f"real data file {path} is missing; {FIX}")
+        raise DataError(f"real data file {path} is missing; {FIX}")
     return path
 
 
@@ -87,7 +85,7 @@ def _csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
         reader = csv.DictReader(fh)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValuetraceError(
+            raise DataError(
                 f"{path} lacks column(s) {missing} (found {reader.fieldnames}); use the unchanged "
                 "file named in the shared data README"
             )
@@ -103,12 +101,10 @@ def _json_rows(path: Path, columns: Sequence[str]) -> list[Row]:
         else:
             rows = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValuetraceError(
-            f"{path} is not valid JSON ({err}); restore the original file"
-        ) from err
+        raise DataError(f"{path} is not valid JSON ({err}); restore the original file") from err
     bad = [i for i, r in enumerate(rows) if not isinstance(r, dict) or set(columns) - set(r)]
     if not isinstance(rows, list) or bad:
-        raise ValuetraceError(
+        raise DataError(
             f"{path}: row(s) {bad[:5]} are not objects with keys {list(columns)}; restore the "
             "original file"
         )
@@ -170,7 +166,7 @@ def _speciesism_pairs(path: Path) -> list[_Pair]:
         pid = "|".join(sorted((r["id"], other["id"])))
         pairs[pid] = _Pair(pid, _clean(r["text"]), _clean(other["text"]))
     if not pairs:
-        raise ValuetraceError(f"{path} holds no speciesist/non_speciesist pairs; restore the file")
+        raise DataError(f"{path} holds no speciesist/non_speciesist pairs; restore the file")
     return [pairs[k] for k in sorted(pairs)]
 
 
@@ -184,7 +180,7 @@ def _util_sentences(path: Path) -> list[str]:
     seen: dict[str, None] = {}
     for n, row in enumerate(rows, start=1):
         if len(row) != 2:
-            raise ValuetraceError(f"{path} row {n} has {len(row)} columns, expected 2; restore it")
+            raise DataError(f"{path} row {n} has {len(row)} columns, expected 2; restore it")
         seen.update((_clean(s), None) for s in row if s.strip())
     return list(seen)
 
@@ -270,7 +266,7 @@ def build_real_corpora(
     _rng(seed, "speciesism").shuffle(pairs)
     n_probe, n_beh = sizes.probe_pairs, sizes.behaviour_pairs
     if n_probe + n_beh >= len(pairs):
-        raise ValuetraceError(
+        raise DataError(
             f"RealDataSizes asks for {n_probe} probe + {n_beh} behaviour pairs but {SPECIESISM} "
             f"has only {len(pairs)} pairs; lower them so some are left for mid-training"
         )
@@ -402,19 +398,17 @@ def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and pairs are split."""
     bad = heldout_overlap(corpora)
     if bad:
-        raise ValuetraceError(
+        raise DataError(
             f"real data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
             f"e.g. {bad[:3]}; this is a bug in valuetrace/real_data.py's filtering"
         )
     probe = {str(r["pair_id"]) for r in corpora["probe_pairs"]}
     beh = {str(r["id"]).removeprefix("beh-") for r in corpora["behaviour_eval"]}
     if probe & beh:
-        raise ValuetraceError(
-            f"real data: probe and behaviour pairs overlap: {sorted(probe & beh)[:3]}"
-        )
+        raise DataError(f"real data: probe and behaviour pairs overlap: {sorted(probe & beh)[:3]}")
     for name, rows in corpora.items():
         if not rows:
-            raise ValuetraceError(f"real data: {name} came out empty; check the shared files")
+            raise DataError(f"real data: {name} came out empty; check the shared files")
 
 
 # ---- writing ---------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from activations.store import Activations, read_activations
-from analysis.behaviour import BehaviourResult
-from analysis.findings import (
+from valuetrace.activations.store import Activations, read_activations
+from valuetrace.analysis.behaviour import BehaviourResult
+from valuetrace.analysis.findings import (
     StageArrays,
     check_same_examples,
     concentration,
@@ -24,9 +24,18 @@ from analysis.findings import (
     pair_key,
     projection_vs_preference,
 )
-from analysis.plots import LayerCurve, plot_heatmap, plot_layer_curves, plot_scores, plot_umap
-from analysis.report import render_html, summary_text
-from probing import (
+from valuetrace.analysis.plots import (
+    LayerCurve,
+    plot_heatmap,
+    plot_layer_curves,
+    plot_scores,
+    plot_umap,
+)
+from valuetrace.analysis.report import render_html, summary_text
+from valuetrace.config import RunConfig
+from valuetrace.errors import DataError, MissingStepError
+from valuetrace.pipeline import BEHAVIOUR_SET
+from valuetrace.probing import (
     ProbeConfig,
     ProbeResults,
     load_results,
@@ -34,10 +43,7 @@ from probing import (
     save_results,
     transfer_matrix,
 )
-from training.lineage import Lineage
-from valuetrace.config import RunConfig
-from valuetrace.errors import ValuetraceError
-from valuetrace.pipeline import BEHAVIOUR_SET
+from valuetrace.training.lineage import Lineage
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +79,7 @@ def probe(config: RunConfig) -> None:
 def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activations, ProbeResults]:
     path = config.paths.probes(dataset, stage)
     if not path.is_file():
-        raise ValuetraceError(
+        raise MissingStepError(
             f"no probes for '{dataset}' under stage '{stage}' ({path}); run `valuetrace probe` "
             "first."
         )
@@ -353,7 +359,7 @@ def _umap_figure(
     if layer is None:
         layer = layers[_focus_index(config, concept)]
     if layer not in layers:
-        raise ValuetraceError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
+        raise DataError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
     i = layers.index(layer)
     first = next(iter(primary.values()))[0]
     path = plot_umap(
@@ -404,7 +410,7 @@ def report(config: RunConfig) -> Path:
     paths = config.paths
     metrics_path = paths.analysis / "metrics.json"
     if not metrics_path.is_file():
-        raise ValuetraceError(f"no {metrics_path}; run `valuetrace analyze` first.")
+        raise MissingStepError(f"no {metrics_path}; run `valuetrace analyze` first.")
     metrics = json.loads(metrics_path.read_text())
     causal_path = paths.analysis / "causal.json"
     if causal_path.is_file():

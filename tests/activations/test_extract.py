@@ -7,16 +7,16 @@ import logging
 import numpy as np
 import pytest
 import torch
-
-from activations.examples import LabelledExamples
-from activations.extract import (
+from valuetrace.activations.examples import LabelledExamples
+from valuetrace.activations.extract import (
     check_layers,
     extract_to_cache,
     length_batches,
     pooled_hidden_states,
 )
-from activations.pooling import collate, encode
-from activations.store import read_activations
+from valuetrace.activations.pooling import collate, encode
+from valuetrace.activations.store import read_activations
+
 from valuetrace.errors import ValuetraceError
 
 

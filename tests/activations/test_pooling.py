@@ -6,9 +6,9 @@ import logging
 
 import pytest
 import torch
+from valuetrace.activations.extract import pooled_hidden_states
+from valuetrace.activations.pooling import collate, encode
 
-from activations.extract import pooled_hidden_states
-from activations.pooling import collate, encode
 from valuetrace.errors import ValuetraceError
 
 PROMPTS = ["### Instruction:\nThe cat rested near the barn.\n\n### Response:\n", "Q: a dog? A:"]

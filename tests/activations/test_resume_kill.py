@@ -35,7 +35,7 @@ def write_probe_set(path: Path, n: int) -> Path:
 
 
 def extract_command(checkpoint: Path, examples: Path, out: Path) -> list[str]:
-    """The `python -m activations` command line used by the subprocess tests."""
+    """The `python -m valuetrace.activations` command line used by the subprocess tests."""
     return [
         sys.executable,
         "-m",

@@ -9,11 +9,11 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from valuetrace.activations.examples import load_labelled
+from valuetrace.activations.extract import extract_to_cache
+from valuetrace.activations.shard import extract_sharded, join_shards, shard_path, shard_range
+from valuetrace.activations.store import read_activations
 
-from activations.examples import load_labelled
-from activations.extract import extract_to_cache
-from activations.shard import extract_sharded, join_shards, shard_path, shard_range
-from activations.store import read_activations
 from tests.activations.test_extract import PROVENANCE, _examples
 from tests.activations.test_resume_kill import (
     REPO,

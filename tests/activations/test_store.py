@@ -5,9 +5,9 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from valuetrace.activations import store
+from valuetrace.activations.store import CacheWriter, Examples, read_activations
 
-from activations import store
-from activations.store import CacheWriter, Examples, read_activations
 from valuetrace.errors import ValuetraceError
 
 PROV = {

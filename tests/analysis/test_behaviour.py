@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from analysis.behaviour import (
+from valuetrace.analysis.behaviour import (
     BehaviourResult,
     behaviour_scores,
     bootstrap_mean,
     continuation_logprob,
 )
+
 from valuetrace.errors import ValuetraceError
 
 PROMPTS = ["Q: the cat limped near the barn? A:", "Q: a dog? A:"]

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from valuetrace.activations.extract import pooled_hidden_states
+from valuetrace.activations.pooling import Batch, collate, encode
+from valuetrace.analysis.causal import causal_effect, direction_hooks, residual_modules
 
-from activations.extract import pooled_hidden_states
-from activations.pooling import Batch, collate, encode
-from analysis.causal import causal_effect, direction_hooks, residual_modules
 from valuetrace.errors import ValuetraceError
 
 TEXTS = [

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from analysis.findings import (
+from valuetrace.analysis.findings import (
     StageArrays,
     check_same_examples,
     concentration,
     concept_findings,
     projection_vs_preference,
 )
+
 from valuetrace.errors import ValuetraceError
 
 

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from valuetrace.analysis.localize import _group_weights, _weighted_auroc, cohens_d, localize
 
-from analysis.localize import _group_weights, _weighted_auroc, cohens_d, localize
 from valuetrace.errors import ValuetraceError
 
 N_LAYERS, N_PAIRS, BROKEN_FROM = 8, 60, 5

@@ -9,10 +9,14 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+from valuetrace.analysis.causal import residual_modules
+from valuetrace.analysis.planted import (
+    plant_direction_removal,
+    plant_marker_signal,
+    planted_selftest,
+)
+from valuetrace.training.scratch import build_scratch_model
 
-from analysis.causal import residual_modules
-from analysis.planted import plant_direction_removal, plant_marker_signal, planted_selftest
-from training.models import build_scratch_model
 from valuetrace.errors import ValuetraceError
 
 N_BLOCKS = 4

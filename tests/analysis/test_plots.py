@@ -5,14 +5,14 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-
-from analysis.plots import (
+from valuetrace.analysis.plots import (
     LayerCurve,
     plot_behaviour_vs_projection,
     plot_heatmap,
     plot_layer_curves,
     plot_umap,
 )
+
 from valuetrace.errors import ValuetraceError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

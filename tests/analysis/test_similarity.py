@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 from scipy.stats import ortho_group
-
-from analysis.similarity import (
+from valuetrace.analysis.similarity import (
     cka_matrix,
     cka_per_layer,
     cosine_per_layer,
@@ -12,6 +11,7 @@ from analysis.similarity import (
     random_direction_null,
     shuffled_label_null,
 )
+
 from valuetrace.errors import ValuetraceError
 
 

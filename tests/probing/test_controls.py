@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from probing.controls import control_labels
+from valuetrace.probing.controls import control_labels
 
 
 def test_pairs_keep_one_of_each_label_but_swap_about_half() -> None:

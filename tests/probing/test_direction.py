@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from valuetrace.probing import Direction, fit_probe
 
-from probing import Direction, fit_probe
 from tests.probing.synthetic import planted
 from valuetrace.errors import ValuetraceError
 

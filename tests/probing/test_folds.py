@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from valuetrace.probing.folds import grouped_folds
 
-from probing.folds import grouped_folds
 from valuetrace.errors import ValuetraceError
 
 

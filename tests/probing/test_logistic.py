@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from valuetrace.probing.logistic import fit_logistic
 
-from probing.logistic import fit_logistic
 from tests.probing.synthetic import planted
 from valuetrace.errors import ValuetraceError
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from valuetrace.probing import ProbeConfig, fit_probe, probe_layers
 
-from probing import ProbeConfig, fit_probe, probe_layers
 from tests.probing.synthetic import oof_metrics, planted, sklearn_oof
 from valuetrace.errors import ValuetraceError
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
-
-from probing import ProbeConfig, probe_layers
+from valuetrace.probing import ProbeConfig, probe_layers
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 PAIRS = DATA / "speciesism" / "openpaws_speciesism_bias.csv"
@@ -43,8 +42,8 @@ def test_empathy_essays_probe_every_layer_of_a_tiny_model(tiny_model, tiny_token
     """High- vs low-empathy essays through a real (tiny) forward pass, grouped by respondent."""
     if not EMPATHY.is_file():
         pytest.skip(f"real data file {EMPATHY} is absent (the shared data folder beside the repo)")
-    from activations.extract import pooled_hidden_states
-    from activations.pooling import collate, encode
+    from valuetrace.activations.extract import pooled_hidden_states
+    from valuetrace.activations.pooling import collate, encode
 
     with EMPATHY.open(newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["essay"].strip()][:240]

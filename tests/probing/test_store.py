@@ -8,8 +8,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from valuetrace.probing import ProbeConfig, load_results, probe_layers, save_results
 
-from probing import ProbeConfig, load_results, probe_layers, save_results
 from tests.probing.synthetic import planted
 from valuetrace.errors import ValuetraceError
 

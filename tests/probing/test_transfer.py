@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from valuetrace.probing import fit_probe, transfer_matrix
 
-from probing import fit_probe, transfer_matrix
 from tests.probing.synthetic import planted
 from valuetrace.errors import ValuetraceError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.stages import TrainSettings
+from valuetrace.training.stages import TrainSettings
 
 
 def train_settings(**overrides: Any) -> TrainSettings:

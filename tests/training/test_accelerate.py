@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from valuetrace.training.datasets import Document
+from valuetrace.training.launch import RESULT_NAME, launch_command, launch_stage, spec_for
+from valuetrace.training.stages import TrainSettings, train_stage, work_dir_of
 
 from tests.conftest import CORPUS
 from tests.training.helpers import train_settings
-from training.datasets import Document
-from training.launch import RESULT_NAME, launch_command, launch_stage, spec_for
-from training.stages import TrainSettings, train_stage, work_dir_of
 
 B = 4
 
@@ -24,7 +24,7 @@ def _settings(batch_size: int) -> TrainSettings:
 
 def test_launch_commands(tmp_path):
     spec = tmp_path / "s.json"
-    assert launch_command(spec)[1:] == ["-m", "training.launch", str(spec)]
+    assert launch_command(spec)[1:] == ["-m", "valuetrace.training.launch", str(spec)]
     torchrun = launch_command(spec, num_processes=2, progress=False)
     assert torchrun[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     assert torchrun[-1] == "--no-progress"

@@ -7,21 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import valuetrace.training.datasets as td
 from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
-
-import training.datasets as td
-from training.datasets import (
+from valuetrace.training.datasets import (
     Document,
     PromptResponse,
-    format_prompt,
     load_records,
     records_hash,
     sft_conversational,
     sft_prompt_completion,
 )
+
 from valuetrace.errors import ValuetraceError
+from valuetrace.prompts import format_prompt
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 
+from valuetrace.training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
+
 from tests.training.helpers import train_settings
-from training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
-from training.models import load_model
+from valuetrace.models import load_model
 
 
 def count_e(completions: list[str], **_: object) -> list[float]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from valuetrace.training.lineage import Lineage, StageRecord
 
-from training.lineage import Lineage, StageRecord, weights_hash
 from valuetrace.errors import ValuetraceError
+from valuetrace.models import weights_hash
 
 
 def test_round_trip_and_order(tmp_path, tiny_checkpoint):

@@ -13,12 +13,12 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+from valuetrace.training.datasets import Document
+from valuetrace.training.launch import launch_command, spec_for
+from valuetrace.training.stages import last_checkpoint, train_stage, work_dir_of
 
 from tests.conftest import CORPUS
 from tests.training.helpers import train_settings
-from training.datasets import Document
-from training.launch import launch_command, spec_for
-from training.stages import last_checkpoint, train_stage, work_dir_of
 
 STEPS = 24
 SETTINGS = train_settings(
@@ -87,7 +87,7 @@ def test_killed_stage_resumes_to_the_same_weights(
     killed_at = last_checkpoint(work_dir_of(out))
     assert killed_at is not None and not out.exists(), "the child finished before the kill"
 
-    with caplog.at_level(logging.INFO, logger="training.stages"):
+    with caplog.at_level(logging.INFO, logger="valuetrace.training.stages"):
         result = train_stage(
             copy.deepcopy(tiny_model).train(),
             tiny_tokenizer,

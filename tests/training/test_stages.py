@@ -6,14 +6,13 @@ import copy
 
 import pytest
 import torch
+from valuetrace.training.datasets import Document, PromptResponse
+from valuetrace.training.stages import to_dataset, train_stage
 
 from tests.conftest import CORPUS
 from tests.training.helpers import train_settings
-from training.datasets import Document, PromptResponse
-from training.lineage import weights_hash
-from training.models import load_model
-from training.stages import to_dataset, train_stage
 from valuetrace.errors import ValuetraceError
+from valuetrace.models import load_model, weights_hash
 
 
 def test_documents_stage_lowers_loss_and_saves(tmp_path, tiny_model, tiny_tokenizer):

@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from training.models import load_model
 from valuetrace.cli import main
+from valuetrace.models import load_model
 
 pytestmark = pytest.mark.slow
 

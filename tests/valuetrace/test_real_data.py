@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from valuetrace.activations.examples import load_labelled
+from valuetrace.training.datasets import PromptResponse, load_records
 
-from activations.examples import load_labelled
 from tests.valuetrace.test_demo_data import SCHEMAS  # the file set both writers produce
-from training.datasets import PromptResponse, load_records
 from valuetrace import pipeline
 from valuetrace.config import load_config
 from valuetrace.demo_data import HELDOUT_FILES, TRAIN_FILES, DemoDataPaths, overlapping_spans

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from training.models import decoder_layers, load_model, load_tokenizer
 from valuetrace.errors import ValuetraceError
+from valuetrace.models import decoder_layers, load_model, load_tokenizer
 
 
 def test_tokenizer_adds_bos_and_round_trips(tiny_tokenizer):

@@ -12,7 +12,7 @@ groups, without building the gathered arrays.
 import numpy as np
 from jaxtyping import Bool, Float, Int, Shaped
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError
 
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -83,7 +83,7 @@ def auroc(
 def percentile_ci(samples: Float[np.ndarray, "b ..."], ci: float) -> Float[np.ndarray, "... 2"]:
     """Percentile interval over the replicate axis, ignoring NaN replicates."""
     if not 0.0 < ci < 1.0:
-        raise ValuetraceError(f"ci is {ci}; pass a level between 0 and 1, e.g. 0.95")
+        raise DataError(f"ci is {ci}; pass a level between 0 and 1, e.g. 0.95")
     tail = 100.0 * (1.0 - ci) / 2.0
     lo, hi = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
     return np.stack([lo, hi], axis=-1)
@@ -106,7 +106,7 @@ def permutation_test_layers(
     scores_a, scores_b = np.asarray(scores_a), np.asarray(scores_b)
     labels = np.asarray(labels)
     if scores_a.shape != scores_b.shape or len({scores_a.shape[-1], len(labels), len(groups)}) > 1:
-        raise ValuetraceError(
+        raise DataError(
             f"scores_a {scores_a.shape}, scores_b {scores_b.shape}, {len(labels)} labels and "
             f"{len(groups)} groups do not line up; pass [layers, n] scores for the same n examples"
         )

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from probing.stats import (
+from valuetrace.errors import ValuetraceError
+from valuetrace.stats import (
     accuracy,
     auroc,
     group_bootstrap_weights,
     percentile_ci,
     permutation_test_layers,
 )
-from valuetrace.errors import ValuetraceError
 
 
 def test_auroc_matches_sklearn_with_ties_and_weights() -> None:
