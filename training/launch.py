@@ -3,7 +3,8 @@
 `launch_stage` writes a JSON `StageSpec` and runs `python -m valuetrace.training.launch SPEC`
 alone, under `torchrun` (N processes, DDP; gloo on CPU) or under
 `accelerate launch --config_file` (FSDP or DeepSpeed ZeRO-3, see valuetrace/configs/accelerate/).
-Every process trains its shard of each global batch; the main process saves the model and `train_result.json` in the stage's folder.
+Every process trains its shard of each global batch; the main process saves the model and
+`train_result.json` in the stage's folder.
 """
 
 from __future__ import annotations
