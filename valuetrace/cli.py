@@ -84,25 +84,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from valuetrace import pipeline, study
     from valuetrace.config import load_config
+    from valuetrace.steps import analyze, causal, evaluate, extract, prepare, probe, report, train
+    from valuetrace.steps.common import set_threads
 
     path = args.config or demo_config_path()
     config = load_config(path, run_dir=args.run_dir)
     progress = not args.no_progress
-    pipeline.set_threads()
+    set_threads()
     steps: dict[str, Callable[[], object]] = {
-        "train": lambda: pipeline.train(config, progress=progress),
-        "extract": lambda: pipeline.extract(config, overwrite=args.overwrite, progress=progress),
-        "evaluate": lambda: pipeline.evaluate(config),
-        "probe": lambda: study.probe(config),
-        "analyze": lambda: study.analyze(config),
-        "causal": lambda: pipeline.causal(config),
-        "report": lambda: study.report(config),
+        "train": lambda: train.train(config, progress=progress),
+        "extract": lambda: extract.extract(config, overwrite=args.overwrite, progress=progress),
+        "evaluate": lambda: evaluate.evaluate(config),
+        "probe": lambda: probe.probe(config),
+        "analyze": lambda: analyze.analyze(config),
+        "causal": lambda: causal.causal(config),
+        "report": lambda: report.report(config),
     }
     chosen = list(STEPS) if args.command in ("demo", "run") else [args.command]
     if args.command in ("demo", "run", "train"):
-        pipeline.prepare(config, overwrite=args.overwrite)
+        prepare.prepare(config, overwrite=args.overwrite)
     start = time.perf_counter()
     for step in chosen:
         t0 = time.perf_counter()

@@ -13,11 +13,11 @@ from valuetrace.activations.examples import load_labelled
 from valuetrace.training.datasets import PromptResponse, load_records
 
 from tests.valuetrace.test_demo_data import SCHEMAS  # the file set both writers produce
-from valuetrace import pipeline
 from valuetrace.config import load_config
 from valuetrace.demo_data import HELDOUT_FILES, TRAIN_FILES, DemoDataPaths, overlapping_spans
 from valuetrace.errors import ValuetraceError
 from valuetrace.real_data import SPECIESISM, RealDataSizes, write_real_data
+from valuetrace.steps.prepare import prepare
 
 CONFIG = Path(__file__).resolve().parents[2] / "valuetrace" / "configs" / "real_data.yaml"
 SIZES = RealDataSizes()
@@ -113,7 +113,7 @@ def test_prepare_writes_same_bytes_and_seed_changes_them(
     """The pipeline's prepare step writes the same bytes for the same seed; another seed differs."""
     config = load_config(CONFIG, run_dir=str(tmp_path / "run"))
     config.real_data_dir = str(shared_data)
-    pipeline.prepare(config)
+    prepare(config)
     for name in [*SCHEMAS, "DATA_CARD.md"]:
         file = f"{name}.jsonl" if name in SCHEMAS else name
         assert (config.paths.data / file).read_bytes() == (written.root / file).read_bytes(), name

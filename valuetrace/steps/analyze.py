@@ -1,14 +1,9 @@
-"""The read-only end of the pipeline: probe every cache, analyse across stages, write the report.
-
-These steps never run a model except the causal check; they read the run folder's caches,
-probe files and behaviour scores, and write `probes/`, `analysis/` and `report.html`.
-"""
+"""Step `analyze`: compare stages per concept, localise the weakening, write metrics, figures."""
 
 from __future__ import annotations
 
 import csv
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +16,6 @@ from valuetrace.analysis.findings import (
     check_same_examples,
     concentration,
     concept_findings,
-    pair_key,
     projection_vs_preference,
 )
 from valuetrace.analysis.plots import (
@@ -31,49 +25,17 @@ from valuetrace.analysis.plots import (
     plot_scores,
     plot_umap,
 )
-from valuetrace.analysis.report import render_html, summary_text
-from valuetrace.config import RunConfig
+from valuetrace.config import (
+    RunConfig,
+)
 from valuetrace.errors import DataError, MissingStepError
-from valuetrace.pipeline import BEHAVIOUR_SET
 from valuetrace.probing import (
-    ProbeConfig,
     ProbeResults,
     load_results,
-    probe_layers,
-    save_results,
     transfer_matrix,
 )
+from valuetrace.steps.common import BEHAVIOUR_SET, focus_index, primary_pair
 from valuetrace.training.lineage import Lineage
-
-log = logging.getLogger(__name__)
-
-
-def probe(config: RunConfig) -> None:
-    """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage."""
-    lineage = Lineage.load(config.paths.lineage)
-    cfg = ProbeConfig(
-        n_folds=config.probing.n_folds,
-        C=tuple(config.probing.C) if isinstance(config.probing.C, list) else config.probing.C,
-        n_bootstrap=config.probing.n_bootstrap,
-        control=config.probing.control,
-        seed=config.seed,
-        ci=config.probing.ci,
-    )
-    for probe_set in config.probes:
-        for stage in lineage.names():
-            cache = read_activations(config.paths.activations(probe_set.name, stage))
-            results = probe_layers(
-                cache.acts, cache.labels, np.asarray(cache.groups), cfg, layers=cache.layers
-            )
-            provenance = {
-                "stage": stage,
-                "dataset": probe_set.name,
-                "model_hash": str(cache.attrs["model_hash"]),
-                "dataset_hash": str(cache.attrs["dataset_hash"]),
-            }
-            out = config.paths.probes(probe_set.name, stage)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            save_results(results, out, provenance)
 
 
 def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activations, ProbeResults]:
@@ -157,16 +119,16 @@ def analyze(config: RunConfig) -> dict[str, Any]:
         }
         figures.update(
             _concept_figures(
-                name, concepts[name], stages, paths.figures, _focus_index(config, concepts[name])
+                name, concepts[name], stages, paths.figures, focus_index(config, concepts[name])
             )
         )
     primary_set = config.probes[0].name
-    primary_pair = _primary_pair(compare)
-    control_arm = _control_arm(compare, primary_pair)
+    headline = primary_pair(compare)
+    control_arm = _control_arm(compare, headline)
     metrics: dict[str, Any] = {
         "stages": stages,
         "compare": [list(p) for p in compare],
-        "primary": {"dataset": primary_set, "pair": list(primary_pair)},
+        "primary": {"dataset": primary_set, "pair": list(headline)},
         "lineage": {
             r.name: {
                 "parent": r.parent,
@@ -183,7 +145,7 @@ def analyze(config: RunConfig) -> dict[str, Any]:
         },
         "concepts": concepts,
     }
-    metrics["concentration"] = concentration(concepts, primary_set, primary_pair, control_arm)
+    metrics["concentration"] = concentration(concepts, primary_set, headline, control_arm)
     metrics["behaviour_vs_projection"] = _behaviour_vs_projection(
         config, stages, behaviour, loaded[primary_set], concepts
     )
@@ -195,15 +157,6 @@ def analyze(config: RunConfig) -> dict[str, Any]:
     (paths.analysis / "metrics.json").write_text(json.dumps(metrics, indent=1))
     _write_csvs(metrics, paths.analysis)
     return metrics
-
-
-def _primary_pair(compare: list[tuple[str, str]]) -> tuple[str, str]:
-    """The pair the headline is about: the first pair whose first stage is another's second."""
-    seconds = {b for _, b in compare}
-    for a, b in compare:
-        if a in seconds:
-            return a, b
-    return compare[0]
 
 
 def _control_arm(
@@ -325,7 +278,7 @@ def _behaviour_vs_projection(
 ) -> dict[str, Any]:
     """Per stage, at the layer of largest weakening: projection gap vs log-prob preference."""
     name = config.probes[0].name
-    best = _focus_index(config, concepts[name])
+    best = focus_index(config, concepts[name])
     out = {}
     for stage in stages:
         items = read_activations(config.paths.activations(BEHAVIOUR_SET, stage))
@@ -344,20 +297,13 @@ def _behaviour_vs_projection(
     return out
 
 
-def _focus_index(config: RunConfig, concept: dict[str, Any]) -> int:
-    """Index of the layer where the primary stage pair's representation dropped most."""
-    a, b = _primary_pair([(x, y) for x, y in config.analysis.compare])
-    loc = concept["localization"][pair_key(a, b)]
-    return int(np.argmax(loc[loc["metric"]]["drop"]))
-
-
 def _umap_figure(
     config: RunConfig, primary: dict[str, tuple[Activations, ProbeResults]], concept: dict[str, Any]
 ) -> dict[str, Path]:
     layers = concept["layers"]
     layer = config.analysis.umap_layer
     if layer is None:
-        layer = layers[_focus_index(config, concept)]
+        layer = layers[focus_index(config, concept)]
     if layer not in layers:
         raise DataError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
     i = layers.index(layer)
@@ -403,18 +349,3 @@ def _write_csvs(metrics: dict[str, Any], out: Path) -> None:
         for stage, scores in metrics["behaviour"].items():
             for score, v in scores.items():
                 writer.writerow([stage, score, v["value"], v["lo"], v["hi"]])
-
-
-def report(config: RunConfig) -> Path:
-    """Render report.html and summary.txt from analysis/metrics.json and its figures."""
-    paths = config.paths
-    metrics_path = paths.analysis / "metrics.json"
-    if not metrics_path.is_file():
-        raise MissingStepError(f"no {metrics_path}; run `valuetrace analyze` first.")
-    metrics = json.loads(metrics_path.read_text())
-    causal_path = paths.analysis / "causal.json"
-    if causal_path.is_file():
-        metrics["causal"] = json.loads(causal_path.read_text())
-    figures = {k: paths.root / v for k, v in metrics["figures"].items()}
-    (paths.root / "summary.txt").write_text(summary_text(metrics))
-    return render_html(metrics, figures, paths.report)

@@ -1,0 +1,55 @@
+"""Step `evaluate`: behavioural compassion preference and helpfulness loss per stage."""
+
+from __future__ import annotations
+
+from valuetrace.analysis.behaviour import BehaviourResult, behaviour_scores
+from valuetrace.config import (
+    RunConfig,
+    resolve_data_path,
+)
+from valuetrace.errors import DataError
+from valuetrace.prompts import format_prompts
+from valuetrace.steps.common import behaviour_items, load_options, stage_model, stage_tokenizer
+from valuetrace.training.datasets import (
+    PromptResponse,
+    load_records,
+)
+from valuetrace.training.lineage import Lineage
+
+
+def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
+    """Behavioural compassion preference and helpfulness loss for every recorded stage."""
+    lineage = Lineage.load(config.paths.lineage)
+    items = behaviour_items(config)
+    help_cfg = config.behaviour.helpfulness_eval
+    help_records = load_records(  # the first `limit` items, in file order
+        resolve_data_path(help_cfg.source, config),
+        **{**load_options(config, help_cfg), "shuffle": False},
+    )
+    if not all(isinstance(r, PromptResponse) for r in help_records):
+        raise DataError("behaviour.helpfulness_eval must be prompt/response data.")
+    results = {}
+    for record in lineage.records:
+        model = stage_model(config, record)
+        tokenizer = stage_tokenizer(record)
+
+        result = behaviour_scores(
+            model,
+            tokenizer,
+            eval_ids=[str(i["id"]) for i in items],
+            eval_prompts=format_prompts(
+                [i["prompt"] for i in items], tokenizer, chat=config.model.chat_template
+            ),
+            compassionate=[i["compassionate"] for i in items],
+            dismissive=[i["dismissive"] for i in items],
+            help_prompts=format_prompts(
+                [r.prompt for r in help_records], tokenizer, chat=config.model.chat_template
+            ),
+            help_responses=[r.response for r in help_records],
+            n_boot=config.behaviour.n_bootstrap,
+            seed=config.seed,
+            batch_size=config.extract.batch_size,
+        )
+        result.save(config.paths.behaviour(record.name))
+        results[record.name] = result
+    return results

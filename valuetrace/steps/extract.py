@@ -1,0 +1,55 @@
+"""Step `extract`: cache pooled activations of every probe set under every recorded stage."""
+
+from __future__ import annotations
+
+from valuetrace.activations.examples import load_labelled
+from valuetrace.activations.extract import cache_provenance, extract_to_cache
+from valuetrace.config import (
+    RunConfig,
+    resolve_data_path,
+)
+from valuetrace.prompts import format_prompts
+from valuetrace.steps.common import BEHAVIOUR_SET, behaviour_examples, stage_model, stage_tokenizer
+from valuetrace.training.lineage import Lineage
+
+
+def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True) -> None:
+    """Cache pooled activations of every probe set under every recorded stage."""
+    lineage = Lineage.load(config.paths.lineage)
+    lineage.verify()
+    lineage.save(config.paths.lineage)
+    sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
+    sets[BEHAVIOUR_SET] = behaviour_examples(config)
+    for record in lineage.records:
+        model = stage_model(config, record)
+        tokenizer = stage_tokenizer(record)
+        for name, examples in sets.items():
+            prompts = format_prompts(examples.prompts, tokenizer, chat=config.model.chat_template)
+            provenance = {
+                "stage": record.name,
+                **cache_provenance(
+                    model=record.checkpoint,
+                    model_hash=record.weights_hash or record.checkpoint,
+                    tokenizer=tokenizer,
+                    examples=examples,
+                    dataset=name,
+                    pooling=config.extract.pooling,
+                    dtype=config.extract.dtype,
+                    max_length=config.extract.max_length,
+                    chat=config.model.chat_template,
+                ),
+            }
+            extract_to_cache(
+                model,
+                tokenizer,
+                examples,
+                prompts,
+                config.paths.activations(name, record.name),
+                provenance=provenance,
+                pooling=config.extract.pooling,
+                batch_size=config.extract.batch_size,
+                max_length=config.extract.max_length,
+                layers=config.extract.layers,
+                overwrite=overwrite,
+                progress=progress,
+            )

@@ -1,0 +1,44 @@
+"""Step `probe`: per-layer probes with CV, controls and CIs for each probe set and stage."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from valuetrace.activations.store import read_activations
+from valuetrace.config import (
+    RunConfig,
+)
+from valuetrace.probing import (
+    ProbeConfig,
+    probe_layers,
+    save_results,
+)
+from valuetrace.training.lineage import Lineage
+
+
+def probe(config: RunConfig) -> None:
+    """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage."""
+    lineage = Lineage.load(config.paths.lineage)
+    cfg = ProbeConfig(
+        n_folds=config.probing.n_folds,
+        C=tuple(config.probing.C) if isinstance(config.probing.C, list) else config.probing.C,
+        n_bootstrap=config.probing.n_bootstrap,
+        control=config.probing.control,
+        seed=config.seed,
+        ci=config.probing.ci,
+    )
+    for probe_set in config.probes:
+        for stage in lineage.names():
+            cache = read_activations(config.paths.activations(probe_set.name, stage))
+            results = probe_layers(
+                cache.acts, cache.labels, np.asarray(cache.groups), cfg, layers=cache.layers
+            )
+            provenance = {
+                "stage": stage,
+                "dataset": probe_set.name,
+                "model_hash": str(cache.attrs["model_hash"]),
+                "dataset_hash": str(cache.attrs["dataset_hash"]),
+            }
+            out = config.paths.probes(probe_set.name, stage)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_results(results, out, provenance)

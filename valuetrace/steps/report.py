@@ -1,0 +1,27 @@
+"""Step `report`: render report.html and summary.txt from the analysis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from valuetrace.analysis.report import render_html, summary_text
+from valuetrace.config import (
+    RunConfig,
+)
+from valuetrace.errors import MissingStepError
+
+
+def report(config: RunConfig) -> Path:
+    """Render report.html and summary.txt from analysis/metrics.json and its figures."""
+    paths = config.paths
+    metrics_path = paths.analysis / "metrics.json"
+    if not metrics_path.is_file():
+        raise MissingStepError(f"no {metrics_path}; run `valuetrace analyze` first.")
+    metrics = json.loads(metrics_path.read_text())
+    causal_path = paths.analysis / "causal.json"
+    if causal_path.is_file():
+        metrics["causal"] = json.loads(causal_path.read_text())
+    figures = {k: paths.root / v for k, v in metrics["figures"].items()}
+    (paths.root / "summary.txt").write_text(summary_text(metrics))
+    return render_html(metrics, figures, paths.report)
