@@ -8,15 +8,15 @@ step reads only what earlier steps wrote (see `RunPaths`).
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from valuetrace.errors import ConfigError, ValuetraceError
+from valuetrace.errors import ConfigError
+from valuetrace.paths import RunPaths
+from valuetrace.records import from_plain
 
 Pooling = Literal["last", "mean", "response"]
 Method = Literal["full", "lora"]
@@ -236,108 +236,11 @@ class RunConfig:
         )
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    """Every file of a run folder, so no step hard-codes another's layout."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def lineage(self) -> Path:
-        return self.root / "lineage.json"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.root / "tokenizer"
-
-    def checkpoint(self, stage: str) -> Path:
-        return self.root / "checkpoints" / stage
-
-    def activations(self, dataset: str, stage: str) -> Path:
-        return self.root / "activations" / dataset / f"{stage}.h5"
-
-    def probes(self, dataset: str, stage: str) -> Path:
-        return self.root / "probes" / dataset / f"{stage}.h5"
-
-    def behaviour(self, stage: str) -> Path:
-        return self.root / "behaviour" / f"{stage}.json"
-
-    @property
-    def analysis(self) -> Path:
-        return self.root / "analysis"
-
-    @property
-    def figures(self) -> Path:
-        return self.root / "analysis" / "figures"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.html"
-
-
-def _build(tp: Any, value: Any, where: str) -> Any:
-    """Convert plain YAML data into the annotated type `tp`, naming `where` on errors."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for inner in (a for a in args if a is not type(None)):
-            try:
-                return _build(inner, value, where)
-            except ValuetraceError as err:
-                errors.append(str(err))
-        raise ConfigError(" or ".join(errors))
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}.")
-        hints = typing.get_type_hints(tp)
-        known = {f.name for f in dataclasses.fields(tp) if f.init}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown field(s) {unknown}; allowed fields: {sorted(known)}."
-            )
-        kwargs = {k: _build(hints[k], v, f"{where}.{k}") for k, v in value.items()}
-        try:
-            return tp(**kwargs)
-        except TypeError as err:
-            raise ConfigError(f"{where}: {err}") from err
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}.")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}.")
-        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}.")
-        return {str(k): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, str, bool) and not (
-        isinstance(value, tp) and not (tp is int and isinstance(value, bool))
-    ):
-        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}.")
-    return value
-
-
 def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> RunConfig:
     """Validate a plain mapping into a `RunConfig` (optionally overriding `run_dir`)."""
     if run_dir is not None:
         data = {**data, "run_dir": run_dir}
-    return _build(RunConfig, data, "config")
+    return from_plain(RunConfig, data, "config", error=ConfigError)
 
 
 def load_config(path: str | Path, *, run_dir: str | None = None) -> RunConfig:
