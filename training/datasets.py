@@ -15,10 +15,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 from datasets import Dataset, DatasetDict, load_dataset
 
+from valuetrace.config import Schema
 from valuetrace.errors import DataError
 from valuetrace.prompts import chat_messages, plain_prompt
 
@@ -40,11 +41,10 @@ class PromptResponse:
 
 
 Record = Document | PromptResponse
-Schema = Literal["documents", "dolly", "alpaca", "messages", "auto"]
 Source = str | Path | Dataset | DatasetDict
 Row = dict[str, Any]
 
-_SCHEMAS: tuple[str, ...] = ("documents", "dolly", "alpaca", "messages", "auto")
+_SCHEMAS: tuple[str, ...] = get_args(Schema)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_SUFFIXES = (".jsonl", ".json", ".csv")
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")

@@ -25,14 +25,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOConfig, GRPOTrainer
 from valuetrace.training.stages import (
     StageResult,
-    TrainSettings,
+    StageRun,
     fit_and_save,
-    lora_config,
+    peft_config,
     stage_result,
     trainer_arguments,
     work_dir_of,
 )
 
+from valuetrace.config import GrpoConfig, StageConfig
 from valuetrace.errors import DataError
 from valuetrace.prompts import format_prompt
 
@@ -67,59 +68,47 @@ class KeywordReward:
         return [float(sum(bool(p.search(text)) for p in patterns)) for text in texts]
 
 
-@dataclass(frozen=True)
-class GrpoSettings:
-    """A GRPO stage: the stage's shared training settings plus the sampling ones GRPO adds."""
-
-    train: TrainSettings
-    num_generations: int = 8
-    max_completion_length: int = 128
-    temperature: float = 1.0
-    beta: float = 0.0
-
-
 def train_grpo_stage(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     reward_fn: RewardFn,
-    settings: GrpoSettings,
+    stage: StageConfig,
+    run: StageRun,
     out_dir: Path,
     *,
     use_cpu: bool,
     progress: bool = True,
 ) -> StageResult:
-    """Train `model` with GRPO on `prompts` scored by `reward_fn`; save it to `out_dir`."""
+    """Train `model` with GRPO on `prompts` scored by `reward_fn`; save it to `out_dir`.
+
+    The schedule and LoRA settings come from `stage` as in `train_stage`; the sampling ones
+    (generations per prompt, completion length, temperature, KL weight beta) from `stage.grpo`.
+    Method: GRPO (Shao et al. 2024, DeepSeekMath), as implemented by TRL's `GRPOTrainer`.
+
+    Raises:
+        ConfigError: a setting of `stage` is out of range.
+        DataError: there are no prompts, or a sharded LoRA stage is merged.
+    """
     if not prompts:
         raise DataError("a GRPO stage needs at least one prompt; its data has none.")
+    grpo = stage.grpo or GrpoConfig()
     work_dir = work_dir_of(out_dir)
     args = GRPOConfig(
-        **trainer_arguments(settings.train, work_dir, use_cpu=use_cpu, progress=progress),
-        num_generations=settings.num_generations,
-        max_completion_length=settings.max_completion_length,
-        temperature=settings.temperature,
-        beta=settings.beta,
+        **trainer_arguments(stage, run, work_dir, use_cpu=use_cpu, progress=progress),
+        num_generations=grpo.num_generations,
+        max_completion_length=grpo.max_completion_length,
+        temperature=grpo.temperature,
+        beta=grpo.beta,
     )
-    texts = [format_prompt(p, tokenizer, chat=settings.train.chat) for p in prompts]
-    lora = settings.train.method == "lora"
+    texts = [format_prompt(p, tokenizer, chat=run.chat) for p in prompts]
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fn,
         args=args,
         train_dataset=Dataset.from_list([{"prompt": t} for t in texts]),
         processing_class=tokenizer,
-        peft_config=(
-            lora_config(
-                settings.train.lora_r,
-                settings.train.lora_alpha,
-                settings.train.lora_dropout,
-                settings.train.lora_targets,
-            )
-            if lora
-            else None
-        ),
+        peft_config=peft_config(stage),
     )
-    output, seconds = fit_and_save(
-        trainer, tokenizer, work_dir, out_dir, lora=lora, merge=settings.train.lora_merge
-    )
+    output, seconds = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
     return stage_result(trainer, output, seconds)

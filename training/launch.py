@@ -15,62 +15,55 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from accelerate import PartialState
 from valuetrace.training.datasets import load_records
-from valuetrace.training.stages import StageResult, TrainSettings, train_stage
+from valuetrace.training.stages import StageResult, StageRun, train_stage
 
+from valuetrace.config import Dtype, StageConfig
 from valuetrace.errors import DataError
 from valuetrace.models import load_model, load_tokenizer
+from valuetrace.records import load_record, save_record
 
 RESULT_NAME = "train_result.json"
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """What a launched stage needs, as plain JSON: model, tokenizer, data, settings, output."""
+    """What a launched stage needs: model, tokenizer, data, the stage's config, output folder.
+
+    Written as a versioned JSON record (`valuetrace.records`) and read back typed by every
+    launched process: `stage` is the stage's own `StageConfig`, `run` the run-level values,
+    `data_options` the `load_records` keyword arguments (schema, limit …).
+    """
+
+    SCHEMA: ClassVar[str] = "stage_spec"
+    VERSION: ClassVar[int] = 1
 
     model: str
     tokenizer: str
     data: str
     out_dir: str
-    settings: dict[str, Any]
+    stage: StageConfig
+    run: StageRun
     data_options: dict[str, Any] = field(default_factory=dict)
-    dtype: str = "float32"
+    dtype: Dtype = "float32"
 
     def save(self, path: Path) -> None:
-        """Write the spec as JSON."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2))
+        """Write the spec as versioned JSON."""
+        save_record(self, path)
 
     @classmethod
     def load(cls, path: Path) -> StageSpec:
-        """Read a spec written by `save`."""
-        return cls(**json.loads(path.read_text()))
+        """Read a spec written by `save`.
 
-
-def spec_for(
-    model: str,
-    tokenizer: str,
-    data: str,
-    settings: TrainSettings,
-    out_dir: Path,
-    *,
-    dtype: str = "float32",
-    **data_options: Any,
-) -> StageSpec:
-    """A spec from typed parts; `data_options` are passed to `load_records` (schema, limit …)."""
-    return StageSpec(
-        model=model,
-        tokenizer=tokenizer,
-        data=data,
-        out_dir=str(out_dir),
-        settings=asdict(settings),
-        data_options=data_options,
-        dtype=dtype,
-    )
+        Raises:
+            MissingStepError: no file at `path`.
+            CacheError: the file is not a spec of a version read here.
+        """
+        return load_record(cls, path)
 
 
 def launch_command(
@@ -132,9 +125,6 @@ def read_result(out_dir: Path) -> StageResult:
 
 def run_spec(spec: StageSpec, *, progress: bool = True) -> StageResult:
     """Train one spec in this process (one rank of a launched group)."""
-    options = dict(spec.settings)
-    options["lora_targets"] = tuple(options["lora_targets"])
-    settings = TrainSettings(**options)
     tokenizer = load_tokenizer(spec.tokenizer)
     model = load_model(spec.model, dtype=spec.dtype)
     records = load_records(spec.data, **spec.data_options)
@@ -143,7 +133,8 @@ def run_spec(spec: StageSpec, *, progress: bool = True) -> StageResult:
         model,
         tokenizer,
         records,
-        settings,
+        spec.stage,
+        spec.run,
         out_dir,
         use_cpu=not torch.cuda.is_available(),
         progress=progress,

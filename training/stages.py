@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,35 +26,25 @@ from valuetrace.training.datasets import (
     sft_prompt_completion,
 )
 
+from valuetrace.config import Format, LoraConfig, StageConfig, check_ranges
 from valuetrace.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """The hyperparameters of one stage (a flat view of the stage config)."""
+class StageRun:
+    """What a stage needs from the run beside its own `StageConfig`.
 
-    format: str
-    method: str
-    epochs: float
-    max_steps: int
-    learning_rate: float
-    batch_size: int
-    grad_accum: int
-    max_length: int
-    warmup_ratio: float
-    weight_decay: float
+    `seed` seeds the Trainer and its data order (the stage's own `seed`, else the run's); `chat`
+    formats SFT prompts with the tokenizer's chat template; `bf16` trains in bfloat16 mixed
+    precision; `save_steps` / `logging_steps` set how often a Trainer checkpoint is written
+    (what a killed stage resumes from) and the loss is logged.
+    """
+
     seed: int
     chat: bool = False
-    packing: bool = True
-    gradient_checkpointing: bool = False
     bf16: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    lora_merge: bool = True
     save_steps: int = 200
     logging_steps: int = 10
 
@@ -73,9 +62,18 @@ class StageResult:
     processes: int = 1
 
 
-def to_dataset(records: list[Document] | list[PromptResponse], settings: TrainSettings) -> Dataset:
-    """Turn records into the dataset shape SFTTrainer expects for the stage's loss format."""
-    if settings.format == "documents":
+def to_dataset(
+    records: list[Document] | list[PromptResponse], loss_format: Format, *, chat: bool = False
+) -> Dataset:
+    """Turn records into the dataset shape SFTTrainer expects for the stage's loss format.
+
+    Documents become `{"text"}` rows (next-token loss on every token); prompt/response records
+    become prompt/completion rows, or conversational ones with `chat` (loss on the response).
+
+    Raises:
+        DataError: the records do not fit `loss_format`.
+    """
+    if loss_format == "documents":
         if not all(isinstance(r, Document) for r in records):
             raise DataError(
                 "a 'documents' stage needs plain text records; set the stage's format to 'sft' "
@@ -87,20 +85,26 @@ def to_dataset(records: list[Document] | list[PromptResponse], settings: TrainSe
             "an 'sft' stage needs prompt/response records (Dolly, Alpaca or messages schema); "
             "set the stage's format to 'documents' for plain text."
         )
-    if settings.chat:
+    if chat:
         return Dataset.from_list(sft_conversational(records))
     return Dataset.from_list(sft_prompt_completion(records))
 
 
-def lora_config(r: int, alpha: int, dropout: float, targets: Sequence[str]) -> Any:
-    """A PEFT LoRA config for a causal LM (shared by the SFT and GRPO stages)."""
-    from peft import LoraConfig
+def peft_config(stage: StageConfig) -> Any:
+    """The stage's PEFT LoRA config for a causal LM, or None for full fine-tuning.
 
-    return LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=list(targets),
+    Shared by the SFT and GRPO stages (LoRA: Hu et al. 2021, through the PEFT library).
+    """
+    if stage.method != "lora":
+        return None
+    from peft import LoraConfig as PeftLoraConfig
+
+    lora = stage.lora or LoraConfig()
+    return PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
 
@@ -122,10 +126,17 @@ def fit_and_save(
     work_dir: Path,
     out_dir: Path,
     *,
-    lora: bool,
-    merge: bool,
+    stage: StageConfig,
 ) -> tuple[TrainOutput, float]:
-    """Train (resuming if a checkpoint exists), save on the main process, then drop `work_dir`."""
+    """Train (resuming if a checkpoint exists), save on the main process, then drop `work_dir`.
+
+    A LoRA stage's adapter is merged into the weights when its `lora.merge` says so.
+
+    Raises:
+        DataError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
+    """
+    lora = stage.method == "lora"
+    merge = (stage.lora or LoraConfig()).merge
     sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
     if sharded and lora and merge:
         raise DataError(
@@ -158,30 +169,36 @@ def fit_and_save(
 
 
 def trainer_arguments(
-    settings: TrainSettings, work_dir: Path, *, use_cpu: bool, progress: bool
+    stage: StageConfig, run: StageRun, work_dir: Path, *, use_cpu: bool, progress: bool
 ) -> dict[str, Any]:
-    """The Trainer arguments SFT and GRPO stages share (schedule, seeds, checkpoints, logging)."""
+    """The Trainer arguments SFT and GRPO stages share (schedule, seeds, checkpoints, logging).
+
+    Raises:
+        ConfigError: a setting of `stage` is out of range (the field is named), so a bad value
+            fails here rather than inside torch.
+    """
+    check_ranges(stage, f"stage '{stage.name}'")
     return {
         "output_dir": str(work_dir),
-        "num_train_epochs": settings.epochs,
-        "max_steps": settings.max_steps,
-        "learning_rate": settings.learning_rate,
-        "per_device_train_batch_size": settings.batch_size,
-        "gradient_accumulation_steps": settings.grad_accum,
-        "warmup_steps": settings.warmup_ratio,
-        "weight_decay": settings.weight_decay,
+        "num_train_epochs": stage.epochs,
+        "max_steps": stage.max_steps,
+        "learning_rate": stage.learning_rate,
+        "per_device_train_batch_size": stage.batch_size,
+        "gradient_accumulation_steps": stage.grad_accum,
+        "warmup_steps": stage.warmup_ratio,  # a value < 1 is a fraction of the steps
+        "weight_decay": stage.weight_decay,
         "lr_scheduler_type": "cosine",
-        "seed": settings.seed,
-        "data_seed": settings.seed,
-        "bf16": settings.bf16,
+        "seed": run.seed,
+        "data_seed": run.seed,
+        "bf16": run.bf16,
         "use_cpu": use_cpu,
         "report_to": [],
-        "logging_steps": settings.logging_steps,
+        "logging_steps": run.logging_steps,
         "save_strategy": "steps",
-        "save_steps": settings.save_steps,
+        "save_steps": run.save_steps,
         "save_total_limit": 1,
         "disable_tqdm": not progress,
-        "gradient_checkpointing": settings.gradient_checkpointing,
+        "gradient_checkpointing": stage.gradient_checkpointing,
     }
 
 
@@ -189,44 +206,36 @@ def train_stage(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     records: list[Document] | list[PromptResponse],
-    settings: TrainSettings,
+    stage: StageConfig,
+    run: StageRun,
     out_dir: Path,
     *,
     use_cpu: bool,
     progress: bool = True,
 ) -> StageResult:
-    """Train `model` on `records` and save the result (merged if LoRA) to `out_dir`."""
+    """Train `model` on `records` as `stage` says and save the result (merged if LoRA) to `out_dir`.
+
+    Raises:
+        ConfigError: a setting of `stage` is out of range.
+        DataError: the records do not fit the stage's format, or a sharded LoRA stage is merged.
+    """
     work_dir = work_dir_of(out_dir)
     args = SFTConfig(
-        **trainer_arguments(settings, work_dir, use_cpu=use_cpu, progress=progress),
-        max_length=settings.max_length,
+        **trainer_arguments(stage, run, work_dir, use_cpu=use_cpu, progress=progress),
+        max_length=stage.max_length,
         save_only_model=False,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
-        packing=settings.packing and settings.format == "documents",
-    )
-    peft = (
-        lora_config(
-            settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.lora_targets
-        )
-        if settings.method == "lora"
-        else None
+        packing=stage.packing and stage.format == "documents",
     )
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=to_dataset(records, settings),
+        train_dataset=to_dataset(records, stage.format, chat=run.chat),
         processing_class=tokenizer,
-        peft_config=peft,
+        peft_config=peft_config(stage),
     )
-    output, seconds = fit_and_save(
-        trainer,
-        tokenizer,
-        work_dir,
-        out_dir,
-        lora=settings.method == "lora",
-        merge=settings.lora_merge,
-    )
+    output, seconds = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
     return stage_result(trainer, output, seconds)
 
 

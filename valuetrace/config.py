@@ -1,13 +1,17 @@
 """Typed, validated run configuration: one YAML file describes a whole pipeline.
 
-The config is a tree of dataclasses. `load_config` reads YAML, rejects unknown fields and bad
-values with a message that names the field, and derives every path of the run folder, so each
-step reads only what earlier steps wrote (see `RunPaths`).
+The config is a tree of dataclasses, and each setting is defined once, here: training takes a
+`StageConfig`, probing a `ProbingConfig`, with no look-alike copies. A numeric field declares its
+allowed range where it is defined (`checked`); `load_config` reads YAML, rejects unknown fields,
+wrong types and out-of-range values with a `ConfigError` that names the field
+(`config.stages[2].learning_rate`), before any step writes anything, and derives every path of
+the run folder, so each step reads only what earlier steps wrote (see `RunPaths`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,18 +25,93 @@ from valuetrace.records import from_plain
 Pooling = Literal["last", "mean", "response"]
 Method = Literal["full", "lora"]
 Format = Literal["documents", "sft", "grpo"]
+Schema = Literal["documents", "dolly", "alpaca", "messages", "auto"]
+Dtype = Literal["float32", "bfloat16", "float16"]
+
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by the HF Trainer) takes 0 .. 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric config field; each bound is optional, open or closed."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def allows(self, value: float) -> bool:
+        """Whether `value` is finite and inside every given bound."""
+        return (
+            math.isfinite(value)
+            and (self.gt is None or value > self.gt)
+            and (self.ge is None or value >= self.ge)
+            and (self.lt is None or value < self.lt)
+            and (self.le is None or value <= self.le)
+        )
+
+    def __str__(self) -> str:
+        """The range as text, e.g. `> 0` or `>= 0 and < 1`."""
+        ops = ((">", self.gt), (">=", self.ge), ("<", self.lt), ("<=", self.le))
+        return " and ".join(f"{op} {bound!r}" for op, bound in ops if bound is not None)
+
+
+def checked(
+    default: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A dataclass field with a default and an allowed range, which `check_ranges` enforces.
+
+    For a list-valued field the range applies to every element; `None` (an unset optional
+    field) is always allowed.
+    """
+    return field(default=default, metadata={"bounds": Bounds(gt=gt, ge=ge, lt=lt, le=le)})
+
+
+def check_ranges(obj: Any, where: str) -> None:
+    """Check every `checked` field of the config dataclass `obj` and of the dataclasses in it.
+
+    `where` is the name of `obj` in messages (`config`, `probing`, …); a nested field is
+    named by its path, e.g. `config.stages[2].learning_rate`.
+
+    Raises:
+        ConfigError: a value is not finite or outside its field's range; the field is named.
+    """
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        path = f"{where}.{f.name}"
+        bounds: Bounds | None = f.metadata.get("bounds")
+        if bounds is not None and value is not None:
+            items = enumerate(value) if isinstance(value, list | tuple) else [(None, value)]
+            for i, item in items:
+                name = path if i is None else f"{path}[{i}]"
+                if not bounds.allows(item):
+                    raise ConfigError(
+                        f"{name} is {item!r}; it must be {bounds}. Change it in the config "
+                        f"(the default is {f.default!r})."
+                    )
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, path)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    check_ranges(item, f"{path}[{i}]")
 
 
 @dataclass
 class ScratchModel:
     """A Llama-architecture model built from a config (no download), for the CPU demo."""
 
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 344
-    max_position_embeddings: int = 256
-    vocab_size: int = 4096
+    hidden_size: int = checked(128, ge=1)
+    num_layers: int = checked(4, ge=1)
+    num_heads: int = checked(4, ge=1)
+    intermediate_size: int = checked(344, ge=1)
+    max_position_embeddings: int = checked(256, ge=1)
+    vocab_size: int = checked(4096, ge=1)
 
 
 @dataclass
@@ -42,7 +121,7 @@ class ModelConfig:
     name_or_path: str | None = None
     scratch: ScratchModel | None = None
     revision: str | None = None
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Dtype = "float32"
     chat_template: bool = False
 
     def __post_init__(self) -> None:
@@ -58,8 +137,8 @@ class DataSource:
     """One dataset: a local file or hub id, its schema, and an optional filter and size cap."""
 
     source: str
-    schema: Literal["documents", "dolly", "alpaca", "messages", "auto"] = "auto"
-    limit: int | None = None
+    schema: Schema = "auto"
+    limit: int | None = checked(None, ge=1)
     where: dict[str, str] | None = None
     split: str = "train"
     drop_empty: bool = False
@@ -69,9 +148,9 @@ class DataSource:
 class LoraConfig:
     """PEFT LoRA settings; `merge` folds the adapter into the weights after training."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = checked(16, ge=1)
+    alpha: int = checked(32, ge=1)
+    dropout: float = checked(0.05, ge=0, lt=1)
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
@@ -82,10 +161,10 @@ class LoraConfig:
 class GrpoConfig:
     """GRPO (TRL) settings for a reinforcement-learning stage with a keyword reward."""
 
-    num_generations: int = 8
-    max_completion_length: int = 256
-    temperature: float = 1.0
-    beta: float = 0.0
+    num_generations: int = checked(8, ge=2)
+    max_completion_length: int = checked(256, ge=1)
+    temperature: float = checked(1.0, gt=0)
+    beta: float = checked(0.0, ge=0)
     reward_words: list[str] | None = None
 
 
@@ -103,17 +182,17 @@ class StageConfig:
     method: Method = "full"
     lora: LoraConfig | None = None
     grpo: GrpoConfig | None = None
-    epochs: float = 1.0
-    max_steps: int = -1
-    learning_rate: float = 1e-3
-    batch_size: int = 16
-    grad_accum: int = 1
-    max_length: int = 128
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
+    epochs: float = checked(1.0, gt=0)
+    max_steps: int = checked(-1, ge=-1)  # -1: train for `epochs`; > 0: stop after this many
+    learning_rate: float = checked(1e-3, gt=0)
+    batch_size: int = checked(16, ge=1)
+    grad_accum: int = checked(1, ge=1)
+    max_length: int = checked(128, ge=1)
+    warmup_ratio: float = checked(0.05, ge=0, lt=1)
+    weight_decay: float = checked(0.0, ge=0)
     packing: bool = True
     gradient_checkpointing: bool = False
-    seed: int | None = None
+    seed: int | None = checked(None, ge=0, le=MAX_SEED)  # None: the run's seed
 
     def __post_init__(self) -> None:
         if self.method == "lora" and self.lora is None:
@@ -148,20 +227,42 @@ class ExtractConfig:
 
     pooling: Pooling = "response"
     dtype: Literal["float32", "float16"] = "float32"
-    batch_size: int = 16
-    max_length: int = 256
-    layers: list[int] | None = None
+    batch_size: int = checked(16, ge=1)
+    max_length: int = checked(256, ge=1)
+    layers: list[int] | None = checked(None, ge=0)  # hidden-state indices: 0 = embeddings
 
 
 @dataclass
 class ProbingConfig:
-    """Cross-validation and statistics settings for the per-layer probes."""
+    """Cross-validation, regularisation and interval settings of the per-layer probes.
 
-    n_folds: int = 5
-    C: float | list[float] = 1.0
-    n_bootstrap: int = 1000
+    `C` is the inverse L2 strength of the logistic probes: one value, or a list of candidates
+    chosen per layer by nested grouped CV (which needs `n_folds` >= 3). `ci` is the level of
+    every group-bootstrap interval; `tol` / `max_iter` bound the batched solver.
+    """
+
+    n_folds: int = checked(5, ge=2)
+    C: float | list[float] = checked(1.0, gt=0)
+    n_bootstrap: int = checked(1000, ge=1)
     control: bool = True
-    ci: float = 0.95
+    ci: float = checked(0.95, gt=0, lt=1)
+    tol: float = checked(1e-4, gt=0)
+    max_iter: int = checked(1000, ge=1)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.C, list | tuple) and not self.C:
+            raise ConfigError("probing.C is an empty list; give one C or a list of candidates.")
+        if len(self.C_grid) > 1 and self.n_folds < 3:
+            raise ConfigError(
+                f"probing.n_folds is {self.n_folds}, but choosing C from {list(self.C_grid)} by "
+                "nested CV needs n_folds >= 3; raise n_folds or give a single C."
+            )
+
+    @property
+    def C_grid(self) -> tuple[float, ...]:
+        """Candidate Cs in ascending order (one value when C is fixed)."""
+        values = self.C if isinstance(self.C, list | tuple) else (self.C,)
+        return tuple(sorted(float(c) for c in values))
 
 
 @dataclass
@@ -170,7 +271,7 @@ class BehaviourConfig:
 
     compassion_eval: str
     helpfulness_eval: DataSource
-    n_bootstrap: int = 1000
+    n_bootstrap: int = checked(1000, ge=1)
 
 
 @dataclass
@@ -179,7 +280,7 @@ class AnalysisConfig:
 
     compare: list[list[str]]
     metric: Literal["separation", "auroc"] = "separation"
-    umap_layer: int | None = None
+    umap_layer: int | None = checked(None, ge=0)
     umap: bool = True
 
 
@@ -195,7 +296,7 @@ class RunConfig:
     analysis: AnalysisConfig
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     probing: ProbingConfig = field(default_factory=ProbingConfig)
-    seed: int = 0
+    seed: int = checked(0, ge=0, le=MAX_SEED)
     demo_data: bool = False
     real_data_dir: str | None = None
     tokenizer_corpora: list[str] = field(default_factory=list)
@@ -220,6 +321,14 @@ class RunConfig:
                 )
         if not self.probes:
             raise ConfigError("probes: list at least one probe set (e.g. compassion pairs).")
+        umap_layer, layers = self.analysis.umap_layer, self.extract.layers
+        if umap_layer is not None and layers is not None and umap_layer not in layers:
+            raise ConfigError(
+                f"config.analysis.umap_layer is {umap_layer}, which config.extract.layers "
+                f"{layers} does not extract; pick one of those or add it to extract.layers."
+            )
+        if self.model.scratch is not None:
+            check_layer_indices(self, self.model.scratch.num_layers, "model.scratch")
 
     @property
     def paths(self) -> RunPaths:
@@ -237,14 +346,27 @@ class RunConfig:
 
 
 def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> RunConfig:
-    """Validate a plain mapping into a `RunConfig` (optionally overriding `run_dir`)."""
+    """Validate a plain mapping into a `RunConfig` (optionally overriding `run_dir`).
+
+    Raises:
+        ConfigError: a field is unknown, of the wrong type or out of range (it is named).
+    """
     if run_dir is not None:
         data = {**data, "run_dir": run_dir}
-    return from_plain(RunConfig, data, "config", error=ConfigError)
+    config = from_plain(RunConfig, data, "config", error=ConfigError)
+    check_ranges(config, "config")
+    return config
 
 
 def load_config(path: str | Path, *, run_dir: str | None = None) -> RunConfig:
-    """Read and validate a YAML config; `${config_dir}` in strings means the file's folder."""
+    """Read and validate a YAML config; `${config_dir}` in strings means the file's folder.
+
+    Nothing is written: a config that fails here leaves no run folder behind.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a field is unknown, of the wrong type
+            or out of range (it is named).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
@@ -269,3 +391,48 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 def resolve_data_path(source: str, config: RunConfig) -> str:
     """Expand `${data}` (the run's built-in data folder) in a data source string."""
     return source.replace("${data}", str(config.paths.data))
+
+
+def check_layer_indices(config: RunConfig, n_blocks: int, model: str) -> None:
+    """Refuse layer indices the model lacks: hidden states run from 0 (embeddings) to `n_blocks`.
+
+    Checks `extract.layers` and `analysis.umap_layer`; `model` names where `n_blocks` came from.
+
+    Raises:
+        ConfigError: an index is outside 0 .. `n_blocks`; the field is named.
+    """
+    named = [(f"extract.layers[{i}]", layer) for i, layer in enumerate(config.extract.layers or [])]
+    if config.analysis.umap_layer is not None:
+        named.append(("analysis.umap_layer", config.analysis.umap_layer))
+    for name, layer in named:
+        if not 0 <= layer <= n_blocks:
+            raise ConfigError(
+                f"config.{name} is {layer}, but {model} has {n_blocks} blocks: layers run from 0 "
+                f"(the embeddings) to {n_blocks} (the last block's output)."
+            )
+
+
+def check_model_layers(config: RunConfig) -> None:
+    """Check the layer indices against a hub or local model's depth, before a run writes.
+
+    A from-scratch model's layers are checked when the config loads. A hub id or folder has its
+    `config.json` read (`num_hidden_layers`) from disk or the local hub cache only, never
+    downloaded; a model in neither is checked later, when extraction loads it.
+
+    Raises:
+        ConfigError: `extract.layers` or `analysis.umap_layer` holds an index the model lacks.
+    """
+    name = config.model.name_or_path
+    if name is None or (config.extract.layers is None and config.analysis.umap_layer is None):
+        return
+    from transformers import AutoConfig
+
+    try:
+        model_config = AutoConfig.from_pretrained(
+            name, revision=config.model.revision, local_files_only=True
+        )
+    except (OSError, ValueError):
+        return  # not on disk: `valuetrace extract` checks the layers when it loads the model
+    n_blocks = getattr(model_config.get_text_config(), "num_hidden_layers", None)
+    if isinstance(n_blocks, int):
+        check_layer_indices(config, n_blocks, f"model {name}")

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from valuetrace.training.stages import TrainSettings
+from valuetrace.training.stages import StageRun
+
+from valuetrace.config import StageConfig
+
+RUN = StageRun(seed=0)
 
 
-def train_settings(**overrides: Any) -> TrainSettings:
-    """Tiny-model stage settings (documents, full, 12 steps); keyword arguments override."""
+def tiny_stage(**overrides: Any) -> StageConfig:
+    """A tiny-model stage config (documents, full, 12 steps); keyword arguments override."""
     base: dict[str, Any] = {
-        "format": "documents",
-        "method": "full",
-        "epochs": 1.0,
+        "name": "tiny",
         "max_steps": 12,
         "learning_rate": 3e-3,
         "batch_size": 8,
-        "grad_accum": 1,
         "max_length": 64,
         "warmup_ratio": 0.0,
-        "weight_decay": 0.0,
-        "seed": 0,
     }
-    return TrainSettings(**{**base, **overrides})
+    return StageConfig(**{**base, **overrides})

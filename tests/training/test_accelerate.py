@@ -9,17 +9,22 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from valuetrace.training.datasets import Document
-from valuetrace.training.launch import RESULT_NAME, launch_command, launch_stage, spec_for
-from valuetrace.training.stages import TrainSettings, train_stage, work_dir_of
+from valuetrace.training.launch import RESULT_NAME, StageSpec, launch_command, launch_stage
+from valuetrace.training.stages import StageRun, train_stage, trainer_arguments, work_dir_of
 
 from tests.conftest import CORPUS
-from tests.training.helpers import train_settings
+from tests.training.helpers import tiny_stage
+from valuetrace.config import DataSource, LoraConfig, StageConfig
+from valuetrace.errors import ConfigError
 
 B = 4
 
 
-def _settings(batch_size: int) -> TrainSettings:
-    return train_settings(max_steps=6, batch_size=batch_size, logging_steps=1)
+RUN = StageRun(seed=0, logging_steps=1)
+
+
+def _stage(batch_size: int) -> StageConfig:
+    return tiny_stage(max_steps=6, batch_size=batch_size)
 
 
 def test_launch_commands(tmp_path):
@@ -37,6 +42,36 @@ def test_launch_commands(tmp_path):
     ]
 
 
+def test_spec_round_trips_through_json_with_the_stage_config(tmp_path):
+    stage = tiny_stage(
+        method="lora",
+        lora=LoraConfig(r=4, target_modules=["q_proj"], merge=False),
+        data=DataSource("docs.jsonl", schema="documents", where={"lang": "en"}),
+        parent="base",
+    )
+    spec = StageSpec(
+        model="m",
+        tokenizer="t",
+        data=str(tmp_path / "docs.jsonl"),
+        out_dir=str(tmp_path / "out"),
+        stage=stage,
+        run=StageRun(seed=7, chat=True, bf16=True),
+        data_options={"schema": "documents", "limit": None, "where": {"lang": "en"}},
+        dtype="bfloat16",
+    )
+    spec.save(tmp_path / "spec.json")
+    loaded = StageSpec.load(tmp_path / "spec.json")
+    assert loaded == spec
+    assert isinstance(loaded.stage.lora, LoraConfig) and isinstance(loaded.run, StageRun)
+
+
+def test_out_of_range_stage_setting_fails_before_the_trainer(tmp_path):
+    with pytest.raises(ConfigError, match=r"stage 'tiny'\.learning_rate is -1\.0; it must be > 0"):
+        trainer_arguments(
+            tiny_stage(learning_rate=-1.0), RUN, tmp_path, use_cpu=True, progress=False
+        )
+
+
 @pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(
     tmp_path, monkeypatch, tiny_checkpoint, tiny_model, tiny_tokenizer
@@ -47,19 +82,21 @@ def test_two_processes_match_one_with_the_same_global_batch(
         copy.deepcopy(tiny_model).train(),
         tiny_tokenizer,
         [Document(t) for t in CORPUS],
-        _settings(2 * B),
+        _stage(2 * B),
+        RUN,
         tmp_path / "one",
         use_cpu=True,
         progress=False,
     )
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    spec = spec_for(
-        str(tiny_checkpoint),
-        str(tiny_checkpoint),
-        str(docs),
-        _settings(B),
-        tmp_path / "two",
-        schema="documents",
+    spec = StageSpec(
+        model=str(tiny_checkpoint),
+        tokenizer=str(tiny_checkpoint),
+        data=str(docs),
+        out_dir=str(tmp_path / "two"),
+        stage=_stage(B),
+        run=RUN,
+        data_options={"schema": "documents"},
     )
     two = launch_stage(spec, num_processes=2, progress=False)
     assert (one.processes, two.processes) == (1, 2)

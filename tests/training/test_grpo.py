@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 
-from valuetrace.training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
+from valuetrace.training.grpo import KeywordReward, train_grpo_stage
+from valuetrace.training.stages import StageRun
 
-from tests.training.helpers import train_settings
+from tests.training.helpers import tiny_stage
+from valuetrace.config import GrpoConfig
 from valuetrace.models import load_model
 
 
@@ -24,12 +26,12 @@ def test_keyword_reward_counts_distinct_words_once():
 
 
 def test_grpo_stage_trains_saves_and_changes_weights(tmp_path, tiny_model, tiny_tokenizer):
-    settings = GrpoSettings(
-        train_settings(
-            format="sft", max_steps=2, learning_rate=1e-2, batch_size=4, logging_steps=1
-        ),
-        num_generations=4,
-        max_completion_length=8,
+    stage = tiny_stage(
+        format="grpo",
+        max_steps=2,
+        learning_rate=1e-2,
+        batch_size=4,
+        grpo=GrpoConfig(num_generations=4, max_completion_length=8),
     )
     prompts = ["Where did the cat rest?", "Who helped the dog?"]
     out = tmp_path / "grpo"
@@ -38,7 +40,8 @@ def test_grpo_stage_trains_saves_and_changes_weights(tmp_path, tiny_model, tiny_
         tiny_tokenizer,
         prompts,
         count_e,
-        settings,
+        stage,
+        StageRun(seed=0, logging_steps=1),
         out,
         use_cpu=True,
         progress=False,

@@ -14,22 +14,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from valuetrace.training.datasets import Document
-from valuetrace.training.launch import launch_command, spec_for
-from valuetrace.training.stages import last_checkpoint, train_stage, work_dir_of
+from valuetrace.training.launch import StageSpec, launch_command
+from valuetrace.training.stages import StageRun, last_checkpoint, train_stage, work_dir_of
 
 from tests.conftest import CORPUS
-from tests.training.helpers import train_settings
+from tests.training.helpers import tiny_stage
 
 STEPS = 24
-SETTINGS = train_settings(
-    epochs=3.0,
-    max_steps=STEPS,
-    warmup_ratio=0.1,
-    weight_decay=0.01,
-    seed=3,
-    save_steps=4,
-    logging_steps=4,
-)
+STAGE = tiny_stage(epochs=3.0, max_steps=STEPS, warmup_ratio=0.1, weight_decay=0.01)
+RUN = StageRun(seed=3, save_steps=4, logging_steps=4)
 
 
 def _weights(folder) -> dict[str, torch.Tensor]:
@@ -58,7 +51,8 @@ def test_killed_stage_resumes_to_the_same_weights(
         copy.deepcopy(tiny_model).train(),
         tiny_tokenizer,
         records,
-        SETTINGS,
+        STAGE,
+        RUN,
         whole,
         use_cpu=True,
         progress=False,
@@ -66,8 +60,14 @@ def test_killed_stage_resumes_to_the_same_weights(
     assert not work_dir_of(whole).exists()
 
     out = tmp_path / "killed"
-    spec = spec_for(
-        str(tiny_checkpoint), str(tiny_checkpoint), str(docs), SETTINGS, out, schema="documents"
+    spec = StageSpec(
+        model=str(tiny_checkpoint),
+        tokenizer=str(tiny_checkpoint),
+        data=str(docs),
+        out_dir=str(out),
+        stage=STAGE,
+        run=RUN,
+        data_options={"schema": "documents"},
     )
     spec_path = tmp_path / "spec.json"
     spec.save(spec_path)
@@ -92,7 +92,8 @@ def test_killed_stage_resumes_to_the_same_weights(
             copy.deepcopy(tiny_model).train(),
             tiny_tokenizer,
             records,
-            SETTINGS,
+            STAGE,
+            RUN,
             out,
             use_cpu=True,
             progress=False,

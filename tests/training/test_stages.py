@@ -10,7 +10,8 @@ from valuetrace.training.datasets import Document, PromptResponse
 from valuetrace.training.stages import to_dataset, train_stage
 
 from tests.conftest import CORPUS
-from tests.training.helpers import train_settings
+from tests.training.helpers import RUN, tiny_stage
+from valuetrace.config import LoraConfig
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, weights_hash
 
@@ -22,7 +23,8 @@ def test_documents_stage_lowers_loss_and_saves(tmp_path, tiny_model, tiny_tokeni
         model,
         tiny_tokenizer,
         docs,
-        train_settings(max_steps=30),
+        tiny_stage(max_steps=30),
+        RUN,
         tmp_path / "s",
         use_cpu=True,
         progress=False,
@@ -42,13 +44,14 @@ def test_sft_stage_trains_on_responses_only(tmp_path, tiny_model, tiny_tokenizer
         PromptResponse(f"Where did the {a} rest?", f"The {a} rested near the barn.")
         for a in ["cat", "dog", "pig", "cow", "hen", "fox", "crow", "goat"]
     ]
-    dataset = to_dataset(pairs, train_settings(format="sft"))
+    dataset = to_dataset(pairs, "sft")
     assert set(dataset.column_names) == {"prompt", "completion"}
     result = train_stage(
         copy.deepcopy(tiny_model).train(),
         tiny_tokenizer,
         pairs,
-        train_settings(format="sft", max_steps=5),
+        tiny_stage(format="sft", max_steps=5),
+        RUN,
         tmp_path / "sft",
         use_cpu=True,
         progress=False,
@@ -63,7 +66,8 @@ def test_lora_stage_is_merged_into_plain_weights(tmp_path, tiny_model, tiny_toke
         copy.deepcopy(tiny_model).train(),
         tiny_tokenizer,
         docs,
-        train_settings(method="lora", max_steps=5, lora_r=2, lora_targets=("q_proj",)),
+        tiny_stage(method="lora", max_steps=5, lora=LoraConfig(r=2, target_modules=["q_proj"])),
+        RUN,
         tmp_path / "lora",
         use_cpu=True,
         progress=False,
@@ -77,6 +81,6 @@ def test_lora_stage_is_merged_into_plain_weights(tmp_path, tiny_model, tiny_toke
 
 def test_format_mismatch_is_a_clear_error():
     with pytest.raises(ValuetraceError, match="set the stage's format to 'sft'"):
-        to_dataset([PromptResponse("a", "b")], train_settings(format="documents"))
+        to_dataset([PromptResponse("a", "b")], "documents")
     with pytest.raises(ValuetraceError, match="format to 'documents'"):
-        to_dataset([Document("a")], train_settings(format="sft"))
+        to_dataset([Document("a")], "sft")

@@ -24,11 +24,11 @@ from valuetrace.training.datasets import (
     load_records,
     records_hash,
 )
-from valuetrace.training.grpo import GrpoSettings, KeywordReward, train_grpo_stage
-from valuetrace.training.launch import launch_stage, spec_for
+from valuetrace.training.grpo import KeywordReward, train_grpo_stage
+from valuetrace.training.launch import StageSpec, launch_stage
 from valuetrace.training.lineage import Lineage, StageRecord, stage_hash
 from valuetrace.training.scratch import build_scratch_model, train_tokenizer
-from valuetrace.training.stages import StageResult, TrainSettings, train_stage
+from valuetrace.training.stages import StageResult, StageRun, train_stage
 
 log = logging.getLogger(__name__)
 
@@ -63,36 +63,12 @@ def _tokenizer(config: RunConfig) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def _settings(config: RunConfig, stage: StageConfig) -> TrainSettings:
-    lora = stage.lora
-    extra = (
-        {
-            "lora_r": lora.r,
-            "lora_alpha": lora.alpha,
-            "lora_dropout": lora.dropout,
-            "lora_targets": tuple(lora.target_modules),
-            "lora_merge": lora.merge,
-        }
-        if lora is not None
-        else {}
-    )
-    return TrainSettings(
-        format=stage.format,
-        method=stage.method,
-        epochs=stage.epochs,
-        max_steps=stage.max_steps,
-        learning_rate=stage.learning_rate,
-        batch_size=stage.batch_size,
-        grad_accum=stage.grad_accum,
-        max_length=stage.max_length,
-        warmup_ratio=stage.warmup_ratio,
-        weight_decay=stage.weight_decay,
+def _stage_run(config: RunConfig, stage: StageConfig) -> StageRun:
+    """The run-level values a stage trains with: its seed, prompt format and precision."""
+    return StageRun(
         seed=config.seed if stage.seed is None else stage.seed,
         chat=config.model.chat_template,
-        packing=stage.packing,
-        gradient_checkpointing=stage.gradient_checkpointing,
         bf16=config.model.dtype == "bfloat16",
-        **extra,
     )
 
 
@@ -169,6 +145,7 @@ def _launch(
     stage: StageConfig,
     lineage: Lineage,
     tokenizer: PreTrainedTokenizerBase,
+    run: StageRun,
     progress: bool,
 ) -> StageResult:
     """Train a stage in child processes under `accelerate launch` (DDP, FSDP or DeepSpeed)."""
@@ -184,14 +161,15 @@ def _launch(
         model_path = str(start)
     data = stage.data
     result = launch_stage(
-        spec_for(
-            model_path,
-            config.model.name_or_path or str(config.paths.tokenizer),
-            resolve_data_path(data.source, config),
-            _settings(config, stage),
-            out,
+        StageSpec(
+            model=model_path,
+            tokenizer=config.model.name_or_path or str(config.paths.tokenizer),
+            data=resolve_data_path(data.source, config),
+            out_dir=str(out),
+            stage=stage,
+            run=run,
+            data_options=load_options(config, data),
             dtype=config.model.dtype,
-            **load_options(config, data),
         ),
         accelerate_config=Path(config.accelerate_config),
         progress=progress,
@@ -217,11 +195,11 @@ def _train_one(
             "model.chat_template: false (plain '### Instruction' format) or use a tokenizer "
             "with a chat template (e.g. the -Instruct model's)."
         )
-    settings = _settings(config, stage)
+    run = _stage_run(config, stage)
     use_cpu = not torch.cuda.is_available()
     torch.manual_seed(config.seed)
     if config.accelerate_config is not None and stage.format != "grpo":
-        result = _launch(config, stage, lineage, tokenizer, progress)
+        result = _launch(config, stage, lineage, tokenizer, run, progress)
     elif stage.format == "grpo":
         assert stage.grpo is not None
         grpo = stage.grpo
@@ -232,13 +210,8 @@ def _train_one(
             tokenizer,
             prompts,
             reward,
-            GrpoSettings(
-                settings,
-                num_generations=grpo.num_generations,
-                max_completion_length=grpo.max_completion_length,
-                temperature=grpo.temperature,
-                beta=grpo.beta,
-            ),
+            stage,
+            run,
             out,
             use_cpu=use_cpu,
             progress=progress,
@@ -248,7 +221,8 @@ def _train_one(
             _initial_model(config, stage, lineage, tokenizer),
             tokenizer,
             records,
-            settings,
+            stage,
+            run,
             out,
             use_cpu=use_cpu,
             progress=progress,
