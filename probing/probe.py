@@ -7,7 +7,7 @@ the probe reads the representation rather than memorising.
 
 One call fits every layer × fold problem (plus control labels, candidate Cs and the full-data
 probe) in a single batched solve (``probing.logistic``). C is fixed (default 1.0) or, given a
-tuple, chosen per layer over that grid by nested grouped CV on out-of-fold log-loss: each outer
+list, chosen per layer over that grid by nested grouped CV on out-of-fold log-loss: each outer
 fold's C comes from inner folds inside its training part (the other outer folds), and the
 full-data probe's C from the outer CV. Ties go to the smaller C.
 """
@@ -24,46 +24,9 @@ from valuetrace.probing.direction import Direction
 from valuetrace.probing.folds import check_fold_classes, grouped_folds
 from valuetrace.probing.logistic import LogisticFit, fit_logistic
 
+from valuetrace.config import ProbingConfig, check_ranges
 from valuetrace.errors import DataError
-from valuetrace.stats import accuracy, auroc, group_bootstrap_weights, percentile_ci
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Settings of a probe run; ``C`` is a fixed value or a grid chosen by nested CV per layer."""
-
-    n_folds: int = 5
-    C: float | tuple[float, ...] = 1.0
-    n_bootstrap: int = 1000
-    control: bool = True
-    seed: int = 0
-    ci: float = 0.95
-    tol: float = 1e-4
-    max_iter: int = 1000
-
-    def __post_init__(self) -> None:
-        """Reject settings that cannot run, saying which value to change."""
-        grid = self.C_grid
-        if not grid or any(not np.isfinite(c) or c <= 0 for c in grid):
-            raise DataError(f"C is {self.C}; pass a positive C or a tuple of them")
-        if len(grid) > 1 and self.n_folds < 3:
-            raise DataError("choosing C by nested CV needs n_folds >= 3; raise n_folds or fix C")
-        if self.n_folds < 2:
-            raise DataError(f"n_folds is {self.n_folds}; use at least 2")
-        if self.n_bootstrap < 0:
-            raise DataError(f"n_bootstrap is {self.n_bootstrap}; use 0 (no intervals) or more")
-        if not 0.0 < self.ci < 1.0:
-            raise DataError(f"ci is {self.ci}; pass a level between 0 and 1, e.g. 0.95")
-        if self.tol <= 0 or self.max_iter < 1:
-            raise DataError(
-                f"tol {self.tol} / max_iter {self.max_iter}: use tol > 0 and max_iter >= 1"
-            )
-
-    @property
-    def C_grid(self) -> tuple[float, ...]:
-        """Candidate Cs in ascending order (one value when C is fixed)."""
-        values = self.C if isinstance(self.C, tuple) else (self.C,)
-        return tuple(sorted(float(c) for c in values))
+from valuetrace.stats import accuracy, auroc, check_labels, group_bootstrap_weights, percentile_ci
 
 
 @dataclass(frozen=True)
@@ -121,11 +84,12 @@ class ProbeResults:
     probe: Probe
     probe_direction: Direction
     mean_direction: Direction
-    config: ProbeConfig
+    config: ProbingConfig
+    seed: int
     provenance: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        """Per-layer metrics (with ``_lo``/``_hi`` bounds), Cs, config, provenance; JSON-safe.
+        """Per-layer metrics (with ``_lo``/``_hi`` bounds), Cs, config, seed, provenance; JSON-safe.
 
         NaN becomes None; metrics of a run without a control task are None.
         """
@@ -133,6 +97,7 @@ class ProbeResults:
             "layers": list(self.layers),
             "n_examples": len(self.labels),
             "config": asdict(self.config),
+            "seed": self.seed,
             "provenance": dict(self.provenance),
             "C": _json_safe(self.C),
             "fold_C": _json_safe(self.fold_C),
@@ -149,17 +114,27 @@ def probe_layers(
     acts: Float[np.ndarray, "l n d"],
     labels: Int[np.ndarray, " n"],
     groups: Shaped[np.ndarray, " n"],
-    config: ProbeConfig | None = None,
+    config: ProbingConfig | None = None,
     *,
+    seed: int = 0,
     layers: list[int] | None = None,
     provenance: dict[str, str] | None = None,
 ) -> ProbeResults:
-    """Probe every layer: out-of-fold accuracy/AUROC with group-bootstrap CIs, control, probe."""
-    config = config or ProbeConfig()
+    """Probe every layer: out-of-fold accuracy/AUROC with group-bootstrap CIs, control, probe.
+
+    ``config`` (the run config's ``probing`` section) sets the folds, C, bootstrap size and
+    interval level; ``seed`` seeds the folds, the control labels and the bootstrap.
+
+    Raises:
+        ConfigError: a ``config`` value is out of range (the field is named).
+        DataError: bad shapes, labels or groups, or non-finite activations.
+    """
+    config = config or ProbingConfig()
+    check_ranges(config, "probing")
     acts, labels, groups = _validate(acts, labels, groups)
     layers = _layer_ids(layers, acts.shape[0])
-    folds = grouped_folds(groups, config.n_folds, config.seed, labels)
-    control = control_labels(labels, groups, config.seed) if config.control else None
+    folds = grouped_folds(groups, config.n_folds, seed, labels)
+    control = control_labels(labels, groups, seed) if config.control else None
     if control is not None:
         check_fold_classes(folds, control)
     plan = _Plan(labels, control, folds, config.C_grid)
@@ -169,11 +144,7 @@ def probe_layers(
     fold_choice, full_choice = plan.choose_C(decision)
     oof = plan.out_of_fold(decision, "real", fold_choice)
     correct = (oof > 0) == (labels == 1)
-    weights = (
-        group_bootstrap_weights(groups, config.n_bootstrap, config.seed)
-        if config.n_bootstrap
-        else None
-    )
+    weights = group_bootstrap_weights(groups, config.n_bootstrap, seed)
     acc_ci, auc_ci, acc_boot = _intervals(oof, correct, labels, weights, config.ci)
     ctrl_oof = ctrl_acc = ctrl_ci = sel = sel_ci = None
     if control is not None:
@@ -181,11 +152,9 @@ def probe_layers(
         ctrl_correct = (ctrl_oof > 0) == (control == 1)
         ctrl_acc = accuracy(ctrl_correct)
         sel = correct.mean(1) - ctrl_acc
-        ctrl_ci = sel_ci = np.full((len(layers), 2), np.nan)
-        if weights is not None:
-            ctrl_boot = accuracy(ctrl_correct, weights)
-            ctrl_ci = percentile_ci(ctrl_boot, config.ci)
-            sel_ci = percentile_ci(acc_boot - ctrl_boot, config.ci)
+        ctrl_boot = accuracy(ctrl_correct, weights)
+        ctrl_ci = percentile_ci(ctrl_boot, config.ci)
+        sel_ci = percentile_ci(acc_boot - ctrl_boot, config.ci)
 
     grid = np.array(config.C_grid)
     probe = _probe_from_fit(fit, plan.full_index(full_choice), layers, grid[full_choice])
@@ -215,6 +184,7 @@ def probe_layers(
         probe_direction=Direction.from_probe(probe, record),
         mean_direction=Direction.from_mean_difference(acts, labels, layers, record),
         config=config,
+        seed=seed,
         provenance=dict(provenance or {}),
     )
 
@@ -358,13 +328,10 @@ def _intervals(
     oof: np.ndarray,
     correct: np.ndarray,
     labels: np.ndarray,
-    weights: np.ndarray | None,
+    weights: np.ndarray,
     ci: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bootstrap CIs of accuracy and AUROC, and the accuracy replicates (for selectivity)."""
-    if weights is None:
-        nan = np.full((oof.shape[0], 2), np.nan)
-        return nan, nan.copy(), np.full((1, oof.shape[0]), np.nan)
     acc_boot = accuracy(correct, weights)
     return (
         percentile_ci(acc_boot, ci),
@@ -392,23 +359,14 @@ def _validate(
             f"acts has {acts.shape[1]} examples, labels {len(labels)}, groups {len(groups)}; "
             "pass one label and one group id per example"
         )
-    values = np.unique(labels)
-    if not np.isin(values, [0, 1]).all():
-        raise DataError(
-            f"labels must be 0/1 (1 = compassionate), got values {values.tolist()[:10]}; map "
-            "them to 0/1"
-        )
-    if len(values) < 2:
-        raise DataError(
-            f"labels hold only class {values.tolist()}; a probe needs examples of both 0 and 1"
-        )
+    labels = check_labels(labels, acts.shape[1])
     finite = np.isfinite(acts).all(axis=(1, 2))
     if not finite.all():
         raise DataError(
             f"activations contain NaN or inf at layers {np.flatnonzero(~finite).tolist()}; "
             "re-extract those layers or drop the affected examples"
         )
-    return np.ascontiguousarray(acts, dtype=np.float32), labels.astype(np.int64), groups
+    return np.ascontiguousarray(acts, dtype=np.float32), labels, groups
 
 
 def _layer_ids(layers: list[int] | None, n_layers: int) -> list[int]:

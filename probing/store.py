@@ -6,10 +6,11 @@ standardisation, both directions, config, provenance) goes in one self-describin
 written to a temporary file beside the target and moved into place, so a crash never leaves a
 half-written file under the real name.
 
-Layout (``format_version`` 1; float64 unless noted; ``L`` layers, ``N`` examples, ``D`` width):
+Layout (``format_version`` 2; float64 unless noted; ``L`` layers, ``N`` examples, ``D`` width):
 
-- root attributes: ``format`` = ``"valuetrace.probe_results"``, ``format_version`` = 1,
-  ``config`` (JSON of ``ProbeConfig``), ``provenance`` (JSON object of strings);
+- root attributes: ``format`` = ``"valuetrace.probe_results"``, ``format_version`` = 2,
+  ``config`` (JSON of ``valuetrace.config.ProbingConfig``), ``seed`` (int), ``provenance``
+  (JSON object of strings);
 - ``layers`` int64 ``[L]``, ``labels`` int64 ``[N]``, ``folds`` int64 ``[N]``,
   ``oof_scores`` ``[L, N]``, and with a control task ``control_oof_scores`` ``[L, N]``;
 - ``metrics/``: ``accuracy`` ``[L]``, ``accuracy_ci`` ``[L, 2]``, ``auroc``, ``auroc_ci``,
@@ -29,12 +30,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 from valuetrace.probing.direction import Direction
-from valuetrace.probing.probe import Probe, ProbeConfig, ProbeResults
+from valuetrace.probing.probe import Probe, ProbeResults
 
+from valuetrace.config import ProbingConfig
 from valuetrace.errors import CacheError
+from valuetrace.records import from_plain
 
 FORMAT = "valuetrace.probe_results"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config is a ProbingConfig, the seed a separate attribute
 _METRICS = ("accuracy", "accuracy_ci", "auroc", "auroc_ci", "C", "fold_C")
 _CONTROL_METRICS = ("control_accuracy", "control_accuracy_ci", "selectivity", "selectivity_ci")
 _PROBE = ("coef", "intercept", "mean", "std", "C")
@@ -56,6 +59,7 @@ def save_results(
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["config"] = json.dumps(asdict(results.config))
+            f.attrs["seed"] = results.seed
             f.attrs["provenance"] = json.dumps(results.provenance | extra)
             f["layers"] = np.asarray(results.layers, dtype=np.int64)
             f["labels"] = results.labels
@@ -127,9 +131,7 @@ def _read(f: h5py.File) -> ProbeResults:
         )
         for key, attr in _DIRECTIONS.items()
     }
-    config = json.loads(f.attrs["config"])
-    if isinstance(config["C"], list):
-        config["C"] = tuple(config["C"])
+    config = from_plain(ProbingConfig, json.loads(f.attrs["config"]), "config", error=CacheError)
     return ProbeResults(
         layers=layers,
         labels=f["labels"][()],
@@ -139,7 +141,8 @@ def _read(f: h5py.File) -> ProbeResults:
         **{name: metrics[name][()] for name in _METRICS},
         **{name: metrics[name][()] if control else None for name in _CONTROL_METRICS},
         probe=probe,
-        config=ProbeConfig(**config),
+        config=config,
+        seed=int(f.attrs["seed"]),
         provenance=json.loads(f.attrs["provenance"]),
         **directions,
     )

@@ -1,16 +1,21 @@
-"""Per-layer statistics: AUROC, group bootstrap, percentile intervals, paired permutation test.
+"""The statistics of valuetrace, in one place: label checks, AUROC and accuracy, the group
+bootstrap, percentile intervals, bootstrap p-values and Holm's correction.
 
 Why: examples inside a contrastive group are not independent, so uncertainty comes from
-resampling whole groups, and comparisons between stages swap whole groups. Everything is
-vectorised over layers (and bootstrap replicates) because a run has tens of layers.
+resampling whole groups (the cluster bootstrap; Efron & Tibshirani 1993, ch. 6 and 8; Field &
+Welsh 2007). Everything is vectorised over layers (and bootstrap replicates) because a run has
+tens of layers; probing and analysis both use these functions, so an interval means the same
+thing wherever it is reported.
 
 A bootstrap replicate is stored as example weights: the number of times each example's group
 was drawn. Weighting by these counts is the same as gathering the examples of the resampled
-groups, without building the gathered arrays.
+groups, without building the gathered arrays. Shapes: ``l`` layers, ``n`` examples, ``b``
+bootstrap replicates.
 """
 
 import numpy as np
 from jaxtyping import Bool, Float, Int, Shaped
+from numpy.typing import ArrayLike
 
 from valuetrace.errors import DataError
 
@@ -20,7 +25,23 @@ _CHUNK_ELEMENTS = 4_000_000
 def group_bootstrap_weights(
     groups: Shaped[np.ndarray, " n"], n_boot: int, seed: int
 ) -> Float[np.ndarray, "b n"]:
-    """Multiplicity of each example in ``n_boot`` resamples of whole groups (with replacement)."""
+    """Multiplicity of each example in ``n_boot`` resamples of whole groups (with replacement).
+
+    Each replicate draws as many groups as there are, uniformly with replacement, and every
+    example counts as often as its group was drawn (row sums vary with group sizes). Pass
+    ``np.arange(n)`` as ``groups`` for the ordinary bootstrap of independent items.
+    Method: the cluster (block) bootstrap, Efron & Tibshirani (1993), *An Introduction to the
+    Bootstrap*; Field & Welsh (2007), JRSS B 69(3).
+
+    Raises:
+        DataError: ``groups`` is empty or ``n_boot`` < 1.
+    """
+    groups = np.asarray(groups)
+    if groups.size == 0 or n_boot < 1:
+        raise DataError(
+            f"group bootstrap of {groups.size} examples with n_boot={n_boot}; pass at least one "
+            "example and n_boot >= 1 (e.g. 1000)."
+        )
     _, inverse = np.unique(groups, return_inverse=True)
     n_groups = int(inverse.max()) + 1
     rng = np.random.default_rng(seed)
@@ -31,7 +52,11 @@ def group_bootstrap_weights(
 def accuracy(
     correct: Bool[np.ndarray, "l n"], weights: Float[np.ndarray, "b n"] | None = None
 ) -> Float[np.ndarray, "..."]:
-    """Accuracy per layer ``[l]``, or per replicate and layer ``[b, l]`` under example weights."""
+    """Accuracy per layer ``[l]``, or per replicate and layer ``[b, l]`` under example weights.
+
+    ``correct[l, i]`` says whether example ``i`` was classified correctly at layer ``l``; the
+    weighted accuracy is the weighted mean of those, a fraction in [0, 1].
+    """
     if weights is None:
         return correct.mean(1)
     return (weights @ correct.T.astype(np.float64)) / weights.sum(1, keepdims=True)
@@ -44,7 +69,11 @@ def auroc(
 ) -> Float[np.ndarray, "..."]:
     """Rank AUROC (ties count half) per layer ``[l]``, or ``[b, l]`` under example weights.
 
-    A replicate without both classes gets NaN.
+    The probability that a random label-1 example scores above a random label-0 one: the
+    Mann-Whitney U statistic over n1·n0 (Hanley & McNeil 1982, Radiology 143(1)), with each
+    example counted as often as its weight (equal to scikit-learn's ``roc_auc_score`` with
+    ``sample_weight``). Computed from one sort per layer, shared by all replicates. A replicate
+    without both classes gets NaN. ``labels`` are 0/1 (check them with `check_labels`).
     """
     scores = np.asarray(scores, dtype=np.float64)
     single = weights is None
@@ -81,7 +110,15 @@ def auroc(
 
 
 def percentile_ci(samples: Float[np.ndarray, "b ..."], ci: float) -> Float[np.ndarray, "... 2"]:
-    """Percentile interval over the replicate axis, ignoring NaN replicates."""
+    """Central percentile interval ``[..., (lo, hi)]`` over the replicate axis, ignoring NaN.
+
+    The ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles (linear interpolation) of bootstrap or
+    Monte Carlo replicates ``samples[b, ...]``: the percentile interval of Efron & Tibshirani
+    (1993), ch. 13. A 1-D ``samples`` gives one ``(lo, hi)`` pair.
+
+    Raises:
+        DataError: ``ci`` is not strictly between 0 and 1.
+    """
     if not 0.0 < ci < 1.0:
         raise DataError(f"ci is {ci}; pass a level between 0 and 1, e.g. 0.95")
     tail = 100.0 * (1.0 - ci) / 2.0
@@ -89,34 +126,106 @@ def percentile_ci(samples: Float[np.ndarray, "b ..."], ci: float) -> Float[np.nd
     return np.stack([lo, hi], axis=-1)
 
 
-def permutation_test_layers(
-    scores_a: Float[np.ndarray, "l n"],
-    scores_b: Float[np.ndarray, "l n"],
-    labels: Int[np.ndarray, " n"],
-    groups: Shaped[np.ndarray, " n"],
-    n_perm: int,
-    seed: int,
-) -> Float[np.ndarray, " l"]:
-    """One-sided p-value per layer that A's decision scores are more accurate than B's.
+def check_labels(labels: ArrayLike, n_examples: int) -> Int[np.ndarray, " n"]:
+    """Validate 0/1 labels (1 = the concept present) holding both classes; return them as int64.
 
-    Paired test on the same examples: under the null, A and B are exchangeable within each
-    group, so each permutation swaps A and B for a random half of the groups (a sign flip of
-    that group's accuracy difference). ``p = (1 + #{T_perm >= T}) / (1 + n_perm)``.
+    Raises:
+        DataError: ``labels`` does not have shape ``(n_examples,)``, holds a value other than
+            0 or 1, or holds one class only.
     """
-    scores_a, scores_b = np.asarray(scores_a), np.asarray(scores_b)
-    labels = np.asarray(labels)
-    if scores_a.shape != scores_b.shape or len({scores_a.shape[-1], len(labels), len(groups)}) > 1:
+    y = np.asarray(labels)
+    if y.shape != (n_examples,):
         raise DataError(
-            f"scores_a {scores_a.shape}, scores_b {scores_b.shape}, {len(labels)} labels and "
-            f"{len(groups)} groups do not line up; pass [layers, n] scores for the same n examples"
+            f"labels have shape {y.shape} for {n_examples} examples; pass one label per example."
         )
-    diff = ((scores_a > 0) == (labels == 1)).astype(np.float64) - ((scores_b > 0) == (labels == 1))
-    _, inverse = np.unique(groups, return_inverse=True)
-    per_group = np.zeros((diff.shape[0], int(inverse.max()) + 1))
-    np.add.at(per_group.T, inverse, diff.T)
-    observed = per_group.sum(1)
-    rng = np.random.default_rng(seed)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, per_group.shape[1]))
-    permuted = signs @ per_group.T  # [n_perm, l]
-    exceed = (permuted >= observed - 1e-9).sum(0)
-    return (1.0 + exceed) / (1.0 + n_perm)
+    values = np.unique(y)
+    if not np.isin(values, (0, 1)).all():
+        raise DataError(
+            f"labels must be 0/1 (1 = compassionate), got values {values.tolist()[:10]}; map "
+            "them to 0/1."
+        )
+    if len(values) < 2:
+        raise DataError(
+            f"labels hold only class {values.tolist()}; both classes (0 and 1) are needed."
+        )
+    return y.astype(np.int64)
+
+
+def check_labels_groups(
+    labels: ArrayLike, groups: ArrayLike, n_examples: int
+) -> tuple[Int[np.ndarray, " n"], Int[np.ndarray, " n"]]:
+    """Validate labels (`check_labels`) and per-example group ids; return labels, group codes.
+
+    Group codes number the distinct group ids 0 .. G-1 in sorted order.
+
+    Raises:
+        DataError: the labels fail `check_labels`, ``groups`` does not have shape
+            ``(n_examples,)``, or there is a single group (nothing to resample or shuffle).
+    """
+    y = check_labels(labels, n_examples)
+    g = np.asarray(groups)
+    if g.shape != (n_examples,):
+        raise DataError(
+            f"groups have shape {g.shape} for {n_examples} examples; pass one group id per "
+            "example (e.g. the contrastive pair id)."
+        )
+    codes = np.unique(g, return_inverse=True)[1].reshape(-1)
+    if codes.max() < 1:
+        raise DataError(
+            "groups contain a single group; at least 2 groups are needed to resample or shuffle "
+            "(use contrastive pair ids, or np.arange(n) when examples are unpaired)."
+        )
+    return y, codes.astype(np.int64)
+
+
+def shifted_bootstrap_p(
+    values: Float[np.ndarray, "... l"],
+    boot: Float[np.ndarray, "b l"],
+    observed: Float[np.ndarray, " l"],
+) -> Float[np.ndarray, "... l"]:
+    """One-sided bootstrap p-value of "the statistic is > 0" for each value, per layer.
+
+    The null distribution is the bootstrap distribution shifted to mean zero,
+    ``boot - observed`` (Hall & Wilson 1991, Biometrics 47(2), "Two guidelines for bootstrap
+    hypothesis testing"); ``p = (1 + #{null >= value}) / (1 + b)``, so p is never 0. Pass
+    ``values = observed`` for the observed statistic's p, or the replicates themselves to test
+    each replicate against the same null.
+
+    Raises:
+        DataError: the shapes do not share the layer axis.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    boot = np.asarray(boot, dtype=np.float64)
+    observed = np.asarray(observed, dtype=np.float64)
+    if boot.ndim != 2 or observed.shape != boot.shape[1:] or values.shape[-1:] != observed.shape:
+        raise DataError(
+            f"values {values.shape}, boot {boot.shape} and observed {observed.shape} do not "
+            "share the layer axis; pass boot [b, l], observed [l] and values [..., l]."
+        )
+    n_boot = boot.shape[0]
+    out = np.empty(values.shape)
+    for layer in range(boot.shape[1]):
+        null = np.sort(boot[:, layer] - observed[layer])
+        n_ge = n_boot - np.searchsorted(null, values[..., layer], side="left")
+        out[..., layer] = (1 + n_ge) / (n_boot + 1)
+    return out
+
+
+def holm(p: Float[np.ndarray, "... l"]) -> Float[np.ndarray, "... l"]:
+    """Holm step-down adjusted p-values along the last axis; NaN entries stay NaN.
+
+    Sorted ascending, the k-th smallest of m p-values is multiplied by (m - k + 1), made
+    monotone with a running maximum and capped at 1; NaN entries are not counted as tests.
+    Rejecting where the adjusted p <= alpha controls the family-wise error rate at alpha
+    (Holm 1979, Scand. J. Statist. 6(2)).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    missing = np.isnan(p)
+    m = (~missing).sum(-1, keepdims=True)
+    order = np.argsort(np.where(missing, np.inf, p), axis=-1)
+    ranked = np.take_along_axis(np.where(missing, np.inf, p), order, axis=-1)
+    factor = np.maximum(m - np.arange(p.shape[-1]), 1)
+    adjusted = np.minimum(np.maximum.accumulate(ranked * factor, axis=-1), 1.0)
+    out = np.empty_like(adjusted)
+    np.put_along_axis(out, order, adjusted, axis=-1)
+    return np.where(missing, np.nan, out)

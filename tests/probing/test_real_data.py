@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
-from valuetrace.probing import ProbeConfig, probe_layers
+from valuetrace.probing import probe_layers
+
+from valuetrace.config import ProbingConfig
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 PAIRS = DATA / "speciesism" / "openpaws_speciesism_bias.csv"
@@ -25,7 +27,7 @@ def test_speciesism_pairs_probe_runs_and_respects_pairs() -> None:
     features = HashingVectorizer(n_features=512, alternate_sign=False).transform(texts)
     acts = features.toarray().astype(np.float32)[None]  # one "layer"
 
-    results = probe_layers(acts, labels, groups, ProbeConfig(n_bootstrap=100))
+    results = probe_layers(acts, labels, groups, ProbingConfig(n_bootstrap=100))
 
     assert len(rows) == 1936 and labels.sum() == 968
     for g in np.unique(groups):
@@ -60,7 +62,7 @@ def test_empathy_essays_probe_every_layer_of_a_tiny_model(tiny_model, tiny_token
         ],
         axis=1,
     )
-    results = probe_layers(acts, labels, groups, ProbeConfig(n_folds=4, n_bootstrap=100))
+    results = probe_layers(acts, labels, groups, ProbingConfig(n_folds=4, n_bootstrap=100))
     assert results.accuracy.shape == (3,) and np.all(np.isfinite(results.auroc))
     for g in np.unique(groups):
         assert len(set(results.folds[groups == g])) == 1  # a respondent's essays stay together

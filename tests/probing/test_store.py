@@ -8,16 +8,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from valuetrace.probing import ProbeConfig, load_results, probe_layers, save_results
+from valuetrace.probing import load_results, probe_layers, save_results
 
 from tests.probing.synthetic import planted
+from valuetrace.config import ProbingConfig
 from valuetrace.errors import ValuetraceError
 
 
 @pytest.fixture(scope="module")
 def results():
-    config = ProbeConfig(n_folds=3, C=(0.1, 1.0), n_bootstrap=50)
-    return probe_layers(*planted(30, (0.0, 2.0)), config, provenance={"stage": "base"})
+    config = ProbingConfig(n_folds=3, C=[0.1, 1.0], n_bootstrap=50)
+    return probe_layers(*planted(30, (0.0, 2.0)), config, seed=4, provenance={"stage": "base"})
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path, results) -> None:
@@ -43,7 +44,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path, results) -> None:
 
 
 def test_without_control_task(tmp_path: Path) -> None:
-    r = probe_layers(*planted(20, (1.0,)), ProbeConfig(n_folds=2, n_bootstrap=0, control=False))
+    r = probe_layers(*planted(20, (1.0,)), ProbingConfig(n_folds=2, n_bootstrap=20, control=False))
     save_results(r, tmp_path / "p.h5")
     loaded = load_results(tmp_path / "p.h5")
     assert loaded.control_accuracy is None and loaded.selectivity_ci is None

@@ -9,7 +9,6 @@ from valuetrace.config import (
     RunConfig,
 )
 from valuetrace.probing import (
-    ProbeConfig,
     probe_layers,
     save_results,
 )
@@ -19,19 +18,16 @@ from valuetrace.training.lineage import Lineage
 def probe(config: RunConfig) -> None:
     """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage."""
     lineage = Lineage.load(config.paths.lineage)
-    cfg = ProbeConfig(
-        n_folds=config.probing.n_folds,
-        C=tuple(config.probing.C) if isinstance(config.probing.C, list) else config.probing.C,
-        n_bootstrap=config.probing.n_bootstrap,
-        control=config.probing.control,
-        seed=config.seed,
-        ci=config.probing.ci,
-    )
     for probe_set in config.probes:
         for stage in lineage.names():
             cache = read_activations(config.paths.activations(probe_set.name, stage))
             results = probe_layers(
-                cache.acts, cache.labels, np.asarray(cache.groups), cfg, layers=cache.layers
+                cache.acts,
+                cache.labels,
+                np.asarray(cache.groups),
+                config.probing,
+                seed=config.seed,
+                layers=cache.layers,
             )
             provenance = {
                 "stage": stage,
