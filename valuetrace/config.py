@@ -4,7 +4,7 @@ The config is a tree of dataclasses, and each setting is defined once, here: tra
 `StageConfig`, probing a `ProbingConfig`, with no look-alike copies. A numeric field declares its
 allowed range where it is defined (`checked`); `load_config` reads YAML, rejects unknown fields,
 wrong types and out-of-range values with a `ConfigError` that names the field
-(`config.stages[2].learning_rate`), before any step writes anything, and derives every path of
+(`stages[2].learning_rate`), before any step writes anything, and derives every path of
 the run folder, so each step reads only what earlier steps wrote (see `RunPaths`).
 """
 
@@ -75,15 +75,15 @@ def checked(
 def check_ranges(obj: Any, where: str) -> None:
     """Check every `checked` field of the config dataclass `obj` and of the dataclasses in it.
 
-    `where` is the name of `obj` in messages (`config`, `probing`, …); a nested field is
-    named by its path, e.g. `config.stages[2].learning_rate`.
+    `where` is the path of `obj` in the run config (`""` for the whole config, `"probing"` for
+    its probing section); a field is named by its path, e.g. `stages[2].learning_rate`.
 
     Raises:
         ConfigError: a value is not finite or outside its field's range; the field is named.
     """
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        path = f"{where}.{f.name}"
+        path = f"{where}.{f.name}" if where else f.name
         bounds: Bounds | None = f.metadata.get("bounds")
         if bounds is not None and value is not None:
             items = enumerate(value) if isinstance(value, list | tuple) else [(None, value)]
@@ -324,7 +324,7 @@ class RunConfig:
         umap_layer, layers = self.analysis.umap_layer, self.extract.layers
         if umap_layer is not None and layers is not None and umap_layer not in layers:
             raise ConfigError(
-                f"config.analysis.umap_layer is {umap_layer}, which config.extract.layers "
+                f"analysis.umap_layer is {umap_layer}, which extract.layers "
                 f"{layers} does not extract; pick one of those or add it to extract.layers."
             )
         if self.model.scratch is not None:
@@ -354,7 +354,7 @@ def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> Run
     if run_dir is not None:
         data = {**data, "run_dir": run_dir}
     config = from_plain(RunConfig, data, "config", error=ConfigError)
-    check_ranges(config, "config")
+    check_ranges(config, "")
     return config
 
 
@@ -407,7 +407,7 @@ def check_layer_indices(config: RunConfig, n_blocks: int, model: str) -> None:
     for name, layer in named:
         if not 0 <= layer <= n_blocks:
             raise ConfigError(
-                f"config.{name} is {layer}, but {model} has {n_blocks} blocks: layers run from 0 "
+                f"{name} is {layer}, but {model} has {n_blocks} blocks: layers run from 0 "
                 f"(the embeddings) to {n_blocks} (the last block's output)."
             )
 

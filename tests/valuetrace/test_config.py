@@ -1,15 +1,19 @@
-"""Config: the shipped configs validate; unknown fields, bad values and bad parents are named."""
+"""Config: the shipped configs validate; unknown fields, bad values and bad parents are named,
+and an out-of-range value is refused before anything is written."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from valuetrace.cli import demo_config_path
+from valuetrace.cli import demo_config_path, main
 from valuetrace.config import config_from_dict, load_config
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import ConfigError, ValuetraceError
+from valuetrace.steps.prepare import prepare
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "valuetrace" / "configs").glob("*.yaml"))
 
@@ -57,3 +61,84 @@ def test_missing_and_malformed_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("stages: [unclosed")
     with pytest.raises(ValuetraceError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
+
+
+def _local_model(data: dict, request: pytest.FixtureRequest) -> None:
+    """Swap the from-scratch model for a saved 2-block model folder (read with no download)."""
+    data["model"] = {"name_or_path": str(request.getfixturevalue("tiny_checkpoint"))}
+
+
+Edit = Callable[[dict, pytest.FixtureRequest], None]
+RANGE_CASES: list[tuple[str, Edit]] = [
+    ("stages[2].learning_rate", lambda d, _: d["stages"][2].update(learning_rate=-1)),
+    ("stages[0].learning_rate", lambda d, _: d["stages"][0].update(learning_rate=0)),
+    ("stages[1].epochs", lambda d, _: d["stages"][1].update(epochs=0)),
+    ("stages[3].epochs", lambda d, _: d["stages"][3].update(epochs=-2.5)),
+    ("stages[0].batch_size", lambda d, _: d["stages"][0].update(batch_size=0)),
+    ("stages[1].grad_accum", lambda d, _: d["stages"][1].update(grad_accum=0)),
+    ("stages[2].max_length", lambda d, _: d["stages"][2].update(max_length=-128)),
+    ("stages[0].warmup_ratio", lambda d, _: d["stages"][0].update(warmup_ratio=1.0)),
+    ("stages[0].weight_decay", lambda d, _: d["stages"][0].update(weight_decay=-0.1)),
+    ("stages[1].seed", lambda d, _: d["stages"][1].update(seed=-1)),
+    ("stages[2].lora.r", lambda d, _: d["stages"][2].update(method="lora", lora={"r": 0})),
+    ("stages[2].lora.alpha", lambda d, _: d["stages"][2].update(method="lora", lora={"alpha": -8})),
+    (
+        "stages[2].lora.dropout",
+        lambda d, _: d["stages"][2].update(method="lora", lora={"dropout": 1}),
+    ),
+    ("stages[1].data.limit", lambda d, _: d["stages"][1]["data"].update(limit=0)),
+    ("probing.n_folds", lambda d, _: d["probing"].update(n_folds=1)),
+    ("probing.n_bootstrap", lambda d, _: d["probing"].update(n_bootstrap=0)),
+    ("probing.ci", lambda d, _: d["probing"].update(ci=95)),
+    ("probing.ci", lambda d, _: d["probing"].update(ci=1.0)),
+    ("probing.ci", lambda d, _: d["probing"].update(ci=0)),
+    ("probing.C[1]", lambda d, _: d["probing"].update(C=[0.1, -1.0])),
+    ("probing.n_folds", lambda d, _: d["probing"].update(n_folds=2, C=[0.1, 1.0])),
+    ("behaviour.n_bootstrap", lambda d, _: d["behaviour"].update(n_bootstrap=-5)),
+    ("extract.batch_size", lambda d, _: d["extract"].update(batch_size=0)),
+    ("extract.max_length", lambda d, _: d["extract"].update(max_length=0)),
+    ("extract.layers[1]", lambda d, _: d["extract"].update(layers=[0, 5])),  # 4 blocks: 0..4
+    ("extract.layers[0]", lambda d, _: d["extract"].update(layers=[-1])),
+    ("analysis.umap_layer", lambda d, _: d["analysis"].update(umap_layer=9)),
+    ("model.scratch.num_layers", lambda d, _: d["model"]["scratch"].update(num_layers=0)),
+    ("seed", lambda d, _: d.update(seed=-3)),
+    ("extract.layers[2]", lambda d, r: (_local_model(d, r), d["extract"].update(layers=[0, 1, 3]))),
+    ("analysis.umap_layer", lambda d, r: (_local_model(d, r), d["analysis"].update(umap_layer=7))),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "edit"), RANGE_CASES, ids=[f"{f}-{i}" for i, (f, _) in enumerate(RANGE_CASES)]
+)
+def test_out_of_range_values_fail_before_anything_is_written(
+    tmp_path: Path, request: pytest.FixtureRequest, field: str, edit: Edit
+) -> None:
+    data = _demo()
+    edit(data, request)
+    run = tmp_path / "run"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**data, "run_dir": str(run)}))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(field)} is "):
+        prepare(load_config(path))
+    assert not run.exists()
+
+
+def test_the_cli_refuses_a_negative_learning_rate_naming_the_field(tmp_path, capsys):
+    data = _demo()
+    data["stages"][2]["learning_rate"] = -1
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(path), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "stages[2].learning_rate is -1.0; it must be > 0" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_a_model_not_on_disk_is_left_to_extraction(tmp_path):
+    data = _demo()
+    data["model"] = {"name_or_path": "nobody/not-downloaded-model"}
+    data["extract"]["layers"] = [0, 99]
+    data["demo_data"] = False
+    config = config_from_dict(data, run_dir=str(tmp_path / "run"))
+    prepare(config)  # nothing to read offline: no error here, extraction checks the layers
+    assert config.paths.config.is_file()

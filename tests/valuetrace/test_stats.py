@@ -1,18 +1,23 @@
-"""Tests for probing.stats: AUROC vs scikit-learn, the group bootstrap, the permutation test."""
+"""Tests for valuetrace.stats: AUROC vs scikit-learn, the group bootstrap, intervals, label checks,
+bootstrap p-values and Holm."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError, ValuetraceError
 from valuetrace.stats import (
     accuracy,
     auroc,
+    check_labels,
+    check_labels_groups,
     group_bootstrap_weights,
+    holm,
     percentile_ci,
-    permutation_test_layers,
+    shifted_bootstrap_p,
 )
 
 
@@ -54,33 +59,54 @@ def test_weighted_accuracy_and_interval() -> None:
         percentile_ci(samples, 95)
 
 
-def test_permutation_test_small_p_for_a_planted_difference() -> None:
-    rng = np.random.default_rng(1)
-    labels = np.tile([0, 1], 150)
-    groups = np.repeat(np.arange(150), 2)
-    signal = (2 * labels - 1) * 1.0
-    good = signal + rng.normal(size=(2, 300))
-    worse = signal * np.array([[0.2], [1.0]]) + rng.normal(size=(2, 300))
-    p = permutation_test_layers(good, worse, labels, groups, n_perm=2000, seed=0)
-    assert p[0] < 0.01  # layer 0: A clearly better
-    assert p[1] > 0.05  # layer 1: same signal strength
+def test_bootstrap_of_nothing_is_refused() -> None:
+    with pytest.raises(DataError, match="n_boot >= 1"):
+        group_bootstrap_weights(np.arange(4), 0, seed=0)
+    with pytest.raises(DataError, match="at least one example"):
+        group_bootstrap_weights(np.array([]), 10, seed=0)
 
 
-def test_permutation_test_is_roughly_uniform_under_the_null() -> None:
-    rng = np.random.default_rng(2)
-    labels = np.tile([0, 1], 100)
-    groups = np.repeat(np.arange(100), 2)
-    signal = (2 * labels - 1) * 0.5
-    a = signal + rng.normal(size=(300, 200))
-    b = signal + rng.normal(size=(300, 200))
-    p = permutation_test_layers(a, b, labels, groups, n_perm=500, seed=0)
-    assert 0.4 < p.mean() < 0.62
-    assert (p < 0.05).mean() < 0.1
-    assert (p < 0.5).mean() > 0.35
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.array([0, 1, 2, 1]), r"must be 0/1.*\[0, 1, 2\]"),
+        (np.ones(4, dtype=int), r"only class \[1\]"),
+        (np.array([0, 1, 1]), r"shape \(3,\) for 4 examples"),
+    ],
+    ids=["not-01", "one-class", "wrong-length"],
+)
+def test_label_checks_name_the_problem(labels: np.ndarray, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        check_labels(labels, 4)
 
 
-def test_permutation_test_rejects_misaligned_inputs() -> None:
-    with pytest.raises(ValuetraceError, match="do not line up"):
-        permutation_test_layers(
-            np.zeros((2, 4)), np.zeros((2, 5)), np.zeros(4), np.zeros(4), n_perm=10, seed=0
-        )
+def test_groups_are_coded_and_a_single_group_is_refused() -> None:
+    y, codes = check_labels_groups([0, 1, 1, 0], ["b", "b", "a", "a"], 4)
+    assert y.dtype == np.int64 and codes.tolist() == [1, 1, 0, 0]
+    with pytest.raises(DataError, match="single group"):
+        check_labels_groups([0, 1, 1, 0], ["a"] * 4, 4)
+    with pytest.raises(DataError, match="one group id per example"):
+        check_labels_groups([0, 1, 1, 0], ["a", "b"], 4)
+
+
+def test_shifted_bootstrap_p_matches_the_normal_tail() -> None:
+    rng = np.random.default_rng(3)
+    observed = np.array([0.0, 1.0, 2.0])
+    boot = observed + rng.standard_normal((40_000, 3))  # centred null ~ N(0, 1)
+    p = shifted_bootstrap_p(observed, boot, observed)
+    np.testing.assert_allclose(p, norm.sf(observed), atol=0.006)
+    per_replicate = shifted_bootstrap_p(boot[:5], boot, observed)
+    assert per_replicate.shape == (5, 3) and (per_replicate > 0).all()
+    assert shifted_bootstrap_p(np.array([99.0, 99.0, 99.0]), boot, observed)[0] == 1 / 40_001
+    with pytest.raises(DataError, match="share the layer axis"):
+        shifted_bootstrap_p(observed, boot[:, :2], observed)
+
+
+def test_holm_follows_the_step_down_rule_per_row_and_skips_nan() -> None:
+    p = np.array([[0.01, 0.04, 0.03, 0.5], [0.01, np.nan, 0.04, 0.03]])
+    # Row 0: sorted 0.01·4, 0.03·3, 0.04·2 (raised to the running max 0.09), 0.5·1.
+    # Row 1: three tests: 0.01·3, 0.03·2, 0.04·1 (raised to 0.06); the NaN is no test.
+    np.testing.assert_allclose(
+        holm(p), [[0.04, 0.09, 0.09, 0.5], [0.03, np.nan, 0.06, 0.06]], equal_nan=True
+    )
+    assert holm(np.array([0.6, 0.9])).tolist() == [1.0, 1.0]

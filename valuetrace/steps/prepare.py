@@ -8,13 +8,19 @@ import yaml
 
 from valuetrace.config import (
     RunConfig,
+    check_model_layers,
     config_to_dict,
 )
 from valuetrace.errors import DataError
 
 
 def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
-    """Create the run folder, refusing one that holds a different run; write demo data."""
+    """Create the run folder, refusing one that holds a different run; write demo data.
+
+    The configured layer indices are checked against the model's depth first, so a bad index
+    leaves nothing behind.
+    """
+    check_model_layers(config)
     paths = config.paths
     paths.root.mkdir(parents=True, exist_ok=True)
     as_yaml = yaml.safe_dump(config_to_dict(config), sort_keys=False)
