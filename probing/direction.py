@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from valuetrace.errors import DataError
+from valuetrace.stats import check_labels
 
 if TYPE_CHECKING:
     from valuetrace.probing.probe import Probe
@@ -89,8 +90,7 @@ class Direction:
                 f"acts {acts.shape} and {len(labels)} labels disagree; pass acts "
                 "[n_layers, n_examples, d_model] with one label per example"
             )
-        if not {0, 1} <= set(np.unique(labels).tolist()):
-            raise DataError("mean difference needs examples of both labels 0 and 1")
+        labels = check_labels(labels, acts.shape[1])
         diff = acts[:, labels == 1].mean(1, dtype=np.float64) - acts[:, labels == 0].mean(
             1, dtype=np.float64
         )

@@ -46,6 +46,16 @@ def test_mean_difference_points_to_label_1(data) -> None:
     assert (proj[:, labels == 1].mean(1) > proj[:, labels == 0].mean(1)).all()
 
 
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [(np.r_[np.zeros(80), np.full(80, 2)], r"must be 0/1"), (np.ones(160), r"only class \[1\]")],
+    ids=["not-01", "one-class"],
+)
+def test_mean_difference_needs_0_1_labels_of_both_classes(data, labels, match: str) -> None:
+    with pytest.raises(ValuetraceError, match=match):
+        Direction.from_mean_difference(data[0], labels.astype(np.int64))
+
+
 def test_save_load_round_trip(tmp_path: Path, data) -> None:
     acts, labels = data
     direction = Direction.from_mean_difference(acts, labels, [2, 9], {"model": "tiny", "seed": "0"})
