@@ -27,6 +27,7 @@ Method = Literal["full", "lora"]
 Format = Literal["documents", "sft", "grpo"]
 Schema = Literal["documents", "dolly", "alpaca", "messages", "auto"]
 Dtype = Literal["float32", "bfloat16", "float16"]
+Metric = Literal["auroc", "separation"]
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by the HF Trainer) takes 0 .. 2**32 - 1
 
@@ -90,9 +91,10 @@ def check_ranges(obj: Any, where: str) -> None:
             for i, item in items:
                 name = path if i is None else f"{path}[{i}]"
                 if not bounds.allows(item):
+                    default = "leave it out" if f.default is None else f"default {f.default!r}"
                     raise ConfigError(
                         f"{name} is {item!r}; it must be {bounds}. Change it in the config "
-                        f"(the default is {f.default!r})."
+                        f"({default})."
                     )
         if dataclasses.is_dataclass(value):
             check_ranges(value, path)
@@ -279,7 +281,7 @@ class AnalysisConfig:
     """Which stage pairs to compare and where to look."""
 
     compare: list[list[str]]
-    metric: Literal["separation", "auroc"] = "separation"
+    metric: Metric = "separation"
     umap_layer: int | None = checked(None, ge=0)
     umap: bool = True
 
