@@ -30,12 +30,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import torch
-from valuetrace.activations.examples import load_labelled
+from valuetrace.activations.examples import load_examples
 from valuetrace.activations.extract import cache_provenance
 from valuetrace.activations.shard import extract_sharded
 
 from valuetrace.models import load_model, load_tokenizer, weights_hash
-from valuetrace.prompts import format_prompts
+from valuetrace.prompts import check_chat_template
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="model folder or hub id")
-    parser.add_argument("--examples", required=True, type=Path, help="probe set (.jsonl/.csv)")
+    parser.add_argument(
+        "--examples",
+        required=True,
+        type=Path,
+        help="example set (.jsonl/.csv): id, response/text; optional prompt, pair_id, label, score",
+    )
     parser.add_argument("--out", required=True, type=Path, help="the HDF5 cache to write")
     parser.add_argument("--pooling", choices=["last", "mean", "response"], default="mean")
     parser.add_argument("--layers", type=int, nargs="*", default=None, help="default: all")
@@ -87,10 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     if torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(device)  # pinned buffers and syncs then use this rank's GPU only
-    model = load_model(args.checkpoint, dtype=args.model_dtype, device=device)
+    # input first (labels and scores optional), so a bad file fails before any model loads
+    examples = load_examples(args.examples)
     tokenizer = load_tokenizer(args.checkpoint)
-    examples = load_labelled(args.examples)
-    prompts = format_prompts(examples.prompts, tokenizer, chat=args.chat)
+    if args.chat:
+        check_chat_template(tokenizer)
+    model = load_model(args.checkpoint, dtype=args.model_dtype, device=device)
     local = Path(args.checkpoint).is_dir()
     provenance = cache_provenance(
         model=args.checkpoint,
@@ -112,8 +119,8 @@ def main(argv: list[str] | None = None) -> None:
             model,
             tokenizer,
             examples,
-            prompts,
             args.out,
+            chat=args.chat,
             rank=rank,
             world=world,
             barrier=barrier,

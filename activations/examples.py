@@ -1,9 +1,10 @@
-"""Labelled probe datasets: prompt/response (or plain text) examples with 0/1 labels and groups.
+"""Example sets to extract: prompt/response (or plain text) rows, optionally labelled or scored.
 
-A probe set is a JSONL or CSV file with columns `id`, `response` (or `text`), `label` (0/1, or
-the strings named in `positive`/`negative`), and optionally `prompt` and `pair_id`/`group`.
-Both members of a contrastive pair share a `pair_id`, so CV folds and bootstraps keep them
-together.
+An example set is a JSONL or CSV file with columns `id` and `response` (or `text`), and optionally
+`prompt`, `pair_id`/`group`, `label` (0/1, 1 = concept present) and `score` (a finite number,
+e.g. a graded answer). Extraction needs neither label nor score; a probe set (`load_labelled`)
+needs 0/1 labels of both classes. Both members of a contrastive pair share a `pair_id`, so CV
+folds and bootstraps keep them together.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,25 +24,49 @@ from valuetrace.errors import DataError
 
 @dataclass(frozen=True)
 class LabelledExamples:
-    """Examples to extract and probe; `prompts` may be empty strings for plain texts."""
+    """Examples to extract (and probe); `prompts` may be empty strings for plain texts.
+
+    `labels` (0/1, int64 [n]) and `scores` (float64 [n]) are None for a set that has none.
+    """
 
     ids: list[str]
     prompts: list[str]
     responses: list[str]
-    labels: np.ndarray
+    labels: np.ndarray | None
     groups: list[str]
+    scores: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def content_hash(self) -> str:
-        """sha256 of every field, the dataset hash in the cache's provenance."""
+        """sha256 of every field, the dataset hash in the cache's provenance.
+
+        A labelled set without scores hashes as it did before scores existed.
+        """
+        n = len(self.ids)
+        labels = [None] * n if self.labels is None else self.labels.tolist()
         digest = hashlib.sha256()
-        for row in zip(
-            self.ids, self.prompts, self.responses, self.labels.tolist(), self.groups, strict=True
-        ):
+        columns = [self.ids, self.prompts, self.responses, labels, self.groups]
+        if self.scores is not None:
+            columns.append(self.scores.tolist())
+        for row in zip(*columns, strict=True):
             digest.update(json.dumps(row).encode())
         return digest.hexdigest()
+
+    def require_labels(self, what: str) -> np.ndarray:
+        """The 0/1 labels, or a DataError saying that `what` needs them (both classes)."""
+        if self.labels is None:
+            raise DataError(
+                f"{what} needs 0/1 labels, but this example set has no 'label' column; add one "
+                "(1 = concept present) or use the set for extraction only."
+            )
+        if len(np.unique(self.labels)) < 2:
+            raise DataError(
+                f"{what} needs both classes, but every label is {int(self.labels[0])}; add "
+                "examples of the other class."
+            )
+        return self.labels
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -59,37 +86,73 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def load_labelled(path: str | Path) -> LabelledExamples:
-    """Read and validate a probe set: non-empty texts, 0/1 labels, both classes present."""
+    """Read a probe set: `load_examples`, plus 0/1 labels of both classes (else DataError)."""
+    examples = load_examples(path)
+    examples.require_labels(f"probe set {path}")
+    return examples
+
+
+def load_examples(path: str | Path) -> LabelledExamples:
+    """Read and validate an example set: non-empty texts; labels 0/1 and scores finite if given.
+
+    A `label` or `score` column must be filled on every row (a blank one is a DataError naming
+    the row), so a set is either labelled (scored) throughout or not at all. Raises DataError on a
+    missing file, bad JSON, a missing id/text column, or a bad value.
+    """
     path = Path(path)
     rows = _rows(path)
     if not rows:
-        raise DataError(f"probe set {path} is empty; it needs examples of both classes.")
+        raise DataError(f"example set {path} is empty; it needs at least one example.")
     text_key = "response" if "response" in rows[0] else "text"
-    missing = [k for k in ("id", text_key, "label") if k not in rows[0]]
+    missing = [k for k in ("id", text_key) if k not in rows[0]]
     if missing:
         raise DataError(
-            f"probe set {path} lacks column(s) {missing}; found {sorted(rows[0])}. Expected "
-            "id, response (or text), label, and optionally prompt and pair_id."
+            f"example set {path} lacks column(s) {missing}; found {sorted(rows[0])}. Expected "
+            "id, response (or text), and optionally prompt, pair_id, label (0/1) and score."
         )
-    labels = []
     for n, row in enumerate(rows, start=1):
-        if not str(row[text_key]).strip():
+        if not str(row.get(text_key) or "").strip():
             raise DataError(f"{path} row {n}: empty {text_key}; drop or fix that row.")
-        if str(row["label"]) not in ("0", "1"):
-            raise DataError(
-                f"{path} row {n}: label {row['label']!r} is not 0 or 1 (1 = concept present)."
-            )
-        labels.append(int(row["label"]))
-    label_array = np.asarray(labels, dtype=np.int64)
-    if len(set(labels)) < 2:
-        raise DataError(
-            f"probe set {path} has only label {labels[0]}; a probe needs both classes (0 and 1)."
-        )
     group_key = next((k for k in ("pair_id", "group", "group_id") if k in rows[0]), "id")
     return LabelledExamples(
         ids=[str(r["id"]) for r in rows],
         prompts=[str(r.get("prompt") or "") for r in rows],
         responses=[str(r[text_key]) for r in rows],
-        labels=label_array,
+        labels=_column(path, rows, "label", _label) if "label" in rows[0] else None,
         groups=[str(r[group_key]) for r in rows],
+        scores=_column(path, rows, "score", _score) if "score" in rows[0] else None,
     )
+
+
+def _label(value: object) -> int | None:
+    """0 or 1 from a JSON number or CSV string, else None."""
+    text = str(value)
+    return int(text) if text in ("0", "1") else None
+
+
+def _score(value: object) -> float | None:
+    """A finite float from a JSON number or CSV string, else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _column(
+    path: Path, rows: list[dict[str, str]], key: str, parse: Callable[[object], float | None]
+) -> np.ndarray:
+    """One checked value per row of column `key`; the first bad row is a DataError."""
+    values = []
+    for n, row in enumerate(rows, start=1):
+        value = parse(row.get(key)) if row.get(key) not in (None, "") else None
+        if value is None:
+            want = "0 or 1 (1 = concept present)" if key == "label" else "a finite number"
+            raise DataError(
+                f"{path} row {n}: {key} {row.get(key)!r} is not {want}; fix that row, or drop "
+                f"the {key} column to extract without it."
+            )
+        values.append(value)
+    return np.asarray(values, dtype=np.int64 if key == "label" else np.float64)

@@ -210,9 +210,9 @@ def extract_to_cache(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     examples: LabelledExamples,
-    prompts: Sequence[str],
     path: Path,
     *,
+    chat: bool = False,
     provenance: dict[str, str | int],
     pooling: Pooling,
     batch_size: int,
@@ -224,8 +224,10 @@ def extract_to_cache(
     max_batch_tokens: int | None = None,
     progress_callback: Callable[[int], None] | None = None,
 ) -> Path:
-    """Stream pooled activations of `examples` (with formatted `prompts`) into an HDF5 cache.
+    """Stream pooled activations of `examples` into an HDF5 cache.
 
+    `chat` formats the examples with the tokenizer's chat template (`valuetrace.prompts`: the
+    token ids SFT trained on, and its rule for texts without a prompt).
     Resumes a half-written cache with the same provenance; a complete one is left as is.
     `backend` picks hooks on the decoder body (fast) or transformer-lens (a cross-check);
     `max_batch_tokens` caps a batch's padded tokens; `progress_callback(rows_done)` runs on the
@@ -246,7 +248,7 @@ def extract_to_cache(
         provenance=provenance,
         layers=chosen,
         d_model=model.config.hidden_size,
-        examples=Examples(examples.ids, examples.labels, examples.groups),
+        examples=Examples(examples.ids, examples.labels, examples.groups, examples.scores),
         overwrite=overwrite,
     )
     if writer.complete:
@@ -275,7 +277,11 @@ def extract_to_cache(
                 # tokenised a block at a time: memory stays flat however large the set
                 rows = slice(begin, begin + CHUNK_ROWS)
                 encoded, cut = tokenise(
-                    tokenizer, prompts[rows], examples.responses[rows], max_length
+                    tokenizer,
+                    examples.prompts[rows],
+                    examples.responses[rows],
+                    max_length,
+                    chat=chat,
                 )
                 truncated += cut
                 if truncated and not warned:  # say so at once, not only after a long run

@@ -2,9 +2,10 @@
 
 Pooling is a weighted sum over positions, so the three modes are one operation:
 `last` (the last real token), `mean` (all real tokens, BOS excluded) and `response` (the
-response tokens only). The response span is found from character offsets, so it is the same
-whichever prompt format (plain or chat template) comes before it. Padding side does not matter:
-weights come from masks, and position ids from the attention mask.
+response tokens only). Examples are tokenised by `valuetrace.prompts.token_spans`, so the ids and
+the response span are those SFT trained on, in the plain format or with the chat template; an
+example is fed up to its response's last token. Padding side does not matter: weights come from
+masks, and position ids from the attention mask.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from jaxtyping import Float, Int
 from transformers import PreTrainedTokenizerBase
 
 from valuetrace.errors import DataError
+from valuetrace.prompts import token_spans
 
 log = logging.getLogger(__name__)
 Pooling = Literal["last", "mean", "response"]
@@ -47,9 +49,15 @@ def encode(
     prompts: Sequence[str],
     responses: Sequence[str],
     max_length: int,
+    *,
+    chat: bool = False,
 ) -> list[Encoded]:
-    """Tokenise prompt+response texts, marking response tokens; long texts lose their start."""
-    encoded, cut = tokenise(tokenizer, prompts, responses, max_length)
+    """Tokenise prompt/response examples as SFT does, marking response tokens (warns on cuts).
+
+    `prompts` are raw prompts ("" for a text without one); `chat` renders them with the chat
+    template. Long examples keep their prompt and lose the response's end.
+    """
+    encoded, cut = tokenise(tokenizer, prompts, responses, max_length, chat=chat)
     if cut:
         warn_truncated(cut, len(encoded), max_length)
     return encoded
@@ -60,34 +68,30 @@ def tokenise(
     prompts: Sequence[str],
     responses: Sequence[str],
     max_length: int,
+    *,
+    chat: bool = False,
 ) -> tuple[list[Encoded], int]:
-    """`encode` without the warning: the encodings and how many texts were cut to `max_length`.
+    """`encode` without the warning: the encodings and how many examples were cut to `max_length`.
 
-    For callers that tokenise a large set block by block and warn once for all of it.
+    For callers that tokenise a large set block by block and warn once for all of it. The ids and
+    the response span follow `valuetrace.prompts.token_spans` (TRL's SFT tokenisation; see that
+    module for the boundary, prompt-less and truncation rules). Raises DataError when a prompt
+    leaves no room for its response within `max_length`.
     """
-    texts = [p + r for p, r in zip(prompts, responses, strict=True)]
-    out = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=True)
-    special = set(tokenizer.all_special_ids)
     encoded, truncated = [], 0
-    for prompt, ids, offsets in zip(prompts, out["input_ids"], out["offset_mapping"], strict=True):
-        flags = [
-            tid not in special and start >= len(prompt) and end > start
-            for tid, (start, end) in zip(ids, offsets, strict=True)
-        ]
-        if len(ids) > max_length:
-            truncated += 1
-            keep = 1 if ids[0] == tokenizer.bos_token_id else 0
-            cut = len(ids) - (max_length - keep)
-            ids, flags = ids[:keep] + ids[keep + cut :], flags[:keep] + flags[keep + cut :]
-        encoded.append(Encoded(ids=list(ids), response=flags))
+    for span in token_spans(tokenizer, prompts, responses, chat=chat):
+        truncated += len(span.ids) > max_length
+        kept = span.truncated(max_length)
+        flags = [kept.start <= i < kept.end for i in range(len(kept.ids))]
+        encoded.append(Encoded(ids=kept.ids, response=flags))
     return encoded, truncated
 
 
 def warn_truncated(cut: int, total: int, max_length: int) -> None:
-    """Say how many texts were cut to `max_length` tokens, and how to keep them whole."""
+    """Say how many examples were cut to `max_length` tokens, and how to keep them whole."""
     log.warning(
-        "%d of %d texts are longer than %d tokens and were cut from the start "
-        "(the end, where the response is, is kept); raise max_length to keep them whole.",
+        "%d of %d examples are longer than %d tokens and lost the end of their response "
+        "(the prompt and template are kept); raise max_length to keep them whole.",
         cut,
         total,
         max_length,

@@ -39,8 +39,9 @@ def _subset(examples: LabelledExamples, start: int, stop: int) -> LabelledExampl
         ids=examples.ids[start:stop],
         prompts=examples.prompts[start:stop],
         responses=examples.responses[start:stop],
-        labels=examples.labels[start:stop],
+        labels=None if examples.labels is None else examples.labels[start:stop],
         groups=examples.groups[start:stop],
+        scores=None if examples.scores is None else examples.scores[start:stop],
     )
 
 
@@ -59,7 +60,7 @@ def join_shards(
         provenance=provenance,
         layers=layers,
         d_model=d_model,
-        examples=Examples(examples.ids, examples.labels, examples.groups),
+        examples=Examples(examples.ids, examples.labels, examples.groups, examples.scores),
     )
     ranges = [shard_range(len(examples), rank, world) for rank in range(world)]
     parts = [
@@ -85,7 +86,6 @@ def extract_sharded(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     examples: LabelledExamples,
-    prompts: Sequence[str],
     out: Path,
     *,
     rank: int,
@@ -104,9 +104,7 @@ def extract_sharded(
     chosen = check_layers(model, layers)
     common = {"provenance": provenance, "layers": chosen, **extract_kwargs}
     if world == 1:
-        return extract_to_cache(
-            model, tokenizer, examples, prompts, out, **common, overwrite=overwrite
-        )
+        return extract_to_cache(model, tokenizer, examples, out, **common, overwrite=overwrite)
     if rank == 0 and overwrite:
         for path in [out, *(shard_path(out, r, world) for r in range(world))]:
             path.unlink(missing_ok=True)
@@ -120,7 +118,6 @@ def extract_sharded(
                 model,
                 tokenizer,
                 _subset(examples, start, stop),
-                prompts[start:stop],
                 shard_path(out, rank, world),
                 **common,
             )

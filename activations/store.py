@@ -5,7 +5,10 @@ Layout of one file (one dataset under one checkpoint), readable with plain h5py 
     /hidden       float16|float32 [n_layers, n_examples, d_model], chunks (1, <=256, d_model):
                   reading one layer for all examples touches only that layer's chunks
     /example_id   utf-8 strings [n_examples]
-    /label        int8 [n_examples]        (1 = concept present, e.g. compassionate)
+    /label        int8 [n_examples]        (1 = concept present, e.g. compassionate); only
+                  when the set is labelled (always present in schema_version 1 files)
+    /score        float64 [n_examples]     (a continuous score, e.g. a graded answer); only
+                  when the set carries one (schema_version 2 on)
     /group_id     utf-8 strings [n_examples] (contrastive pair id)
     attributes    format="valuetrace.activations", schema_version, layers (int array; 0 =
                   embeddings, l = output of block l-1, before any final norm), rows_done,
@@ -47,10 +50,10 @@ import numpy as np
 from jaxtyping import Float
 
 from valuetrace import __version__
-from valuetrace.errors import CacheError, MissingStepError, ValuetraceError
+from valuetrace.errors import CacheError, DataError, MissingStepError, ValuetraceError
 
 FORMAT = "valuetrace.activations"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: /label optional, /score added; version 1 files read as before
 CHUNK_ROWS = 256
 PROVENANCE_KEYS = (
     "model_hash",
@@ -68,23 +71,45 @@ _WRITE_CACHE_BYTES = 0  # whole-chunk writes go straight to the file; memory sta
 
 @dataclass(frozen=True)
 class Examples:
-    """Per-example metadata stored beside the activations."""
+    """Per-example metadata stored beside the activations (`labels`/`scores` None if absent)."""
 
     ids: Sequence[str]
-    labels: np.ndarray
+    labels: np.ndarray | None
     groups: Sequence[str]
+    scores: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class Activations:
-    """A cache read into memory: `acts` is layer-major [n_layers, n_examples, d_model]."""
+    """A cache read into memory: `acts` is layer-major [n_layers, n_examples, d_model].
+
+    `labels` raises DataError for a cache of an unlabelled set (check `has_labels`); `scores` is
+    None unless the set carried a score.
+    """
 
     acts: Float[np.ndarray, "l n d"]
     layers: list[int]
     ids: list[str]
-    labels: np.ndarray
+    stored_labels: np.ndarray | None
     groups: list[str]
     attrs: dict[str, object]
+    scores: np.ndarray | None = None
+
+    @property
+    def has_labels(self) -> bool:
+        """True when the cache holds 0/1 labels."""
+        return self.stored_labels is not None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The 0/1 labels (int64 [n]); a DataError for an unlabelled cache names the fix."""
+        if self.stored_labels is None:
+            raise DataError(
+                f"the activation cache of dataset {self.attrs.get('dataset')!r} holds no 0/1 "
+                "labels (its example set had no 'label' column); probes and class comparisons "
+                "need a labelled set: add a label column (1 = concept present) and re-extract."
+            )
+        return self.stored_labels
 
     def layer(self, layer: int) -> Float[np.ndarray, "n d"]:
         """The activations of model layer `layer` (an index into `layers`' values)."""
@@ -229,7 +254,10 @@ def _create(
             dcpl=dcpl,
         )
         handle.create_dataset("example_id", data=list(examples.ids), dtype=_STR)
-        handle.create_dataset("label", data=np.asarray(examples.labels, dtype=np.int8))
+        if examples.labels is not None:
+            handle.create_dataset("label", data=np.asarray(examples.labels, dtype=np.int8))
+        if examples.scores is not None:
+            handle.create_dataset("score", data=np.asarray(examples.scores, dtype=np.float64))
         handle.create_dataset("group_id", data=list(examples.groups), dtype=_STR)
         handle.attrs.update(
             {
@@ -373,9 +401,10 @@ def read_activations(path: str | Path, layers: Sequence[int] | None = None) -> A
             acts=acts,
             layers=chosen,
             ids=[s.decode() if isinstance(s, bytes) else s for s in handle["example_id"][()]],
-            labels=handle["label"][()].astype(np.int64),
+            stored_labels=handle["label"][()].astype(np.int64) if "label" in handle else None,
             groups=[s.decode() if isinstance(s, bytes) else s for s in handle["group_id"][()]],
             attrs={k: _plain(v) for k, v in handle.attrs.items()},
+            scores=handle["score"][()].astype(np.float64) if "score" in handle else None,
         )
 
 

@@ -70,9 +70,14 @@ def continuation_logprob(
     *,
     batch_size: int = 16,
     max_length: int = 256,
+    chat: bool = False,
 ) -> Float[np.ndarray, " n"]:
-    """Mean log-probability per continuation token, given its (formatted) prompt."""
-    encoded = encode(tokenizer, prompts, continuations, max_length)
+    """Mean log-probability per continuation token, given its prompt.
+
+    `prompts` are raw prompts ("" for none); `chat` renders them with the chat template. The ids
+    and the continuation's tokens are those SFT trained on (`valuetrace.prompts.token_spans`).
+    """
+    encoded = encode(tokenizer, prompts, continuations, max_length, chat=chat)
     device = next(model.parameters()).device
     out = np.empty(len(encoded))
     for start in range(0, len(encoded), batch_size):
@@ -114,19 +119,17 @@ def behaviour_scores(
     dismissive: Sequence[str],
     help_prompts: Sequence[str],
     help_responses: Sequence[str],
+    chat: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
     batch_size: int = 16,
 ) -> BehaviourResult:
-    """Compassion preference and helpfulness loss of one checkpoint."""
-    lp_c = continuation_logprob(
-        model, tokenizer, eval_prompts, compassionate, batch_size=batch_size
-    )
-    lp_d = continuation_logprob(model, tokenizer, eval_prompts, dismissive, batch_size=batch_size)
+    """Compassion preference and helpfulness loss of one checkpoint (`chat`: chat template)."""
+    kwargs = {"batch_size": batch_size, "chat": chat}
+    lp_c = continuation_logprob(model, tokenizer, eval_prompts, compassionate, **kwargs)
+    lp_d = continuation_logprob(model, tokenizer, eval_prompts, dismissive, **kwargs)
     preference = lp_c - lp_d
-    help_loss = -continuation_logprob(
-        model, tokenizer, help_prompts, help_responses, batch_size=batch_size
-    )
+    help_loss = -continuation_logprob(model, tokenizer, help_prompts, help_responses, **kwargs)
     return BehaviourResult(
         compassion=bootstrap_mean((preference > 0).astype(float), n_boot, seed),
         helpfulness_loss=bootstrap_mean(help_loss, n_boot, seed),

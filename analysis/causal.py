@@ -164,8 +164,12 @@ def causal_effect(
     seed: int = 0,
     batch_size: int = 16,
     max_length: int = 256,
+    chat: bool = False,
 ) -> CausalResult:
-    """Compassion score of `model` without and with `direction_hooks`, and the paired change."""
+    """Compassion score of `model` without and with `direction_hooks`, and the paired change.
+
+    `eval_prompts` are raw prompts; `chat` formats them as `continuation_logprob` does.
+    """
     n = len(eval_prompts)
     if n == 0 or len(compassionate) != n or len(dismissive) != n:
         raise DataError(
@@ -175,7 +179,7 @@ def causal_effect(
     units, steps = _checked(model, directions, mode, scale)
 
     def margins() -> np.ndarray:
-        kwargs = {"batch_size": batch_size, "max_length": max_length}
+        kwargs = {"batch_size": batch_size, "max_length": max_length, "chat": chat}
         lp_c = continuation_logprob(model, tokenizer, eval_prompts, compassionate, **kwargs)
         lp_d = continuation_logprob(model, tokenizer, eval_prompts, dismissive, **kwargs)
         return lp_c - lp_d

@@ -2382,7 +2382,7 @@ Probe and control rows come in pairs: two rows per `pair_id` with the same promp
 label 0 (probe: 1 = compassionate, 0 = dismissive; control: 1 = grammatical sentence, 0 = the
 same sentence with broken subject-verb agreement or its words scrambled). Paired responses and
 behaviour continuations are chosen to have word counts within a word or two of each other, so
-length is not a cue.
+length is not a cue. A prompt-less text would be, with `chat_template: true`, the assistant's turn.
 
 ## Coverage
 

@@ -110,12 +110,25 @@ def _apply_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
 
 
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
-    """sha256 of a tokenizer's full definition: the tokenizer hash in cache provenance."""
+    """sha256 of what decides a tokenizer's ids: the tokenizer hash in cache provenance.
+
+    Covers the full tokenizer definition (vocabulary, merges, normalizer, added tokens,
+    post-processor), the chat template and the special-token roles (bos, eos, pad, unk …), so a
+    changed template or special token invalidates caches made with the old one.
+    """
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = (
+    definition = (
         backend.to_str()
         if backend is not None
         else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
+    text = json.dumps(
+        {
+            "tokenizer": definition,
+            "chat_template": tokenizer.chat_template,
+            "special_tokens": {k: str(v) for k, v in tokenizer.special_tokens_map.items()},
+        },
+        sort_keys=True,
     )
     return hashlib.sha256(text.encode()).hexdigest()
 

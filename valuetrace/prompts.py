@@ -1,40 +1,96 @@
-"""Prompt formatting shared by training, extraction and evaluation, so all see the same text.
+"""Prompt formatting and tokenisation shared by training, extraction and evaluation.
 
 Two formats: the plain `### Instruction / ### Response` template, or the tokenizer's own chat
-template (`chat=True`).
+template (`chat=True`). `token_spans` gives the token ids an example is fed to the model as, and
+the response's span in token space, built the way TRL's `SFTTrainer` (1.16) tokenises
+prompt/completion data, so extraction and behaviour scoring see exactly the tokens SFT trained on:
+
+- chat: the conversation is rendered by the chat template and tokenised with
+  `add_special_tokens=False` (what `apply_chat_template(tokenize=True)` does), so a template that
+  writes its own BOS never gets a second one. The prompt is the user turn with the generation
+  prompt (`add_generation_prompt=True`); the full text adds the assistant turn.
+- plain: `tokenizer(prompt + response)` with the tokenizer's own special tokens (its BOS, if it
+  adds one), as TRL does for non-conversational data.
+
+Rules, stated once:
+
+- **Response span.** It starts at the first token where the tokenised prompt and the tokenised
+  prompt + response differ (TRL's `common_prefix_length`, whose completion mask is where SFT
+  puts its loss) and ends with the last token holding a character of the response text.
+- **A token that straddles the boundary** (prompt characters merged with the response's first
+  characters, or the response's last characters merged with the template's text after it) is a
+  response token: at the start because SFT trains it as completion, at the end because it holds
+  response text.
+- **What comes after the response** (the template's end-of-turn tokens, or the EOS TRL appends in
+  the plain format) is not fed: in a causal model no hidden state or log-probability at or before
+  the response's last token depends on it, so the fed ids are SFT's ids up to the response's end
+  and every pooled vector and score equals the one inside the SFT sequence; `last` pooling then
+  reads the response's last token, not a template token.
+- **A text without a prompt** (probe statements, speciesism pairs, `behaviour_eval`): with the
+  chat template on, it is the assistant's turn of a conversation with no user turn (the template
+  adds what it always adds, e.g. a default system prompt) and the whole text is the response;
+  with it off, it is the raw text with the tokenizer's own special tokens, as mid-training
+  documents are trained.
+- **Truncation** keeps the prompt and template and cuts the response's end (TRL's `keep_start`);
+  a prompt that leaves no room for one response token is an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
 from valuetrace.errors import DataError
 
+PROMPT_LESS_RULE = (
+    "A text without a prompt is, with the chat template on, the assistant's turn of a "
+    "conversation with no user turn (the whole text is the response); with it off, the raw text."
+)
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    """One example as the model is fed it: `ids`, and the response's tokens `ids[start:end]`.
+
+    `end == len(ids)` right after `token_spans`; `truncated` cuts `ids` and `end` together.
+    """
+
+    ids: list[int]
+    start: int
+    end: int
+
+    def truncated(self, max_length: int) -> TokenSpan:
+        """Keep the first `max_length` tokens: the prompt and template, and the response's start.
+
+        Raises DataError when the prompt alone leaves no room for a response token.
+        """
+        if len(self.ids) <= max_length:
+            return self
+        if self.start >= max_length:
+            raise DataError(
+                f"a prompt is {self.start} tokens long, so max_length {max_length} leaves no room "
+                f"for its response; raise max_length above {self.start} or shorten the prompt."
+            )
+        return TokenSpan(self.ids[:max_length], self.start, max_length)
+
 
 def format_prompt(
     prompt: str, tokenizer: PreTrainedTokenizerBase, *, chat: bool, system: str | None = None
 ) -> str:
-    """The exact text an SFT model saw before its response, so eval prompts match training."""
+    """The exact text an SFT model saw before its response, for generation (GRPO prompts).
+
+    For feeding the model, use `token_spans`: it tokenises without adding special tokens twice.
+    Raises DataError when `chat` is set and the tokenizer has no chat template.
+    """
     if not chat:
         return plain_prompt(prompt, system)
-    if not tokenizer.chat_template:
-        raise DataError(
-            "chat=True but the tokenizer has no chat template; use chat=False (the plain "
-            "### Instruction/### Response format) or a tokenizer with a chat template"
-        )
+    check_chat_template(tokenizer)
     text = tokenizer.apply_chat_template(
         chat_messages(prompt, system), tokenize=False, add_generation_prompt=True
     )
     return str(text)
-
-
-def format_prompts(
-    prompts: Sequence[str], tokenizer: PreTrainedTokenizerBase, *, chat: bool
-) -> list[str]:
-    """`format_prompt` for each prompt; an empty prompt (a plain-text example) stays empty."""
-    return [format_prompt(p, tokenizer, chat=chat) if p else "" for p in prompts]
 
 
 def plain_prompt(prompt: str, system: str | None) -> str:
@@ -47,3 +103,95 @@ def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
     """The chat-format prompt: optional system message, then the user turn."""
     head = [{"role": "system", "content": system}] if system else []
     return [*head, {"role": "user", "content": prompt}]
+
+
+def common_prefix_length(ids: Sequence[int], other: Sequence[int]) -> int:
+    """How many leading tokens two id sequences share (TRL's rule for where a completion starts)."""
+    length = 0
+    for a, b in zip(ids, other, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+def token_spans(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    chat: bool,
+) -> list[TokenSpan]:
+    """Token ids and response spans of prompt/response examples, as SFT tokenises them.
+
+    `prompts` are the raw user prompts ("" for a text without a prompt), not formatted text. See
+    the module docstring for the rules. Raises DataError when `chat` is set and the tokenizer has
+    no chat template, or when the template does not render a response verbatim.
+    """
+    if chat:
+        check_chat_template(tokenizer)
+    rendered = [_render(tokenizer, p, r, chat) for p, r in zip(prompts, responses, strict=True)]
+    special = not chat  # a chat template writes its own special tokens
+    full = tokenizer(
+        [text for _, text, _ in rendered],
+        add_special_tokens=special,
+        return_offsets_mapping=True,
+    )
+    head = tokenizer([prompt for prompt, _, _ in rendered], add_special_tokens=special)
+    spans = []
+    for (_, _, content_end), ids, offsets, prompt_ids in zip(
+        rendered, full["input_ids"], full["offset_mapping"], head["input_ids"], strict=True
+    ):
+        start = common_prefix_length(prompt_ids, ids)
+        end = 1 + max(
+            (i for i, (a, b) in enumerate(offsets) if b > a and a < content_end), default=start - 1
+        )
+        spans.append(TokenSpan(list(ids[:end]), start, max(start, end)))
+    return spans
+
+
+def _render(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, chat: bool
+) -> tuple[str, str, int]:
+    """(prompt text, prompt + response text, character where the response ends in the latter)."""
+    if not chat:
+        head = plain_prompt(prompt, None) if prompt else ""
+        return head, head + response, len(head) + len(response)
+    messages = chat_messages(prompt, None) if prompt else []
+    head = (
+        str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        if prompt
+        else ""
+    )
+    reply = {"role": "assistant", "content": response}
+    text = str(tokenizer.apply_chat_template([*messages, reply], tokenize=False))
+    shared = len(_common_text_prefix(head, text))
+    for content in (response, response.strip()):
+        begin = text.rfind(content, shared) if content else -1
+        if begin >= 0:
+            # a text without a prompt: its prompt is whatever the template writes before it
+            return (head if prompt else text[:begin]), text, begin + len(content)
+    raise DataError(
+        "the chat template does not render the response text verbatim, so its tokens cannot be "
+        f"found (response starts {response[:40]!r}); use a template that writes message content "
+        "as is, or chat_template: false."
+    )
+
+
+def _common_text_prefix(a: str, b: str) -> str:
+    """The longest common prefix of two strings."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+def check_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse chat formatting with a tokenizer that has no chat template (DataError)."""
+    if not tokenizer.chat_template:
+        raise DataError(
+            "chat=True but the tokenizer has no chat template; use chat=False (the plain "
+            "### Instruction/### Response format) or a tokenizer with a chat template"
+        )

@@ -496,6 +496,7 @@ non-commercial research use only.
 - `behaviour_eval`: prompt "", compassionate = the non-speciesist sentence, dismissive = the
   speciesist one. The score asks whether the model gives the non-speciesist phrasing a higher
   mean per-token log-probability.
+- Prompt-less rows: with `chat_template: true`, the text is the assistant's turn (no user turn).
 - `control_pairs`: ETHICS commonsense morality (`{CM}`), rows with `is_short == True`. The file
   is mostly made of adjacent contrastive pairs (the same opening, one acceptable and one morally
   wrong act); {notes["control_pairs_found"]} such adjacent pairs were found and

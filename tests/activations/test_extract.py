@@ -74,7 +74,6 @@ def test_extract_writes_every_row_in_order(tmp_path, tiny_model, tiny_tokenizer)
         tiny_model,
         tiny_tokenizer,
         data,
-        data.prompts,
         tmp_path / "a.h5",
         provenance=PROVENANCE,
         pooling="mean",
@@ -103,7 +102,6 @@ def test_extract_warns_of_cut_texts_at_once_and_totals_them_at_the_end(
             tiny_model,
             tiny_tokenizer,
             data,
-            data.prompts,
             tmp_path / "cut.h5",
             provenance=PROVENANCE,
             pooling="mean",
@@ -111,9 +109,10 @@ def test_extract_warns_of_cut_texts_at_once_and_totals_them_at_the_end(
             max_length=limit,
             progress=False,
         )
-    warnings = [r.getMessage() for r in caplog.records if "were cut" in r.getMessage()]
-    assert warnings[0].startswith(f"{long_rows[:256].sum()} of 256 texts are longer than {limit}")
-    assert warnings[1].startswith(f"{long_rows.sum()} of 300 texts are longer than {limit}")
+    warnings = [r.getMessage() for r in caplog.records if "lost the end" in r.getMessage()]
+    first, total = long_rows[:256].sum(), long_rows.sum()
+    assert warnings[0].startswith(f"{first} of 256 examples are longer than {limit}")
+    assert warnings[1].startswith(f"{total} of 300 examples are longer than {limit}")
     assert len(warnings) == 2
 
 
@@ -125,7 +124,6 @@ def test_extract_without_pad_token_is_refused(tmp_path, tiny_model, tiny_tokeniz
             tiny_model,
             tok,
             data,
-            data.prompts,
             tmp_path / "x.h5",
             provenance=PROVENANCE,
             pooling="mean",
@@ -160,7 +158,6 @@ def test_a_token_budget_gives_the_same_cache_as_a_fixed_batch_size(
             tiny_model,
             tiny_tokenizer,
             data,
-            data.prompts,
             tmp_path / f"{name}.h5",
             provenance=PROVENANCE,
             pooling="mean",

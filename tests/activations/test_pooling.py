@@ -11,7 +11,7 @@ from valuetrace.activations.pooling import collate, encode
 
 from valuetrace.errors import ValuetraceError
 
-PROMPTS = ["### Instruction:\nThe cat rested near the barn.\n\n### Response:\n", "Q: a dog? A:"]
+PROMPTS = ["The cat rested near the barn.", ""]  # the second: a text without a prompt
 RESPONSES = ["The vet listened.", " The farmer watched while the child helped near the river."]
 
 
@@ -52,19 +52,28 @@ def test_response_span_covers_exactly_the_response_tokens(tiny_tokenizer):
         span = [tid for tid, flag in zip(e.ids, e.response, strict=True) if flag]
         assert tiny_tokenizer.decode(span).strip() == response.strip()
         assert not e.response[0]  # BOS never pooled
+        assert e.ids.count(tiny_tokenizer.bos_token_id) == 1
 
 
-def test_truncation_keeps_the_end_and_warns(tiny_tokenizer, caplog):
-    with caplog.at_level(logging.WARNING):
-        encoded = encode(tiny_tokenizer, PROMPTS, RESPONSES, max_length=12)
-    assert all(len(e.ids) <= 12 for e in encoded)
-    assert encoded[0].ids[0] == tiny_tokenizer.bos_token_id
-    assert "2 of 2 texts are longer than 12 tokens" in caplog.text
+def test_truncation_keeps_the_prompt_cuts_the_response_end_and_warns(tiny_tokenizer, caplog):
     full = encode(tiny_tokenizer, PROMPTS, RESPONSES, max_length=512)
-    assert encoded[1].ids[-5:] == full[1].ids[-5:]
+    for prompt, response, whole in zip(PROMPTS, RESPONSES, full, strict=True):
+        limit = len(whole.ids) - 2
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            (cut,) = encode(tiny_tokenizer, [prompt], [response], max_length=limit)
+        assert f"1 of 1 examples are longer than {limit} tokens" in caplog.text
+        assert cut.ids == whole.ids[:limit]  # the start (BOS, prompt) kept, the end cut
+        assert cut.response == whole.response[:limit]
+        assert any(cut.response)
+
+
+def test_a_prompt_longer_than_max_length_is_a_clear_error(tiny_tokenizer):
+    with pytest.raises(ValuetraceError, match="no room for its response"):
+        encode(tiny_tokenizer, PROMPTS[:1], RESPONSES[:1], max_length=4)
 
 
 def test_empty_response_span_is_a_clear_error(tiny_tokenizer):
-    encoded = encode(tiny_tokenizer, ["only a prompt"], [""], max_length=32)
+    encoded = encode(tiny_tokenizer, ["only a prompt"], [""], max_length=128)
     with pytest.raises(ValuetraceError, match="no response tokens"):
         collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "response")

@@ -8,7 +8,7 @@ import pytest
 from valuetrace.activations import store
 from valuetrace.activations.store import CacheWriter, Examples, read_activations
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import DataError, ValuetraceError
 
 PROV = {
     "model_hash": "m1",
@@ -114,3 +114,31 @@ def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
 def test_the_needed_space_is_said_before_writing(tmp_path, capsys):
     _open(tmp_path / "say.h5").close()
     assert "say.h5 will need 0.0 MB" in capsys.readouterr().err
+
+
+def test_a_cache_without_labels_keeps_scores_and_refuses_label_reads(tmp_path):
+    scores = np.linspace(0.0, 1.0, N)
+    unlabelled = Examples(EXAMPLES.ids, None, EXAMPLES.groups, scores)
+    writer = CacheWriter.open(
+        tmp_path / "u.h5", provenance=PROV, layers=LAYERS, d_model=D, examples=unlabelled
+    )
+    writer.write(0, BLOCK)
+    writer.finish()
+    cache = read_activations(tmp_path / "u.h5")
+    np.testing.assert_array_equal(cache.scores, scores)
+    assert not cache.has_labels and cache.attrs["schema_version"] == store.SCHEMA_VERSION == 2
+    with pytest.raises(DataError, match="holds no 0/1 labels"):
+        cache.labels  # noqa: B018 (the property read is the check)
+    with h5py.File(tmp_path / "u.h5") as fh:
+        assert "label" not in fh and fh["score"].dtype == np.float64
+
+
+def test_a_schema_version_1_file_reads_as_before(tmp_path):
+    writer = _open(tmp_path / "v1.h5")
+    writer.write(0, BLOCK)
+    writer.finish()
+    with h5py.File(tmp_path / "v1.h5", "r+") as fh:  # version 1: /label always, no /score
+        fh.attrs["schema_version"] = 1
+    cache = read_activations(tmp_path / "v1.h5")
+    np.testing.assert_array_equal(cache.labels, EXAMPLES.labels)
+    assert cache.scores is None and cache.attrs["schema_version"] == 1

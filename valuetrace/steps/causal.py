@@ -17,7 +17,6 @@ from valuetrace.errors import MissingStepError
 from valuetrace.probing import (
     load_results,
 )
-from valuetrace.prompts import format_prompts
 from valuetrace.steps.common import behaviour_items, stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
@@ -74,13 +73,10 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
     for stage, mode, where, label in interventions:
         record = lineage.get(stage)
         tokenizer = stage_tokenizer(record)
-        prompts = format_prompts(
-            [i["prompt"] for i in items], tokenizer, chat=config.model.chat_template
-        )
         result = causal_effect(
             stage_model(config, record),
             tokenizer,
-            prompts,
+            [i["prompt"] for i in items],
             [i["compassionate"] for i in items],
             [i["dismissive"] for i in items],
             {layer: units[layer] for layer in where},
@@ -89,6 +85,7 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
             n_boot=config.behaviour.n_bootstrap,
             seed=config.seed,
             batch_size=config.extract.batch_size,
+            chat=config.model.chat_template,
         ).to_dict()
         results.append({"label": label, "stage": stage, **result})
     (paths.analysis / "causal.json").write_text(json.dumps(results, indent=1))

@@ -8,7 +8,6 @@ from valuetrace.config import (
     resolve_data_path,
 )
 from valuetrace.errors import DataError
-from valuetrace.prompts import format_prompts
 from valuetrace.steps.common import behaviour_items, load_options, stage_model, stage_tokenizer
 from valuetrace.training.datasets import (
     PromptResponse,
@@ -37,15 +36,12 @@ def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
             model,
             tokenizer,
             eval_ids=[str(i["id"]) for i in items],
-            eval_prompts=format_prompts(
-                [i["prompt"] for i in items], tokenizer, chat=config.model.chat_template
-            ),
+            eval_prompts=[i["prompt"] for i in items],
             compassionate=[i["compassionate"] for i in items],
             dismissive=[i["dismissive"] for i in items],
-            help_prompts=format_prompts(
-                [r.prompt for r in help_records], tokenizer, chat=config.model.chat_template
-            ),
+            help_prompts=[r.prompt for r in help_records],
             help_responses=[r.response for r in help_records],
+            chat=config.model.chat_template,
             n_boot=config.behaviour.n_bootstrap,
             seed=config.seed,
             batch_size=config.extract.batch_size,

@@ -8,7 +8,6 @@ from valuetrace.config import (
     RunConfig,
     resolve_data_path,
 )
-from valuetrace.prompts import format_prompts
 from valuetrace.steps.common import BEHAVIOUR_SET, behaviour_examples, stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
@@ -24,7 +23,6 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
         model = stage_model(config, record)
         tokenizer = stage_tokenizer(record)
         for name, examples in sets.items():
-            prompts = format_prompts(examples.prompts, tokenizer, chat=config.model.chat_template)
             provenance = {
                 "stage": record.name,
                 **cache_provenance(
@@ -43,8 +41,8 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
                 model,
                 tokenizer,
                 examples,
-                prompts,
                 config.paths.activations(name, record.name),
+                chat=config.model.chat_template,
                 provenance=provenance,
                 pooling=config.extract.pooling,
                 batch_size=config.extract.batch_size,
