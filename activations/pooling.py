@@ -78,8 +78,17 @@ def tokenise(
     module for the boundary, prompt-less and truncation rules). Raises DataError when a prompt
     leaves no room for its response within `max_length`.
     """
+    spans = token_spans(tokenizer, prompts, responses, chat=chat)
+    too_long = [span.start for span in spans if span.start >= max_length]
+    if too_long:
+        raise DataError(
+            f"{len(too_long)} of {len(spans)} examples have a prompt (with its template) of "
+            f"max_length={max_length} tokens or more (the longest: {max(too_long)}), leaving no "
+            f"room for the response; raise max_length above {max(too_long)} (config: "
+            "extract.max_length; CLI: --max-length) or shorten them."
+        )
     encoded, truncated = [], 0
-    for span in token_spans(tokenizer, prompts, responses, chat=chat):
+    for span in spans:
         truncated += len(span.ids) > max_length
         kept = span.truncated(max_length)
         flags = [kept.start <= i < kept.end for i in range(len(kept.ids))]

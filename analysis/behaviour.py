@@ -123,9 +123,14 @@ def behaviour_scores(
     n_boot: int = 1000,
     seed: int = 0,
     batch_size: int = 16,
+    max_length: int = 256,
 ) -> BehaviourResult:
-    """Compassion preference and helpfulness loss of one checkpoint (`chat`: chat template)."""
-    kwargs = {"batch_size": batch_size, "chat": chat}
+    """Compassion preference and helpfulness loss of one checkpoint.
+
+    `chat` formats prompts with the chat template; `max_length` caps each example's tokens (the
+    response's end is cut; see `continuation_logprob`).
+    """
+    kwargs = {"batch_size": batch_size, "chat": chat, "max_length": max_length}
     lp_c = continuation_logprob(model, tokenizer, eval_prompts, compassionate, **kwargs)
     lp_d = continuation_logprob(model, tokenizer, eval_prompts, dismissive, **kwargs)
     preference = lp_c - lp_d

@@ -121,7 +121,6 @@ def run_b(
         model,
         tokenizer,
         data,
-        data.prompts,
         path,
         provenance=PROVENANCE,
         pooling="mean",

@@ -121,7 +121,11 @@ def sft_prompt_completion(records: Sequence[PromptResponse]) -> list[dict[str, s
 
 
 def sft_conversational(records: Sequence[PromptResponse]) -> list[dict[str, list[dict[str, str]]]]:
-    """TRL conversational prompt-completion rows, for tokenizers that have a chat template."""
+    """TRL conversational prompt-completion rows, for tokenizers that have a chat template.
+
+    Extraction and behaviour scoring feed the ids TRL's `SFTTrainer` builds from these rows
+    (`valuetrace.prompts.token_spans`, checked against TRL in tests/valuetrace/test_prompts.py).
+    """
     return [
         {
             "prompt": chat_messages(record.prompt, record.system),

@@ -32,7 +32,7 @@ Rules, stated once:
   with it off, it is the raw text with the tokenizer's own special tokens, as mid-training
   documents are trained.
 - **Truncation** keeps the prompt and template and cuts the response's end (TRL's `keep_start`);
-  a prompt that leaves no room for one response token is an error.
+  a prompt that leaves no room for one response token is an error (`activations.pooling`).
 """
 
 from __future__ import annotations
@@ -64,16 +64,11 @@ class TokenSpan:
     def truncated(self, max_length: int) -> TokenSpan:
         """Keep the first `max_length` tokens: the prompt and template, and the response's start.
 
-        Raises DataError when the prompt alone leaves no room for a response token.
+        A prompt of `max_length` tokens or more leaves an empty response span; callers refuse it.
         """
         if len(self.ids) <= max_length:
             return self
-        if self.start >= max_length:
-            raise DataError(
-                f"a prompt is {self.start} tokens long, so max_length {max_length} leaves no room "
-                f"for its response; raise max_length above {self.start} or shorten the prompt."
-            )
-        return TokenSpan(self.ids[:max_length], self.start, max_length)
+        return TokenSpan(self.ids[:max_length], min(self.start, max_length), max_length)
 
 
 def format_prompt(

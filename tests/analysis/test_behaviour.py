@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -13,16 +15,33 @@ from valuetrace.analysis.behaviour import (
 )
 
 from valuetrace.errors import ValuetraceError
+from valuetrace.prompts import plain_prompt
 
 PROMPTS = ["Q: the cat limped near the barn? A:", "Q: a dog? A:"]
 CONTS = [" the vet listened.", " the farmer watched while the child helped."]
 
 
-def test_continuation_logprob_matches_a_direct_sum(tiny_model, tiny_tokenizer):
-    got = continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS, CONTS, batch_size=2)
+@pytest.mark.parametrize("chat", [False, True])
+def test_continuation_logprob_matches_a_direct_sum(tiny_model, tiny_tokenizer, chat):
+    tokenizer = copy.deepcopy(tiny_tokenizer)  # the fixture is shared: give the copy a template
+    tokenizer.chat_template = (
+        "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}{{ eos_token }}\n"
+        "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    )
+    got = continuation_logprob(tiny_model, tokenizer, PROMPTS, CONTS, batch_size=2, chat=chat)
     for value, prompt, cont in zip(got, PROMPTS, CONTS, strict=True):
-        n_prompt = len(tiny_tokenizer(prompt).input_ids)
-        ids = torch.tensor([tiny_tokenizer(prompt + cont).input_ids])
+        if chat:  # the ids TRL's SFT builds for a conversational prompt/completion
+            user = [{"role": "user", "content": prompt}]
+            head = tokenizer.apply_chat_template(user, add_generation_prompt=True)["input_ids"]
+            reply = [*user, {"role": "assistant", "content": cont}]
+            full = tokenizer.apply_chat_template(reply)["input_ids"][:-2]  # drop EOS, "\n"
+        else:
+            head = tokenizer(plain_prompt(prompt, None)).input_ids
+            full = tokenizer(plain_prompt(prompt, None) + cont).input_ids
+        assert full.count(tokenizer.bos_token_id) == 1
+        pairs = enumerate(zip(head, full, strict=False))
+        n_prompt = next((i for i, (a, b) in pairs if a != b), len(head))
+        ids = torch.tensor([full])
         with torch.no_grad():
             logp = torch.log_softmax(tiny_model(ids).logits[0, :-1], dim=-1)
         token_lp = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[n_prompt - 1 :]

@@ -26,7 +26,7 @@ def _config(tmp_path: Path, base: Path, tuned: Path) -> Path:
             {"name": "tuned", "parent": "base", "checkpoint": str(tuned)},
         ],
         "probes": [{"name": "compassion", "source": "${data}/probe_pairs.jsonl"}],
-        "extract": {"batch_size": 32, "max_length": 96},
+        "extract": {"batch_size": 32, "max_length": 320},  # prompts fit, long rows cut
         "probing": {"n_folds": 3, "n_bootstrap": 100},
         "behaviour": {
             "compassion_eval": "${data}/behaviour_eval.jsonl",

@@ -86,6 +86,7 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
             seed=config.seed,
             batch_size=config.extract.batch_size,
             chat=config.model.chat_template,
+            max_length=config.extract.max_length,
         ).to_dict()
         results.append({"label": label, "stage": stage, **result})
     (paths.analysis / "causal.json").write_text(json.dumps(results, indent=1))

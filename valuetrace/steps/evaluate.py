@@ -45,6 +45,7 @@ def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
             n_boot=config.behaviour.n_bootstrap,
             seed=config.seed,
             batch_size=config.extract.batch_size,
+            max_length=config.extract.max_length,
         )
         result.save(config.paths.behaviour(record.name))
         results[record.name] = result
