@@ -44,11 +44,6 @@ from transformers import PreTrainedTokenizerBase
 
 from valuetrace.errors import DataError
 
-PROMPT_LESS_RULE = (
-    "A text without a prompt is, with the chat template on, the assistant's turn of a "
-    "conversation with no user turn (the whole text is the response); with it off, the raw text."
-)
-
 
 @dataclass(frozen=True)
 class TokenSpan:
@@ -100,8 +95,11 @@ def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
     return [*head, {"role": "user", "content": prompt}]
 
 
-def common_prefix_length(ids: Sequence[int], other: Sequence[int]) -> int:
-    """How many leading tokens two id sequences share (TRL's rule for where a completion starts)."""
+def common_prefix_length(ids: Sequence[object], other: Sequence[object]) -> int:
+    """How many leading items (token ids, or characters) two sequences share.
+
+    On token ids it is TRL's rule for where a completion starts (`trl.data_utils`).
+    """
     length = 0
     for a, b in zip(ids, other, strict=False):
         if a != b:
@@ -138,10 +136,9 @@ def token_spans(
         rendered, full["input_ids"], full["offset_mapping"], head["input_ids"], strict=True
     ):
         start = common_prefix_length(prompt_ids, ids)
-        end = 1 + max(
-            (i for i, (a, b) in enumerate(offsets) if b > a and a < content_end), default=start - 1
-        )
-        spans.append(TokenSpan(list(ids[:end]), start, max(start, end)))
+        last = max((i for i, (a, b) in enumerate(offsets) if b > a and a < content_end), default=-1)
+        end = max(start, last + 1)  # an empty response leaves an empty span, never a cut prompt
+        spans.append(TokenSpan(list(ids[:end]), start, end))
     return spans
 
 
@@ -160,9 +157,11 @@ def _render(
     )
     reply = {"role": "assistant", "content": response}
     text = str(tokenizer.apply_chat_template([*messages, reply], tokenize=False))
-    shared = len(_common_text_prefix(head, text))
+    shared = common_prefix_length(head, text)  # characters here
+    if not response.strip():
+        return head, text, shared
     for content in (response, response.strip()):
-        begin = text.rfind(content, shared) if content else -1
+        begin = text.rfind(content, shared)
         if begin >= 0:
             # a text without a prompt: its prompt is whatever the template writes before it
             return (head if prompt else text[:begin]), text, begin + len(content)
@@ -171,16 +170,6 @@ def _render(
         f"found (response starts {response[:40]!r}); use a template that writes message content "
         "as is, or chat_template: false."
     )
-
-
-def _common_text_prefix(a: str, b: str) -> str:
-    """The longest common prefix of two strings."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return a[:n]
 
 
 def check_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
