@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from valuetrace.errors import DataError
+from valuetrace.stats import check_labels
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,13 @@ class LabelledExamples:
         return digest.hexdigest()
 
     def require_labels(self, what: str) -> np.ndarray:
-        """The 0/1 labels, or a DataError saying that `what` needs them (both classes)."""
+        """The 0/1 labels of both classes, or a DataError saying that `what` needs them."""
         if self.labels is None:
             raise DataError(
                 f"{what} needs 0/1 labels, but this example set has no 'label' column; add one "
                 "(1 = concept present) or use the set for extraction only."
             )
-        if len(np.unique(self.labels)) < 2:
-            raise DataError(
-                f"{what} needs both classes, but every label is {int(self.labels[0])}; add "
-                "examples of the other class."
-            )
-        return self.labels
+        return check_labels(self.labels, len(self))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

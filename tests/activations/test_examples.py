@@ -64,5 +64,5 @@ def test_a_bad_label_or_score_names_the_row(tmp_path, column, value, message):
 
 def test_a_probe_set_needs_both_classes(tmp_path):
     rows = [{**r, "label": 1} for r in ROWS]
-    with pytest.raises(DataError, match="needs both classes"):
+    with pytest.raises(DataError, match="both classes"):
         load_labelled(write_jsonl(tmp_path / "one.jsonl", rows))

@@ -15,7 +15,7 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from valuetrace.training.datasets import PromptResponse
 from valuetrace.training.scratch import build_scratch_model
-from valuetrace.training.stages import TrainSettings, to_dataset
+from valuetrace.training.stages import to_dataset
 
 from valuetrace.errors import DataError
 from valuetrace.models import tokenizer_hash
@@ -59,20 +59,6 @@ def sft_rows(tokenizer: PreTrainedTokenizerBase, chat: bool, tmp_path: Path) -> 
     """The tokenised rows TRL's SFTTrainer trains on, from valuetrace's SFT formatting."""
     from trl import SFTConfig, SFTTrainer
 
-    settings = TrainSettings(
-        format="sft",
-        method="full",
-        epochs=1,
-        max_steps=1,
-        learning_rate=1e-4,
-        batch_size=1,
-        grad_accum=1,
-        max_length=512,
-        warmup_ratio=0.0,
-        weight_decay=0.0,
-        seed=0,
-        chat=chat,
-    )
     model = build_scratch_model(
         tokenizer,
         hidden_size=8,
@@ -88,7 +74,7 @@ def sft_rows(tokenizer: PreTrainedTokenizerBase, chat: bool, tmp_path: Path) -> 
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=to_dataset(RECORDS, settings),
+        train_dataset=to_dataset(RECORDS, "sft", chat=chat),
         processing_class=tokenizer,
     )
     return list(trainer.train_dataset)
