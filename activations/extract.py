@@ -30,6 +30,7 @@ from valuetrace.activations.pooling import (
     Encoded,
     Pooling,
     collate,
+    pool,
     tokenise,
     warn_truncated,
 )
@@ -76,7 +77,7 @@ def _pooling_hooks(
     def make_hook(layer: int) -> Callable[[torch.nn.Module, object, object], None]:
         def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
             hidden = output[0] if isinstance(output, tuple) else output
-            out[layer] = torch.einsum("bt,btd->bd", slot["weights"].to(hidden.dtype), hidden)
+            out[layer] = pool(hidden, slot["weights"])
             if layer == layers[-1]:
                 raise _StopForward
 
@@ -109,7 +110,7 @@ def pooled_hidden_states(
                 position_ids=batch.position_ids.to(device),
                 use_cache=False,
             )
-    return torch.stack([pooled[layer].float() for layer in layers])
+    return torch.stack([pooled[layer] for layer in layers])
 
 
 def length_batches(
