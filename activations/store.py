@@ -47,7 +47,13 @@ import numpy as np
 from jaxtyping import Float
 
 from valuetrace import __version__
-from valuetrace.errors import CacheError, MissingStepError, ValuetraceError
+from valuetrace.errors import (
+    CacheError,
+    ConfigError,
+    DataError,
+    MissingStepError,
+    ValuetraceError,
+)
 
 FORMAT = "valuetrace.activations"
 SCHEMA_VERSION = 1
@@ -178,13 +184,21 @@ class CacheWriter:
         return bool(self._file.attrs["complete"])
 
     def write(self, start: int, block: Float[np.ndarray, "l b d"]) -> None:
-        """Write rows [start, start + b) of every layer, then record them as done."""
+        """Write rows [start, start + b) of every layer, then record them as done.
+
+        A block that holds NaN or inf, or values the cache dtype cannot hold (beyond float16's
+        65504), is refused before anything is written: `ConfigError` (overflow: use float32)
+        or `DataError` (the model produced them), naming the layers and rows.
+        """
         if start != self.rows_done:
             raise CacheError(
                 f"internal: block starts at row {start} but {self.rows_done} rows are done."
             )
         stop = start + block.shape[1]
-        self._hidden[:, start:stop, :] = block.astype(self._hidden.dtype, copy=False)
+        with np.errstate(over="ignore"):  # an overflow is refused just below, with its fix
+            stored = block.astype(self._hidden.dtype, copy=False)
+        _check_finite(self.path, self._file.attrs["layers"], start, block, stored)
+        self._hidden[:, start:stop, :] = stored
         self._file.flush()
         self._file.attrs.modify("rows_done", stop)  # in place: no new metadata, see module doc
         self._file.flush()
@@ -203,6 +217,41 @@ class CacheWriter:
         """Close the file (safe to call twice)."""
         if self._file.id.valid:
             self._file.close()
+
+
+def _check_finite(
+    path: Path,
+    layers: Sequence[int],
+    start: int,
+    block: Float[np.ndarray, "l b d"],
+    stored: np.ndarray,
+) -> None:
+    """Refuse a block with NaN/inf, or with values that overflow the cache dtype.
+
+    An overflowed value would be stored as inf and surface much later as a NaN probe metric or
+    a vague error; here the layer and the fix are named while the cause is known.
+    """
+    bad = ~np.isfinite(stored)
+    if not bad.any():
+        return
+    layer_idx, row_idx = np.nonzero(bad.any(axis=2))
+    where = (
+        f"layers {sorted({int(layers[i]) for i in layer_idx})}, rows "
+        f"{sorted({start + int(r) for r in row_idx})[:10]}"
+    )
+    if np.isfinite(block[bad]).all():
+        largest = float(np.abs(block[bad]).max())
+        raise ConfigError(
+            f"activations at {where} reach {largest:.4g}, beyond what the {stored.dtype} cache "
+            f"{path} can hold (largest {float(np.finfo(stored.dtype).max):.4g}), so they would be "
+            "stored as inf. Extract in float32 (`extract.dtype: float32` in the run config, "
+            "`--dtype float32` on the command line) and rerun with --overwrite."
+        )
+    raise DataError(
+        f"the model produced NaN or inf activations at {where} for {path}. Nothing was stored; "
+        "load the model in float32 (`model.dtype: float32`, `--model-dtype float32`) or drop "
+        "the examples that cause them."
+    )
 
 
 def _create(

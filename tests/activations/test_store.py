@@ -8,7 +8,7 @@ import pytest
 from valuetrace.activations import store
 from valuetrace.activations.store import CacheWriter, Examples, read_activations
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import ConfigError, DataError, ValuetraceError
 
 PROV = {
     "model_hash": "m1",
@@ -114,3 +114,21 @@ def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
 def test_the_needed_space_is_said_before_writing(tmp_path, capsys):
     _open(tmp_path / "say.h5").close()
     assert "say.h5 will need 0.0 MB" in capsys.readouterr().err
+
+
+def test_values_beyond_float16_are_refused_at_write_time_naming_layer_and_fix(tmp_path):
+    writer = _open(tmp_path / "h.h5", prov={**PROV, "dtype": "float16"})
+    writer.write(0, BLOCK[:, :4])
+    block = BLOCK[:, 4:].copy()
+    block[1, 2, 3] = 7e4  # layer 1, row 6: float16 stops at 65504
+    with pytest.raises(ConfigError, match=r"layers \[1\], rows \[6\] reach 7e\+04.*float32"):
+        writer.write(4, block)
+    assert writer.rows_done == 4  # nothing of the block was recorded
+    block[1, 2, 3] = np.nan  # the model itself produced a NaN: another fault, another fix
+    with pytest.raises(DataError, match=r"NaN or inf activations at layers \[1\], rows \[6\]"):
+        writer.write(4, block)
+    block[1, 2, 3] = 6e4
+    writer.write(4, block)
+    writer.finish()
+    acts = read_activations(tmp_path / "h.h5").acts
+    assert np.isfinite(acts).all() and acts[1, 6, 3] == np.float16(6e4)
