@@ -118,15 +118,51 @@ def check_disk(path: Path, need: int) -> None:
         )
 
 
-def _open(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
-    """Open an HDF5 file, turning a damaged or foreign file into a clear error."""
+def unopenable(path: Path, err: OSError, damaged_fix: str) -> CacheError:
+    """The error for an HDF5 file that h5py would not open: locked, not permitted or damaged.
+
+    `damaged_fix` ends the message for a file that really is truncated or not HDF5.
+    h5py 3.16 raises `BlockingIOError` (errno 11, "unable to lock file") when another process
+    holds the file open for writing, or open at all when this one wants to write; a filesystem
+    without locks (some NFS or Lustre mounts) gives "unable to lock file" with errno 37 (no
+    locks available) or 38 (not implemented). Neither means the file is damaged, so neither
+    message advises deleting it.
+    """
+    locking = "set HDF5_USE_FILE_LOCKING=FALSE in the environment"
+    if "unable to lock file" in str(err):
+        if isinstance(err, BlockingIOError):
+            return CacheError(
+                f"{path} is locked: another process has it open (a running extraction, probe "
+                f"run or reader). The file is not damaged and was left untouched; wait for that "
+                f"process to finish (or stop it) and rerun. Only on a filesystem without file "
+                f"locks, where no other process uses the file, {locking}. ({err})"
+            )
+        return CacheError(
+            f"{path} could not be locked: this filesystem does not support file locks ({err}). "
+            f"The file is not damaged and was left untouched; {locking} and rerun."
+        )
+    if isinstance(err, PermissionError):
+        return CacheError(
+            f"{path} cannot be opened: permission denied ({err}). The file was left untouched; "
+            "give this user read and write access to it and its folder, or use another path."
+        )
+    return CacheError(
+        f"{path} is not a readable HDF5 file (truncated or damaged: {err}). It was left "
+        f"untouched; {damaged_fix}"
+    )
+
+
+def _h5(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
+    """`h5py.File`, with a file that will not open turned into a clear error by cause."""
     try:
-        handle = h5py.File(path, mode, rdcc_nbytes=cache_bytes)
+        return h5py.File(path, mode, rdcc_nbytes=cache_bytes)
     except OSError as err:
-        raise CacheError(
-            f"{path} is not a readable HDF5 file (truncated or damaged: {err}). It was left "
-            "untouched; delete it or rerun with --overwrite to rebuild it."
-        ) from err
+        raise unopenable(path, err, "delete it or rerun with --overwrite to rebuild it.") from err
+
+
+def _open(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
+    """Open an existing cache file, turning a locked, damaged or foreign file into a clear error."""
+    handle = _h5(path, mode, cache_bytes)
     if handle.attrs.get("format") != FORMAT:
         handle.close()
         raise CacheError(
@@ -266,7 +302,7 @@ def _create(
     if n == 0:
         raise CacheError("the dataset is empty: nothing to extract.")
     staging = path.with_name(path.name + ".creating")
-    with h5py.File(staging, "w") as handle:
+    with _h5(staging, "w") as handle:
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # all chunks placed now, never later
         dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # no zero-filling: rows come from writes
@@ -293,7 +329,7 @@ def _create(
             }
         )
     os.replace(staging, path)
-    return h5py.File(path, "r+", rdcc_nbytes=_WRITE_CACHE_BYTES)
+    return _h5(path, "r+", _WRITE_CACHE_BYTES)
 
 
 def _check_matches(

@@ -31,12 +31,13 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from valuetrace.activations.store import unopenable
 from valuetrace.probing.degenerate import undefined_from_json, undefined_to_json
 from valuetrace.probing.direction import Direction
 from valuetrace.probing.probe import Probe, ProbeResults
 
 from valuetrace.config import ProbingConfig
-from valuetrace.errors import CacheError
+from valuetrace.errors import CacheError, MissingStepError
 from valuetrace.records import from_plain
 
 FORMAT = "valuetrace.probe_results"
@@ -94,14 +95,18 @@ def save_results(
 
 
 def load_results(path: str | Path) -> ProbeResults:
-    """Read a file written by ``save_results``; foreign, old or truncated files raise."""
+    """Read a file written by ``save_results``.
+
+    Raises ``MissingStepError`` when there is no file, and ``CacheError`` for a foreign, old,
+    truncated or locked one (a locked file is named as locked, never as damaged).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingStepError(f"no probe results at {path}; run `valuetrace probe` first")
     try:
         handle = h5py.File(path, "r")
     except OSError as err:
-        raise CacheError(
-            f"{path} is not a readable HDF5 file ({err}); it may be truncated or another "
-            "format, so re-run the probes and save them again"
-        ) from err
+        raise unopenable(path, err, "re-run the probes and save them again") from err
     with handle as f:
         if f.attrs.get("format") != FORMAT:
             raise CacheError(

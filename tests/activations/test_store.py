@@ -8,7 +8,8 @@ import pytest
 from valuetrace.activations import store
 from valuetrace.activations.store import CacheWriter, Examples, read_activations
 
-from valuetrace.errors import ConfigError, DataError, ValuetraceError
+from tests.activations.hold import held_open
+from valuetrace.errors import CacheError, ConfigError, DataError, ValuetraceError
 
 PROV = {
     "model_hash": "m1",
@@ -132,3 +133,36 @@ def test_values_beyond_float16_are_refused_at_write_time_naming_layer_and_fix(tm
     writer.finish()
     acts = read_activations(tmp_path / "h.h5").acts
     assert np.isfinite(acts).all() and acts[1, 6, 3] == np.float16(6e4)
+
+
+@pytest.mark.parametrize("holder", ["r+", "r"])
+def test_a_cache_open_in_another_process_is_locked_not_damaged(tmp_path, holder):
+    writer = _open(tmp_path / "busy.h5")
+    writer.write(0, BLOCK[:, :4])
+    writer.close()
+    before = (tmp_path / "busy.h5").read_bytes()
+    # a writer locks out every other opener; a reader locks out writers
+    with held_open(tmp_path / "busy.h5", holder):
+        attempts = [lambda: _open(tmp_path / "busy.h5")]  # resume, as a second extraction would
+        if holder == "r+":
+            attempts.append(lambda: read_activations(tmp_path / "busy.h5"))
+        for attempt in attempts:
+            with pytest.raises(CacheError, match="is locked: another process") as err:
+                attempt()
+            assert "HDF5_USE_FILE_LOCKING" in str(err.value)
+            assert "not damaged" in str(err.value) and "delete" not in str(err.value)
+    assert (tmp_path / "busy.h5").read_bytes() == before
+    again = _open(tmp_path / "busy.h5")  # the holder is gone: it resumes
+    assert again.rows_done == 4
+    again.close()
+
+
+def test_a_filesystem_without_locks_is_named_with_the_environment_fix(tmp_path):
+    err = OSError(
+        37,
+        "Unable to synchronously open file (unable to lock file, errno = 37, error message = "
+        "'No locks available')",
+    )
+    message = str(store.unopenable(tmp_path / "c.h5", err, "delete it."))
+    assert "does not support file locks" in message and "HDF5_USE_FILE_LOCKING=FALSE" in message
+    assert "delete" not in message
