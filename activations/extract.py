@@ -181,6 +181,19 @@ def _pool_fn(model: PreTrainedModel, backend: Backend) -> PoolFn:
     return functools.partial(pooled_hidden_states, model)
 
 
+def batching_provenance(batch_size: int, max_batch_tokens: int | None) -> dict[str, str | int]:
+    """The batching a cache is extracted with, recorded so a resumed cache never mixes two.
+
+    Pooled vectors depend (by float rounding only: batch 1 and 16 agree to 1e-5 in fp32, more
+    loosely in bf16) on which rows share a batch, so a resume with other settings would break
+    the guarantee that a resumed cache equals an uninterrupted one.
+    """
+    return {
+        "batch_size": batch_size,
+        "max_batch_tokens": "none" if max_batch_tokens is None else max_batch_tokens,
+    }
+
+
 def cache_provenance(
     *,
     model: str,
@@ -193,7 +206,11 @@ def cache_provenance(
     max_length: int,
     chat: bool,
 ) -> dict[str, str | int]:
-    """The provenance a cache records, and which a resumed cache must match."""
+    """The provenance a cache records, and which a resumed cache must match.
+
+    The batching entries (`batching_provenance`) are added by `extract_to_cache` itself, from
+    the settings it actually runs with.
+    """
     return {
         "model": model,
         "dataset": dataset,
@@ -227,7 +244,8 @@ def extract_to_cache(
 ) -> Path:
     """Stream pooled activations of `examples` (with formatted `prompts`) into an HDF5 cache.
 
-    Resumes a half-written cache with the same provenance; a complete one is left as is.
+    Resumes a half-written cache with the same provenance (batch size and token budget
+    included, see `batching_provenance`); a complete one is left as is.
     `backend` picks hooks on the decoder body (fast) or transformer-lens (a cross-check);
     `max_batch_tokens` caps a batch's padded tokens; `progress_callback(rows_done)` runs on the
     writer thread after each block is on disk.
@@ -244,7 +262,7 @@ def extract_to_cache(
     chosen = check_layers(model, layers)
     writer = CacheWriter.open(
         path,
-        provenance=provenance,
+        provenance={**provenance, **batching_provenance(batch_size, max_batch_tokens)},
         layers=chosen,
         d_model=model.config.hidden_size,
         examples=Examples(examples.ids, examples.labels, examples.groups),

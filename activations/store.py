@@ -10,8 +10,8 @@ Layout of one file (one dataset under one checkpoint), readable with plain h5py 
     attributes    format="valuetrace.activations", schema_version, layers (int array; 0 =
                   embeddings, l = output of block l-1, before any final norm), rows_done,
                   complete, created_at, and the provenance fields (model_hash, tokenizer_hash,
-                  dataset_hash, pooling, dtype, max_length, prompt_format, model, dataset,
-                  valuetrace_version).
+                  dataset_hash, pooling, dtype, max_length, prompt_format, batch_size,
+                  max_batch_tokens, model, dataset, valuetrace_version).
 
 Rows are written in order, a block at a time, and `rows_done` is raised only after a block is on
 disk, so a killed run resumes from `rows_done` and ends byte-identical to an uninterrupted one.
@@ -66,6 +66,8 @@ PROVENANCE_KEYS = (
     "dtype",
     "max_length",
     "prompt_format",
+    "batch_size",
+    "max_batch_tokens",
 )
 _STR = h5py.string_dtype("utf-8")
 _CACHE_BYTES = 64 * 1024 * 1024
