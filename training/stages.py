@@ -202,6 +202,63 @@ def trainer_arguments(
     }
 
 
+def sft_trainer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: list[Document] | list[PromptResponse],
+    stage: StageConfig,
+    run: StageRun,
+    work_dir: Path,
+    *,
+    use_cpu: bool,
+    progress: bool = True,
+) -> SFTTrainer:
+    """The stage's SFTTrainer, its dataset tokenised and labelled by TRL, ready to train.
+
+    TRL builds the labels while preparing the dataset: for prompt/completion rows only the
+    completion carries loss (`completion_only_loss`), and a plain completion gets the EOS token
+    appended. A chat completion is everything the template renders after the generation prompt,
+    which for ChatML templates is the response, the end-of-turn token (EOS) and a newline;
+    the loss is cut after the completion's first EOS, so the tokens that carry loss are exactly
+    the response and EOS in both formats (the model is never trained on template text it does
+    not generate). Documents carry loss on every token.
+
+    Raises:
+        DataError: the records do not fit the stage's format.
+    """
+    args = SFTConfig(
+        **trainer_arguments(stage, run, work_dir, use_cpu=use_cpu, progress=progress),
+        max_length=stage.max_length,
+        save_only_model=False,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        packing=stage.packing and stage.format == "documents",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=to_dataset(records, stage.format, chat=run.chat),
+        processing_class=tokenizer,
+        peft_config=peft_config(stage),
+    )
+    if stage.format == "sft":
+        trainer.train_dataset = trainer.train_dataset.map(
+            _loss_ends_at_eos,
+            fn_kwargs={"eos_id": tokenizer.eos_token_id},
+            desc="Ending the loss at EOS",
+        )
+    return trainer
+
+
+def _loss_ends_at_eos(example: dict[str, list[int]], eos_id: int) -> dict[str, list[int]]:
+    """Labels with every token after the completion's first EOS masked (-100)."""
+    labels = example["labels"]
+    if eos_id not in labels:  # cut off by max_length: nothing follows it
+        return {"labels": labels}
+    end = labels.index(eos_id) + 1
+    return {"labels": labels[:end] + [-100] * (len(labels) - end)}
+
+
 def train_stage(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -220,20 +277,8 @@ def train_stage(
         DataError: the records do not fit the stage's format, or a sharded LoRA stage is merged.
     """
     work_dir = work_dir_of(out_dir)
-    args = SFTConfig(
-        **trainer_arguments(stage, run, work_dir, use_cpu=use_cpu, progress=progress),
-        max_length=stage.max_length,
-        save_only_model=False,
-        dataloader_num_workers=0,
-        include_num_input_tokens_seen="non_padding",
-        packing=stage.packing and stage.format == "documents",
-    )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=to_dataset(records, stage.format, chat=run.chat),
-        processing_class=tokenizer,
-        peft_config=peft_config(stage),
+    trainer = sft_trainer(
+        model, tokenizer, records, stage, run, work_dir, use_cpu=use_cpu, progress=progress
     )
     output, seconds = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
     return stage_result(trainer, output, seconds)
