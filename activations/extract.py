@@ -37,7 +37,7 @@ from valuetrace.activations.pooling import (
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import decoder_layers, tokenizer_hash
 
 Backend = Literal["hooks", "transformer_lens"]
@@ -54,14 +54,24 @@ def n_layers(model: PreTrainedModel) -> int:
 
 
 def check_layers(model: PreTrainedModel, layers: Sequence[int] | None) -> list[int]:
-    """The requested layers, sorted, or all of them; an error names the valid range."""
+    """The requested layers, sorted, or all of them (`None`).
+
+    Raises `ConfigError` naming the valid range for a layer the model does not have, or for an
+    empty list.
+    """
     total = n_layers(model)
     chosen = sorted(set(range(total) if layers is None else layers))
+    setting = "`extract.layers` in the config, `--layers` on the command line"
+    if not chosen:
+        raise ConfigError(
+            f"no layers requested ({setting}); list some of 0..{total - 1}, or leave it unset "
+            "for all of them."
+        )
     bad = [layer for layer in chosen if not 0 <= layer < total]
-    if bad or not chosen:
-        raise DataError(
-            f"layer(s) {bad or chosen} do not exist: this model has {total - 1} blocks, so layers "
-            f"are 0 (embeddings) to {total - 1}."
+    if bad:
+        raise ConfigError(
+            f"layer(s) {bad} do not exist ({setting}): this model has {total - 1} blocks, so "
+            f"layers are 0 (embeddings) to {total - 1}."
         )
     return chosen
 
@@ -251,7 +261,7 @@ def extract_to_cache(
     writer thread after each block is on disk.
     """
     if backend not in get_args(Backend):
-        raise DataError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
+        raise ConfigError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
     if len(examples) == 0:
         raise DataError("the probe set is empty: nothing to extract.")
     if tokenizer.pad_token_id is None:

@@ -116,7 +116,8 @@ def check_disk(path: Path, need: int) -> None:
     if free < need * 1.05:
         raise CacheError(
             f"the cache {path} needs {need / 1e6:.1f} MB but only {free / 1e6:.1f} MB are free; "
-            "free disk space, choose --dtype float16, or fewer layers."
+            "free disk space, store float16 (`extract.dtype: float16` in the config, `--dtype "
+            "float16` on the command line) or fewer layers (`extract.layers`, `--layers`)."
         )
 
 
@@ -230,7 +231,8 @@ class CacheWriter:
         """
         if start != self.rows_done:
             raise CacheError(
-                f"internal: block starts at row {start} but {self.rows_done} rows are done."
+                f"{self.path}: a block starts at row {start} but {self.rows_done} rows are done; "
+                "write blocks in order, from row `rows_done`."
             )
         stop = start + block.shape[1]
         with np.errstate(over="ignore"):  # an overflow is refused just below, with its fix
@@ -302,7 +304,7 @@ def _create(
     """Build the whole file under a temporary name, rename it into place and open it."""
     n = len(examples.ids)
     if n == 0:
-        raise CacheError("the dataset is empty: nothing to extract.")
+        raise DataError("the dataset is empty: nothing to extract.")
     staging = path.with_name(path.name + ".creating")
     with _h5(staging, "w") as handle:
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -452,7 +454,8 @@ def read_activations(path: str | Path, layers: Sequence[int] | None = None) -> A
         missing = [layer for layer in chosen if layer not in stored]
         if missing:
             raise CacheError(
-                f"layers {missing} are not in {path} (it holds layers {stored[0]}..{stored[-1]})."
+                f"layers {missing} are not in {path} (it holds layers {stored}); read those, or "
+                "extract the missing layers into a new cache."
             )
         hidden = handle["hidden"]
         acts = np.stack([hidden[stored.index(layer)] for layer in chosen]).astype(np.float32)

@@ -27,7 +27,7 @@ from valuetrace.training.datasets import (
 )
 
 from valuetrace.config import Format, LoraConfig, StageConfig, check_ranges
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +133,13 @@ def fit_and_save(
     A LoRA stage's adapter is merged into the weights when its `lora.merge` says so.
 
     Raises:
-        DataError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
+        ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
     """
     lora = stage.method == "lora"
     merge = (stage.lora or LoraConfig()).merge
     sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
     if sharded and lora and merge:
-        raise DataError(
+        raise ConfigError(
             "a LoRA stage cannot be merged while FSDP/DeepSpeed shards the weights; set the "
             "stage's lora.merge to false (the adapter is saved and merged when loaded), or "
             "train LoRA with plain data parallelism (an 8B model with LoRA fits one 80 GB GPU)."
@@ -273,8 +273,8 @@ def train_stage(
     """Train `model` on `records` as `stage` says and save the result (merged if LoRA) to `out_dir`.
 
     Raises:
-        ConfigError: a setting of `stage` is out of range.
-        DataError: the records do not fit the stage's format, or a sharded LoRA stage is merged.
+        ConfigError: a setting of `stage` is out of range, or a sharded LoRA stage is merged.
+        DataError: the records do not fit the stage's format.
     """
     work_dir = work_dir_of(out_dir)
     trainer = sft_trainer(

@@ -17,7 +17,7 @@ from valuetrace.activations.extract import (
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 
-from valuetrace.errors import CacheError, ValuetraceError
+from valuetrace.errors import CacheError, ConfigError, ValuetraceError
 
 
 def _examples(n: int) -> LabelledExamples:
@@ -64,8 +64,10 @@ def test_last_layer_is_the_residual_before_the_final_norm(tiny_model, tiny_token
 
 def test_check_layers_names_the_valid_range(tiny_model):
     assert check_layers(tiny_model, None) == [0, 1, 2]
-    with pytest.raises(ValuetraceError, match="layers are 0 \\(embeddings\\) to 2"):
+    with pytest.raises(ConfigError, match=r"\[5\] do not exist \(`extract.layers`.*0 \(embed"):
         check_layers(tiny_model, [0, 5])
+    with pytest.raises(ConfigError, match="no layers requested"):
+        check_layers(tiny_model, [])
 
 
 def test_extract_writes_every_row_in_order(tmp_path, tiny_model, tiny_tokenizer):
