@@ -19,12 +19,15 @@ shards (see `activations.shard`). Rank r uses GPU `LOCAL_RANK` when CUDA is pres
 Rerunning the same command resumes a killed run (each shard and the join resume on their own);
 a finished cache is left as is, and a cache made for another request is refused unless
 `--overwrite`. `--log-blocks` prints `rows_done=N` to stdout each time a block is on disk.
+Bad input or state (a `ValuetraceError`) ends the run with one line, `... error: <what and the
+fix>`, on stderr and exit status 2, as argparse does for bad flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +37,7 @@ from valuetrace.activations.examples import load_examples
 from valuetrace.activations.extract import cache_provenance
 from valuetrace.activations.shard import extract_sharded
 
+from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, load_tokenizer, weights_hash
 from valuetrace.prompts import check_chat_template
 
@@ -84,9 +88,20 @@ def _distributed() -> tuple[int, int, Callable[[], None]]:
     return torch.distributed.get_rank(), world, torch.distributed.barrier
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse flags, load the model on this rank's device and run (this rank's part of) it."""
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags and run; a `ValuetraceError` becomes one line on stderr and exit status 2."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        _run(args)
+    except ValuetraceError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Load the model on this rank's device and run (this rank's part of) the extraction."""
     rank, world, barrier = _distributed()
     device = "cpu"
     if torch.cuda.is_available():
@@ -141,4 +156,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

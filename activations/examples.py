@@ -67,7 +67,10 @@ class LabelledExamples:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
-        raise DataError(f"probe set {path} does not exist; check the path in the config.")
+        raise DataError(
+            f"probe set {path} does not exist; check the path (the probe set's `source` in the "
+            "config, or --examples)."
+        )
     if path.suffix == ".csv":
         with path.open(newline="") as fh:
             return list(csv.DictReader(fh))

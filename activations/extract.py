@@ -30,13 +30,14 @@ from valuetrace.activations.pooling import (
     Encoded,
     Pooling,
     collate,
+    pool,
     tokenise,
     warn_truncated,
 )
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import decoder_layers, tokenizer_hash
 
 Backend = Literal["hooks", "transformer_lens"]
@@ -53,14 +54,24 @@ def n_layers(model: PreTrainedModel) -> int:
 
 
 def check_layers(model: PreTrainedModel, layers: Sequence[int] | None) -> list[int]:
-    """The requested layers, sorted, or all of them; an error names the valid range."""
+    """The requested layers, sorted, or all of them (`None`).
+
+    Raises `ConfigError` naming the valid range for a layer the model does not have, or for an
+    empty list.
+    """
     total = n_layers(model)
     chosen = sorted(set(range(total) if layers is None else layers))
+    setting = "`extract.layers` in the config, `--layers` on the command line"
+    if not chosen:
+        raise ConfigError(
+            f"no layers requested ({setting}); list some of 0..{total - 1}, or leave it unset "
+            "for all of them."
+        )
     bad = [layer for layer in chosen if not 0 <= layer < total]
-    if bad or not chosen:
-        raise DataError(
-            f"layer(s) {bad or chosen} do not exist: this model has {total - 1} blocks, so layers "
-            f"are 0 (embeddings) to {total - 1}."
+    if bad:
+        raise ConfigError(
+            f"layer(s) {bad} do not exist ({setting}): this model has {total - 1} blocks, so "
+            f"layers are 0 (embeddings) to {total - 1}."
         )
     return chosen
 
@@ -76,7 +87,7 @@ def _pooling_hooks(
     def make_hook(layer: int) -> Callable[[torch.nn.Module, object, object], None]:
         def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
             hidden = output[0] if isinstance(output, tuple) else output
-            out[layer] = torch.einsum("bt,btd->bd", slot["weights"].to(hidden.dtype), hidden)
+            out[layer] = pool(hidden, slot["weights"])
             if layer == layers[-1]:
                 raise _StopForward
 
@@ -109,7 +120,7 @@ def pooled_hidden_states(
                 position_ids=batch.position_ids.to(device),
                 use_cache=False,
             )
-    return torch.stack([pooled[layer].float() for layer in layers])
+    return torch.stack([pooled[layer] for layer in layers])
 
 
 def length_batches(
@@ -180,6 +191,19 @@ def _pool_fn(model: PreTrainedModel, backend: Backend) -> PoolFn:
     return functools.partial(pooled_hidden_states, model)
 
 
+def batching_provenance(batch_size: int, max_batch_tokens: int | None) -> dict[str, str | int]:
+    """The batching a cache is extracted with, recorded so a resumed cache never mixes two.
+
+    Pooled vectors depend (by float rounding only: batch 1 and 16 agree to 1e-5 in fp32, more
+    loosely in bf16) on which rows share a batch, so a resume with other settings would break
+    the guarantee that a resumed cache equals an uninterrupted one.
+    """
+    return {
+        "batch_size": batch_size,
+        "max_batch_tokens": "none" if max_batch_tokens is None else max_batch_tokens,
+    }
+
+
 def cache_provenance(
     *,
     model: str,
@@ -192,7 +216,11 @@ def cache_provenance(
     max_length: int,
     chat: bool,
 ) -> dict[str, str | int]:
-    """The provenance a cache records, and which a resumed cache must match."""
+    """The provenance a cache records, and which a resumed cache must match.
+
+    The batching entries (`batching_provenance`) are added by `extract_to_cache` itself, from
+    the settings it actually runs with.
+    """
     return {
         "model": model,
         "dataset": dataset,
@@ -228,13 +256,14 @@ def extract_to_cache(
 
     `chat` formats the examples with the tokenizer's chat template (`valuetrace.prompts`: the
     token ids SFT trained on, and its rule for texts without a prompt).
-    Resumes a half-written cache with the same provenance; a complete one is left as is.
+    Resumes a half-written cache with the same provenance (batch size and token budget
+    included, see `batching_provenance`); a complete one is left as is.
     `backend` picks hooks on the decoder body (fast) or transformer-lens (a cross-check);
     `max_batch_tokens` caps a batch's padded tokens; `progress_callback(rows_done)` runs on the
     writer thread after each block is on disk.
     """
     if backend not in get_args(Backend):
-        raise DataError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
+        raise ConfigError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
     if len(examples) == 0:
         raise DataError("the probe set is empty: nothing to extract.")
     if tokenizer.pad_token_id is None:
@@ -245,7 +274,7 @@ def extract_to_cache(
     chosen = check_layers(model, layers)
     writer = CacheWriter.open(
         path,
-        provenance=provenance,
+        provenance={**provenance, **batching_provenance(batch_size, max_batch_tokens)},
         layers=chosen,
         d_model=model.config.hidden_size,
         examples=Examples(examples.ids, examples.labels, examples.groups, examples.scores),

@@ -5,7 +5,9 @@ Pooling is a weighted sum over positions, so the three modes are one operation:
 response tokens only). Examples are tokenised by `valuetrace.prompts.token_spans`, so the ids and
 the response span are those SFT trained on, in the plain format or with the chat template; an
 example is fed up to its response's last token. Padding side does not matter: weights come from
-masks, and position ids from the attention mask.
+masks, and position ids from the attention mask. The weighted sum itself (`pool`) runs in fp32
+whatever the model's dtype or autocast setting, so a bf16 or fp16 model's pooled vectors carry
+no extra rounding from the pooling.
 """
 
 from __future__ import annotations
@@ -126,6 +128,18 @@ def pooling_weights(
             "tokens to pool; drop empty examples or raise max_length."
         )
     return mask / counts
+
+
+def pool(
+    hidden: Float[torch.Tensor, "b t d"], weights: Float[torch.Tensor, "b t"]
+) -> Float[torch.Tensor, "b d"]:
+    """Pooled vectors: the `weights`-weighted sum of `hidden` over positions, in fp32.
+
+    Both operands are cast to fp32 and autocast is off for the product, so the weights (e.g. 1/3)
+    are never rounded to bf16 and the sum is accumulated and returned in fp32.
+    """
+    with torch.autocast(hidden.device.type, enabled=False):
+        return torch.einsum("bt,btd->bd", weights.float(), hidden.float())
 
 
 def collate(

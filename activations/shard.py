@@ -17,7 +17,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.activations.examples import LabelledExamples
-from valuetrace.activations.extract import check_layers, extract_to_cache
+from valuetrace.activations.extract import batching_provenance, check_layers, extract_to_cache
 from valuetrace.activations.store import CacheWriter, Examples, copy_rows, is_complete, verify_rows
 
 
@@ -92,17 +92,26 @@ def extract_sharded(
     world: int,
     barrier: Callable[[], None],
     provenance: dict[str, str | int],
+    batch_size: int,
+    max_batch_tokens: int | None = None,
     layers: Sequence[int] | None = None,
     overwrite: bool = False,
     **extract_kwargs: Any,
 ) -> Path:
     """This rank's part of `extract_to_cache`; with `world` > 1 rank 0 also joins the parts.
 
-    Every rank must call it with the same arguments; `barrier` waits for all ranks.
+    Every rank must call it with the same arguments; `barrier` waits for all ranks. The joined
+    cache records the batching as each shard does.
     """
     out = Path(out)
     chosen = check_layers(model, layers)
-    common = {"provenance": provenance, "layers": chosen, **extract_kwargs}
+    common = {
+        "provenance": provenance,
+        "layers": chosen,
+        "batch_size": batch_size,
+        "max_batch_tokens": max_batch_tokens,
+        **extract_kwargs,
+    }
     if world == 1:
         return extract_to_cache(model, tokenizer, examples, out, **common, overwrite=overwrite)
     if rank == 0 and overwrite:
@@ -110,7 +119,8 @@ def extract_sharded(
             path.unlink(missing_ok=True)
     barrier()
     d_model = model.config.hidden_size
-    request = {"provenance": provenance, "layers": chosen, "d_model": d_model}
+    recorded = {**provenance, **batching_provenance(batch_size, max_batch_tokens)}
+    request = {"provenance": recorded, "layers": chosen, "d_model": d_model}
     if not is_complete(out, **request, n_examples=len(examples)):
         start, stop = shard_range(len(examples), rank, world)
         if stop > start:

@@ -13,8 +13,8 @@ Layout of one file (one dataset under one checkpoint), readable with plain h5py 
     attributes    format="valuetrace.activations", schema_version, layers (int array; 0 =
                   embeddings, l = output of block l-1, before any final norm), rows_done,
                   complete, created_at, and the provenance fields (model_hash, tokenizer_hash,
-                  dataset_hash, pooling, dtype, max_length, prompt_format, model, dataset,
-                  valuetrace_version).
+                  dataset_hash, pooling, dtype, max_length, prompt_format, batch_size,
+                  max_batch_tokens, model, dataset, valuetrace_version).
 
 Rows are written in order, a block at a time, and `rows_done` is raised only after a block is on
 disk, so a killed run resumes from `rows_done` and ends byte-identical to an uninterrupted one.
@@ -50,7 +50,13 @@ import numpy as np
 from jaxtyping import Float
 
 from valuetrace import __version__
-from valuetrace.errors import CacheError, DataError, MissingStepError, ValuetraceError
+from valuetrace.errors import (
+    CacheError,
+    ConfigError,
+    DataError,
+    MissingStepError,
+    ValuetraceError,
+)
 
 FORMAT = "valuetrace.activations"
 SCHEMA_VERSION = 2  # 2: /label optional, /score added; version 1 files read as before
@@ -63,6 +69,8 @@ PROVENANCE_KEYS = (
     "dtype",
     "max_length",
     "prompt_format",
+    "batch_size",
+    "max_batch_tokens",
 )
 _STR = h5py.string_dtype("utf-8")
 _CACHE_BYTES = 64 * 1024 * 1024
@@ -133,19 +141,56 @@ def check_disk(path: Path, need: int) -> None:
     if free < need * 1.05:
         raise CacheError(
             f"the cache {path} needs {need / 1e6:.1f} MB but only {free / 1e6:.1f} MB are free; "
-            "free disk space, choose --dtype float16, or fewer layers."
+            "free disk space, store float16 (`extract.dtype: float16` in the config, `--dtype "
+            "float16` on the command line) or fewer layers (`extract.layers`, `--layers`)."
         )
 
 
-def _open(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
-    """Open an HDF5 file, turning a damaged or foreign file into a clear error."""
+def unopenable(path: Path, err: OSError, damaged_fix: str) -> CacheError:
+    """The error for an HDF5 file that h5py would not open: locked, not permitted or damaged.
+
+    `damaged_fix` ends the message for a file that really is truncated or not HDF5.
+    h5py 3.16 raises `BlockingIOError` (errno 11, "unable to lock file") when another process
+    holds the file open for writing, or open at all when this one wants to write; a filesystem
+    without locks (some NFS or Lustre mounts) gives "unable to lock file" with errno 37 (no
+    locks available) or 38 (not implemented). Neither means the file is damaged, so neither
+    message advises deleting it.
+    """
+    locking = "set HDF5_USE_FILE_LOCKING=FALSE in the environment"
+    if "unable to lock file" in str(err):
+        if isinstance(err, BlockingIOError):
+            return CacheError(
+                f"{path} is locked: another process has it open (a running extraction, probe "
+                f"run or reader). The file is not damaged and was left untouched; wait for that "
+                f"process to finish (or stop it) and rerun. Only on a filesystem without file "
+                f"locks, where no other process uses the file, {locking}. ({err})"
+            )
+        return CacheError(
+            f"{path} could not be locked: this filesystem does not support file locks ({err}). "
+            f"The file is not damaged and was left untouched; {locking} and rerun."
+        )
+    if isinstance(err, PermissionError):
+        return CacheError(
+            f"{path} cannot be opened: permission denied ({err}). The file was left untouched; "
+            "give this user read and write access to it and its folder, or use another path."
+        )
+    return CacheError(
+        f"{path} is not a readable HDF5 file (truncated or damaged: {err}). It was left "
+        f"untouched; {damaged_fix}"
+    )
+
+
+def _h5(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
+    """`h5py.File`, with a file that will not open turned into a clear error by cause."""
     try:
-        handle = h5py.File(path, mode, rdcc_nbytes=cache_bytes)
+        return h5py.File(path, mode, rdcc_nbytes=cache_bytes)
     except OSError as err:
-        raise CacheError(
-            f"{path} is not a readable HDF5 file (truncated or damaged: {err}). It was left "
-            "untouched; delete it or rerun with --overwrite to rebuild it."
-        ) from err
+        raise unopenable(path, err, "delete it or rerun with --overwrite to rebuild it.") from err
+
+
+def _open(path: Path, mode: str, cache_bytes: int = _CACHE_BYTES) -> h5py.File:
+    """Open an existing cache file, turning a locked, damaged or foreign file into a clear error."""
+    handle = _h5(path, mode, cache_bytes)
     if handle.attrs.get("format") != FORMAT:
         handle.close()
         raise CacheError(
@@ -203,13 +248,22 @@ class CacheWriter:
         return bool(self._file.attrs["complete"])
 
     def write(self, start: int, block: Float[np.ndarray, "l b d"]) -> None:
-        """Write rows [start, start + b) of every layer, then record them as done."""
+        """Write rows [start, start + b) of every layer, then record them as done.
+
+        A block that holds NaN or inf, or values the cache dtype cannot hold (beyond float16's
+        65504), is refused before anything is written: `ConfigError` (overflow: use float32)
+        or `DataError` (the model produced them), naming the layers and rows.
+        """
         if start != self.rows_done:
             raise CacheError(
-                f"internal: block starts at row {start} but {self.rows_done} rows are done."
+                f"{self.path}: a block starts at row {start} but {self.rows_done} rows are done; "
+                "write blocks in order, from row `rows_done`."
             )
         stop = start + block.shape[1]
-        self._hidden[:, start:stop, :] = block.astype(self._hidden.dtype, copy=False)
+        with np.errstate(over="ignore"):  # an overflow is refused just below, with its fix
+            stored = block.astype(self._hidden.dtype, copy=False)
+        _check_finite(self.path, self._file.attrs["layers"], start, block, stored)
+        self._hidden[:, start:stop, :] = stored
         self._file.flush()
         self._file.attrs.modify("rows_done", stop)  # in place: no new metadata, see module doc
         self._file.flush()
@@ -230,6 +284,41 @@ class CacheWriter:
             self._file.close()
 
 
+def _check_finite(
+    path: Path,
+    layers: Sequence[int],
+    start: int,
+    block: Float[np.ndarray, "l b d"],
+    stored: np.ndarray,
+) -> None:
+    """Refuse a block with NaN/inf, or with values that overflow the cache dtype.
+
+    An overflowed value would be stored as inf and surface much later as a NaN probe metric or
+    a vague error; here the layer and the fix are named while the cause is known.
+    """
+    bad = ~np.isfinite(stored)
+    if not bad.any():
+        return
+    layer_idx, row_idx = np.nonzero(bad.any(axis=2))
+    where = (
+        f"layers {sorted({int(layers[i]) for i in layer_idx})}, rows "
+        f"{sorted({start + int(r) for r in row_idx})[:10]}"
+    )
+    if np.isfinite(block[bad]).all():
+        largest = float(np.abs(block[bad]).max())
+        raise ConfigError(
+            f"activations at {where} reach {largest:.4g}, beyond what the {stored.dtype} cache "
+            f"{path} can hold (largest {float(np.finfo(stored.dtype).max):.4g}), so they would be "
+            "stored as inf. Extract in float32 (`extract.dtype: float32` in the run config, "
+            "`--dtype float32` on the command line) and rerun with --overwrite."
+        )
+    raise DataError(
+        f"the model produced NaN or inf activations at {where} for {path}. Nothing was stored; "
+        "load the model in float32 (`model.dtype: float32`, `--model-dtype float32`) or drop "
+        "the examples that cause them."
+    )
+
+
 def _create(
     path: Path,
     provenance: dict[str, str | int],
@@ -240,9 +329,9 @@ def _create(
     """Build the whole file under a temporary name, rename it into place and open it."""
     n = len(examples.ids)
     if n == 0:
-        raise CacheError("the dataset is empty: nothing to extract.")
+        raise DataError("the dataset is empty: nothing to extract.")
     staging = path.with_name(path.name + ".creating")
-    with h5py.File(staging, "w") as handle:
+    with _h5(staging, "w") as handle:
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # all chunks placed now, never later
         dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # no zero-filling: rows come from writes
@@ -272,7 +361,7 @@ def _create(
             }
         )
     os.replace(staging, path)
-    return h5py.File(path, "r+", rdcc_nbytes=_WRITE_CACHE_BYTES)
+    return _h5(path, "r+", _WRITE_CACHE_BYTES)
 
 
 def _check_matches(
@@ -393,7 +482,8 @@ def read_activations(path: str | Path, layers: Sequence[int] | None = None) -> A
         missing = [layer for layer in chosen if layer not in stored]
         if missing:
             raise CacheError(
-                f"layers {missing} are not in {path} (it holds layers {stored[0]}..{stored[-1]})."
+                f"layers {missing} are not in {path} (it holds layers {stored}); read those, or "
+                "extract the missing layers into a new cache."
             )
         hidden = handle["hidden"]
         acts = np.stack([hidden[stored.index(layer)] for layer in chosen]).astype(np.float32)

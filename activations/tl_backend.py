@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel
-from valuetrace.activations.pooling import Batch
+from valuetrace.activations.pooling import Batch, pool
 
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge
@@ -68,6 +68,4 @@ def pooled_hidden_states_tl(
             stop_at_layer=stop,
         )
     weights = batch.weights.to(device)
-    return torch.stack(
-        [torch.einsum("bt,btd->bd", weights.to(cache[n].dtype), cache[n]).float() for n in names]
-    )
+    return torch.stack([pool(cache[n], weights) for n in names])

@@ -7,7 +7,7 @@ that saw one member in training would be graded on a near copy of it.
 import numpy as np
 from jaxtyping import Int, Shaped
 
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError
 
 
 def grouped_folds(
@@ -24,7 +24,7 @@ def grouped_folds(
     """
     groups = np.asarray(groups)
     if n_folds < 2:
-        raise DataError(f"n_folds is {n_folds}; use at least 2 folds")
+        raise ConfigError(f"n_folds is {n_folds}; use at least 2 folds")
     unique, inverse = np.unique(groups, return_inverse=True)
     if len(unique) < n_folds:
         raise DataError(

@@ -10,16 +10,22 @@ probe) in a single batched solve (``probing.logistic``). C is fixed (default 1.0
 list, chosen per layer over that grid by nested grouped CV on out-of-fold log-loss: each outer
 fold's C comes from inner folds inside its training part (the other outer folds), and the
 full-data probe's C from the outer CV. Ties go to the smaller C.
+
+A layer where every example has the same activations (``probing.degenerate``) has nothing to
+probe: its metrics, intervals, out-of-fold scores, C and probe weights are NaN, the reason is
+kept in ``undefined``, and every other layer is probed as usual.
 """
 
 import warnings
 from dataclasses import asdict, dataclass, field
 from itertools import permutations
+from typing import overload
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int, Shaped
+from jaxtyping import Bool, Float, Int, Shaped
 from valuetrace.probing.controls import control_labels
+from valuetrace.probing.degenerate import constant_layers
 from valuetrace.probing.direction import Direction
 from valuetrace.probing.folds import check_fold_classes, grouped_folds
 from valuetrace.probing.logistic import LogisticFit, fit_logistic
@@ -31,7 +37,11 @@ from valuetrace.stats import accuracy, auroc, check_labels, group_bootstrap_weig
 
 @dataclass(frozen=True)
 class Probe:
-    """Logistic probe per layer with its standardisation; decides on raw activations."""
+    """Logistic probe per layer with its standardisation; decides on raw activations.
+
+    ``undefined`` maps each model layer without a probe to the reason; its ``coef``,
+    ``intercept`` and ``C`` are NaN there.
+    """
 
     coef: Float[np.ndarray, "l d"]
     intercept: Float[np.ndarray, " l"]
@@ -39,9 +49,10 @@ class Probe:
     std: Float[np.ndarray, "l d"]
     layers: list[int]
     C: Float[np.ndarray, " l"]
+    undefined: dict[int, str] = field(default_factory=dict)
 
     def decision(self, acts: Float[np.ndarray, "l n d"]) -> Float[np.ndarray, "l n"]:
-        """Decision values (log-odds of label 1) per layer and example."""
+        """Decision values (log-odds of label 1) per layer and example; NaN at undefined layers."""
         acts = np.asarray(acts)
         if acts.ndim != 3 or acts.shape[0] != len(self.layers) or acts.shape[2] != self.d_model:
             raise DataError(
@@ -64,7 +75,11 @@ class Probe:
 
 @dataclass(frozen=True)
 class ProbeResults:
-    """Per-layer out-of-fold metrics with intervals, the full-data probe and its directions."""
+    """Per-layer out-of-fold metrics with intervals, the full-data probe and its directions.
+
+    ``undefined`` maps each model layer that could not be probed to the reason; every per-layer
+    array is NaN there.
+    """
 
     layers: list[int]
     accuracy: Float[np.ndarray, " l"]
@@ -87,14 +102,17 @@ class ProbeResults:
     config: ProbingConfig
     seed: int
     provenance: dict[str, str] = field(default_factory=dict)
+    undefined: dict[int, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """Per-layer metrics (with ``_lo``/``_hi`` bounds), Cs, config, seed, provenance; JSON-safe.
 
-        NaN becomes None; metrics of a run without a control task are None.
+        NaN becomes None; metrics of a run without a control task are None; ``undefined`` maps
+        each unprobed layer (as a string key) to the reason.
         """
         out: dict[str, object] = {
             "layers": list(self.layers),
+            "undefined": {str(layer): reason for layer, reason in self.undefined.items()},
             "n_examples": len(self.labels),
             "config": asdict(self.config),
             "seed": self.seed,
@@ -123,7 +141,9 @@ def probe_layers(
     """Probe every layer: out-of-fold accuracy/AUROC with group-bootstrap CIs, control, probe.
 
     ``config`` (the run config's ``probing`` section) sets the folds, C, bootstrap size and
-    interval level; ``seed`` seeds the folds, the control labels and the bootstrap.
+    interval level; ``seed`` seeds the folds, the control labels and the bootstrap. A layer with
+    one activation vector for every example is reported as undefined (NaN metrics, reason in
+    ``ProbeResults.undefined``); the others are probed as usual.
 
     Raises:
         ConfigError: a ``config`` value is out of range (the field is named).
@@ -133,6 +153,8 @@ def probe_layers(
     check_ranges(config, "probing")
     acts, labels, groups = _validate(acts, labels, groups)
     layers = _layer_ids(layers, acts.shape[0])
+    undefined = constant_layers(acts, layers)
+    blank = np.array([layer in undefined for layer in layers], dtype=bool)
     folds = grouped_folds(groups, config.n_folds, seed, labels)
     control = control_labels(labels, groups, seed) if config.control else None
     if control is not None:
@@ -157,35 +179,40 @@ def probe_layers(
         sel_ci = percentile_ci(acc_boot - ctrl_boot, config.ci)
 
     grid = np.array(config.C_grid)
-    probe = _probe_from_fit(fit, plan.full_index(full_choice), layers, grid[full_choice])
+    C = _blanked(blank, grid[full_choice])
+    probe = _probe_from_fit(fit, plan.full_index(full_choice), layers, C, undefined)
     record = {
         "source": "valuetrace.probing.probe_layers",
         "n_examples": str(len(labels)),
-        "C": ",".join(f"{c:g}" for c in grid[full_choice]),
+        "C": ",".join(f"{c:g}" for c in C),
         **(provenance or {}),
+    }
+    per_layer = {
+        "accuracy": correct.mean(1),
+        "accuracy_ci": acc_ci,
+        "auroc": auroc(oof, labels),
+        "auroc_ci": auc_ci,
+        "control_accuracy": ctrl_acc,
+        "control_accuracy_ci": ctrl_ci,
+        "selectivity": sel,
+        "selectivity_ci": sel_ci,
+        "oof_scores": oof,
+        "control_oof_scores": ctrl_oof,
+        "fold_C": grid[fold_choice],
     }
     return ProbeResults(
         layers=layers,
-        accuracy=correct.mean(1),
-        accuracy_ci=acc_ci,
-        auroc=auroc(oof, labels),
-        auroc_ci=auc_ci,
-        control_accuracy=ctrl_acc,
-        control_accuracy_ci=ctrl_ci,
-        selectivity=sel,
-        selectivity_ci=sel_ci,
-        oof_scores=oof,
-        control_oof_scores=ctrl_oof,
+        **{name: _blanked(blank, value) for name, value in per_layer.items()},
         labels=labels,
         folds=folds,
-        C=grid[full_choice],
-        fold_C=grid[fold_choice],
+        C=C,
         probe=probe,
         probe_direction=Direction.from_probe(probe, record),
         mean_direction=Direction.from_mean_difference(acts, labels, layers, record),
         config=config,
         seed=seed,
         provenance=dict(provenance or {}),
+        undefined=undefined,
     )
 
 
@@ -198,14 +225,24 @@ def fit_probe(
     tol: float = 1e-4,
     max_iter: int = 1000,
 ) -> Probe:
-    """Fit one probe per layer on all examples (standardised on all of them), all layers at once."""
+    """Fit one probe per layer on all examples (standardised on all of them), all layers at once.
+
+    A layer with one activation vector for every example gets no probe (NaN weights, reason in
+    ``Probe.undefined``). Raises ``DataError`` for bad shapes, labels or non-finite activations.
+    """
     acts, labels, _ = _validate(acts, labels, np.arange(len(labels)))
     layers = _layer_ids(layers, acts.shape[0])
+    undefined = constant_layers(acts, layers)
+    blank = np.array([layer in undefined for layer in layers], dtype=bool)
     train = torch.ones(1, len(labels), dtype=torch.bool)
     y = torch.from_numpy(labels[None].astype(np.float32))
     fit = _fit(acts, y, train, torch.tensor([float(C)]), tol, max_iter)
     return _probe_from_fit(
-        fit, np.zeros(len(layers), dtype=np.int64), layers, np.full(len(layers), C)
+        fit,
+        np.zeros(len(layers), dtype=np.int64),
+        layers,
+        _blanked(blank, np.full(len(layers), C, dtype=np.float64)),
+        undefined,
     )
 
 
@@ -310,18 +347,37 @@ def _fit(
 
 
 def _probe_from_fit(
-    fit: LogisticFit, problem: np.ndarray, layers: list[int], C: np.ndarray
+    fit: LogisticFit,
+    problem: np.ndarray,
+    layers: list[int],
+    C: np.ndarray,
+    undefined: dict[int, str],
 ) -> Probe:
-    """Probe made of problem ``problem[l]`` at each layer ``l``."""
+    """Probe made of problem ``problem[l]`` at each layer ``l``; NaN weights where undefined."""
     idx = np.arange(len(layers)), problem
+    blank = np.array([layer in undefined for layer in layers], dtype=bool)
     return Probe(
-        coef=fit.coef.numpy()[idx],
-        intercept=fit.intercept.numpy()[idx],
+        coef=_blanked(blank, fit.coef.numpy()[idx]),
+        intercept=_blanked(blank, fit.intercept.numpy()[idx]),
         mean=fit.mean.numpy()[idx],
         std=fit.std.numpy()[idx],
         layers=layers,
         C=np.asarray(C, dtype=np.float64),
+        undefined=dict(undefined),
     )
+
+
+@overload
+def _blanked(blank: Bool[np.ndarray, " l"], array: np.ndarray) -> np.ndarray: ...
+@overload
+def _blanked(blank: Bool[np.ndarray, " l"], array: None) -> None: ...
+def _blanked(blank: Bool[np.ndarray, " l"], array: np.ndarray | None) -> np.ndarray | None:
+    """A copy of a per-layer array (layer first) with the ``blank`` layers set to NaN."""
+    if array is None:
+        return None
+    out = np.array(array, dtype=np.result_type(array, np.float32))
+    out[blank] = np.nan
+    return out
 
 
 def _intervals(

@@ -6,20 +6,22 @@ standardisation, both directions, config, provenance) goes in one self-describin
 written to a temporary file beside the target and moved into place, so a crash never leaves a
 half-written file under the real name.
 
-Layout (``format_version`` 2; float64 unless noted; ``L`` layers, ``N`` examples, ``D`` width):
+Layout (``format_version`` 3; float64 unless noted; ``L`` layers, ``N`` examples, ``D`` width):
 
-- root attributes: ``format`` = ``"valuetrace.probe_results"``, ``format_version`` = 2,
+- root attributes: ``format`` = ``"valuetrace.probe_results"``, ``format_version`` = 3,
   ``config`` (JSON of ``valuetrace.config.ProbingConfig``), ``seed`` (int), ``provenance``
-  (JSON object of strings);
+  (JSON object of strings), ``undefined`` (JSON object: model layer index → why that layer
+  could not be probed; its per-layer values are NaN);
 - ``layers`` int64 ``[L]``, ``labels`` int64 ``[N]``, ``folds`` int64 ``[N]``,
   ``oof_scores`` ``[L, N]``, and with a control task ``control_oof_scores`` ``[L, N]``;
 - ``metrics/``: ``accuracy`` ``[L]``, ``accuracy_ci`` ``[L, 2]``, ``auroc``, ``auroc_ci``,
   ``C`` ``[L]``, ``fold_C`` ``[L, K]``, and with a control task ``control_accuracy``,
   ``control_accuracy_ci``, ``selectivity``, ``selectivity_ci``;
 - ``probe/``: ``coef``, ``mean``, ``std`` float32 ``[L, D]``, ``intercept`` float32 ``[L]``,
-  ``C`` ``[L]``;
-- ``directions/probe/`` and ``directions/mean_diff/``: ``vectors`` float32 ``[L, D]``,
-  ``layers`` int64 ``[L]``, attributes ``kind`` and ``provenance`` (JSON).
+  ``C`` ``[L]``, attribute ``undefined`` (JSON, as the root's);
+- ``directions/probe/`` and ``directions/mean_diff/``: ``vectors`` float32 ``[L, D]`` (NaN
+  rows where undefined), ``layers`` int64 ``[L]``, attributes ``kind``, ``provenance`` (JSON)
+  and ``undefined`` (JSON, as the root's).
 """
 
 import json
@@ -29,15 +31,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from valuetrace.activations.store import unopenable
+from valuetrace.probing.degenerate import undefined_from_json, undefined_to_json
 from valuetrace.probing.direction import Direction
 from valuetrace.probing.probe import Probe, ProbeResults
 
 from valuetrace.config import ProbingConfig
-from valuetrace.errors import CacheError
+from valuetrace.errors import CacheError, MissingStepError
 from valuetrace.records import from_plain
 
 FORMAT = "valuetrace.probe_results"
-FORMAT_VERSION = 2  # 2: config is a ProbingConfig, the seed a separate attribute
+FORMAT_VERSION = 3  # 2: config is a ProbingConfig, the seed an attribute; 3: undefined layers
 _METRICS = ("accuracy", "accuracy_ci", "auroc", "auroc_ci", "C", "fold_C")
 _CONTROL_METRICS = ("control_accuracy", "control_accuracy_ci", "selectivity", "selectivity_ci")
 _PROBE = ("coef", "intercept", "mean", "std", "C")
@@ -61,6 +65,7 @@ def save_results(
             f.attrs["config"] = json.dumps(asdict(results.config))
             f.attrs["seed"] = results.seed
             f.attrs["provenance"] = json.dumps(results.provenance | extra)
+            f.attrs["undefined"] = undefined_to_json(results.undefined)
             f["layers"] = np.asarray(results.layers, dtype=np.int64)
             f["labels"] = results.labels
             f["folds"] = results.folds
@@ -75,6 +80,7 @@ def save_results(
             probe = f.create_group("probe")
             for name in _PROBE:
                 probe[name] = getattr(results.probe, name)
+            probe.attrs["undefined"] = undefined_to_json(results.probe.undefined)
             for key, attr in _DIRECTIONS.items():
                 direction: Direction = getattr(results, attr)
                 group = f.create_group(f"directions/{key}")
@@ -82,20 +88,25 @@ def save_results(
                 group["layers"] = np.asarray(direction.layers, dtype=np.int64)
                 group.attrs["kind"] = direction.kind
                 group.attrs["provenance"] = json.dumps(direction.provenance | extra)
+                group.attrs["undefined"] = undefined_to_json(direction.undefined)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def load_results(path: str | Path) -> ProbeResults:
-    """Read a file written by ``save_results``; foreign, old or truncated files raise."""
+    """Read a file written by ``save_results``.
+
+    Raises ``MissingStepError`` when there is no file, and ``CacheError`` for a foreign, old,
+    truncated or locked one (a locked file is named as locked, never as damaged).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingStepError(f"no probe results at {path}; run `valuetrace probe` first")
     try:
         handle = h5py.File(path, "r")
     except OSError as err:
-        raise CacheError(
-            f"{path} is not a readable HDF5 file ({err}); it may be truncated or another "
-            "format, so re-run the probes and save them again"
-        ) from err
+        raise unopenable(path, err, "re-run the probes and save them again") from err
     with handle as f:
         if f.attrs.get("format") != FORMAT:
             raise CacheError(
@@ -121,13 +132,18 @@ def _read(f: h5py.File) -> ProbeResults:
     layers = f["layers"][()].tolist()
     metrics = f["metrics"]
     control = "control_oof_scores" in f
-    probe = Probe(layers=layers, **{name: f["probe"][name][()] for name in _PROBE})
+    probe = Probe(
+        layers=layers,
+        undefined=undefined_from_json(f["probe"].attrs["undefined"]),
+        **{name: f["probe"][name][()] for name in _PROBE},
+    )
     directions = {
         attr: Direction(
             vectors=f[f"directions/{key}/vectors"][()],
             layers=f[f"directions/{key}/layers"][()].tolist(),
             kind=f[f"directions/{key}"].attrs["kind"],
             provenance=json.loads(f[f"directions/{key}"].attrs["provenance"]),
+            undefined=undefined_from_json(f[f"directions/{key}"].attrs["undefined"]),
         )
         for key, attr in _DIRECTIONS.items()
     }
@@ -144,5 +160,6 @@ def _read(f: h5py.File) -> ProbeResults:
         config=config,
         seed=int(f.attrs["seed"]),
         provenance=json.loads(f.attrs["provenance"]),
+        undefined=undefined_from_json(f.attrs["undefined"]),
         **directions,
     )

@@ -2,7 +2,9 @@
 
 Why: if the compassion probe trained on the base model still reads the fine-tuned model's
 activations, the representation moved little; where transfer drops, it changed. The diagonal is
-each probe on its own training activations (in-sample).
+each probe on its own training activations (in-sample). Where a stage's probe is undefined at a
+layer (that stage's activations were one vector for every example there), its row of the
+matrix is NaN at that layer, never a chance-level number.
 """
 
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from valuetrace.stats import auroc
 
 @dataclass(frozen=True)
 class TransferResult:
-    """Accuracy and AUROC of probe ``i`` on activations ``j`` at each layer."""
+    """Accuracy and AUROC of probe ``i`` on activations ``j`` at each layer (NaN: no probe)."""
 
     train_stages: list[str]
     test_stages: list[str]
@@ -31,7 +33,11 @@ def transfer_matrix(
     acts: dict[str, Float[np.ndarray, "l n d"]],
     labels: Int[np.ndarray, " n"],
 ) -> TransferResult:
-    """Score each stage's probe on each stage's activations; arrays are ``[train, test, layer]``."""
+    """Score each stage's probe on each stage's activations; arrays are ``[train, test, layer]``.
+
+    NaN at the layers where the training stage's probe is undefined (``Probe.undefined``).
+    Raises ``DataError`` when probes and activations disagree in layers, width or examples.
+    """
     labels = np.asarray(labels)
     if not probes or not acts:
         raise DataError("transfer_matrix needs at least one probe and one activation set")
@@ -58,10 +64,12 @@ def transfer_matrix(
     acc = np.empty((len(train_names), len(test_names), shape[0]))
     auc = np.empty_like(acc)
     for i, name in enumerate(train_names):
+        blank = [layer in probes[name].undefined for layer in probes[name].layers]
         for j, other in enumerate(test_names):
             scores = probes[name].decision(acts[other])
             acc[i, j] = ((scores > 0) == (labels == 1)).mean(1)
             auc[i, j] = auroc(scores, labels)
+        acc[i, :, blank] = auc[i, :, blank] = np.nan
     return TransferResult(
         train_stages=train_names,
         test_stages=test_names,

@@ -20,7 +20,7 @@ from typing import Any, get_args
 from datasets import Dataset, DatasetDict, load_dataset
 
 from valuetrace.config import Schema
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError
 from valuetrace.prompts import chat_messages, plain_prompt
 
 
@@ -83,9 +83,9 @@ def load_records(
     required field instead of raising.
     """
     if schema not in _SCHEMAS:
-        raise DataError(f"unknown schema {schema!r}; use one of {', '.join(_SCHEMAS)}")
+        raise ConfigError(f"unknown schema {schema!r}; use one of {', '.join(_SCHEMAS)}")
     if limit is not None and limit < 1:
-        raise DataError(f"limit must be a positive integer or None, got {limit!r}")
+        raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
     rows, origin = _read_rows(source, split)
     if not rows:
         raise DataError(f"{origin} has no rows; point at a non-empty dataset")

@@ -27,7 +27,7 @@ from valuetrace.training.datasets import (
 )
 
 from valuetrace.config import Format, LoraConfig, StageConfig, check_ranges
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +133,13 @@ def fit_and_save(
     A LoRA stage's adapter is merged into the weights when its `lora.merge` says so.
 
     Raises:
-        DataError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
+        ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
     """
     lora = stage.method == "lora"
     merge = (stage.lora or LoraConfig()).merge
     sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
     if sharded and lora and merge:
-        raise DataError(
+        raise ConfigError(
             "a LoRA stage cannot be merged while FSDP/DeepSpeed shards the weights; set the "
             "stage's lora.merge to false (the adapter is saved and merged when loaded), or "
             "train LoRA with plain data parallelism (an 8B model with LoRA fits one 80 GB GPU)."
@@ -202,24 +202,30 @@ def trainer_arguments(
     }
 
 
-def train_stage(
+def sft_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     records: list[Document] | list[PromptResponse],
     stage: StageConfig,
     run: StageRun,
-    out_dir: Path,
+    work_dir: Path,
     *,
     use_cpu: bool,
     progress: bool = True,
-) -> StageResult:
-    """Train `model` on `records` as `stage` says and save the result (merged if LoRA) to `out_dir`.
+) -> SFTTrainer:
+    """The stage's SFTTrainer, its dataset tokenised and labelled by TRL, ready to train.
+
+    TRL builds the labels while preparing the dataset: for prompt/completion rows only the
+    completion carries loss (`completion_only_loss`), and a plain completion gets the EOS token
+    appended. A chat completion is everything the template renders after the generation prompt,
+    which for ChatML templates is the response, the end-of-turn token (EOS) and a newline;
+    the loss is cut after the completion's first EOS, so the tokens that carry loss are exactly
+    the response and EOS in both formats (the model is never trained on template text it does
+    not generate). Documents carry loss on every token.
 
     Raises:
-        ConfigError: a setting of `stage` is out of range.
-        DataError: the records do not fit the stage's format, or a sharded LoRA stage is merged.
+        DataError: the records do not fit the stage's format.
     """
-    work_dir = work_dir_of(out_dir)
     args = SFTConfig(
         **trainer_arguments(stage, run, work_dir, use_cpu=use_cpu, progress=progress),
         max_length=stage.max_length,
@@ -234,6 +240,45 @@ def train_stage(
         train_dataset=to_dataset(records, stage.format, chat=run.chat),
         processing_class=tokenizer,
         peft_config=peft_config(stage),
+    )
+    if stage.format == "sft":
+        trainer.train_dataset = trainer.train_dataset.map(
+            _loss_ends_at_eos,
+            fn_kwargs={"eos_id": tokenizer.eos_token_id},
+            desc="Ending the loss at EOS",
+        )
+    return trainer
+
+
+def _loss_ends_at_eos(example: dict[str, list[int]], eos_id: int) -> dict[str, list[int]]:
+    """Labels with every token after the completion's first EOS masked (-100)."""
+    labels = example["labels"]
+    if eos_id not in labels:  # cut off by max_length: nothing follows it
+        return {"labels": labels}
+    end = labels.index(eos_id) + 1
+    return {"labels": labels[:end] + [-100] * (len(labels) - end)}
+
+
+def train_stage(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: list[Document] | list[PromptResponse],
+    stage: StageConfig,
+    run: StageRun,
+    out_dir: Path,
+    *,
+    use_cpu: bool,
+    progress: bool = True,
+) -> StageResult:
+    """Train `model` on `records` as `stage` says and save the result (merged if LoRA) to `out_dir`.
+
+    Raises:
+        ConfigError: a setting of `stage` is out of range, or a sharded LoRA stage is merged.
+        DataError: the records do not fit the stage's format.
+    """
+    work_dir = work_dir_of(out_dir)
+    trainer = sft_trainer(
+        model, tokenizer, records, stage, run, work_dir, use_cpu=use_cpu, progress=progress
     )
     output, seconds = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
     return stage_result(trainer, output, seconds)

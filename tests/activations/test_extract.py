@@ -17,7 +17,7 @@ from valuetrace.activations.extract import (
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import CacheError, ConfigError, ValuetraceError
 
 
 def _examples(n: int) -> LabelledExamples:
@@ -64,8 +64,10 @@ def test_last_layer_is_the_residual_before_the_final_norm(tiny_model, tiny_token
 
 def test_check_layers_names_the_valid_range(tiny_model):
     assert check_layers(tiny_model, None) == [0, 1, 2]
-    with pytest.raises(ValuetraceError, match="layers are 0 \\(embeddings\\) to 2"):
+    with pytest.raises(ConfigError, match=r"\[5\] do not exist \(`extract.layers`.*0 \(embed"):
         check_layers(tiny_model, [0, 5])
+    with pytest.raises(ConfigError, match="no layers requested"):
+        check_layers(tiny_model, [])
 
 
 def test_extract_writes_every_row_in_order(tmp_path, tiny_model, tiny_tokenizer):
@@ -168,3 +170,50 @@ def test_a_token_budget_gives_the_same_cache_as_a_fixed_batch_size(
         )
         acts.append(read_activations(path).acts)
     np.testing.assert_allclose(acts[1], acts[0], atol=1e-6, rtol=0)
+
+
+def test_batch_size_1_and_16_agree_and_a_resume_never_mixes_them(
+    tmp_path, tiny_model, tiny_tokenizer
+):
+    data = _examples(48)
+    acts = {}
+    for batch_size in (1, 16):
+        path = extract_to_cache(
+            tiny_model,
+            tiny_tokenizer,
+            data,
+            tmp_path / f"b{batch_size}.h5",
+            provenance=PROVENANCE,
+            pooling="mean",
+            batch_size=batch_size,
+            max_length=64,
+            progress=False,
+        )
+        cache = read_activations(path)
+        assert cache.attrs["batch_size"] == batch_size
+        assert cache.attrs["max_batch_tokens"] == "none"
+        acts[batch_size] = cache.acts
+    np.testing.assert_allclose(acts[1], acts[16], atol=1e-5, rtol=0)
+
+    def stop_after_first_block(rows_done: int) -> None:
+        raise KeyboardInterrupt  # the run is killed once the first block is on disk
+
+    data = _examples(300)  # two blocks of rows: 256, then 44
+    half = tmp_path / "half.h5"
+    settings = {"provenance": PROVENANCE, "pooling": "mean", "max_length": 64, "progress": False}
+    with pytest.raises(KeyboardInterrupt):
+        extract_to_cache(
+            tiny_model,
+            tiny_tokenizer,
+            data,
+            half,
+            batch_size=16,
+            progress_callback=stop_after_first_block,
+            **settings,
+        )
+    for other in ({"batch_size": 1}, {"batch_size": 16, "max_batch_tokens": 200}):
+        field = "max_batch_tokens" if "max_batch_tokens" in other else "batch_size"
+        with pytest.raises(CacheError, match=rf"{field}: cache has .*, request has"):
+            extract_to_cache(tiny_model, tiny_tokenizer, data, half, **other, **settings)
+    extract_to_cache(tiny_model, tiny_tokenizer, data, half, batch_size=16, **settings)
+    assert read_activations(half).attrs["batch_size"] == 16  # the same settings resume

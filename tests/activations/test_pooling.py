@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import pytest
 import torch
 from valuetrace.activations.extract import pooled_hidden_states
-from valuetrace.activations.pooling import collate, encode
+from valuetrace.activations.pooling import collate, encode, pool, pooling_weights
 
 from valuetrace.errors import ValuetraceError
 
@@ -77,3 +78,26 @@ def test_empty_response_span_is_a_clear_error(tiny_tokenizer):
     encoded = encode(tiny_tokenizer, ["only a prompt"], [""], max_length=128)
     with pytest.raises(ValuetraceError, match="no response tokens"):
         collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "response")
+
+
+def test_mean_pooling_bf16_ones_over_three_tokens_is_exactly_one_in_fp32():
+    attn = torch.ones(1, 3, dtype=torch.long)
+    weights = pooling_weights(attn, attn.bool(), attn.bool(), "mean")
+    ones = torch.ones(1, 3, 4, dtype=torch.bfloat16)
+    step = torch.tensor([[1.0], [1.0], [1.0 + 2**-7]], dtype=torch.bfloat16)  # bf16-exact rows
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast must not reach the pooling
+        pooled, uneven = pool(ones, weights), pool(step.expand(3, 4)[None], weights)
+    assert pooled.dtype == torch.float32 and (pooled == 1).all()
+    # 1 + 2^-7/3 has no bf16 value (bf16 gives 1.0); fp32 holds it to 1 ulp
+    assert torch.allclose(uneven, torch.full_like(uneven, 1 + 2**-7 / 3), rtol=2**-23, atol=0)
+
+
+def test_a_bf16_model_is_pooled_in_fp32(tiny_model, tiny_tokenizer):
+    model = copy.deepcopy(tiny_model).to(torch.bfloat16)
+    encoded = encode(tiny_tokenizer, PROMPTS, RESPONSES, max_length=64)
+    pad, bos = tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id
+    pooled = pooled_hidden_states(model, collate(encoded, pad, bos, "mean"), [0])[0]
+    table = model.get_input_embeddings().weight.double()  # layer 0 = the embeddings, bf16-exact
+    expected = torch.stack([table[e.ids[1:]].mean(0) for e in encoded]).float()  # BOS excluded
+    assert pooled.dtype == torch.float32
+    torch.testing.assert_close(pooled, expected, rtol=1e-6, atol=1e-7)

@@ -39,7 +39,7 @@ def extract_command(checkpoint: Path, examples: Path, out: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "activations",
+        "valuetrace.activations",
         "--checkpoint",
         str(checkpoint),
         "--examples",

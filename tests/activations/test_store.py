@@ -8,7 +8,8 @@ import pytest
 from valuetrace.activations import store
 from valuetrace.activations.store import CacheWriter, Examples, read_activations
 
-from valuetrace.errors import DataError, ValuetraceError
+from tests.activations.hold import held_open
+from valuetrace.errors import CacheError, ConfigError, DataError, ValuetraceError
 
 PROV = {
     "model_hash": "m1",
@@ -100,7 +101,7 @@ def test_missing_layer_and_missing_file_errors(tmp_path):
     writer = _open(tmp_path / "l.h5")
     writer.write(0, BLOCK)
     writer.finish()
-    with pytest.raises(ValuetraceError, match="layers \\[7\\] are not in"):
+    with pytest.raises(ValuetraceError, match=r"layers \[7\] are not in .* \[0, 1, 2\]\)"):
         read_activations(tmp_path / "l.h5", layers=[7])
 
 
@@ -142,3 +143,54 @@ def test_a_schema_version_1_file_reads_as_before(tmp_path):
     cache = read_activations(tmp_path / "v1.h5")
     np.testing.assert_array_equal(cache.labels, EXAMPLES.labels)
     assert cache.scores is None and cache.attrs["schema_version"] == 1
+
+
+def test_values_beyond_float16_are_refused_at_write_time_naming_layer_and_fix(tmp_path):
+    writer = _open(tmp_path / "h.h5", prov={**PROV, "dtype": "float16"})
+    writer.write(0, BLOCK[:, :4])
+    block = BLOCK[:, 4:].copy()
+    block[1, 2, 3] = 7e4  # layer 1, row 6: float16 stops at 65504
+    with pytest.raises(ConfigError, match=r"layers \[1\], rows \[6\] reach 7e\+04.*float32"):
+        writer.write(4, block)
+    assert writer.rows_done == 4  # nothing of the block was recorded
+    block[1, 2, 3] = np.nan  # the model itself produced a NaN: another fault, another fix
+    with pytest.raises(DataError, match=r"NaN or inf activations at layers \[1\], rows \[6\]"):
+        writer.write(4, block)
+    block[1, 2, 3] = 6e4
+    writer.write(4, block)
+    writer.finish()
+    acts = read_activations(tmp_path / "h.h5").acts
+    assert np.isfinite(acts).all() and acts[1, 6, 3] == np.float16(6e4)
+
+
+@pytest.mark.parametrize("holder", ["r+", "r"])
+def test_a_cache_open_in_another_process_is_locked_not_damaged(tmp_path, holder):
+    writer = _open(tmp_path / "busy.h5")
+    writer.write(0, BLOCK[:, :4])
+    writer.close()
+    before = (tmp_path / "busy.h5").read_bytes()
+    # a writer locks out every other opener; a reader locks out writers
+    with held_open(tmp_path / "busy.h5", holder):
+        attempts = [lambda: _open(tmp_path / "busy.h5")]  # resume, as a second extraction would
+        if holder == "r+":
+            attempts.append(lambda: read_activations(tmp_path / "busy.h5"))
+        for attempt in attempts:
+            with pytest.raises(CacheError, match="is locked: another process") as err:
+                attempt()
+            assert "HDF5_USE_FILE_LOCKING" in str(err.value)
+            assert "not damaged" in str(err.value) and "delete" not in str(err.value)
+    assert (tmp_path / "busy.h5").read_bytes() == before
+    again = _open(tmp_path / "busy.h5")  # the holder is gone: it resumes
+    assert again.rows_done == 4
+    again.close()
+
+
+def test_a_filesystem_without_locks_is_named_with_the_environment_fix(tmp_path):
+    err = OSError(
+        37,
+        "Unable to synchronously open file (unable to lock file, errno = 37, error message = "
+        "'No locks available')",
+    )
+    message = str(store.unopenable(tmp_path / "c.h5", err, "delete it."))
+    assert "does not support file locks" in message and "HDF5_USE_FILE_LOCKING=FALSE" in message
+    assert "delete" not in message

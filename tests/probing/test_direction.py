@@ -93,3 +93,23 @@ def test_foreign_files_are_refused(tmp_path: Path) -> None:
 def test_non_unit_rows_are_refused() -> None:
     with pytest.raises(ValuetraceError, match="normalise each row"):
         Direction(vectors=np.ones((1, 3)), layers=[0], kind="probe")
+
+
+def test_layers_without_a_direction_are_nan_with_the_reason_and_survive_a_save(
+    tmp_path: Path, data
+) -> None:
+    acts, labels = data
+    acts = np.concatenate([np.full_like(acts[:1], 0.25), acts])  # layer 0: one row for all
+    acts[1, labels == 0] = acts[1, labels == 1]  # layer 1: rows vary, class means coincide
+    direction = Direction.from_mean_difference(acts, labels)
+    assert "same activation vector" in direction.undefined[0]
+    assert "class means coincide" in direction.undefined[1]
+    assert np.isnan(direction.vectors[:2]).all() and 2 not in direction.undefined
+    proj = direction.project(acts)
+    assert np.isnan(proj[:2]).all() and (proj[2, labels == 1].mean() > proj[2, labels == 0].mean())
+    direction.save(tmp_path / "d.safetensors")
+    loaded = Direction.load(tmp_path / "d.safetensors")
+    np.testing.assert_array_equal(loaded.vectors, direction.vectors)
+    assert loaded.undefined == direction.undefined
+    with pytest.raises(ValuetraceError, match="must be NaN"):
+        Direction(np.ones((1, 1)), [0], "probe", undefined={0: "why"})

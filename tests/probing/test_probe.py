@@ -126,3 +126,57 @@ def test_settings_that_cannot_run_are_config_errors_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         probe_layers(*planted(20, (1.0,)), ProbingConfig(**kwargs))
+
+
+@pytest.fixture(scope="module")
+def last_token_acts(tiny_model, tiny_tokenizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Last-token pooled layers of a tiny Llama on responses that all end in '.' (layer 0 too)."""
+    from valuetrace.activations.extract import pooled_hidden_states
+    from valuetrace.activations.pooling import collate, encode
+
+    animals = ["cat", "dog", "pig", "cow", "hen", "fox", "crow", "goat"]
+    prompts = [f"Q: the {animals[i % 8]} {['rested', 'limped'][i // 8 % 2]}? A:" for i in range(32)]
+    responses = [" the vet listened." if i % 2 else " the farmer watched." for i in range(32)]
+    encoded = encode(tiny_tokenizer, prompts, responses, 64)
+    batch = collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "last")
+    acts = pooled_hidden_states(tiny_model, batch, [0, 1, 2]).numpy()
+    return acts, np.arange(32) % 2, np.arange(32) // 2
+
+
+def test_a_constant_layer_is_undefined_and_every_other_layer_is_probed(
+    tmp_path, last_token_acts
+) -> None:
+    from valuetrace.probing import load_results, save_results, transfer_matrix
+
+    acts, labels, groups = last_token_acts
+    assert (acts[0] == acts[0, :1]).all() and not (acts[1:] == acts[1:, :1]).all()
+    config = ProbingConfig(n_folds=4, n_bootstrap=50)
+    r = probe_layers(acts, labels, groups, config, layers=[0, 1, 2])
+    alone = probe_layers(acts[1:], labels, groups, config, layers=[1, 2])
+    assert list(r.undefined) == [0] and "same activation vector" in r.undefined[0]
+    for name in ("accuracy", "auroc", "control_accuracy", "selectivity", "C"):
+        value = getattr(r, name)
+        assert np.isnan(value[0]), name
+        np.testing.assert_allclose(value[1:], getattr(alone, name), atol=1e-6, err_msg=name)
+    assert np.isnan(r.accuracy_ci[0]).all() and np.isnan(r.oof_scores[0]).all()
+    assert np.isfinite(r.accuracy_ci[1:]).all() and np.isfinite(r.oof_scores[1:]).all()
+    for direction in (r.probe_direction, r.mean_direction):
+        assert list(direction.undefined) == [0] and np.isnan(direction.vectors[0]).all()
+        np.testing.assert_allclose(np.linalg.norm(direction.vectors[1:], axis=1), 1, atol=1e-5)
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert d["accuracy"][0] is None and d["undefined"] == {"0": r.undefined[0]}
+    save_results(r, tmp_path / "p.h5")
+    loaded = load_results(tmp_path / "p.h5")
+    assert (
+        loaded.undefined
+        == loaded.probe.undefined
+        == loaded.mean_direction.undefined
+        == {0: r.undefined[0]}
+    )
+    np.testing.assert_array_equal(loaded.accuracy, r.accuracy)
+    varied = np.concatenate([acts[1:2], acts[1:]])  # a stage whose layer 0 varies
+    probes = {"a": r.probe, "b": fit_probe(varied, labels, layers=[0, 1, 2])}
+    transfer = transfer_matrix(probes, {"a": acts, "b": varied}, labels)
+    for scores in (transfer.accuracy, transfer.auroc):
+        assert np.isnan(scores[0, :, 0]).all()  # no probe of stage a at layer 0
+        assert np.isfinite(scores[0, :, 1:]).all() and np.isfinite(scores[1]).all()

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from valuetrace.probing import load_results, probe_layers, save_results
 
+from tests.activations.hold import held_open
 from tests.probing.synthetic import planted
 from valuetrace.config import ProbingConfig
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import CacheError, MissingStepError, ValuetraceError
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +64,19 @@ def test_foreign_truncated_and_non_hdf5_files_are_refused(tmp_path: Path, result
     (tmp_path / "text.h5").write_text("hello")
     with pytest.raises(ValuetraceError, match="not a readable HDF5 file"):
         load_results(tmp_path / "text.h5")
+
+
+def test_a_results_file_being_written_is_locked_not_damaged(tmp_path: Path, results) -> None:
+    save_results(results, tmp_path / "p.h5")
+    with (
+        held_open(tmp_path / "p.h5", "r+"),
+        pytest.raises(CacheError, match="is locked: another process") as err,
+    ):
+        load_results(tmp_path / "p.h5")
+    assert "HDF5_USE_FILE_LOCKING" in str(err.value) and "delete" not in str(err.value)
+    np.testing.assert_array_equal(load_results(tmp_path / "p.h5").accuracy, results.accuracy)
+
+
+def test_a_missing_results_file_names_the_step(tmp_path: Path) -> None:
+    with pytest.raises(MissingStepError, match="run `valuetrace probe` first"):
+        load_results(tmp_path / "none.h5")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
 from valuetrace.training.datasets import Document, PromptResponse
-from valuetrace.training.stages import to_dataset, train_stage
+from valuetrace.training.stages import StageRun, sft_trainer, to_dataset, train_stage
 
 from tests.conftest import CORPUS
 from tests.training.helpers import RUN, tiny_stage
@@ -84,3 +85,55 @@ def test_format_mismatch_is_a_clear_error():
         to_dataset([PromptResponse("a", "b")], "documents")
     with pytest.raises(ValuetraceError, match="format to 'documents'"):
         to_dataset([Document("a")], "sft")
+
+
+SMOLLM2 = Path(__file__).resolve().parents[2].parent / "cache" / "smollm2-hf"
+# A template whose assistant turn ends with EOS and then more text, as ChatML's "<|im_end|>\n"
+TURN_TEMPLATE = (  # newlines as expressions: transformers renders with trim_blocks
+    "{% for m in messages %}{{ m['role'] + ':\\n' + m['content'] }}"
+    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'assistant:\\n' }}{% endif %}"
+)
+ROWS = [
+    PromptResponse("Where did the cat rest?", "The cat rested near the barn."),
+    PromptResponse("Who helped the dog?", "The child helped.", system="Answer briefly."),
+]
+
+
+@pytest.fixture(params=["plain", "chat", "chat-smollm2"])
+def sft_format(request, tiny_tokenizer):
+    """(tokenizer, chat): plain rows, chat rows under a turn template, SmolLM2's own ChatML."""
+    if request.param == "plain":
+        return tiny_tokenizer, False
+    if request.param == "chat":
+        tokenizer = copy.deepcopy(tiny_tokenizer)
+        tokenizer.chat_template = TURN_TEMPLATE
+        return tokenizer, True
+    if not SMOLLM2.is_dir():
+        pytest.skip(f"the SmolLM2 tokenizer folder {SMOLLM2} is absent (see shared/notes/stack.md)")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(SMOLLM2), True
+
+
+def test_the_sft_loss_falls_on_exactly_the_response_and_eos(tmp_path, tiny_model, sft_format):
+    tokenizer, chat = sft_format
+    trainer = sft_trainer(
+        copy.deepcopy(tiny_model),
+        tokenizer,
+        ROWS,
+        tiny_stage(format="sft", max_length=256),
+        StageRun(seed=0, chat=chat),
+        tmp_path / "work",
+        use_cpu=True,
+        progress=False,
+    )
+    assert len(trainer.train_dataset) == len(ROWS)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(ROWS))])
+    for row, record in enumerate(ROWS):
+        ids, labels = batch["input_ids"][row], batch["labels"][row]
+        loss = labels != -100
+        assert torch.equal(labels[loss], ids[loss])
+        response = tokenizer(record.response, add_special_tokens=False).input_ids
+        assert labels[loss].tolist() == [*response, tokenizer.eos_token_id]
+        assert int(loss.nonzero()[-1]) == int(loss.nonzero()[0]) + len(response)  # contiguous
