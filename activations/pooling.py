@@ -1,7 +1,7 @@
 """Tokenise prompt/response examples and pool hidden states over tokens.
 
 Pooling is a weighted sum over positions, so the three modes are one operation:
-`last` (the last real token), `mean` (all real tokens, BOS excluded) and `response` (the
+`last` (the last real token), `mean` (all real tokens but a leading BOS) and `response` (the
 response tokens only). Examples are tokenised by `valuetrace.prompts.token_spans`, so the ids and
 the response span are those SFT trained on, in the plain format or with the chat template; an
 example is fed up to its response's last token. Padding side does not matter: weights come from
@@ -160,6 +160,8 @@ def collate(
         ids[row, span] = torch.tensor(e.ids)
         attn[row, span] = 1
         resp[row, span] = torch.tensor(e.response)
-    real = attn.bool() & (ids != bos_id) if bos_id is not None else attn.bool()
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    real = attn.bool()
+    if bos_id is not None:  # only a leading BOS (the attention sink), not a chat template's
+        real &= ~((positions == 0) & (ids == bos_id))  # turn markers that share its id
     return Batch(ids, attn, positions, pooling_weights(attn, resp, real, mode))

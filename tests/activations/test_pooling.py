@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 from valuetrace.activations.extract import pooled_hidden_states
-from valuetrace.activations.pooling import collate, encode, pool, pooling_weights
+from valuetrace.activations.pooling import Encoded, collate, encode, pool, pooling_weights
 
 from valuetrace.errors import ValuetraceError
 
@@ -101,3 +101,11 @@ def test_a_bf16_model_is_pooled_in_fp32(tiny_model, tiny_tokenizer):
     expected = torch.stack([table[e.ids[1:]].mean(0) for e in encoded]).float()  # BOS excluded
     assert pooled.dtype == torch.float32
     torch.testing.assert_close(pooled, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_mean_pooling_drops_only_a_leading_bos() -> None:
+    """A chat template's turn markers can share the BOS id (ChatML); only position 0 is dropped."""
+    bos = 7
+    encoded = [Encoded(ids=[bos, 5, bos, 6], response=[False, False, True, True])]
+    batch = collate(encoded, pad_id=0, bos_id=bos, mode="mean", padding_side="left")
+    torch.testing.assert_close(batch.weights[0], torch.tensor([0.0, 1 / 3, 1 / 3, 1 / 3]))
