@@ -241,6 +241,9 @@ class ProbingConfig:
     `C` is the inverse L2 strength of the logistic probes: one value, or a list of candidates
     chosen per layer by nested grouped CV (which needs `n_folds` >= 3). `ci` is the level of
     every group-bootstrap interval; `tol` / `max_iter` bound the batched solver.
+    `surface_margin` flags a probe set whose best surface baseline (word n-gram or length-only
+    logistic regression on the raw text, same folds; `valuetrace.probing.surface`) reaches within
+    this many AUROC points of a stage's best layer.
     """
 
     n_folds: int = checked(5, ge=2)
@@ -250,6 +253,7 @@ class ProbingConfig:
     ci: float = checked(0.95, gt=0, lt=1)
     tol: float = checked(1e-4, gt=0)
     max_iter: int = checked(1000, ge=1)
+    surface_margin: float = checked(0.05, ge=0, le=0.5)
 
     def __post_init__(self) -> None:
         if isinstance(self.C, list | tuple) and not self.C:

@@ -41,6 +41,10 @@ class RunPaths:
     def probes(self, dataset: str, stage: str) -> Path:
         return self.root / "probes" / dataset / f"{stage}.h5"
 
+    def surface(self, dataset: str) -> Path:
+        """The probe set's surface baselines and each stage's gain over them (a JSON record)."""
+        return self.root / "probes" / dataset / "surface_baselines.json"
+
     def behaviour(self, stage: str) -> Path:
         return self.root / "behaviour" / f"{stage}.json"
 

@@ -229,3 +229,38 @@ def holm(p: Float[np.ndarray, "... l"]) -> Float[np.ndarray, "... l"]:
     out = np.empty_like(adjusted)
     np.put_along_axis(out, order, adjusted, axis=-1)
     return np.where(missing, np.nan, out)
+
+
+def auroc_gain(
+    scores: Float[np.ndarray, "l n"],
+    reference: Float[np.ndarray, "k n"],
+    labels: Int[np.ndarray, " n"],
+    weights: Float[np.ndarray, "b n"] | None,
+    ci: float,
+) -> tuple[Float[np.ndarray, " l"], Float[np.ndarray, "l 2"]]:
+    """AUROC of each row of ``scores`` minus the best ``reference`` row's, with a paired CI.
+
+    Both are scored on the same examples; each bootstrap replicate (example weights from
+    `group_bootstrap_weights`) rescores both sides and takes the best reference inside the
+    replicate, so picking the best reference is part of the uncertainty. Without ``weights``
+    the interval is NaN. Returns the gain ``[l]`` and its percentile interval ``[l, 2]``.
+
+    Raises:
+        DataError: the score arrays do not cover the same examples, or ``ci`` is outside (0, 1).
+    """
+    scores, reference = np.atleast_2d(scores), np.atleast_2d(reference)
+    if scores.shape[1] != reference.shape[1] or scores.shape[1] != len(labels):
+        raise DataError(
+            f"scores {scores.shape}, reference {reference.shape} and {len(labels)} labels do not "
+            "line up; pass scores of the same examples"
+        )
+    both = np.concatenate([scores, reference])
+    point = auroc(both, labels)
+    gain = point[: len(scores)] - np.nanmax(point[len(scores) :])
+    if not 0.0 < ci < 1.0:
+        raise DataError(f"ci is {ci}; pass a level between 0 and 1, e.g. 0.95")
+    if weights is None:
+        return gain, np.full((len(scores), 2), np.nan)
+    boot = auroc(both, labels, weights)  # [b, l + k]
+    best_ref = np.nanmax(boot[:, len(scores) :], axis=1, keepdims=True)
+    return gain, percentile_ci(boot[:, : len(scores)] - best_ref, ci)

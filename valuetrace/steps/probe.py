@@ -1,27 +1,44 @@
-"""Step `probe`: per-layer probes with CV, controls and CIs for each probe set and stage."""
+"""Step `probe`: per-layer probes with CV, controls and CIs for each probe set and stage, and
+each probe set's surface baselines (n-gram and length models on the raw text, same folds)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.store import read_activations
 from valuetrace.config import (
+    ProbeSet,
     RunConfig,
+    resolve_data_path,
 )
+from valuetrace.errors import CacheError
 from valuetrace.probing import (
+    ProbeResults,
     probe_layers,
     save_results,
 )
+from valuetrace.probing.surface import SurfaceConfig, example_texts, fit_surface, surface_record
+from valuetrace.records import save_record
 from valuetrace.training.lineage import Lineage
 
 
 def probe(config: RunConfig) -> None:
     """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage."""
     lineage = Lineage.load(config.paths.lineage)
+    surface_cfg = SurfaceConfig(
+        margin=config.probing.surface_margin,
+        n_bootstrap=config.probing.n_bootstrap,
+        ci=config.probing.ci,
+        seed=config.seed,
+    )
     for probe_set in config.probes:
+        results: dict[str, ProbeResults] = {}
+        ids: list[str] = []
         for stage in lineage.names():
             cache = read_activations(config.paths.activations(probe_set.name, stage))
-            results = probe_layers(
+            ids = cache.ids
+            results[stage] = probe_layers(
                 cache.acts,
                 cache.labels,
                 np.asarray(cache.groups),
@@ -37,4 +54,45 @@ def probe(config: RunConfig) -> None:
             }
             out = config.paths.probes(probe_set.name, stage)
             out.parent.mkdir(parents=True, exist_ok=True)
-            save_results(results, out, provenance)
+            save_results(results[stage], out, provenance)
+        surface_baselines(config, probe_set, ids, results, surface_cfg)
+
+
+def surface_baselines(
+    config: RunConfig,
+    probe_set: ProbeSet,
+    ids: list[str],
+    results: dict[str, ProbeResults],
+    surface_cfg: SurfaceConfig,
+) -> None:
+    """Score the probe set's surface baselines on the probes' folds and save the record.
+
+    Raises:
+        CacheError: the probe file's examples are not the cached ones, or stages used
+            different folds (the activations were extracted from another version of the file).
+    """
+    examples = load_labelled(resolve_data_path(probe_set.source, config))
+    first = next(iter(results.values()))
+    if examples.ids != list(ids) or not np.array_equal(examples.labels, first.labels):
+        raise CacheError(
+            f"probe set '{probe_set.name}': {probe_set.source} no longer holds the examples its "
+            "activations were extracted from; rerun `valuetrace extract --overwrite`."
+        )
+    for stage, res in results.items():
+        if not np.array_equal(res.folds, first.folds):
+            raise CacheError(
+                f"probe set '{probe_set.name}': stage {stage} was probed on other folds than the "
+                "first stage; its cache holds other examples, rerun `valuetrace extract`."
+            )
+    texts = example_texts(examples.prompts, examples.responses)
+    baselines = fit_surface(texts, examples.labels, first.folds, surface_cfg)
+    record = surface_record(
+        probe_set.name,
+        probe_set.concept,
+        baselines,
+        examples.labels,
+        np.asarray(examples.groups),
+        {stage: (res.layers, res.oof_scores) for stage, res in results.items()},
+        surface_cfg,
+    )
+    save_record(record, config.paths.surface(probe_set.name))
