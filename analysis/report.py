@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import html
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from valuetrace.analysis.findings import pair_key
+from valuetrace.probing.surface import SurfaceRecord
 
 FMT = "{:.3f}"
 
@@ -77,7 +79,7 @@ def answer(metrics: dict[str, Any]) -> list[str]:
     return [first, second, third]
 
 
-def summary_text(metrics: dict[str, Any]) -> str:
+def summary_text(metrics: dict[str, Any], surface: Sequence[SurfaceRecord] = ()) -> str:
     """The plain-language summary the CLI prints at the end of a run."""
     lines = ["", "=" * 72, "valuetrace summary", "=" * 72]
     lines += [" ".join(answer(metrics)), ""]
@@ -105,6 +107,7 @@ def summary_text(metrics: dict[str, Any]) -> str:
         for key, loc in concept["localization"].items():
             clause, _ = _loc_phrase(loc)
             lines.append(f"  {key}: {clause}")
+    lines += surface_summary(surface)
     lines.append("=" * 72)
     return "\n".join(lines)
 
@@ -196,6 +199,87 @@ def _concept_section(
     return "\n".join(parts)
 
 
+def surface_summary(records: Sequence[SurfaceRecord]) -> list[str]:
+    """Summary lines per probe set: surface baselines, best layer's gain, flag (100 columns)."""
+    lines: list[str] = []
+    for rec in records:
+        base = rec.best_baseline
+        scores = ", ".join(
+            f"{b.name} {b.auroc:.3f} [{b.auroc_lo:.3f}, {b.auroc_hi:.3f}]" for b in rec.baselines
+        )
+        text = f"Surface baselines — {rec.dataset} (raw-text AUROC, probes' folds): {scores}."
+        for st in rec.stages:
+            i = st.layers.index(st.best_layer)
+            text += (
+                f" {st.stage}: best layer L{st.best_layer} {st.best_auroc:.3f}, gain over "
+                f"{base.name} {st.gain[i]:+.3f} [{st.gain_lo[i]:+.3f}, {st.gain_hi[i]:+.3f}]"
+                f"{' FLAGGED' if st.flagged else ''}."
+            )
+        if rec.flagged_stages:
+            text += (
+                f" FLAG: the {base.name} baseline comes within {rec.margin:.2f} AUROC of the best "
+                f"layer at {', '.join(rec.flagged_stages)}; the layer curve there may show the "
+                "words, not what the network adds."
+            )
+        top = [f.ngram for f in rec.features if f.weight > 0][:5]
+        if top:
+            text += f" Top n-grams toward label 1: {', '.join(top)}."
+        lines.append("")
+        lines += textwrap.wrap(text, width=100, subsequent_indent="  ")
+    return lines
+
+
+def surface_section(records: Sequence[SurfaceRecord]) -> str:
+    """HTML: each probe set's surface baselines, gain per layer and stage, top n-grams, flag."""
+    if not records:
+        return ""
+    parts = [
+        "<h2>Surface baselines (confounds)</h2>",
+        "<p>Classifiers that see only the raw text, scored out of fold on the probes' own grouped "
+        "folds: a word n-gram logistic regression (tf-idf, vocabulary fitted on training folds) "
+        "and a length-only one (characters and words). Gain = a layer's probe AUROC minus the "
+        "best baseline's, on the same examples, with a paired group-bootstrap CI. A probe set is "
+        "flagged when the best baseline comes within the configured margin of a stage's best "
+        "layer.</p>",
+    ]
+    for rec in records:
+        parts.append(f"<h3>{html.escape(rec.dataset)} ({html.escape(rec.concept)})</h3>")
+        if rec.flagged_stages:
+            parts.append(
+                f"<p><b>Flagged</b> at {html.escape(', '.join(rec.flagged_stages))}: the "
+                f"{html.escape(rec.best_baseline.name)} baseline is within {rec.margin:.2f} "
+                "AUROC of the best layer.</p>"
+            )
+        level = f"{rec.ci:.0%} CI"
+        parts.append(
+            _table(
+                ["baseline", "AUROC", level],
+                [
+                    [b.name, f"{b.auroc:.3f}", f"[{b.auroc_lo:.3f}, {b.auroc_hi:.3f}]"]
+                    for b in rec.baselines
+                ],
+            )
+        )
+        rows = [
+            [
+                st.stage,
+                layer,
+                f"{st.probe_auroc[i]:.3f}",
+                f"{st.gain[i]:+.3f} [{st.gain_lo[i]:+.3f}, {st.gain_hi[i]:+.3f}]",
+            ]
+            for st in rec.stages
+            for i, layer in enumerate(st.layers)
+        ]
+        parts.append(_table(["stage", "layer", "probe AUROC", f"gain ({level})"], rows))
+        parts.append(
+            _table(
+                ["n-gram", "weight (+ toward label 1)"],
+                [[f.ngram, f"{f.weight:+.3f}"] for f in rec.features],
+            )
+        )
+    return "\n".join(parts)
+
+
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#111}h1{font-size:1.6em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 td,th{border:1px solid #999;padding:2px 6px;text-align:right}th{background:#eee}
@@ -203,7 +287,12 @@ figure{margin:1em 0}img{max-width:100%}.answer{background:#f4f4f4;border-left:4p
 padding:.6em 1em}figcaption{font-size:.8em;color:#444}"""
 
 
-def render_html(metrics: dict[str, Any], figures: dict[str, Path], out: Path) -> Path:
+def render_html(
+    metrics: dict[str, Any],
+    figures: dict[str, Path],
+    out: Path,
+    surface: Sequence[SurfaceRecord] = (),
+) -> Path:
     """Write one self-contained HTML report (figures embedded as base64 PNGs)."""
     stages = metrics["stages"]
     beh_rows = [
@@ -229,6 +318,7 @@ def render_html(metrics: dict[str, Any], figures: dict[str, Path], out: Path) ->
         sections.append(_img(figures["behaviour"], "behaviour per stage"))
     for name, concept in metrics["concepts"].items():
         sections.append(_concept_section(name, concept, stages, figures))
+    sections.append(surface_section(surface))
     extra = [k for k in figures if k.startswith(("umap", "projection_vs_behaviour", "causal"))]
     if metrics.get("behaviour_vs_projection"):
         sections.append("<h2>Behaviour vs representation</h2>")

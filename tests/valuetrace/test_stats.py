@@ -12,6 +12,7 @@ from valuetrace.errors import DataError, ValuetraceError
 from valuetrace.stats import (
     accuracy,
     auroc,
+    auroc_gain,
     check_labels,
     check_labels_groups,
     group_bootstrap_weights,
@@ -110,3 +111,21 @@ def test_holm_follows_the_step_down_rule_per_row_and_skips_nan() -> None:
         holm(p), [[0.04, 0.09, 0.09, 0.5], [0.03, np.nan, 0.06, 0.06]], equal_nan=True
     )
     assert holm(np.array([0.6, 0.9])).tolist() == [1.0, 1.0]
+
+
+def test_auroc_gain_is_paired_and_takes_the_best_reference_per_replicate() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 100)
+    groups = np.arange(200) % 100
+    good = labels * 2.0 + rng.normal(size=200)
+    reference = np.stack([rng.normal(size=200), labels * 1.0 + rng.normal(size=200)])
+    weights = group_bootstrap_weights(groups, 400, 0)
+    gain, ci = auroc_gain(np.stack([good, reference[1]]), reference, labels, weights, 0.95)
+    expected = auroc(good[None], labels)[0] - auroc(reference[1][None], labels)[0]
+    assert gain[0] == pytest.approx(expected) and ci[0, 0] > 0
+    # A row equal to the best reference has no gain, and a CI at or below 0.
+    assert gain[1] == pytest.approx(0.0) and ci[1, 1] <= 1e-12
+    _, no_ci = auroc_gain(good[None], reference, labels, None, 0.95)
+    assert np.isnan(no_ci).all()
+    with pytest.raises(DataError, match="line up"):
+        auroc_gain(good[None], reference[:, :10], labels, weights, 0.95)

@@ -13,6 +13,9 @@ import yaml
 from matplotlib.image import imread
 
 from valuetrace.cli import demo_config_path, main
+from valuetrace.paths import RunPaths
+from valuetrace.probing.surface import SurfaceRecord
+from valuetrace.records import load_record
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +87,17 @@ def test_report_and_summary_name_stages_and_layers(finished_run):
         assert section in html
     summary = (run_dir / "summary.txt").read_text()
     assert "From midtrain to sft_help" in summary and "compassion preference" in summary
+
+
+def test_probe_step_saves_surface_baselines_on_the_probes_folds(finished_run):
+    run_dir, _ = finished_run
+    rec = load_record(SurfaceRecord, RunPaths(run_dir).surface("compassion"))
+    assert [s.stage for s in rec.stages] == ["base", "midtrain", "sft_help", "sft_code"]
+    assert {b.name for b in rec.baselines} == {"ngram", "length"} and rec.features
+    with h5py.File(run_dir / "probes" / "compassion" / "base.h5") as fh:
+        assert rec.n_examples == len(fh["folds"]) and rec.stages[0].layers == list(fh["layers"])
+    assert "Surface baselines" in (run_dir / "summary.txt").read_text()
+    assert "Surface baselines (confounds)" in (run_dir / "report.html").read_text()
 
 
 def test_rerun_reuses_finished_work(finished_run, capsys):

@@ -10,6 +10,8 @@ from valuetrace.config import (
     RunConfig,
 )
 from valuetrace.errors import MissingStepError
+from valuetrace.probing.surface import SurfaceRecord
+from valuetrace.records import load_record
 
 
 def report(config: RunConfig) -> Path:
@@ -23,5 +25,10 @@ def report(config: RunConfig) -> Path:
     if causal_path.is_file():
         metrics["causal"] = json.loads(causal_path.read_text())
     figures = {k: paths.root / v for k, v in metrics["figures"].items()}
-    (paths.root / "summary.txt").write_text(summary_text(metrics))
-    return render_html(metrics, figures, paths.report)
+    surface = [
+        load_record(SurfaceRecord, paths.surface(p.name), step="probe")
+        for p in config.probes
+        if paths.surface(p.name).is_file()
+    ]
+    (paths.root / "summary.txt").write_text(summary_text(metrics, surface))
+    return render_html(metrics, figures, paths.report, surface)
