@@ -11,10 +11,10 @@ import h5py
 import pytest
 import yaml
 from matplotlib.image import imread
+from valuetrace.probing.surface import SurfaceRecord
 
 from valuetrace.cli import demo_config_path, main
 from valuetrace.paths import RunPaths
-from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.records import load_record
 
 pytestmark = pytest.mark.slow
