@@ -34,6 +34,7 @@ from valuetrace.stats import auroc, auroc_gain, group_bootstrap_weights, percent
 
 NGRAM = "ngram"
 LENGTH = "length"
+_ZERO = 1e-6
 
 
 @dataclass(frozen=True)
@@ -207,18 +208,17 @@ def fit_surface(
 
 
 def top_features(model: Pipeline, top_k: int) -> list[SurfaceFeature]:
-    """The ``top_k`` n-grams pushing most toward label 1, then the ``top_k`` toward label 0."""
+    """The ``top_k`` n-grams pushing most toward label 1, then the ``top_k`` toward label 0.
+
+    N-grams whose weight is zero to within 1e-6 are left out: they carry nothing (on pairs made
+    of the same words every weight is zero, and the list is empty).
+    """
     names = model.named_steps["tfidf"].get_feature_names_out()
     coef = model.named_steps["logreg"].coef_[0]
     order = np.argsort(-coef, kind="stable")
-    picked = [*order[:top_k], *order[::-1][:top_k]] if top_k else []
-    seen: set[int] = set()
-    out = []
-    for i in picked:
-        if i not in seen:
-            seen.add(i)
-            out.append(SurfaceFeature(str(names[i]), float(coef[i])))
-    return out
+    positive = [i for i in order[:top_k] if coef[i] > _ZERO]
+    negative = [i for i in order[::-1][:top_k] if coef[i] < -_ZERO]
+    return [SurfaceFeature(str(names[i]), float(coef[i])) for i in positive + negative]
 
 
 def surface_record(

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from valuetrace.activations.examples import load_labelled
+from valuetrace.probing.folds import grouped_folds
+from valuetrace.probing.surface import example_texts, fit_surface, surface_record
 
 from valuetrace import demo_data
 from valuetrace.demo_data import (
@@ -242,3 +247,51 @@ def test_data_card_describes_the_data(demo: DemoDataPaths) -> None:
     for name in SCHEMAS:
         assert f"`{name}.jsonl` | {COUNTS[name]} |" in card
     assert all(s[0] in card for s in SPECIES)
+
+
+def test_probe_pair_sides_share_words_length_and_short_ngrams(
+    rows: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    by_pair: dict[str, dict[int, str]] = defaultdict(dict)
+    for r in rows["probe_pairs"]:
+        by_pair[r["pair_id"]][r["label"]] = r["response"]
+    for p in by_pair.values():
+        assert len(p[1]) == len(p[0]) and sorted(p[1].split()) == sorted(p[0].split())
+        assert demo_data.shared_ngrams(p[1], p[0], n=demo_data.PROBE_NGRAM)
+    # The surface baselines the probe step runs cannot tell the sides apart: chance AUROC.
+    path = tmp_path / "probe_pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows["probe_pairs"]))
+    examples = load_labelled(path)
+    groups = np.asarray(examples.groups)
+    folds = grouped_folds(groups, 5, 0, examples.labels)
+    texts = example_texts(examples.prompts, examples.responses)
+    base = fit_surface(texts, examples.labels, folds)
+    record = surface_record("compassion", "compassion", base, examples.labels, groups, {})
+    assert [b.auroc for b in record.baselines] == [0.5, 0.5] and record.features == []
+
+
+def test_shared_ngrams_catches_a_frame_whose_slots_have_different_neighbours() -> None:
+    frame = "{} first that day and {} last that day"
+    good, bad = frame.format("the hurt pig", "the bill"), frame.format("the bill", "the hurt pig")
+    assert demo_data.shared_ngrams(good, bad, n=1)
+    assert not demo_data.shared_ngrams(good, bad, n=2)  # "pig first" on one side only
+    wrapped = "about {} that day and not about {} that day"
+    good, bad = wrapped.format("the pig", "a cow"), wrapped.format("a cow", "the pig")
+    assert demo_data.shared_ngrams(good, bad, n=2)
+    assert not demo_data.shared_ngrams(good, bad, n=3)  # "not about the" on one side only
+
+
+def test_generator_refuses_probe_frames_that_give_the_stance_away(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(demo_data, "_FRAMES", ["{Name} put {p} first and {n} last."])
+    with pytest.raises(ValuetraceError, match="n-gram up to length 3"):
+        write_demo_data(tmp_path / "bad", seed=0)
+    assert not (tmp_path / "bad" / "probe_pairs.jsonl").exists()
+
+
+def test_template_tables_ship_as_package_data() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["valuetrace"]
+    tables = sorted((Path(demo_data.__file__).parent / "demo").glob("*.txt"))
+    assert tables and all(any(t.match(g) for g in globs) for t in tables)
