@@ -579,23 +579,27 @@ def _matched(rng: random.Random, good: list[str], bad: list[str]) -> tuple[str, 
 
 _PROBE = _table("probe_pairs")
 _FRAMES = _PROBE.pop("frames")["F"]
-PROBE_NGRAM = 3  # both sides of a probe pair share every word n-gram up to this length
+PROBE_NGRAM = 3  # a frame's two slots share their neighbours: n-grams up to this length match
 
 
 def _probe_pair(rng: random.Random) -> tuple[str, str, str]:
-    """A held-out prompt and two answers made of the same words: who gets the priority differs.
+    """A held-out prompt and two answers in one frame: who gets the priority differs.
 
     The label-1 answer gives priority to the one in need and the label-0 answer to a competing
-    concern, in the same frame with the two noun phrases swapped (see probe_pairs.txt).
+    concern, in the same frame with the two roles swapped (see probe_pairs.txt). Each side draws
+    its own phrasing of the two roles from the same pools, independently of the label, so the
+    pooled embeddings of the two sides are not identical while no word favours either label.
     """
     sec = _PROBE[rng.choice(sorted(_PROBE))]
     ctx = _ctx(rng, sec["tags"], HELDOUT_NAMES) | {"town": rng.choice(FILL["town"])}
     prompt = _fill(rng, rng.choice(sec["P"]), ctx)
-    need = _fill(rng, rng.choice(" | ".join(sec["W"]).split(" | ")), ctx)
-    concern = _fill(rng, rng.choice(" | ".join(sec["T"]).split(" | ")), ctx)
     frame = rng.choice(_FRAMES)
-    good = _cap(_fill(rng, frame, ctx | {"p": need, "n": concern}))
-    bad = _cap(_fill(rng, frame, ctx | {"p": concern, "n": need}))
+
+    def phrase(key: str) -> str:
+        return _fill(rng, rng.choice(" | ".join(sec[key]).split(" | ")), ctx)
+
+    good = _cap(_fill(rng, frame, ctx | {"p": phrase("W"), "n": phrase("T")}))
+    bad = _cap(_fill(rng, frame, ctx | {"p": phrase("T"), "n": phrase("W")}))
     return prompt, good, bad
 
 
@@ -615,15 +619,34 @@ def shared_ngrams(a: str, b: str, n: int = PROBE_NGRAM) -> bool:
     return all(grams(a, m) == grams(b, m) for m in (1, 2))
 
 
-def _probe_pairs(rng: random.Random) -> list[Row]:
-    pairs = _unique(N_PROBE_PAIRS, lambda: _probe_pair(rng), lambda t: t[0], "probe prompts")
-    unmatched = [good for _, good, bad in pairs if not shared_ngrams(good, bad)]
-    if unmatched:
-        raise DataError(
-            f"demo data: {len(unmatched)} probe pairs differ in some word n-gram up to length "
-            f"{PROBE_NGRAM}, e.g. {unmatched[0]!r}; give each slot of that frame in "
-            "valuetrace/demo/probe_pairs.txt the same neighbouring words"
+def _check_frames(frames: Sequence[str]) -> None:
+    """Raise unless every frame reads the same to an n-gram model whichever role fills {p}.
+
+    Raises:
+        DataError: a frame's two slots have different neighbouring words, so which phrase sits
+            in the priority slot would show in short n-grams.
+    """
+    ctx = {"name": "Noor", "he": "she", "him": "her", "his": "her"}
+    roles = {"p": "the xneed one", "n": "the xconcern"}
+    swapped = {"p": roles["n"], "n": roles["p"]}
+    bad = [
+        f
+        for f in frames
+        if not shared_ngrams(
+            _fill(random.Random(0), f, ctx | roles), _fill(random.Random(0), f, ctx | swapped)
         )
+    ]
+    if bad:
+        raise DataError(
+            f"demo data: {len(bad)} probe frames show which role fills the priority slot in a "
+            f"word n-gram up to length {PROBE_NGRAM}, e.g. {bad[0]!r}; give both slots of a frame "
+            "in valuetrace/demo/probe_pairs.txt the same neighbouring words"
+        )
+
+
+def _probe_pairs(rng: random.Random) -> list[Row]:
+    _check_frames(_FRAMES)
+    pairs = _unique(N_PROBE_PAIRS, lambda: _probe_pair(rng), lambda t: t[0], "probe prompts")
     rows: list[Row] = []
     for i, (prompt, good, bad) in enumerate(pairs):
         for label, resp in ((1, good), (0, bad)):
@@ -826,13 +849,14 @@ external data set. The same seed gives byte-identical files; another seed gives 
 Probe and control rows come in pairs: two rows per `pair_id` with the same prompt, label 1 and
 label 0 (probe: 1 = compassionate, 0 = dismissive; control: 1 = grammatical sentence, 0 = the
 same sentence with broken subject-verb agreement or its words scrambled). The two answers of a
-probe pair are one frame with the same two noun phrases swapped: the label-1 answer gives the
-priority (most of the attention, time, money or worry) to the one in need, the label-0 answer
-to a competing concern (a schedule, a bill, a chore). Both answers hold the same words the same
-number of times, and so every word n-gram up to {PROBE_NGRAM} words (checked at generation):
-neither giveaway words nor length carry the stance, composition does. Each frame
-comes in both orders, so the position of the one in need is no cue either. Behaviour
-continuations are chosen to have word counts within a word or two of each other.
+probe pair are one frame with the two roles swapped: the label-1 answer gives the priority
+(most of the attention, time, money or worry) to the one in need, the label-0 answer to a
+competing concern (a schedule, a bill, a chore). Each side draws its own phrasing of each role
+from the same pools, independently of the label, and in every frame both slots have the same
+neighbouring words (no word n-gram up to {PROBE_NGRAM} words shows which role has the priority;
+checked at generation). So neither giveaway words nor length carry the stance; composition
+does. Each frame comes in both orders, so the position of the one in need is no cue either.
+Behaviour continuations are chosen to have word counts within a word or two of each other.
 
 ## Coverage
 

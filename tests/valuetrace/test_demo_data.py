@@ -249,16 +249,17 @@ def test_data_card_describes_the_data(demo: DemoDataPaths) -> None:
     assert all(s[0] in card for s in SPECIES)
 
 
-def test_probe_pair_sides_share_words_length_and_short_ngrams(
+def test_probe_pairs_swap_roles_in_one_frame_and_the_surface_reads_chance(
     rows: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
-    by_pair: dict[str, dict[int, str]] = defaultdict(dict)
-    for r in rows["probe_pairs"]:
-        by_pair[r["pair_id"]][r["label"]] = r["response"]
-    for p in by_pair.values():
-        assert len(p[1]) == len(p[0]) and sorted(p[1].split()) == sorted(p[0].split())
-        assert demo_data.shared_ngrams(p[1], p[0], n=demo_data.PROBE_NGRAM)
-    # The surface baselines the probe step runs cannot tell the sides apart: chance AUROC.
+    frames = [f.replace("{p}", "X").replace("{n}", "Y") for f in demo_data._FRAMES]
+    swapped = [f.replace("{p}", "Y").replace("{n}", "X") for f in demo_data._FRAMES]
+    assert all(demo_data.shared_ngrams(a, b) for a, b in zip(frames, swapped, strict=True))
+    # Every frame comes in both orders: the priority slot is first in half of them.
+    first = [f.index("{p}") < f.index("{n}") for f in demo_data._FRAMES]
+    assert first.count(True) == first.count(False)
+    # The surface baselines the probe step runs read (close to) nothing on the written pairs,
+    # where the old giveaway-word pairs gave the n-gram model an AUROC of 1.0.
     path = tmp_path / "probe_pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows["probe_pairs"]))
     examples = load_labelled(path)
@@ -267,7 +268,7 @@ def test_probe_pair_sides_share_words_length_and_short_ngrams(
     texts = example_texts(examples.prompts, examples.responses)
     base = fit_surface(texts, examples.labels, folds)
     record = surface_record("compassion", "compassion", base, examples.labels, groups, {})
-    assert [b.auroc for b in record.baselines] == [0.5, 0.5] and record.features == []
+    assert all(b.auroc < 0.65 for b in record.baselines), record.baselines
 
 
 def test_shared_ngrams_catches_a_frame_whose_slots_have_different_neighbours() -> None:
@@ -285,7 +286,7 @@ def test_generator_refuses_probe_frames_that_give_the_stance_away(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(demo_data, "_FRAMES", ["{Name} put {p} first and {n} last."])
-    with pytest.raises(ValuetraceError, match="n-gram up to length 3"):
+    with pytest.raises(ValuetraceError, match="which role fills the priority slot"):
         write_demo_data(tmp_path / "bad", seed=0)
     assert not (tmp_path / "bad" / "probe_pairs.jsonl").exists()
 
