@@ -218,8 +218,8 @@ def surface_summary(records: Sequence[SurfaceRecord]) -> list[str]:
         if rec.flagged_stages:
             text += (
                 f" FLAG: the {base.name} baseline comes within {rec.margin:.2f} AUROC of the best "
-                f"layer at {', '.join(rec.flagged_stages)}; the layer curve there may show the "
-                "words, not what the network adds."
+                f"layer at {', '.join(rec.flagged_stages)}: there the layer curve shows nothing "
+                "the raw text does not."
             )
         top = [f.ngram for f in rec.features if f.weight > 0][:5]
         if top:

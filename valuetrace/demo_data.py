@@ -595,11 +595,17 @@ def _probe_pair(rng: random.Random) -> tuple[str, str, str]:
     prompt = _fill(rng, rng.choice(sec["P"]), ctx)
     frame = rng.choice(_FRAMES)
 
-    def phrase(key: str) -> str:
-        return _fill(rng, rng.choice(" | ".join(sec[key]).split(" | ")), ctx)
-
-    good = _cap(_fill(rng, frame, ctx | {"p": phrase("W"), "n": phrase("T")}))
-    bad = _cap(_fill(rng, frame, ctx | {"p": phrase("T"), "n": phrase("W")}))
+    combos = [
+        (_fill(rng, w, ctx), _fill(rng, t, ctx))
+        for w in " | ".join(sec["W"]).split(" | ")
+        for t in " | ".join(sec["T"]).split(" | ")
+    ]
+    need, concern = rng.choice(combos)
+    size = len(_words(need + " " + concern))
+    # The other side: any phrasing of the same total word count (the same one included).
+    need_b, concern_b = rng.choice([c for c in combos if len(_words(" ".join(c))) == size])
+    good = _cap(_fill(rng, frame, ctx | {"p": need, "n": concern}))
+    bad = _cap(_fill(rng, frame, ctx | {"p": concern_b, "n": need_b}))
     return prompt, good, bad
 
 
@@ -852,11 +858,12 @@ same sentence with broken subject-verb agreement or its words scrambled). The tw
 probe pair are one frame with the two roles swapped: the label-1 answer gives the priority
 (most of the attention, time, money or worry) to the one in need, the label-0 answer to a
 competing concern (a schedule, a bill, a chore). Each side draws its own phrasing of each role
-from the same pools, independently of the label, and in every frame both slots have the same
-neighbouring words (no word n-gram up to {PROBE_NGRAM} words shows which role has the priority;
-checked at generation). So neither giveaway words nor length carry the stance; composition
-does. Each frame comes in both orders, so the position of the one in need is no cue either.
-Behaviour continuations are chosen to have word counts within a word or two of each other.
+from the same pools (both sides of equal word count), independently of the label, and in every
+frame both slots have the same neighbouring words (no word n-gram up to {PROBE_NGRAM} words
+shows which role has the priority; checked at generation). So neither giveaway words nor length
+carry the stance; composition does. Each frame comes in both orders, so the position of the one
+in need is no cue either. Behaviour continuations are chosen to have word counts within a word
+or two of each other.
 
 ## Coverage
 

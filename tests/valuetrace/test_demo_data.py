@@ -252,8 +252,9 @@ def test_data_card_describes_the_data(demo: DemoDataPaths) -> None:
 def test_probe_pairs_swap_roles_in_one_frame_and_the_surface_reads_chance(
     rows: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
-    frames = [f.replace("{p}", "X").replace("{n}", "Y") for f in demo_data._FRAMES]
-    swapped = [f.replace("{p}", "Y").replace("{n}", "X") for f in demo_data._FRAMES]
+    need, chore = "the one in need", "the chore"
+    frames = [f.replace("{p}", need).replace("{n}", chore) for f in demo_data._FRAMES]
+    swapped = [f.replace("{p}", chore).replace("{n}", need) for f in demo_data._FRAMES]
     assert all(demo_data.shared_ngrams(a, b) for a, b in zip(frames, swapped, strict=True))
     # Every frame comes in both orders: the priority slot is first in half of them.
     first = [f.index("{p}") < f.index("{n}") for f in demo_data._FRAMES]
