@@ -265,9 +265,14 @@ def surface_record(
                 f"stage {stage}: probe scores have shape {scores.shape}, expected "
                 f"[{len(layers)}, {n}]; pass one row of out-of-fold scores per layer"
             )
+        # A layer the probe step left undefined (constant activations) has NaN scores: NaN here.
+        undefined = np.isnan(scores).any(1)
+        scores = np.where(undefined[:, None], 0.0, scores)
         gain, gain_ci = auroc_gain(scores, baselines.oof_scores, labels, weights, config.ci)
-        probe_auc = auroc(scores, labels)
-        best = int(np.nanargmax(probe_auc))
+        probe_auc = np.where(undefined, np.nan, auroc(scores, labels))
+        gain = np.where(undefined, np.nan, gain)
+        gain_ci = np.where(undefined[:, None], np.nan, gain_ci)
+        best = int(np.nanargmax(probe_auc)) if not undefined.all() else 0
         stages.append(
             StageGain(
                 stage=stage,

@@ -863,7 +863,8 @@ frame both slots have the same neighbouring words (no word n-gram up to {PROBE_N
 shows which role has the priority; checked at generation). So neither giveaway words nor length
 carry the stance; composition does. Each frame comes in both orders, so the position of the one
 in need is no cue either. Behaviour continuations are chosen to have word counts within a word
-or two of each other.
+or two of each other. A prompt-less text would be, with `chat_template: true`, the assistant's
+turn.
 
 ## Coverage
 

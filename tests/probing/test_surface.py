@@ -103,6 +103,10 @@ def test_gain_and_flag_follow_the_probe_scores():
     assert good.gain_lo[1] > 0.3 and good.gain_lo[0] < 0 < good.gain_hi[0]
     for st in rec.stages:
         assert all(lo <= g <= hi for lo, g, hi in zip(st.gain_lo, st.gain, st.gain_hi, strict=True))
+    # A layer the probe step left undefined (NaN scores) stays undefined and is never the best.
+    blank = np.stack([np.full(len(labels), np.nan), strong])
+    (st,) = surface_record("s", "c", base, labels, groups, {"x": ([0, 1], blank)}, cfg).stages
+    assert np.isnan(st.probe_auroc[0]) and np.isnan(st.gain[0]) and st.best_layer == 1
 
 
 def test_record_round_trips_and_renders(tmp_path):
