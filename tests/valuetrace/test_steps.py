@@ -35,6 +35,8 @@ def _tiny_config(run_dir: Path) -> Path:
         stage.update(max_steps=4, batch_size=8, max_length=64)
         stage["data"]["limit"] = 64
     data["probing"].update(n_folds=3, n_bootstrap=100)
+    # the 600-token BPE splits the behaviour prompts into up to ~150 tokens: room for them whole
+    data["extract"]["max_length"] = 256
     data["behaviour"]["n_bootstrap"] = 100
     data["analysis"]["umap"] = False
     path = run_dir.parent / f"{run_dir.name}.yaml"
