@@ -34,7 +34,6 @@ import numpy as np
 from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
 from valuetrace.analysis.similarity import (
-    check_labels_groups,
     cka_per_layer,
     cosine_per_layer,
     degenerate_layers,
@@ -325,7 +324,7 @@ def compare_stages(
             "d_model] over the same examples; compare checkpoints of one architecture."
         )
     n_layers, n_examples, d_model = a.shape
-    y, codes = check_labels_groups(labels, groups, n_examples)
+    y, codes = stats.check_labels_groups(labels, groups, n_examples)
     if not (0 < alpha < 1 and 0 < ci < 1):
         raise DataError(f"alpha and ci must lie in (0, 1); got alpha={alpha}, ci={ci}.")
     if (n_boot + 1) * alpha < n_layers:

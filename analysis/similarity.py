@@ -10,36 +10,9 @@ from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
 
 from valuetrace.errors import DataError
+from valuetrace.stats import check_labels_groups
 
 _SHUFFLE_CHUNK = 64
-
-
-def check_labels_groups(
-    labels: ArrayLike, groups: ArrayLike, n_examples: int
-) -> tuple[Int[np.ndarray, " n"], Int[np.ndarray, " n"]]:
-    """Validate 0/1 labels (both classes) and per-example group ids; return labels, group codes."""
-    y = np.asarray(labels)
-    g = np.asarray(groups)
-    if y.shape != (n_examples,) or g.shape != (n_examples,):
-        raise DataError(
-            f"labels {y.shape} and groups {g.shape} must both have shape ({n_examples},), one "
-            "entry per example; pass the labels and group ids of the same examples as the arrays."
-        )
-    if not np.isin(y, (0, 1)).all():
-        raise DataError(
-            "labels must be 0/1 (1 = compassionate); map your labels to 0/1 before calling."
-        )
-    if np.unique(y).size < 2:
-        raise DataError(
-            f"labels contain only class {int(y[0])}; both classes (0 and 1) are needed."
-        )
-    codes = np.unique(g, return_inverse=True)[1].reshape(-1)
-    if codes.max() < 1:
-        raise DataError(
-            "groups contain a single group; at least 2 groups are needed to resample or shuffle "
-            "(use contrastive pair ids, or np.arange(n) when examples are unpaired)."
-        )
-    return y.astype(np.int64), codes.astype(np.int64)
 
 
 def cosine_per_layer(

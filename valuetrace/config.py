@@ -311,7 +311,6 @@ class RunConfig:
     accelerate_config: str | None = None
 
     def __post_init__(self) -> None:
-        self.stages = expand_replicates(self.stages, self.seed)
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stages: stage names must be unique, got {names}.")
@@ -404,7 +403,8 @@ def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> Run
     if run_dir is not None:
         data = {**data, "run_dir": run_dir}
     config = from_plain(RunConfig, data, "config", error=ConfigError)
-    check_ranges(config, "")
+    check_ranges(config, "")  # before the replicates: errors name the stages as listed
+    config.stages = expand_replicates(config.stages, config.seed)
     return config
 
 
