@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from valuetrace.errors import DataError
 
 _CHUNK_ELEMENTS = 4_000_000
-_TIE = 1e-9
+_TIE = 1e-5  # relative: float32 activations carry ~1e-7 rounding, sums of them more
 
 
 def group_bootstrap_weights(
@@ -193,7 +193,7 @@ def shifted_bootstrap_p(
     The null distribution is the bootstrap distribution shifted to mean zero,
     ``boot - observed`` (Hall & Wilson 1991, Biometrics 47(2), "Two guidelines for bootstrap
     hypothesis testing"); ``p = (1 + #{null >= value}) / (1 + b)``, so p is never 0; values
-    within float rounding (relative 1e-9) of each other count as ties, so two identical stages
+    within float32 rounding (relative 1e-5) of each other count as ties, so two identical stages
     give p = 1, not a spurious drop. NaN where the layer's statistic is undefined. Pass
     ``values = observed`` for the observed statistic's p, or the replicates themselves to test
     each replicate against the same null.
