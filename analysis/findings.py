@@ -1,36 +1,26 @@
-"""Cross-stage findings for one concept: direction cosines with nulls, CKA, localisation.
+"""The analysis record: per concept and stage pair, weakening / rotation / drift, concentration.
 
-Takes plain per-stage arrays (activations, out-of-fold probe scores, directions) over the same
-examples and returns JSON-safe numbers; plotting and the report read what this returns.
+`Findings` is what `valuetrace analyze` writes (versioned JSON, `valuetrace.records`) and what
+the report reads; nothing downstream looks numbers up by string keys. The helpers here turn
+per-stage arrays into the record's parts: probe tables, concentration indices with bootstrap
+CIs (stated as "domain-concentrated" only when the CI excludes 0), behavioural changes between
+stages with paired item bootstraps, and the projection-behaviour correlation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
-from jaxtyping import Float, Int
-from valuetrace.analysis.localize import Metric, localize
-from valuetrace.analysis.similarity import (
-    cka_per_layer,
-    cosine_per_layer,
-    random_direction_null,
-    shuffled_label_null,
-)
+from jaxtyping import Float
+from valuetrace.analysis.localize import NO_CHANGE, StageComparison
+from valuetrace.probing import ProbeResults
 
+from valuetrace import stats
 from valuetrace.errors import DataError
-
-
-@dataclass(frozen=True)
-class StageArrays:
-    """What one stage contributes: activations, OOF probe scores and its two directions."""
-
-    acts: Float[np.ndarray, "l n d"]
-    oof_scores: Float[np.ndarray, "l n"]
-    probe_direction: Float[np.ndarray, "l d"]
-    mean_direction: Float[np.ndarray, "l d"]
 
 
 def pair_key(a: str, b: str) -> str:
@@ -38,11 +28,246 @@ def pair_key(a: str, b: str) -> str:
     return f"{a}→{b}"
 
 
-def check_same_examples(
-    stages: Mapping[str, StageArrays], ids: Mapping[str, Sequence[str]]
-) -> None:
-    """Stages can only be compared over the same examples in the same model width."""
-    names = list(stages)
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its bootstrap interval at the run's CI level."""
+
+    value: float
+    lo: float
+    hi: float
+
+    def covers_zero(self) -> bool:
+        """True when the interval includes 0 (or is undefined)."""
+        return not (self.lo > 0 or self.hi < 0)
+
+
+@dataclass(frozen=True)
+class ProbeTable:
+    """One stage's per-layer probe metrics (held-out, grouped folds) with interval bounds."""
+
+    accuracy: list[float]
+    accuracy_lo: list[float]
+    accuracy_hi: list[float]
+    auroc: list[float]
+    auroc_lo: list[float]
+    auroc_hi: list[float]
+    control_accuracy: list[float] | None
+    selectivity: list[float] | None
+    selectivity_lo: list[float] | None
+    selectivity_hi: list[float] | None
+
+    @classmethod
+    def from_results(cls, r: ProbeResults) -> ProbeTable:
+        """The table of a probe step's results."""
+
+        def col(x: np.ndarray | None, j: int | None = None) -> list[float] | None:
+            if x is None:
+                return None
+            return np.asarray(x if j is None else x[:, j], dtype=np.float64).tolist()
+
+        return cls(
+            accuracy=col(r.accuracy) or [],
+            accuracy_lo=col(r.accuracy_ci, 0) or [],
+            accuracy_hi=col(r.accuracy_ci, 1) or [],
+            auroc=col(r.auroc) or [],
+            auroc_lo=col(r.auroc_ci, 0) or [],
+            auroc_hi=col(r.auroc_ci, 1) or [],
+            control_accuracy=col(r.control_accuracy),
+            selectivity=col(r.selectivity),
+            selectivity_lo=col(r.selectivity_ci, 0),
+            selectivity_hi=col(r.selectivity_ci, 1),
+        )
+
+
+@dataclass(frozen=True)
+class ConceptFindings:
+    """One probe set across stages: probe tables, transfer and the stage-pair comparisons."""
+
+    name: str
+    concept: str
+    layers: list[int]
+    n_examples: int
+    probes: dict[str, ProbeTable]
+    transfer_auroc: list[list[list[float]]]  # [train stage, test stage, layer]
+    comparisons: dict[str, StageComparison]  # keyed by pair_key
+
+
+@dataclass(frozen=True)
+class Concentration:
+    """Relative weakening of one setting minus another, per layer and averaged over layers.
+
+    kind "concept": the primary concept minus a control concept over the same stage pair
+    (independent bootstraps: different examples); kind "arm": the primary concept over one arm
+    minus another arm from the same parent (paired: the same examples and resampled groups).
+    `concentrated` only when the overall interval lies above 0.
+    """
+
+    kind: Literal["concept", "arm"]
+    label: str
+    first: str
+    second: str
+    pair: str  # kind "concept": the stage pair (pair_key); kind "arm": ""
+    per_layer: list[Interval]
+    overall: Interval
+
+    @property
+    def concentrated(self) -> bool:
+        """The overall index's interval excludes 0 on the positive side."""
+        return self.overall.lo > 0
+
+
+@dataclass(frozen=True)
+class BehaviourChange:
+    """Behavioural change from stage A to B: paired item-bootstrap intervals, B - A."""
+
+    stage_a: str
+    stage_b: str
+    preference_share: Interval  # share of items preferring the compassionate continuation
+    preference_margin: Interval  # mean log-prob margin (compassionate - dismissive), nats/token
+    helpfulness_loss: float  # change of the mean helpfulness loss (nats/token; + = worse)
+
+
+@dataclass(frozen=True)
+class StageBehaviour:
+    """A stage's behavioural scores (as the evaluate step wrote them)."""
+
+    compassion: Interval
+    helpfulness_loss: Interval
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Pearson r between an item's projection gap on the stage's direction and its preference."""
+
+    layer: int
+    r: float
+    lo: float
+    hi: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Everything `valuetrace analyze` found; the report renders it and computes nothing."""
+
+    SCHEMA: ClassVar[str] = "valuetrace.findings"
+    VERSION: ClassVar[int] = 1
+
+    stages: list[str]
+    replicate_of: dict[str, str]
+    primary_dataset: str
+    primary_pair: list[str]
+    ci: float
+    behaviour: dict[str, StageBehaviour]
+    behaviour_changes: dict[str, BehaviourChange]
+    concepts: dict[str, ConceptFindings]
+    concentration: list[Concentration]
+    projection: dict[str, Projection]
+    figures: dict[str, str]  # figure name -> path relative to the run folder
+
+    @property
+    def primary(self) -> StageComparison:
+        """The headline comparison: the primary concept over the primary stage pair."""
+        return self.concepts[self.primary_dataset].comparisons[pair_key(*self.primary_pair)]
+
+
+def interval(samples: Float[np.ndarray, " b"], value: float, ci: float) -> Interval:
+    """`value` with the percentile interval of its bootstrap `samples`."""
+    lo, hi = stats.percentile_ci(np.asarray(samples, dtype=np.float64)[:, None], ci)[0]
+    return Interval(float(value), float(lo), float(hi))
+
+
+def concentration_index(
+    kind: Literal["concept", "arm"],
+    label: str,
+    pair: str,
+    first: tuple[str, StageComparison, np.ndarray],
+    second: tuple[str, StageComparison, np.ndarray],
+    ci: float,
+) -> Concentration:
+    """Relative weakening of `first` minus `second` per layer and overall (mean over layers).
+
+    Each argument is (name, comparison, bootstrap samples [b, l] of its relative drop). For
+    kind "arm" the samples must come from the same resampled groups (pass the same seed); for
+    kind "concept" they are independent, and resample i of each is paired arbitrarily.
+
+    Raises:
+        DataError: the two compare different numbers of layers.
+    """
+    (name_x, cmp_x, boot_x), (name_y, cmp_y, boot_y) = first, second
+    if boot_x.shape[1] != boot_y.shape[1]:
+        raise DataError(
+            f"{name_x} has {boot_x.shape[1]} layers but {name_y} has {boot_y.shape[1]}; extract "
+            "every probe set at the same layers to compare them."
+        )
+    n = min(boot_x.shape[0], boot_y.shape[0])
+    obs = np.asarray(cmp_x.relative) - np.asarray(cmp_y.relative)
+    boot = boot_x[:n] - boot_y[:n]
+    per_layer = [interval(boot[:, i], obs[i], ci) for i in range(obs.size)]
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(obs)
+        overall = interval(boot[:, finite].mean(1), float(obs[finite].mean()), ci)
+    return Concentration(kind, label, name_x, name_y, pair, per_layer, overall)
+
+
+def mark_global_drift(
+    primary: StageComparison, control: StageComparison, index: Concentration
+) -> StageComparison:
+    """Relabel the primary's weakening as "global drift" at layers where the control concept
+    weakened too and the concentration interval covers 0 (the control moved as much)."""
+    verdicts = [
+        "global drift"
+        if v.startswith("weakening")
+        and control.encoded.drop_found[i]
+        and index.per_layer[i].covers_zero()
+        else v
+        for i, v in enumerate(primary.verdicts)
+    ]
+    return dataclasses.replace(primary, verdicts=verdicts)
+
+
+def behaviour_change(
+    stage_a: str,
+    stage_b: str,
+    margins: tuple[Sequence[float], Sequence[float]],
+    helpfulness_loss: tuple[float, float],
+    *,
+    n_boot: int,
+    seed: int,
+    ci: float,
+) -> BehaviourChange:
+    """B - A of the compassion preference (share and mean margin, paired item bootstrap) and of
+    the helpfulness loss, from per-item log-prob margins of the same items in both stages.
+
+    Raises:
+        DataError: the two stages scored different numbers of items.
+    """
+    ma, mb = (np.asarray(m, dtype=np.float64) for m in margins)
+    if ma.shape != mb.shape or ma.size == 0:
+        raise DataError(
+            f"{stage_a} has {ma.size} scored items but {stage_b} has {mb.size}; rerun "
+            "`valuetrace evaluate` so every stage scores the same items."
+        )
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, ma.size, size=(n_boot, ma.size))
+    share = (mb > 0).astype(float) - (ma > 0).astype(float)
+    margin = mb - ma
+    return BehaviourChange(
+        stage_a,
+        stage_b,
+        interval(share[idx].mean(1), float(share.mean()), ci),
+        interval(margin[idx].mean(1), float(margin.mean()), ci),
+        float(helpfulness_loss[1] - helpfulness_loss[0]),
+    )
+
+
+def check_same_examples(ids: Mapping[str, Sequence[str]], shapes: Mapping[str, tuple]) -> None:
+    """Stages can only be compared over the same examples in the same model width.
+
+    Raises:
+        DataError: two stages hold different example ids, or activations of other shapes.
+    """
+    names = list(ids)
     ref = names[0]
     for name in names[1:]:
         if list(ids[name]) != list(ids[ref]):
@@ -50,121 +275,12 @@ def check_same_examples(
                 f"stages '{ref}' and '{name}' were extracted over different examples; rerun "
                 "`valuetrace extract --overwrite` so every stage uses the same probe set."
             )
-        if stages[name].acts.shape != stages[ref].acts.shape:
+        if shapes[name] != shapes[ref]:
             raise DataError(
-                f"stages '{ref}' {stages[ref].acts.shape} and '{name}' "
-                f"{stages[name].acts.shape} differ in layers or width [layers, examples, d_model]"
-                "; compare checkpoints of one architecture, with the same layer list."
+                f"stages '{ref}' {shapes[ref]} and '{name}' {shapes[name]} differ in layers or "
+                "width [layers, examples, d_model]; compare checkpoints of one architecture, "
+                "with the same layer list."
             )
-
-
-def concept_findings(
-    stages: Mapping[str, StageArrays],
-    labels: Int[np.ndarray, " n"],
-    groups: Sequence[str],
-    compare: Sequence[tuple[str, str]],
-    *,
-    n_boot: int,
-    seed: int,
-    metric: Metric = "separation",
-    n_shuffles: int = 100,
-) -> dict[str, Any]:
-    """Cosines (probe and mean-difference, with random and shuffled-label nulls), CKA and the
-    localisation of weakening for every compared stage pair."""
-    d_model = next(iter(stages.values())).acts.shape[-1]
-    lo, hi = random_direction_null(d_model, seed=seed)
-    out: dict[str, Any] = {
-        "cosine": {},
-        "cka": {},
-        "localization": {},
-        "shuffled_null": {},
-        "cosine_null": [lo, hi],
-    }
-    for a, b in compare:
-        sa, sb = stages[a], stages[b]
-        key = pair_key(a, b)
-        cos_probe = cosine_per_layer(sa.probe_direction, sb.probe_direction)
-        cos_mean = cosine_per_layer(sa.mean_direction, sb.mean_direction)
-        out["cosine"][key] = {"probe": cos_probe.tolist(), "mean_diff": cos_mean.tolist()}
-        null = shuffled_label_null(
-            sb.acts, labels, groups, sa.mean_direction, n_shuffles=n_shuffles, seed=seed
-        )
-        out["shuffled_null"][key] = np.quantile(np.abs(null), 0.95, axis=0).tolist()
-        out["cka"][key] = cka_per_layer(sa.acts, sb.acts, debiased=True).tolist()
-        unit = sa.mean_direction / np.linalg.norm(sa.mean_direction, axis=1, keepdims=True)
-        proj_a = np.einsum("lnd,ld->ln", sa.acts, unit)
-        proj_b = np.einsum("lnd,ld->ln", sb.acts, unit)
-        loc = localize(
-            sa.oof_scores,
-            sb.oof_scores,
-            proj_a,
-            proj_b,
-            labels,
-            groups,
-            cos_ab=cos_mean,
-            cos_null=(lo, hi),
-            stage_a=a,
-            stage_b=b,
-            metric=metric,
-            n_boot=n_boot,
-            seed=seed,
-        )
-        out["localization"][key] = loc.to_dict()
-        out["localization"][key]["summary"] = loc.summary()
-    return out
-
-
-def concentration(
-    concepts: Mapping[str, Mapping[str, Any]],
-    primary: str,
-    pair: tuple[str, str],
-    control_pair: tuple[str, str] | None,
-) -> dict[str, Any]:
-    """Is the weakening specific to the primary concept and to the helpfulness arm?
-
-    Compares the largest drop (in each localisation's own metric) of the primary concept with
-    each control concept's over the same stage pair, and with the control arm's (e.g. coding).
-    """
-    key = pair_key(*pair)
-
-    def worst(concept: Mapping[str, Any], k: str) -> tuple[float, int]:
-        loc = concept["localization"][k]
-        drops = loc[loc["metric"]]
-        return float(max(drops["drop"])), int(sum(drops["significant"]))
-
-    main_drop, main_sig = worst(concepts[primary], key)
-    controls = {name: worst(c, key) for name, c in concepts.items() if name != primary}
-    arm = worst(concepts[primary], pair_key(*control_pair)) if control_pair else None
-    parts = []
-    if controls:
-        ctrl_text = ", ".join(
-            f"{name} {d:.3f} ({s} significant layers)" for name, (d, s) in controls.items()
-        )
-        parts.append(f"control concepts over the same stages: {ctrl_text}")
-    if arm is not None and control_pair is not None:
-        parts.append(f"the {control_pair[1]} arm: {arm[0]:.3f} ({arm[1]} significant layers)")
-    specific_concept = all(s == 0 or d < main_drop / 2 for d, s in controls.values())
-    specific_arm = arm is None or arm[1] == 0 or arm[0] < main_drop / 2
-    if main_sig == 0:
-        verdict = "No significant compassion weakening, so there is nothing to attribute"
-    elif specific_concept and specific_arm:
-        verdict = "The weakening is concentrated in compassion and in this arm"
-    elif specific_concept:
-        verdict = "The weakening is specific to compassion but not to this arm"
-    else:
-        verdict = "The weakening is not specific to compassion"
-    sentence = (
-        f"{verdict}: the largest compassion drop from {pair[0]} to {pair[1]} is "
-        f"{main_drop:.3f} ({main_sig} significant layers), vs " + "; ".join(parts) + "."
-    )
-    return {
-        "primary_drop": main_drop,
-        "primary_significant": main_sig,
-        "controls": {k: {"drop": d, "significant": s} for k, (d, s) in controls.items()},
-        "control_arm": None if arm is None else {"drop": arm[0], "significant": arm[1]},
-        "concentrated": bool(main_sig and specific_concept),
-        "sentence": sentence,
-    }
 
 
 def projection_vs_preference(
@@ -173,16 +289,23 @@ def projection_vs_preference(
     direction: Float[np.ndarray, "l d"],
     preference: Float[np.ndarray, " n"],
     layer_index: int,
+    layer: int,
     *,
     n_boot: int,
     seed: int,
-) -> dict[str, float]:
+    ci: float,
+) -> Projection:
     """Pearson r between an item's projection gap on the direction and its log-prob preference.
 
     The persona-vector style check: does the internal compassion signal of each eval item
     (compassionate minus dismissive continuation, projected) predict the behavioural one?
+    Item-bootstrap percentile interval at level `ci`; NaN when the direction is undefined.
+
+    Raises:
+        DataError: the number of items with activations and with preferences differ.
     """
-    unit = direction[layer_index] / np.linalg.norm(direction[layer_index])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = direction[layer_index] / np.linalg.norm(direction[layer_index])
     gap = (acts_pos[layer_index] - acts_neg[layer_index]) @ unit
     pref = np.asarray(preference, dtype=np.float64)
     if gap.shape != pref.shape:
@@ -190,15 +313,28 @@ def projection_vs_preference(
             f"{gap.shape[0]} eval items have activations but {pref.shape[0]} have preferences; "
             "rerun `valuetrace extract` and `valuetrace evaluate` on the same eval set."
         )
+    if np.ptp(gap) == 0 or np.ptp(pref) == 0 or not np.isfinite(gap).all():
+        return Projection(layer, float("nan"), float("nan"), float("nan"), int(gap.size))
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, gap.size, size=(n_boot, gap.size))
-    boot = np.array([np.corrcoef(gap[i], pref[i])[0, 1] for i in idx])
-    boot = boot[np.isfinite(boot)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = np.array([np.corrcoef(gap[i], pref[i])[0, 1] for i in idx])
     r = float(np.corrcoef(gap, pref)[0, 1])
-    return {
-        "r": r,
-        "lo": float(np.quantile(boot, 0.025)),
-        "hi": float(np.quantile(boot, 0.975)),
-        "n": int(gap.size),
-        "gap": gap.tolist(),
-    }
+    found = interval(boot, r, ci)
+    return Projection(layer, r, found.lo, found.hi, int(gap.size))
+
+
+def verdict_bands(comparison: StageComparison) -> list[tuple[int, int, str]]:
+    """Runs of consecutive layers with the same verdict: (first layer, last layer, verdict)."""
+    bands: list[tuple[int, int, str]] = []
+    for layer, verdict in zip(comparison.layers, comparison.verdicts, strict=True):
+        if bands and bands[-1][2] == verdict:
+            bands[-1] = (bands[-1][0], layer, verdict)
+        else:
+            bands.append((layer, layer, verdict))
+    return bands
+
+
+def any_change(comparison: StageComparison) -> bool:
+    """Whether any layer shows something other than no meaningful change (or undefined)."""
+    return any(v not in (NO_CHANGE, "undefined") for v in comparison.verdicts)

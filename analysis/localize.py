@@ -1,32 +1,58 @@
-"""Localise, layer by layer and with statistics, where compassion weakened from stage A to B.
+"""Weakening, rotation and drift of a concept between two stages, layer by layer.
 
-Inputs are per-example arrays over the same examples in both stages. Every statistic is
-recomputed on paired group-bootstrap resamples (the same resampled groups for both stages):
-percentile CIs for each drop, one-sided shifted-bootstrap p-values for "drop > 0", Holm across
-layers, and the bootstrap distribution of the first significant layer and of the largest drop.
+Three measures, over the same examples in stage A (the parent) and stage B:
+
+- *still encoded*: a stage's class separation (Cohen's d) along its own difference-of-means
+  direction, cross-fitted: each grouped fold's examples are projected on the direction fitted
+  on the other folds, so fitting and measuring never share examples. A drop A - B is
+  *weakening*; a rise is *strengthening*.
+- *parent direction expressed*: B's separation along A's cross-fitted direction. The *rotation
+  gap* compares each stage's separation along the other stage's direction with that along its
+  own: own = sqrt(d_A|A · d_B|B), cross = sqrt(d_A|B · d_B|A) (d_X|Y: X's examples on Y's
+  cross-fitted direction). A direction estimated with error loses the same share of
+  separation in both products, so the gap own - cross is ~0 when the direction is unchanged
+  (whatever each stage's strength), and large when the concept moved to another direction.
+  A gap beyond its floor is *rotation*.
+- *same direction*: the cosine of A's and B's full-data directions with a bootstrap interval,
+  beside the random-direction band and the shuffled-label null.
+
+Uncertainty: a paired group bootstrap (the same resampled groups in both stages; projections
+are fixed, the groups are resampled), percentile CIs at the configured level, one-sided
+shifted-bootstrap p-values for a drop and for a rise, Holm across layers, and the bootstrap
+distribution of the first significant layer and of the largest drop. Noise floor: the same
+measures between a stage and a seed replicate of it (the replicate's drift); a change counts as
+found only when it is significant *and* larger than that floor at its layer.
 """
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
-from valuetrace.analysis.similarity import check_labels_groups
+from valuetrace.analysis.similarity import (
+    cka_per_layer,
+    cosine_per_layer,
+    degenerate_layers,
+    random_direction_null,
+    shuffled_label_null,
+)
+from valuetrace.probing.folds import check_fold_classes
 
+from valuetrace import stats
 from valuetrace.errors import DataError
 
-Metric = Literal["auroc", "separation"]
-_WeightedMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-_METRIC_TEXT = {"auroc": "probe AUROC", "separation": "class separation (Cohen's d)"}
+NO_CHANGE = "no meaningful change"
 
 
 @dataclass(frozen=True)
 class LayerEstimate:
     """A layer index with its bootstrap distribution: percentile interval and modal layer."""
 
-    layer: int | None  # on the observed data; None when no layer qualifies
+    layer: int | None  # index into the compared layers, on the observed data; None = none
     lo: int | None  # percentile interval over resamples where a layer qualifies
     hi: int | None
     mode: int | None  # most frequent layer over resamples
@@ -35,160 +61,131 @@ class LayerEstimate:
 
 
 @dataclass(frozen=True)
-class LayerDrops:
-    """Per-layer values of one metric in both stages, the drop A - B, its CI and test."""
+class LayerChange:
+    """One measure in two settings per layer: the drop a - b, its CI, tests and noise floor.
+
+    `p_drop` / `p_rise` are Holm-adjusted one-sided p-values; `floor` is |drop| of the same
+    measure between a stage and its seed replicate (None without replicates). `drop_found` =
+    significant drop larger than the floor; `rise_found` likewise for a rise. NaN = undefined.
+    """
 
     a: list[float]
     b: list[float]
     drop: list[float]
     lo: list[float]
     hi: list[float]
-    p: list[float]  # one-sided, "drop > 0"
-    p_holm: list[float]
-    significant: list[bool]
-    first_significant: LayerEstimate
+    p_drop: list[float]
+    p_rise: list[float]
+    floor: list[float] | None
+    drop_found: list[bool]
+    rise_found: list[bool]
+    first_drop: LayerEstimate
     largest_drop: LayerEstimate
 
 
 @dataclass(frozen=True)
-class Localization:
-    """Where compassion weakened between two stages: both metrics per layer, plus the verdict."""
+class CosineChange:
+    """Cosine of A's and B's full-data directions per layer, its CI and nulls.
+
+    `random_band`: central band of the cosine of two random unit vectors of this width;
+    `shuffled`: the same quantile of |cosine| with directions fitted on within-group shuffled
+    labels; `floor`: cosine between a stage and its seed replicate; `below_floor`: the upper CI
+    bound lies below that floor (the direction moved more than a reseeded run moves it).
+    """
+
+    value: list[float]
+    lo: list[float]
+    hi: list[float]
+    random_band: list[float]
+    shuffled: list[float]
+    floor: list[float] | None
+    below_floor: list[bool]
+
+
+@dataclass(frozen=True)
+class StageComparison:
+    """How one concept changed from stage A to stage B, per compared layer, with a verdict.
+
+    `verdicts[i]` is one of "weakening", "strengthening", "no meaningful change", "rotation",
+    "weakening + rotation", "strengthening + rotation", "global drift" (set by the concept-level
+    comparison with a control concept) or "undefined" (reason in `undefined`, keyed by the
+    layer index as a string).
+    """
 
     stage_a: str
     stage_b: str
-    metric: Metric  # the metric the verdict (significant, first/largest layer) is about
-    auroc: LayerDrops
-    separation: LayerDrops
+    layers: list[int]
+    encoded: LayerChange  # (a) separation along each stage's own cross-fitted direction
+    parent: LayerChange  # (c) a = A along its own direction, b = B along A's direction
+    rotation: LayerChange  # a = own, b = cross geometric-mean separation; drop = the gap
+    relative: list[float]  # encoded drop / A's separation (NaN where A does not separate)
+    relative_lo: list[float]
+    relative_hi: list[float]
+    cosine: CosineChange  # (b)
+    cka: list[float]  # debiased linear CKA between the stages' activations
+    verdicts: list[str]
+    undefined: dict[str, str]
+    replicates: list[str]  # the seed replicates whose drift is the noise floor
     alpha: float
     ci: float
-    n_boot: int  # resamples used (those holding both classes)
+    n_boot: int
     n_groups: int
-    cos_ab: list[float] | None
-    cos_null: tuple[float, float] | None
 
-    @property
-    def primary(self) -> LayerDrops:
-        """The drops of the chosen metric."""
-        return self.auroc if self.metric == "auroc" else self.separation
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of every field (plain floats, ints, bools, lists, None)."""
-        return asdict(self)
-
-    def summary(self) -> str:
-        """One plain-language sentence: where the chosen metric dropped, and how sure we are."""
-        m = self.primary
-        what = _METRIC_TEXT[self.metric]
-        big = int(np.argmax(m.drop))
-        pct = round(100 * self.ci)
-        largest = (
-            f"the largest drop is at layer {big} ({m.a[big]:.2f} → {m.b[big]:.2f}, "
-            f"Δ {m.drop[big]:.3f}, {pct}% CI [{m.lo[big]:.3f}, {m.hi[big]:.3f}]; "
-            f"modal in {m.largest_drop.mode_freq:.0%} of resamples)"
-        )
-        first = m.first_significant
-        if first.layer is None:
-            head = (
-                f"From {self.stage_a} to {self.stage_b}, no layer shows a significant drop in "
-                f"{what} (one-sided, Holm across {len(m.drop)} layers, α = {self.alpha}); "
-            )
-        else:
-            head = (
-                f"From {self.stage_a} to {self.stage_b}, {what} drops significantly from layer "
-                f"{first.layer} on (first significant layer; {pct}% bootstrap interval "
-                f"{first.lo}–{first.hi}, significant somewhere in {first.found_freq:.0%} of "
-                f"resamples; Holm across {len(m.drop)} layers, α = {self.alpha}); "
-            )
-        tail = ""
-        if self.cos_ab is not None:
-            cos = self.cos_ab[big]
-            band = ""
-            if self.cos_null is not None:
-                lo, hi = self.cos_null
-                inside = "inside" if lo <= cos <= hi else "outside"
-                band = f", {inside} the random-direction band [{lo:.2f}, {hi:.2f}]"
-            tail = (
-                f"; there the {self.stage_b} direction has cosine {cos:.2f} with the "
-                f"{self.stage_a} one{band}"
-            )
-        return head + largest + tail + "."
+    def localised(self) -> list[int]:
+        """Indices of found weakening at least half the largest found drop; else the largest."""
+        found = [i for i, f in enumerate(self.encoded.drop_found) if f]
+        if not found:
+            best = self.encoded.largest_drop.layer
+            return [] if best is None else [best]
+        top = max(self.encoded.drop[i] for i in found)
+        return [i for i in found if self.encoded.drop[i] >= top / 2]
 
 
-def _group_weights(codes: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """[n_boot, n] example weights = how often each example's group was drawn (groups resampled)."""
-    n_groups = int(codes.max()) + 1
-    draws = rng.integers(0, n_groups, size=(n_boot, n_groups))
-    offsets = (np.arange(n_boot) * n_groups)[:, None]
-    counts = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_groups)
-    return counts.reshape(n_boot, n_groups)[:, codes].astype(np.float64)
+@dataclass(frozen=True)
+class Replicate:
+    """A stage and a seed replicate of it, over the same examples: their drift is the floor."""
+
+    name: str
+    original: Float[np.ndarray, "l n d"]
+    replicate: Float[np.ndarray, "l n d"]
 
 
-def _weighted_auroc(scores: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """AUROC (ties count 1/2) of scores [L, n] under example weights w [B, n] → [B, L]."""
-    n_boot = w.shape[0]
-    pos_w = w * y
-    neg_w = w * (1 - y)
-    denom = pos_w.sum(1) * neg_w.sum(1)
-    out = np.empty((n_boot, scores.shape[0]))
-    for layer, s in enumerate(scores):
-        uniq, idx = np.unique(s, return_inverse=True)
-        n_u = uniq.size
-        flat = (idx[None, :] + (np.arange(n_boot) * n_u)[:, None]).ravel()
-        neg_u = np.bincount(flat, weights=neg_w.ravel(), minlength=n_boot * n_u)
-        neg_u = neg_u.reshape(n_boot, n_u)
-        credit = np.cumsum(neg_u, axis=1) - 0.5 * neg_u  # negatives below + half of ties
-        out[:, layer] = (pos_w * credit[:, idx]).sum(1) / denom
-    return out
+def crossfit_projections(
+    acts: Float[np.ndarray, "l n d"],
+    labels: Int[np.ndarray, " n"],
+    folds: Int[np.ndarray, " n"],
+    reference: Float[np.ndarray, "l n d"] | None = None,
+) -> Float[np.ndarray, "l n"]:
+    """Each example projected on the unit difference-of-means direction of the other folds.
 
+    The direction is fitted on `reference` (default: `acts`; pass another stage's activations
+    of the same examples to measure along that stage's direction). Units: activation units.
+    NaN at a layer where a fold's class means coincide (no direction).
 
-def _weighted_cohens_d(proj: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Cohen's d (pooled SD) of proj [L, n] under example weights w [B, n] → [B, L]."""
-    x = proj - proj.mean(1, keepdims=True)
-    stats = []
-    for cls_w in (w * y, w * (1 - y)):
-        n = cls_w.sum(1)[:, None]
-        mean = cls_w @ x.T / n
-        stats.append((n, mean, cls_w @ (x**2).T - n * mean**2))
-    (n1, m1, ss1), (n0, m0, ss0) = stats
-    return (m1 - m0) / np.sqrt((ss1 + ss0) / (n1 + n0 - 2))
-
-
-def cohens_d(
-    proj: Float[np.ndarray, "l n"], labels: Int[np.ndarray, " n"]
-) -> Float[np.ndarray, " l"]:
-    """Cohen's d (mean_1 - mean_0 over pooled SD) of projections per layer; > 0 = classes apart."""
-    x = np.asarray(proj, dtype=np.float64)
-    if x.ndim != 2:
-        raise DataError(f"proj must be 2-D [n_layers, n_examples]; got shape {x.shape}.")
+    Raises:
+        DataError: shapes disagree, or a fold's training part lacks a class.
+    """
+    x = np.asarray(acts)
+    ref = x if reference is None else np.asarray(reference)
     y = np.asarray(labels)
-    if y.shape != (x.shape[1],) or not np.isin(y, (0, 1)).all() or np.unique(y).size < 2:
+    f = np.asarray(folds)
+    if x.ndim != 3 or ref.shape != x.shape or y.shape != (x.shape[1],) or f.shape != y.shape:
         raise DataError(
-            f"labels must be 0/1 with both classes and shape ({x.shape[1]},); got shape {y.shape}."
+            f"acts {x.shape}, reference {ref.shape}, {y.shape} labels and {f.shape} folds "
+            "disagree; pass [n_layers, n_examples, d_model] arrays of the same examples."
         )
-    if x.shape[1] < 3:
-        raise DataError("Cohen's d needs at least 3 examples (pooled SD has n - 2 dof).")
-    return _weighted_cohens_d(x, y, np.ones((1, x.shape[1])))[0]
-
-
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values along the last axis (step-down, monotone, capped at 1)."""
-    n = p.shape[-1]
-    order = np.argsort(p, axis=-1)
-    ranked = np.take_along_axis(p, order, axis=-1) * (n - np.arange(n))
-    adjusted = np.minimum(np.maximum.accumulate(ranked, axis=-1), 1.0)
-    out = np.empty_like(adjusted)
-    np.put_along_axis(out, order, adjusted, axis=-1)
-    return out
-
-
-def _shifted_p(values: np.ndarray, boot: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """One-sided p for "drop > 0" of values [..., L] against the centred bootstrap null."""
-    n_boot = boot.shape[0]
-    out = np.empty(values.shape)
-    for layer in range(boot.shape[1]):
-        null = np.sort(boot[:, layer] - observed[layer])
-        n_ge = n_boot - np.searchsorted(null, values[..., layer], side="left")
-        out[..., layer] = (1 + n_ge) / (n_boot + 1)
+    check_fold_classes(f, y)
+    out = np.full(x.shape[:2], np.nan)
+    for fold in np.unique(f):
+        test = f == fold
+        train = ~test
+        diff = ref[:, train & (y == 1)].mean(1, dtype=np.float64) - ref[:, train & (y == 0)].mean(
+            1, dtype=np.float64
+        )
+        norm = np.linalg.norm(diff, axis=1)
+        ok = norm > 0
+        unit = diff[ok] / norm[ok, None]
+        out[np.ix_(ok, test)] = np.einsum("lnd,ld->ln", x[ok][:, test], unit)
     return out
 
 
@@ -197,110 +194,148 @@ def _layer_estimate(observed: int | None, boot: np.ndarray, ci: float) -> LayerE
     found = boot[boot >= 0]
     if found.size == 0:
         return LayerEstimate(observed, None, None, None, 0.0, 0.0)
-    tail = 100 * (1 - ci) / 2
-    lo = np.percentile(found, tail, method="lower")
-    hi = np.percentile(found, 100 - tail, method="higher")
+    lo, hi = stats.percentile_ci(found[:, None].astype(np.float64), ci)[0]
     counts = np.bincount(found)
     return LayerEstimate(
         observed,
-        int(lo),
-        int(hi),
+        int(np.floor(lo)),
+        int(np.ceil(hi)),
         int(counts.argmax()),
         float(counts.max() / boot.size),
         float(found.size / boot.size),
     )
 
 
-def _drops(
-    a_obs: np.ndarray,
-    b_obs: np.ndarray,
-    a_boot: np.ndarray,
-    b_boot: np.ndarray,
+def _first(found: np.ndarray) -> np.ndarray:
+    """Index of the first True along the last axis, -1 where none."""
+    return np.where(found.any(-1), found.argmax(-1), -1)
+
+
+def _change(
+    a: Float[np.ndarray, "b1 l"],
+    b: Float[np.ndarray, "b1 l"],
+    floor: Float[np.ndarray, " l"] | None,
     alpha: float,
     ci: float,
-) -> LayerDrops:
-    """Drop A - B per layer with percentile CI, shifted-bootstrap p, Holm and layer estimates."""
-    drop = a_obs - b_obs
-    boot = a_boot - b_boot
-    tail = 100 * (1 - ci) / 2
-    lo, hi = np.percentile(boot, [tail, 100 - tail], axis=0)
-    p = _shifted_p(drop, boot, drop)
-    p_holm = _holm(p)
-    significant = p_holm <= alpha
-    # Each resample is tested against the same centred bootstrap null, then Holm within it.
-    sig_boot = _holm(_shifted_p(boot, boot, drop)) <= alpha
-    first_boot = np.where(sig_boot.any(1), sig_boot.argmax(1), -1)
-    first = int(significant.argmax()) if significant.any() else None
-    return LayerDrops(
-        a=a_obs.tolist(),
-        b=b_obs.tolist(),
+) -> LayerChange:
+    """Drop a - b per layer (row 0 observed, rows 1: bootstrap) with CI, tests and floor."""
+    drop = a[0] - b[0]
+    boot = a[1:] - b[1:]
+    lo, hi = stats.percentile_ci(boot, ci).T if boot.size else (drop, drop)
+    p_drop = stats.holm(stats.shifted_bootstrap_p(drop, boot, drop))
+    p_rise = stats.holm(stats.shifted_bootstrap_p(-drop, -boot, -drop))
+    above = np.ones_like(drop, dtype=bool) if floor is None else np.abs(drop) > floor
+    with np.errstate(invalid="ignore"):
+        drop_found = (p_drop <= alpha) & (drop > 0) & above
+        rise_found = (p_rise <= alpha) & (drop < 0) & above
+        boot_above = True if floor is None else boot > floor
+        sig_boot = (stats.holm(stats.shifted_bootstrap_p(boot, boot, drop)) <= alpha) & boot_above
+    largest = int(np.nanargmax(drop)) if np.isfinite(drop).any() else None
+    filled = np.where(np.isnan(boot), -np.inf, boot)
+    first = int(_first(drop_found)) if drop_found.any() else None
+    return LayerChange(
+        a=a[0].tolist(),
+        b=b[0].tolist(),
         drop=drop.tolist(),
-        lo=lo.tolist(),
-        hi=hi.tolist(),
-        p=p.tolist(),
-        p_holm=p_holm.tolist(),
-        significant=significant.tolist(),
-        first_significant=_layer_estimate(first, first_boot, ci),
-        largest_drop=_layer_estimate(int(drop.argmax()), boot.argmax(1), ci),
+        lo=np.asarray(lo).tolist(),
+        hi=np.asarray(hi).tolist(),
+        p_drop=p_drop.tolist(),
+        p_rise=p_rise.tolist(),
+        floor=None if floor is None else floor.tolist(),
+        drop_found=drop_found.tolist(),
+        rise_found=rise_found.tolist(),
+        first_drop=_layer_estimate(first, _first(sig_boot), ci),
+        largest_drop=_layer_estimate(largest, filled.argmax(1), ci),
     )
 
 
-def localize(
-    scores_a: Float[np.ndarray, "l n"],
-    scores_b: Float[np.ndarray, "l n"],
-    proj_a: Float[np.ndarray, "l n"],
-    proj_b: Float[np.ndarray, "l n"],
+def _mean_directions(
+    acts: Float[np.ndarray, "l n d"], y: np.ndarray, w: Float[np.ndarray, "b n"]
+) -> Float[np.ndarray, "l b d"]:
+    """Difference of weighted class means per layer and bootstrap replicate."""
+    pos, neg = w * (y == 1), w * (y == 0)
+    pos = pos / pos.sum(1, keepdims=True)
+    neg = neg / neg.sum(1, keepdims=True)
+    x = np.asarray(acts, dtype=np.float64)
+    return np.stack([(pos - neg) @ x[layer] for layer in range(x.shape[0])])
+
+
+def _cosines(dir_a: np.ndarray, dir_b: np.ndarray) -> np.ndarray:
+    """Cosine per layer and replicate of [l, b, d] direction stacks → [b, l] (NaN if zero)."""
+    l_, b_, d_ = dir_a.shape
+    cos = cosine_per_layer(dir_a.reshape(-1, d_), dir_b.reshape(-1, d_))
+    return cos.reshape(l_, b_).T
+
+
+def _separations(
+    x: np.ndarray, other: np.ndarray, y: np.ndarray, folds: np.ndarray, w: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Cohen's d [b, l] of two stages' examples along their own and each other's cross-fitted
+    directions ("xx", "yy", "xy" = x along y's direction, "yx"), and the rotation gap's
+    own and cross geometric means."""
+    d = {
+        "xx": stats.cohens_d(crossfit_projections(x, y, folds), y, w),
+        "yy": stats.cohens_d(crossfit_projections(other, y, folds), y, w),
+        "xy": stats.cohens_d(crossfit_projections(x, y, folds, reference=other), y, w),
+        "yx": stats.cohens_d(crossfit_projections(other, y, folds, reference=x), y, w),
+    }
+    d["own"] = _signed_sqrt(d["xx"] * d["yy"])
+    d["cross"] = _signed_sqrt(d["xy"] * d["yx"])
+    return d
+
+
+def _signed_sqrt(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.sqrt(np.abs(x))
+
+
+def compare_stages(
+    acts_a: Float[np.ndarray, "l n d"],
+    acts_b: Float[np.ndarray, "l n d"],
     labels: Int[np.ndarray, " n"],
     groups: ArrayLike,
-    cos_ab: Float[np.ndarray, " l"] | None = None,
-    cos_null: tuple[float, float] | None = None,
+    folds: Int[np.ndarray, " n"],
     *,
     stage_a: str = "A",
     stage_b: str = "B",
-    metric: Metric = "auroc",
-    n_boot: int = 2000,
+    layers: Sequence[int] | None = None,
+    replicates: Sequence[Replicate] = (),
+    n_boot: int = 1000,
     alpha: float = 0.05,
     ci: float = 0.95,
     seed: int = 0,
-) -> Localization:
-    """Find the layers where compassion weakened from stage A to B, with paired bootstrap stats.
+    n_shuffles: int = 100,
+) -> tuple[StageComparison, Float[np.ndarray, "b l"]]:
+    """Weakening, rotation and direction change of one concept from stage A to stage B.
 
-    scores_*: out-of-fold probe decision scores (higher = more compassionate); proj_*: each
-    stage's activations projected on stage A's compassion direction; cos_ab: optional per-layer
-    cosine between the two stages' directions, cos_null its random-direction band.
+    acts_*: both stages' activations of the same examples ([n_layers, n_examples, d_model]);
+    folds: grouped fold ids (pairs kept together) for the cross-fitting; replicates: a stage
+    and its seed replicate(s) for the noise floor. Returns the comparison and the bootstrap
+    samples [n_boot, n_layers] of the relative drop (for paired concentration indices).
+
+    Raises:
+        DataError: shapes, labels or groups disagree, the CI level or alpha is outside (0, 1),
+            n_boot is too small for Holm over the layers, or too few groups hold each class.
     """
-    arrays = {"scores_a": scores_a, "scores_b": scores_b, "proj_a": proj_a, "proj_b": proj_b}
-    arrs = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
-    shapes = {k: v.shape for k, v in arrs.items()}
-    if len(set(shapes.values())) != 1 or arrs["scores_a"].ndim != 2:
+    a = np.asarray(acts_a)
+    b = np.asarray(acts_b)
+    if a.ndim != 3 or a.shape != b.shape:
         raise DataError(
-            f"scores_a, scores_b, proj_a, proj_b must share one 2-D shape [n_layers, n_examples] "
-            f"over the same examples; got {shapes}."
+            f"acts_a {a.shape} and acts_b {b.shape} must share one shape [n_layers, n_examples, "
+            "d_model] over the same examples; compare checkpoints of one architecture."
         )
-    n_layers, n_examples = arrs["scores_a"].shape
-    y, codes = check_labels_groups(labels, groups, n_examples)
-    cos = None
-    if cos_ab is not None:
-        cos = np.asarray(cos_ab, dtype=np.float64)
-        if cos.shape != (n_layers,):
-            raise DataError(
-                f"cos_ab has shape {cos.shape}; pass one cosine per layer, shape ({n_layers},)."
-            )
-    if metric not in _METRIC_TEXT:
-        raise DataError(f"metric must be 'auroc' or 'separation', got {metric!r}.")
+    n_layers, n_examples, d_model = a.shape
+    y, codes = stats.check_labels_groups(labels, groups, n_examples)
     if not (0 < alpha < 1 and 0 < ci < 1):
         raise DataError(f"alpha and ci must lie in (0, 1); got alpha={alpha}, ci={ci}.")
     if (n_boot + 1) * alpha < n_layers:
         raise DataError(
             f"n_boot={n_boot} cannot give p below {1 / (n_boot + 1):.2g}, but Holm over "
-            f"{n_layers} layers needs p <= {alpha / n_layers:.2g}; raise n_boot to at least "
-            f"{int(np.ceil(n_layers / alpha)) - 1}."
+            f"{n_layers} layers needs p <= {alpha / n_layers:.2g}; raise probing.n_bootstrap to "
+            f"at least {int(np.ceil(n_layers / alpha)) - 1}."
         )
-    if n_examples < 3:
-        raise DataError("localize needs at least 3 examples (Cohen's d has n - 2 dof).")
-
-    rng = np.random.default_rng(seed)
-    w = _group_weights(codes, n_boot, rng)
+    if n_examples < 4:
+        raise DataError("compare_stages needs at least 4 examples (debiased CKA, Cohen's d).")
+    w = stats.group_bootstrap_weights(codes, n_boot, seed)
     valid = ((w * y).sum(1) > 0) & ((w * (1 - y)).sum(1) > 0) & (w.sum(1) > 2)
     if valid.mean() < 0.9:
         raise DataError(
@@ -308,21 +343,107 @@ def localize(
             "class — use more groups (e.g. contrastive pairs, each holding both classes)."
         )
     w = np.vstack([np.ones((1, n_examples)), w[valid]])
+    f = np.asarray(folds)
 
-    def paired(metric_fn: _WeightedMetric, a: np.ndarray, b: np.ndarray) -> LayerDrops:
-        va, vb = metric_fn(a, y, w), metric_fn(b, y, w)
-        return _drops(va[0], vb[0], va[1:], vb[1:], alpha, ci)
+    sep = _separations(a, b, y, f, w)
+    dirs_a, dirs_b = _mean_directions(a, y, w), _mean_directions(b, y, w)
+    cos = _cosines(dirs_a, dirs_b)
 
-    return Localization(
+    floors: dict[str, np.ndarray] | None = None
+    if replicates:
+        ones = np.ones((1, n_examples))
+        drift = []
+        for rep in replicates:
+            x, r = np.asarray(rep.original), np.asarray(rep.replicate)
+            rs = _separations(x, r, y, f, ones)
+            drift.append(
+                {
+                    "encoded": np.abs(rs["xx"][0] - rs["yy"][0]),
+                    "parent": np.abs(rs["xx"][0] - rs["yx"][0]),
+                    "rotation": np.abs(rs["own"][0] - rs["cross"][0]),
+                    "cosine": -_cosines(_mean_directions(x, y, ones), _mean_directions(r, y, ones))[
+                        0
+                    ],
+                }
+            )
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (degenerate) layers
+            floors = {k: np.nanmax([d[k] for d in drift], axis=0) for k in drift[0]}
+        floors["cosine"] = -floors["cosine"]  # the lowest replicate cosine
+
+    def floor(key: str) -> np.ndarray | None:
+        return None if floors is None else floors[key]
+
+    encoded = _change(sep["xx"], sep["yy"], floor("encoded"), alpha, ci)
+    parent = _change(sep["xx"], sep["yx"], floor("parent"), alpha, ci)
+    rotation = _change(sep["own"], sep["cross"], floor("rotation"), alpha, ci)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = (sep["xx"] - sep["yy"]) / sep["xx"]
+    rel = np.where(sep["xx"][:1] > 0, rel, np.nan)
+    rel_ci = stats.percentile_ci(rel[1:], ci)
+    cos_ci = stats.percentile_ci(cos[1:], ci)
+    band = random_direction_null(d_model, seed=seed, ci=ci)
+    shuffled = shuffled_label_null(b, y, codes, dirs_a[:, 0], n_shuffles=n_shuffles, seed=seed)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (degenerate) layers
+        shuffled_q = np.nanquantile(np.abs(shuffled), ci, axis=0)
+        cos_floor_arr = floor("cosine")
+        below = (
+            np.zeros(n_layers, dtype=bool)
+            if cos_floor_arr is None
+            else cos_ci[:, 1] < cos_floor_arr
+        )
+    undefined: dict[str, str] = {}
+    for stage, x in ((stage_a, a), (stage_b, b)):
+        for i, reason in degenerate_layers(x, y).items():
+            text = f"{stage}: {reason}"
+            undefined[str(i)] = f"{undefined[str(i)]}; {text}" if str(i) in undefined else text
+    comparison = StageComparison(
         stage_a=stage_a,
         stage_b=stage_b,
-        metric=metric,
-        auroc=paired(_weighted_auroc, arrs["scores_a"], arrs["scores_b"]),
-        separation=paired(_weighted_cohens_d, arrs["proj_a"], arrs["proj_b"]),
+        layers=list(range(n_layers)) if layers is None else [int(v) for v in layers],
+        encoded=encoded,
+        parent=parent,
+        rotation=rotation,
+        relative=rel[0].tolist(),
+        relative_lo=rel_ci[:, 0].tolist(),
+        relative_hi=rel_ci[:, 1].tolist(),
+        cosine=CosineChange(
+            value=cos[0].tolist(),
+            lo=cos_ci[:, 0].tolist(),
+            hi=cos_ci[:, 1].tolist(),
+            random_band=[band[0], band[1]],
+            shuffled=shuffled_q.tolist(),
+            floor=None if cos_floor_arr is None else cos_floor_arr.tolist(),
+            below_floor=below.tolist(),
+        ),
+        cka=cka_per_layer(a, b, debiased=True).tolist(),
+        verdicts=layer_verdicts(encoded, rotation, undefined),
+        undefined=undefined,
+        replicates=[r.name for r in replicates],
         alpha=alpha,
         ci=ci,
         n_boot=int(valid.sum()),
         n_groups=int(codes.max()) + 1,
-        cos_ab=None if cos is None else cos.tolist(),
-        cos_null=None if cos_null is None else (float(cos_null[0]), float(cos_null[1])),
     )
+    return comparison, rel[1:]
+
+
+def layer_verdicts(
+    encoded: LayerChange, rotation: LayerChange, undefined: dict[str, str]
+) -> list[str]:
+    """Per layer: weakening / strengthening / no meaningful change, with "+ rotation" or
+    "rotation" when the rotation gap rose beyond its floor; "undefined" where a stage's layer is
+    degenerate."""
+    out = []
+    for i, (down, up, rotated) in enumerate(
+        zip(encoded.drop_found, encoded.rise_found, rotation.drop_found, strict=True)
+    ):
+        if str(i) in undefined or not np.isfinite(encoded.drop[i]):
+            out.append("undefined")
+            continue
+        verdict = "weakening" if down else "strengthening" if up else NO_CHANGE
+        if rotated:
+            verdict = "rotation" if verdict == NO_CHANGE else f"{verdict} + rotation"
+        out.append(verdict)
+    return out

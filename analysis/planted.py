@@ -1,15 +1,27 @@
-"""Localisation self-test: remove a known direction from a known layer on, and find that layer.
+"""Planted self-tests: edit a model so that a concept weakens, rotates or drifts from a known
+layer on, run the analysis, and check that it names what was planted, where it was planted.
 
-Two models are built from the given one. The *planted* model carries a class signal along a
-random unit direction u and nowhere else: every block is made blind to u (RMSNorm weights folded
-into the q/k/v and gate/up reads, which are then projected onto u's complement, W <- W diag(g)
-(I - uu^T), norm weight <- 1), nothing writes along u (o_proj and down_proj <- (I - uu^T) W), and
-two marker tokens get embedding rows e - a·u (class 0) and e + a·u (class 1) with e ⊥ u (other
-rows keep their own components along u, which spread the projections within a class). Every
-example is a neutral text with one of the markers appended, so the two members of a pair differ
-by exactly 2a·u at the marker position at every layer (the stream norms agree, so no block sees
-the class through RMSNorm either). The *removed* model is `plant_direction_removal` of it. The
-localisation must put the first significant drop at `from_layer`.
+The planted model is built from the given one (pre-norm Llama-style blocks). Every block is
+made blind to a small subspace S of the residual stream (RMSNorm weights folded into the
+q/k/v and gate/up reads, which are then projected off S) and writes nothing into it (o_proj
+and down_proj projected off S), so whatever the embeddings put in S is carried unchanged to
+every layer. Inside S: every token row gets independent Gaussian components (the within-class
+spread), and two marker tokens per concept get rows c - a·u and c + a·u (c ⊥ S). Each example
+is a neutral text with one marker appended, so the two members of a pair differ by exactly 2a·u
+at the marker, at every layer, and nowhere else.
+
+A *stream map* M (identity outside S) is then applied to the residual stream from layer k on:
+
+- weakening: u -> f·u + sqrt(1 - f²)·z (z ∈ S carries only spread): the class gap shrinks by f
+  while the spread along u stays the same, so the concept's separation drops by about f;
+- rotation: u -> v, v -> -u (v ∈ S): the concept moves to an orthogonal direction with the same
+  strength, spread included, so its separation along its own direction is unchanged;
+- drift: the weakening map applied to the compassion direction *and* to the control concept's
+  (planted with the same geometry: its spread copies the concept's).
+
+The analysis (`compare_stages`, `concentration_index`) must then find weakening first at k with
+no rotation; rotation first at k with no weakening; and, for drift, a concentration index whose
+interval covers 0.
 """
 
 from __future__ import annotations
@@ -17,23 +29,24 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, cross_val_predict
+from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.activations.extract import n_layers, pooled_hidden_states
 from valuetrace.activations.pooling import Encoded, collate, encode
-from valuetrace.analysis.causal import DirectionLike, unit_direction
-from valuetrace.analysis.localize import Localization, Metric, localize
+from valuetrace.analysis.findings import Concentration, concentration_index
+from valuetrace.analysis.localize import StageComparison, compare_stages
+from valuetrace.probing.folds import grouped_folds
 
 from valuetrace.errors import DataError
 from valuetrace.models import decoder_layers
 
+Case = Literal["weakening", "rotation", "drift"]
+CASES: tuple[Case, ...] = ("weakening", "rotation", "drift")
 _BLOCK_PARTS = {"self_attn", "mlp", "input_layernorm", "post_attention_layernorm"}
 _READS = {
     "input_layernorm": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
@@ -41,6 +54,9 @@ _READS = {
 }
 _WRITES = ("self_attn.o_proj", "mlp.down_proj")
 _MIN_TEXTS = 10
+# Rows of the planted subspace basis: the concept, its rotation target, its spread source,
+# the control concept and the control's spread source.
+_U, _V, _Z, _W, _ZW = range(5)
 
 
 def _llama_blocks(model: PreTrainedModel) -> torch.nn.ModuleList:
@@ -66,10 +82,17 @@ def _check_from_layer(from_layer: int, n_blocks: int) -> None:
         )
 
 
-def _complement(u: torch.Tensor) -> torch.Tensor:
-    """I - uu^T in float64, the projector onto the complement of unit vector u."""
-    u64 = u.double()
-    return torch.eye(u64.numel(), dtype=torch.float64) - torch.outer(u64, u64)
+def _orthonormal(vectors: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis [k, d] (float64) of the span of the rows of `vectors` (rank k)."""
+    _, s, vh = torch.linalg.svd(vectors.double(), full_matrices=False)
+    keep = s > 1e-9 * s.max()
+    return vh[keep]
+
+
+def _complement(basis: torch.Tensor) -> torch.Tensor:
+    """I - QᵀQ in float64, the projector onto the complement of the rows' span."""
+    q = basis.double()
+    return torch.eye(q.shape[1], dtype=torch.float64) - q.T @ q
 
 
 @torch.no_grad()
@@ -79,7 +102,7 @@ def _set(param: torch.Tensor, value: torch.Tensor) -> None:
 
 
 def _project_writes(block: torch.nn.Module, proj: torch.Tensor) -> None:
-    """Make `block` write nothing along u: its o_proj and down_proj outputs go through proj."""
+    """Make `block` write nothing into S: its o_proj and down_proj outputs go through proj."""
     for name in _WRITES:
         linear = block.get_submodule(name)
         _set(linear.weight, proj @ linear.weight.detach().cpu().double())
@@ -88,7 +111,7 @@ def _project_writes(block: torch.nn.Module, proj: torch.Tensor) -> None:
 
 
 def _blind_reads(block: torch.nn.Module, proj: torch.Tensor) -> None:
-    """Make `block` unable to read u: fold each RMSNorm weight into its reads, then project."""
+    """Make `block` unable to read S: fold each RMSNorm weight into its reads, then project."""
     for norm_name, read_names in _READS.items():
         norm = block.get_submodule(norm_name)
         gain = torch.diag(norm.weight.detach().cpu().double())
@@ -98,45 +121,54 @@ def _blind_reads(block: torch.nn.Module, proj: torch.Tensor) -> None:
         _set(norm.weight, torch.ones_like(norm.weight))
 
 
-class _RemovesDirection:
-    """Mixin for a decoder block: its output has the buffer `removed_direction` projected out."""
+class _MapsStream:
+    """Mixin for a decoder block: its hidden-state output goes through the buffer `stream_map`."""
 
-    removed_direction: torch.Tensor
+    stream_map: torch.Tensor
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """The block's own forward, then h <- h - (h·u)u on its hidden-state output."""
+        """The block's own forward, then h <- M h on its hidden-state output."""
         output = super().forward(*args, **kwargs)  # type: ignore[misc]
         hidden = output[0] if isinstance(output, tuple) else output
-        u = self.removed_direction.to(hidden.dtype)
-        hidden = hidden - (hidden @ u).unsqueeze(-1) * u
+        hidden = hidden @ self.stream_map.to(hidden.dtype).T
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
 
 @functools.cache
-def _removing_class(block_class: type) -> type:
-    """A subclass of `block_class` that projects u out of its output (isinstance still holds)."""
-    return type(f"DirectionRemoved{block_class.__name__}", (_RemovesDirection, block_class), {})
+def _mapping_class(block_class: type) -> type:
+    """A subclass of `block_class` that maps its output (isinstance still holds)."""
+    return type(f"StreamMapped{block_class.__name__}", (_MapsStream, block_class), {})
 
 
-def plant_direction_removal(
-    model: PreTrainedModel, direction: DirectionLike, from_layer: int
+def plant_stream_map(
+    model: PreTrainedModel, matrix: Float[np.ndarray, "d d"], from_layer: int
 ) -> PreTrainedModel:
-    """A copy of `model` with no residual-stream component along `direction` from `from_layer` on.
+    """A copy of `model` whose residual stream is h -> M h at layer `from_layer`, and whose
+    later blocks write nothing into the subspace M acts on (so the map persists).
 
-    Guarantee: h·u = 0 (to float rounding) at every position of every layer >= from_layer, for
-    any input, and every layer before it is bit-identical to the original. Edits: blocks
-    from_layer, from_layer+1, … write nothing along u (o_proj, down_proj <- (I - uu^T) W). What
-    the stream already carries at from_layer - 1 cannot be cancelled by any weight of a pre-norm
-    block (a block sees only RMSNorm(h), which ignores the scale of h, while h·u grows with it),
-    so block from_layer-1 projects its output with the fixed map I - uu^T (u is its non-persistent
-    buffer `removed_direction`; `save_pretrained` keeps only the weight edits). For from_layer =
-    0 the embedding matrix is projected instead, E <- E (I - uu^T), a pure weight edit, with the
-    LM head untied so the logits keep their original read-out.
+    Layers before `from_layer` are bit-identical to the original. For `from_layer` = 0 the
+    embedding matrix is mapped instead (E <- E Mᵀ, a pure weight edit, the LM head untied so
+    the logits keep their read-out); otherwise block `from_layer - 1` applies M to its output
+    (a non-persistent buffer `stream_map`: `save_pretrained` keeps only the weight edits).
+    M = I - uuᵀ removes direction u from `from_layer` on.
+
+    Raises:
+        DataError: the model is not Llama-style, the layer does not exist, or M is not
+            [hidden_size, hidden_size].
     """
     blocks = _llama_blocks(model)
     _check_from_layer(from_layer, len(blocks))
-    u = unit_direction(direction, model.config.hidden_size, "the planted removal")
-    proj = _complement(u)
+    d = model.config.hidden_size
+    m = torch.as_tensor(np.asarray(matrix, dtype=np.float64))
+    if m.shape != (d, d):
+        raise DataError(
+            f"the stream map has shape {tuple(m.shape)} but the model's hidden size is {d}; "
+            f"pass a [{d}, {d}] matrix."
+        )
+    moved = m - torch.eye(d, dtype=torch.float64)
+    if not moved.abs().max() > 0:
+        raise DataError("the stream map is the identity: it plants nothing (zero edit).")
+    proj = _complement(_orthonormal(torch.cat([moved, moved.T])))
     edited = copy.deepcopy(model)
     edited_blocks = decoder_layers(edited)
     if from_layer == 0:
@@ -145,34 +177,53 @@ def plant_direction_removal(
         if head is not None and head.weight is embedding:
             head.weight = torch.nn.Parameter(embedding.detach().clone())
             edited.config.tie_word_embeddings = False
-        _set(embedding, embedding.detach().cpu().double() @ proj)
+        _set(embedding, embedding.detach().cpu().double() @ m.T)
     else:
         block = edited_blocks[from_layer - 1]
-        block.__class__ = _removing_class(type(block))
+        block.__class__ = _mapping_class(type(block))
         block.register_buffer(
-            "removed_direction", u.to(next(block.parameters()).device), persistent=False
+            "stream_map", m.float().to(next(block.parameters()).device), persistent=False
         )
     for block in edited_blocks[from_layer:]:
         _project_writes(block, proj)
     return edited
 
 
-def plant_marker_signal(
+def plant_markers(
     model: PreTrainedModel,
-    direction: DirectionLike,
-    markers: tuple[int, int],
+    basis: Float[np.ndarray, "s d"],
+    markers: dict[int, tuple[int, int]],
     strength: float,
+    *,
+    spread: float = 0.25,
+    shared_spread: dict[int, int] | None = None,
+    seed: int = 0,
 ) -> PreTrainedModel:
-    """A copy of `model` blind to u except for two marker tokens whose rows differ only along u.
+    """A copy of `model` blind to span(basis), with marker tokens that differ only inside it.
 
-    Reads are projected off u (norm weights folded in) and so are writes; the marker rows become
-    e - a·u and e + a·u (e ⊥ u, a = strength × median embedding row norm). Sequences that differ
-    only in the marker then differ by exactly 2a·u at its position, at every layer, and nowhere
-    else; other tokens keep their own, class-independent, components along u.
+    `markers` maps a basis row i to the (class 0, class 1) token ids whose rows become
+    c - a·basis[i] and c + a·basis[i] (c ⊥ S, the same for every marker; a = strength × median
+    embedding row norm). Every
+    other token row gets independent N(0, (spread·a)²) components along each basis row, the
+    within-class spread that pooling collects (`shared_spread` maps a row to another whose
+    components it copies, so two concepts can have the same geometry). Sequences that differ
+    only in the marker then differ by exactly 2a·basis[i] at its position, at every layer, and
+    nowhere else.
+
+    Raises:
+        DataError: the basis is not orthonormal rows of the model's width, or the model is not
+            Llama-style.
     """
     _llama_blocks(model)
-    u = unit_direction(direction, model.config.hidden_size, "the planted signal")
-    proj = _complement(u)
+    q = torch.as_tensor(np.asarray(basis, dtype=np.float64))
+    if q.ndim != 2 or q.shape[1] != model.config.hidden_size:
+        raise DataError(
+            f"the planted basis has shape {tuple(q.shape)}; pass [n, hidden_size="
+            f"{model.config.hidden_size}] rows."
+        )
+    if not torch.allclose(q @ q.T, torch.eye(q.shape[0], dtype=torch.float64), atol=1e-8):
+        raise DataError("the planted basis rows must be orthonormal (e.g. from a QR).")
+    proj = _complement(q)
     planted = copy.deepcopy(model)
     for block in decoder_layers(planted):
         _blind_reads(block, proj)
@@ -180,26 +231,48 @@ def plant_marker_signal(
     embedding = planted.get_input_embeddings().weight
     rows = embedding.detach().cpu().double()
     a = strength * float(rows.norm(dim=1).median())
-    centre = proj @ rows[list(markers)].mean(0)
-    rows[markers[0]] = centre - a * u.double()
-    rows[markers[1]] = centre + a * u.double()
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(rows.shape[0], q.shape[0], generator=gen, dtype=torch.float64)
+    for copy_to, copy_from in (shared_spread or {}).items():
+        noise[:, copy_to] = noise[:, copy_from]
+    rows = rows @ proj + spread * a * noise @ q
+    # One centre for every marker: examples of different concepts then differ only inside S.
+    centre = proj @ rows[[m for pair in markers.values() for m in pair]].mean(0)
+    for i, (m0, m1) in markers.items():
+        rows[m0] = centre - a * q[i]
+        rows[m1] = centre + a * q[i]
     _set(embedding, rows)
     return planted
 
 
+def case_map(case: Case, basis: Float[np.ndarray, "5 d"], factor: float) -> np.ndarray:
+    """The stream map [d, d] of a planted case, over the basis (u, v, z, w, z_w)."""
+    q = np.asarray(basis, dtype=np.float64)
+    m = np.eye(q.shape[1])
+
+    def shrink(u: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return -(1 - factor) * np.outer(u, u) + np.sqrt(1 - factor**2) * np.outer(u, z)
+
+    if case == "weakening":
+        return m + shrink(q[_U], q[_Z])
+    if case == "rotation":
+        u, v = q[_U], q[_V]
+        return m - np.outer(u, u) - np.outer(v, v) + np.outer(v, u) - np.outer(u, v)
+    if case == "drift":
+        return m + shrink(q[_U], q[_Z]) + shrink(q[_W], q[_ZW])
+    raise DataError(f"unknown self-test case {case!r}; use one of {list(CASES)}.")
+
+
 @dataclass(frozen=True)
-class SelfTestResult:
-    """Whether the localisation put the first significant drop at the planted layer."""
+class SelfTestCase:
+    """One planted case at one layer: what was planted, what the analysis found, pass/fail."""
 
-    from_layer: int  # where the direction was removed
-    found_layer: int | None  # first significant layer of the chosen metric
+    case: Case
+    model: str
+    planted_layer: int
+    found_layer: int | None
     passed: bool
-    markers: tuple[int, int]  # token ids of the class-0 and class-1 markers
-    localization: Localization
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of every field, the localisation included."""
-        return asdict(self)
+    detail: str
 
 
 def _pooled(
@@ -218,91 +291,134 @@ def _pooled(
     return torch.cat(parts, dim=1).numpy().astype(np.float64)
 
 
-def _oof_scores(
-    acts: Float[np.ndarray, "l n d"], labels: Int[np.ndarray, " n"], groups: Int[np.ndarray, " n"]
-) -> Float[np.ndarray, "l n"]:
-    """Out-of-fold logistic-probe decision scores per layer, folds keeping pairs together."""
-    probe = LogisticRegression(max_iter=5000)
-    cv = GroupKFold(n_splits=5)
-    scores = [
-        cross_val_predict(probe, x, labels, groups=groups, cv=cv, method="decision_function")
-        for x in acts
-    ]
-    return np.stack(scores)
-
-
-def _projections(
-    acts: Float[np.ndarray, "l n d"],
-    reference: Float[np.ndarray, "l n d"],
-    labels: Int[np.ndarray, " n"],
-) -> Float[np.ndarray, "l n"]:
-    """`acts` projected, per layer, on the unit class-mean difference of `reference`."""
-    diff = reference[:, labels == 1].mean(1) - reference[:, labels == 0].mean(1)
-    unit = diff / np.maximum(np.linalg.norm(diff, axis=1, keepdims=True), 1e-12)
-    return np.einsum("lnd,ld->ln", acts, unit)
+def _judge(
+    case: Case, k: int, comparison: StageComparison, index: Concentration
+) -> tuple[int | None, bool, str]:
+    """The found layer, whether the case passed, and a one-line account."""
+    weak = comparison.encoded.first_drop.layer
+    rot = comparison.rotation.first_drop.layer
+    any_weak = any(comparison.encoded.drop_found)
+    any_rot = any(comparison.rotation.drop_found)
+    o = index.overall
+    if case == "weakening":
+        ok = weak == k and not any_rot
+        return (
+            weak,
+            ok,
+            f"first weakening {weak}, rotation flagged: {any_rot}; concentration index "
+            f"{o.value:.3f} [{o.lo:.3f}, {o.hi:.3f}]",
+        )
+    if case == "rotation":
+        ok = rot == k and not any_weak
+        return rot, ok, f"first rotation {rot}, weakening flagged: {any_weak}"
+    covers = o.covers_zero() and all(v.covers_zero() for v in index.per_layer)
+    return (
+        weak,
+        weak == k and covers,
+        f"first weakening {weak}; concentration index {o.value:.3f} [{o.lo:.3f}, {o.hi:.3f}], "
+        f"covers 0 at every layer: {covers}",
+    )
 
 
 def planted_selftest(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
-    from_layer: int,
+    from_layers: Sequence[int],
     *,
-    seed: int = 0,
+    model_name: str = "model",
+    cases: Sequence[Case] = CASES,
+    factor: float = 0.3,
     strength: float = 4.0,
-    metric: Metric = "auroc",
-    n_boot: int = 2000,
+    n_folds: int = 5,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    ci: float = 0.95,
+    seed: int = 0,
     batch_size: int = 32,
     max_length: int = 128,
-) -> SelfTestResult:
-    """Plant a class signal along a random u, remove it from `from_layer` on, and localise.
+) -> list[SelfTestCase]:
+    """Plant each case at each layer k in `from_layers`, run the analysis, and judge it.
 
-    Each text makes one pair (text + class-0 marker, text + class-1 marker); mean-pooled
-    activations of the planted and the removed model go through OOF logistic probes (5-fold
-    GroupKFold over pairs) and projections on the planted model's class-mean direction into
-    `localize`. Mean pooling keeps a within-class spread along u (last-token pooling would not).
+    Each text makes two compassion pairs' worth of examples: text + class-0 / class-1 marker of
+    the concept, and of a control concept (mean-pooled, every layer). The planted model is
+    stage A; the model with the case's stream map from layer k is stage B.
+
+    Raises:
+        DataError: fewer than 10 distinct texts, no free marker tokens, a bad layer, a factor
+            outside (0, 1), or a model that is not Llama-style.
     """
-    _check_from_layer(from_layer, len(_llama_blocks(model)))
+    blocks = _llama_blocks(model)
+    for k in from_layers:
+        _check_from_layer(k, len(blocks))
+    if not 0 < factor < 1:
+        raise DataError(f"factor must lie in (0, 1) (the share of the gap kept); got {factor}.")
     if len(set(texts)) < _MIN_TEXTS:
         raise DataError(
             f"the self-test needs at least {_MIN_TEXTS} distinct neutral texts (one pair each, "
-            f"5-fold probes over pairs); got {len(set(texts))}."
+            f"grouped folds over pairs); got {len(set(texts))}."
         )
+    texts = list(dict.fromkeys(texts))
     encoded = encode(tokenizer, [""] * len(texts), texts, max_length - 1)
     used = {i for e in encoded for i in e.ids} | set(tokenizer.all_special_ids)
     free = sorted(set(range(model.get_input_embeddings().num_embeddings)) - used)
-    if len(free) < 2:
+    if len(free) < 4:
         raise DataError(
-            "every token id appears in the texts, so none is free to act as a marker; pass "
-            "fewer or shorter texts."
+            "fewer than 4 token ids are unused by the texts, so none are free to act as "
+            "markers; pass fewer or shorter texts."
         )
     rng = np.random.default_rng(seed)
-    m0, m1 = (int(i) for i in rng.choice(free, size=2, replace=False))
-    u = rng.normal(size=model.config.hidden_size)
-    planted = plant_marker_signal(model, u, (m0, m1), strength).eval()
-    removed = plant_direction_removal(planted, u, from_layer).eval()
+    marks = [int(i) for i in rng.choice(free, size=4, replace=False)]
+    d = model.config.hidden_size
+    basis = np.linalg.qr(rng.normal(size=(d, 5)))[0].T  # orthonormal rows u, v, z, w, z_w
+    planted = plant_markers(
+        model,
+        basis,
+        {_U: (marks[0], marks[1]), _W: (marks[2], marks[3])},
+        strength,
+        shared_spread={_W: _U, _ZW: _Z},  # the control concept: the same geometry as the concept
+        seed=seed,
+    ).eval()
 
-    examples = [
-        Encoded(ids=[*e.ids, marker], response=[*e.response, True])
-        for e in encoded
-        for marker in (m0, m1)
-    ]
+    def examples(m0: int, m1: int) -> list[Encoded]:
+        return [
+            Encoded(ids=[*e.ids, m], response=[*e.response, True])
+            for e in encoded
+            for m in (m0, m1)
+        ]
+
+    sets = {"concept": examples(marks[0], marks[1]), "control": examples(marks[2], marks[3])}
     labels = np.tile([0, 1], len(encoded))
     groups = np.repeat(np.arange(len(encoded)), 2)
-    acts_a = _pooled(planted, examples, tokenizer, batch_size)
-    acts_b = _pooled(removed, examples, tokenizer, batch_size)
-    loc = localize(
-        _oof_scores(acts_a, labels, groups),
-        _oof_scores(acts_b, labels, groups),
-        _projections(acts_a, acts_a, labels),
-        _projections(acts_b, acts_a, labels),
-        labels,
-        groups,
-        stage_a="planted",
-        stage_b=f"removed from layer {from_layer}",
-        metric=metric,
-        n_boot=n_boot,
-        seed=seed,
-    )
-    found = loc.primary.first_significant.layer
-    return SelfTestResult(from_layer, found, found == from_layer, (m0, m1), loc)
+    folds = grouped_folds(groups, n_folds, seed, labels=labels)
+    base = {k: _pooled(planted, v, tokenizer, batch_size) for k, v in sets.items()}
+    out = []
+    for case in cases:
+        for k in from_layers:
+            edited = plant_stream_map(planted, case_map(case, basis, factor), k).eval()
+            results = {}
+            for offset, (name, ex) in enumerate(sets.items()):
+                results[name] = compare_stages(
+                    base[name],
+                    _pooled(edited, ex, tokenizer, batch_size),
+                    labels,
+                    groups,
+                    folds,
+                    stage_a="planted",
+                    stage_b=f"{case} from layer {k}",
+                    n_boot=n_boot,
+                    alpha=alpha,
+                    ci=ci,
+                    seed=seed + offset,
+                )
+            index = concentration_index(
+                "concept",
+                "concept - control",
+                "",
+                ("concept", *results["concept"]),
+                ("control", *results["control"]),
+                ci,
+            )
+            found, passed, detail = _judge(case, k, results["concept"][0], index)
+            out.append(SelfTestCase(case, model_name, k, found, passed, detail))
+    return out

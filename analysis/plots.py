@@ -1,4 +1,4 @@
-"""Report figures: per-layer curves, heatmaps, UMAP panels and behaviour scatter, as PNG files.
+"""Report figures: per-layer curves, heatmaps, UMAP panels and behaviour bars, as PNG files.
 
 Every figure stays readable in grey-scale: stages differ by line style and marker, not only by
 colour; heatmaps use the perceptually uniform 'cividis' map with the numbers written in cells.
@@ -186,38 +186,4 @@ def plot_umap(
         ax.set_ylabel("UMAP 2 (arb. units)")
     axes[0].legend(frameon=False, fontsize=8)
     fig.suptitle(f"UMAP of {layer_name} activations by stage" if layer_name else "UMAP by stage")
-    return _save(fig, path)
-
-
-def plot_behaviour_vs_projection(
-    x: Float[np.ndarray, " n"],
-    y: Float[np.ndarray, " n"],
-    path: str | Path,
-    xlabel: str = "projection on compassion direction (activation units)",
-    ylabel: str = "behaviour score",
-    title: str = "Behaviour vs. internal compassion projection",
-) -> Path:
-    """Scatter of behaviour against projection with a least-squares line and Pearson r in legend."""
-    xs = np.asarray(x, dtype=float)
-    ys = np.asarray(y, dtype=float)
-    if xs.ndim != 1 or xs.shape != ys.shape or xs.size < 3:
-        raise DataError(
-            f"x {xs.shape} and y {ys.shape} must be 1-D of the same length, at least 3 points."
-        )
-    if np.ptp(xs) == 0 or np.ptp(ys) == 0:
-        raise DataError("x or y is constant, so no line or Pearson r can be fitted.")
-    slope, intercept = np.polyfit(xs, ys, 1)
-    r = float(np.corrcoef(xs, ys)[0, 1])
-    fig = Figure(figsize=(5.5, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    ax.scatter(
-        xs, ys, marker="o", s=16, color="#0072B2", alpha=0.7, label=f"examples (n = {xs.size})"
-    )
-    grid = np.linspace(xs.min(), xs.max(), 50)
-    ax.plot(grid, slope * grid + intercept, "k--", label=f"least squares, Pearson r = {r:.2f}")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
     return _save(fig, path)

@@ -1,7 +1,9 @@
 """The researcher-facing outputs: a plain-text summary and one self-contained HTML report.
 
-Both are rendered from `metrics.json` (every number the analysis produced) and the figure
-files, so the report never computes anything itself and every number in it can be traced.
+Both are rendered from the `Findings` record the analysis wrote (plus the lineage and, when
+present, the causal step's results), so the report computes nothing itself and every number in
+it can be traced. Each section is one function returning its text or HTML; add a section by
+writing another and listing it in `SUMMARY_SECTIONS` / `HTML_SECTIONS`.
 """
 
 from __future__ import annotations
@@ -10,193 +12,201 @@ import base64
 import html
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuetrace.analysis.findings import pair_key
+from valuetrace.analysis.findings import (
+    ConceptFindings,
+    Findings,
+    Interval,
+    pair_key,
+    verdict_bands,
+)
+from valuetrace.analysis.localize import StageComparison
 from valuetrace.probing.surface import SurfaceRecord
+from valuetrace.training.lineage import StageRecord
 
-FMT = "{:.3f}"
-
-
-def _f(x: float | None) -> str:
-    return "n/a" if x is None else FMT.format(x)
+WIDTH = 100
 
 
-def _ci(score: dict[str, float]) -> str:
-    return f"{score['value']:.3f} [{score['lo']:.3f}, {score['hi']:.3f}]"
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report renders: the findings, figure files, lineage and causal entries."""
+
+    findings: Findings
+    figures: dict[str, Path] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    causal: list[dict[str, Any]] | None = None
+    surface: Sequence[SurfaceRecord] = ()
 
 
-def _cell(table: dict[str, list[float]], metric: str, i: int) -> str:
-    """'value [lo, hi]' of one per-layer metric at layer index i."""
+def _f(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def _ci(v: Interval) -> str:
+    return f"{_f(v.value)} [{_f(v.lo)}, {_f(v.hi)}]"
+
+
+def _pct(findings: Findings) -> str:
+    return f"{round(100 * findings.ci)}% CI"
+
+
+def _layers(first: int, last: int) -> str:
+    return f"layer {first}" if first == last else f"layers {first}–{last}"
+
+
+def _strongest(cmp: StageComparison) -> str:
+    """The largest change in the still-encoded separation, with its CI and noise floor."""
+    enc = cmp.encoded
+    finite = [i for i, d in enumerate(enc.drop) if d == d]
+    if not finite:
+        return "no layer is defined"
+    i = max(finite, key=lambda j: abs(enc.drop[j]))
+    floor = (
+        f"replicate drift {_f(enc.floor[i])}"
+        if enc.floor is not None
+        else "no seed replicate, so no noise floor"
+    )
+    kind = "drop" if enc.drop[i] >= 0 else "rise"
     return (
-        f"{table[metric][i]:.3f} [{table[metric + '_lo'][i]:.3f}, {table[metric + '_hi'][i]:.3f}]"
+        f"largest {kind} at layer {cmp.layers[i]}: d {_f(enc.a[i], 2)} → {_f(enc.b[i], 2)} "
+        f"(Δ {_f(enc.drop[i])} [{_f(enc.lo[i])}, {_f(enc.hi[i])}], relative "
+        f"{_f(cmp.relative[i], 2)}; {floor})"
     )
 
 
-def _loc_phrase(loc: dict[str, Any]) -> tuple[str, bool]:
-    """One clause on where a stage pair's probe AUROC dropped, and whether any drop is real."""
-    drops = loc[loc["metric"]]
-    largest = drops["largest_drop"]
-    first = drops["first_significant"]
-    layer = largest["layer"]
-    drop = drops["drop"][layer] if layer is not None else None
-    if first["layer"] is None:
-        return (
-            f"no layer's drop is significant after Holm correction (largest drop "
-            f"{_f(drop)} at layer {layer})",
-            False,
-        )
-    return (
-        f"it weakened first at layer {first['layer']} (bootstrap range {first['lo']}–"
-        f"{first['hi']}) and most at layer {layer} (drop {_f(drop)}, 95% CI "
-        f"[{_f(drops['lo'][layer])}, {_f(drops['hi'][layer])}])",
-        True,
-    )
+def verdict_sentence(cmp: StageComparison) -> str:
+    """Which happened where, for one stage pair: verdict bands, then the largest change."""
+    bands = "; ".join(f"{_layers(a, b)}: {v}" for a, b, v in verdict_bands(cmp))
+    return f"{cmp.stage_a} → {cmp.stage_b}: {bands}. The {_strongest(cmp)}."
 
 
-def answer(metrics: dict[str, Any]) -> list[str]:
-    """The report's opening: where compassion weakened, how sure we are, whether it is specific."""
-    primary = metrics["primary"]
-    concept = metrics["concepts"][primary["dataset"]]
-    a, b = primary["pair"]
-    loc = concept["localization"][pair_key(a, b)]
-    where, real = _loc_phrase(loc)
-    metric_name = "probe AUROC" if loc["metric"] == "auroc" else "class separation"
-    first = f"From {a} to {b}, the compassion representation ({metric_name}): {where}."
-    beh = metrics["behaviour"]
-    n_sig = sum(loc[loc["metric"]]["significant"])
+def _concentration_sentences(findings: Findings) -> list[str]:
+    out = []
+    for index in findings.concentration:
+        o = index.overall
+        if index.concentrated:
+            verdict = f"domain-concentrated: {index.first} weakened more than {index.second}"
+        elif o.hi < 0:
+            verdict = f"{index.second} weakened more than {index.first}"
+        else:
+            verdict = "not shown to differ (the interval covers 0)"
+        out.append(f"{index.label}, relative weakening averaged over layers: {_ci(o)} → {verdict}.")
+    return out
+
+
+def causal_flags(findings: Findings, causal: list[dict[str, Any]] | None) -> list[str]:
+    """Causal results that contradict the claimed direction: removing the parent's direction
+    raised the compassion preference, or adding it lowered it (read defensively)."""
+    if not causal:
+        return []
+    flags = []
+    try:
+        for entry in causal:
+            change = entry["change"]
+            mode, lo, hi = entry["mode"], float(change["lo"]), float(change["hi"])
+            what = entry.get("label", mode)
+            if mode == "ablate" and lo > 0:
+                flags.append(
+                    f"Contradiction: {what} raised the compassion preference "
+                    f"({_f(change['value'])} [{_f(lo)}, {_f(hi)}]); this direction does not "
+                    "carry the preference the way the weakening claim assumes."
+                )
+            elif mode == "add" and hi < 0:
+                flags.append(
+                    f"Contradiction: {what} lowered the compassion preference "
+                    f"({_f(change['value'])} [{_f(lo)}, {_f(hi)}])."
+                )
+    except (KeyError, TypeError, ValueError):
+        return ["The causal results are in a format this report does not read; not checked."]
+    return flags
+
+
+def answer(inputs: ReportInputs) -> list[str]:
+    """The report's opening: what happened where in the headline pair, and whether it is
+    specific to the concept and the arm."""
+    f = inputs.findings
+    cmp = f.primary
+    a, b = f.primary_pair
+    beh = f.behaviour_changes.get(pair_key(a, b))
+    first = f"Compassion ({f.primary_dataset}), {verdict_sentence(cmp)}"
     second = (
-        f"{n_sig} of {len(loc[loc['metric']]['significant'])} layers drop significantly "
-        f"(paired group bootstrap, {loc['n_boot']} resamples over {loc['n_groups']} pairs, "
-        f"Holm α={loc['alpha']}); behaviourally the compassion preference went from "
-        f"{_ci(beh[a]['compassion'])} to {_ci(beh[b]['compassion'])}."
+        f"Judged on the separation along each stage's own cross-fitted direction (paired group "
+        f"bootstrap, {cmp.n_boot} resamples over {cmp.n_groups} groups, Holm α = {cmp.alpha}, "
+        f"{_pct(f)}); a change counts only when it also exceeds the seed-replicate drift."
     )
-    third = metrics.get("concentration", {}).get("sentence", "")
-    if not real and not third:
-        third = "With no significant weakening, there is nothing to attribute to one domain."
-    return [first, second, third]
-
-
-def summary_text(metrics: dict[str, Any], surface: Sequence[SurfaceRecord] = ()) -> str:
-    """The plain-language summary the CLI prints at the end of a run."""
-    lines = ["", "=" * 72, "valuetrace summary", "=" * 72]
-    lines += [" ".join(answer(metrics)), ""]
-    lines.append("Behaviour per stage (95% CI):")
-    for stage in metrics["stages"]:
-        beh = metrics["behaviour"][stage]
-        lines.append(
-            f"  {stage:<10} compassion preference {_ci(beh['compassion'])}   "
-            f"helpfulness loss {_ci(beh['helpfulness_loss'])}"
+    if beh is not None:
+        second += (
+            f" Behaviourally, the compassion preference changed by {_ci(beh.preference_share)} "
+            f"(share) and {_ci(beh.preference_margin)} (mean margin), helpfulness loss by "
+            f"{_f(beh.helpfulness_loss)}."
         )
-    for name, concept in metrics["concepts"].items():
-        lines.append("")
-        lines.append(
-            f"Probe quality per layer — {name} ({concept['concept']}), held-out accuracy / AUROC:"
+    return [first, second, *_concentration_sentences(f), *causal_flags(f, inputs.causal)]
+
+
+def _wrap(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(
+        text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+    )
+
+
+def _summary_answer(inputs: ReportInputs) -> list[str]:
+    out: list[str] = []
+    for para in answer(inputs):
+        out += [*_wrap(para), ""]
+    return out
+
+
+def _summary_verdicts(inputs: ReportInputs) -> list[str]:
+    f = inputs.findings
+    out = ["Verdicts per stage pair (noise floor = drift between a stage and its seed replicate):"]
+    for name, concept in f.concepts.items():
+        for cmp in concept.comparisons.values():
+            out += _wrap(f"{name}: {verdict_sentence(cmp)}", "  ")
+            for i, reason in cmp.undefined.items():
+                out += _wrap(f"undefined at layer {cmp.layers[int(i)]}: {reason}", "    ")
+    return [*out, ""]
+
+
+def _summary_behaviour(inputs: ReportInputs) -> list[str]:
+    f = inputs.findings
+    out = [f"Behaviour per stage ({_pct(f)}):"]
+    width = max(len(s) for s in f.stages)
+    for stage in f.stages:
+        beh = f.behaviour[stage]
+        out.append(
+            f"  {stage:<{width}}  compassion preference {_ci(beh.compassion)}   "
+            f"helpfulness loss {_ci(beh.helpfulness_loss)}"
         )
-        layers = concept["layers"]
-        lines.append("  " + " " * 10 + "".join(f"  L{layer:<10}" for layer in layers))
-        for stage in metrics["stages"]:
-            probe = concept["probes"][stage]
-            cells = "".join(
-                f"  {probe['accuracy'][i]:.2f}/{probe['auroc'][i]:.2f}  "
-                for i in range(len(layers))
-            )
-            lines.append(f"  {stage:<10}{cells}")
-        for key, loc in concept["localization"].items():
-            clause, _ = _loc_phrase(loc)
-            lines.append(f"  {key}: {clause}")
-    lines += surface_summary(surface)
-    lines.append("=" * 72)
-    return "\n".join(lines)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return (
-        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
-        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
-    )
-
-
-def _concept_section(
-    name: str, concept: dict[str, Any], stages: list[str], figures: dict[str, Path]
-) -> str:
-    layers = concept["layers"]
-    parts = [f"<h2>Probes: {html.escape(name)} ({html.escape(concept['concept'])})</h2>"]
-    rows = []
-    for stage in stages:
-        p = concept["probes"][stage]
-        for i, layer in enumerate(layers):
-            rows.append(
-                [
-                    stage,
-                    layer,
-                    _cell(p, "accuracy", i),
-                    _cell(p, "auroc", i),
-                    f"{p['control_accuracy'][i]:.3f}",
-                    _cell(p, "selectivity", i),
-                ]
-            )
-    for key in (f"{name}_drop", f"{name}_accuracy", f"{name}_selectivity"):
-        if key in figures:
-            parts.append(_img(figures[key], key.replace("_", " ")))
-    parts.append(
-        "<details><summary>Per-layer table (95% CIs, group bootstrap)</summary>"
-        + _table(["stage", "layer", "accuracy", "AUROC", "control acc.", "selectivity"], rows)
-        + "</details>"
-    )
-    parts.append("<h3>Direction similarity and CKA</h3>")
-    null = concept["cosine_null"]
-    parts.append(
-        f"<p>Cosine between stages' compassion directions per layer (sign kept: negative means "
-        f"flipped). Random directions of this width fall within [{null[0]:.3f}, {null[1]:.3f}] "
-        "95% of the time.</p>"
-    )
-    cos_rows = [
-        [key, kind, *[f"{v:.3f}" for v in vals]]
-        for key, by_kind in concept["cosine"].items()
-        for kind, vals in by_kind.items()
-    ]
-    parts.append(_table(["stages", "direction", *[f"L{layer}" for layer in layers]], cos_rows))
-    cka_rows = [[key, *[f"{v:.3f}" for v in vals]] for key, vals in concept["cka"].items()]
-    parts.append("<p>Debiased linear CKA between stages on the same examples:</p>")
-    parts.append(_table(["stages", *[f"L{layer}" for layer in layers]], cka_rows))
-    for key in (f"{name}_cosine", f"{name}_cka", f"{name}_transfer"):
-        if key in figures:
-            parts.append(_img(figures[key], key.replace("_", " ")))
-    parts.append("<h3>Localisation</h3>")
-    loc_rows = []
-    for key, loc in concept["localization"].items():
-        for metric in ("auroc", "separation"):
-            d = loc[metric]
-            sig = [layers[i] for i, s in enumerate(d["significant"]) if s]
-            loc_rows.append(
-                [
-                    key,
-                    metric,
-                    sig or "none",
-                    d["first_significant"]["layer"],
-                    d["largest_drop"]["layer"],
-                    max(d["drop"]),
-                ]
-            )
-    parts.append(
-        _table(
-            ["stages", "metric", "significant layers", "first", "largest drop", "max drop"],
-            loc_rows,
+    for key, ch in f.behaviour_changes.items():
+        out += _wrap(
+            f"{key}: Δ preference share {_ci(ch.preference_share)}, Δ mean margin "
+            f"{_ci(ch.preference_margin)}, Δ helpfulness loss {_f(ch.helpfulness_loss)}",
+            "  ",
         )
-    )
-    return "\n".join(parts)
+    return [*out, ""]
+
+
+def _summary_probes(inputs: ReportInputs) -> list[str]:
+    f = inputs.findings
+    out = []
+    for name, concept in f.concepts.items():
+        out.append(f"Probe quality per layer, {name} ({concept.concept}): held-out accuracy/AUROC")
+        width = max(len(s) for s in f.stages)
+        cols = concept.layers
+        per_line = max(1, (WIDTH - width - 2) // 13)  # 13 characters a cell
+        for start in range(0, len(cols), per_line):
+            chunk = range(start, min(start + per_line, len(cols)))
+            out.append("  " + " " * width + "".join(f"  L{cols[i]:<10}" for i in chunk))
+            for stage in f.stages:
+                p = concept.probes[stage]
+                cells = "".join(f"  {p.accuracy[i]:.2f}/{p.auroc[i]:.2f}  " for i in chunk)
+                out.append(f"  {stage:<{width}}{cells}")
+        out.append("")
+    return out
 
 
 def surface_summary(records: Sequence[SurfaceRecord]) -> list[str]:
@@ -227,6 +237,246 @@ def surface_summary(records: Sequence[SurfaceRecord]) -> list[str]:
         lines.append("")
         lines += textwrap.wrap(text, width=100, subsequent_indent="  ")
     return lines
+
+
+def _summary_surface(inputs: ReportInputs) -> list[str]:
+    return [*surface_summary(inputs.surface), ""] if inputs.surface else []
+
+
+SUMMARY_SECTIONS: list[Callable[[ReportInputs], list[str]]] = [
+    _summary_answer,
+    _summary_verdicts,
+    _summary_behaviour,
+    _summary_probes,
+    _summary_surface,
+]
+
+
+def summary_text(inputs: ReportInputs) -> str:
+    """The plain-language summary the CLI prints at the end of a run (lines ≤ 100 columns)."""
+    rule = "=" * 72
+    lines = ["", rule, "valuetrace summary", rule]
+    for section in SUMMARY_SECTIONS:
+        lines += section(inputs)
+    lines.append(rule)
+    return "\n".join(lines)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    )
+
+
+def _figures(inputs: ReportInputs, keys: Sequence[str]) -> list[str]:
+    return [_img(inputs.figures[k], k.replace("_", " ")) for k in keys if k in inputs.figures]
+
+
+def _html_answer(inputs: ReportInputs) -> str:
+    paras = "".join(f"<p>{html.escape(s)}</p>" for s in answer(inputs))
+    return f"<h1>valuetrace report</h1><div class='answer'>{paras}</div>"
+
+
+def _html_behaviour(inputs: ReportInputs) -> str:
+    f = inputs.findings
+    rows = [
+        [s, _ci(f.behaviour[s].compassion), _ci(f.behaviour[s].helpfulness_loss)] for s in f.stages
+    ]
+    changes = [
+        [k, _ci(c.preference_share), _ci(c.preference_margin), _f(c.helpfulness_loss)]
+        for k, c in f.behaviour_changes.items()
+    ]
+    return "".join(
+        [
+            "<h2>Behaviour per stage</h2>",
+            "<p>Compassion preference: share of held-out eval items where the compassionate "
+            "continuation has the higher mean log-probability. Helpfulness loss: mean per-token "
+            f"loss on held-out helpfulness responses (lower is better). {_pct(f)}s.</p>",
+            _table(["stage", "compassion preference", "helpfulness loss"], rows),
+            "<p>Changes between compared stages (B − A; paired item bootstrap):</p>",
+            _table(
+                ["stages", "Δ preference share", "Δ mean margin", "Δ helpfulness loss"], changes
+            ),
+            *_figures(inputs, ["behaviour"]),
+        ]
+    )
+
+
+def _comparison_rows(cmp: StageComparison) -> list[list[object]]:
+    rows = []
+    for i, layer in enumerate(cmp.layers):
+        enc, rot, cos = cmp.encoded, cmp.rotation, cmp.cosine
+        rows.append(
+            [
+                layer,
+                f"{_f(enc.a[i], 2)} → {_f(enc.b[i], 2)}",
+                f"{_f(enc.drop[i])} [{_f(enc.lo[i])}, {_f(enc.hi[i])}]",
+                "—" if enc.floor is None else _f(enc.floor[i]),
+                _f(cmp.parent.b[i], 2),
+                f"{_f(rot.drop[i])} [{_f(rot.lo[i])}, {_f(rot.hi[i])}]",
+                "—" if rot.floor is None else _f(rot.floor[i]),
+                f"{_f(cos.value[i])} [{_f(cos.lo[i])}, {_f(cos.hi[i])}]",
+                _f(cos.shuffled[i]),
+                _f(cmp.cka[i]),
+                cmp.verdicts[i]
+                + (f" ({cmp.undefined[str(i)]})" if str(i) in cmp.undefined else ""),
+            ]
+        )
+    return rows
+
+
+def _concept_section(inputs: ReportInputs, name: str, concept: ConceptFindings) -> str:
+    f = inputs.findings
+    layers = concept.layers
+    parts = [f"<h2>{html.escape(name)} ({html.escape(concept.concept)})</h2>"]
+    parts.append("<h3>Probes</h3>")
+    rows = []
+    for stage in f.stages:
+        p = concept.probes[stage]
+        for i, layer in enumerate(layers):
+            rows.append(
+                [
+                    stage,
+                    layer,
+                    f"{_f(p.accuracy[i])} [{_f(p.accuracy_lo[i])}, {_f(p.accuracy_hi[i])}]",
+                    f"{_f(p.auroc[i])} [{_f(p.auroc_lo[i])}, {_f(p.auroc_hi[i])}]",
+                    "—" if p.control_accuracy is None else _f(p.control_accuracy[i]),
+                    "—" if p.selectivity is None else _f(p.selectivity[i]),
+                ]
+            )
+    parts += _figures(inputs, [f"{name}_accuracy", f"{name}_selectivity"])
+    parts.append(
+        f"<details><summary>Per-layer table ({_pct(f)}s, group bootstrap)</summary>"
+        + _table(["stage", "layer", "accuracy", "AUROC", "control acc.", "selectivity"], rows)
+        + "</details>"
+    )
+    parts.append("<h3>Weakening, rotation and drift per stage pair</h3>")
+    parts.append(
+        "<p>d A → B: Cohen's d along each stage's own cross-fitted difference-of-means "
+        "direction (still encoded); its drop is weakening. B on A's: B's separation along A's "
+        "direction (parent direction expressed). Rotation gap: own − cross separation "
+        "(~0 when the direction is kept). Floors: the same change between a stage and its seed "
+        f"replicate. Cosine of the full-data directions with its {_pct(f)}; random unit "
+        f"vectors of this width fall in "
+        f"[{_f(next(iter(concept.comparisons.values())).cosine.random_band[0])}, "
+        f"{_f(next(iter(concept.comparisons.values())).cosine.random_band[1])}]; 'shuffled' "
+        "is the same quantile of |cosine| under within-group shuffled labels.</p>"
+    )
+    header = [
+        "layer",
+        "d A → B",
+        "drop",
+        "floor",
+        "B on A's",
+        "rotation gap",
+        "floor",
+        "cosine",
+        "shuffled",
+        "CKA",
+        "verdict",
+    ]
+    for key, cmp in concept.comparisons.items():
+        parts.append(f"<h4>{html.escape(key)}</h4><p>{html.escape(verdict_sentence(cmp))}</p>")
+        parts.append(_table(header, _comparison_rows(cmp)))
+    parts += _figures(
+        inputs,
+        [
+            f"{name}_encoded",
+            f"{name}_rotation",
+            f"{name}_cosine",
+            f"{name}_cka",
+            f"{name}_transfer",
+        ],
+    )
+    return "\n".join(parts)
+
+
+def _html_concepts(inputs: ReportInputs) -> str:
+    return "\n".join(
+        _concept_section(inputs, name, c) for name, c in inputs.findings.concepts.items()
+    )
+
+
+def _html_concentration(inputs: ReportInputs) -> str:
+    f = inputs.findings
+    if not f.concentration:
+        return ""
+    rows = [[c.label, _ci(c.overall), *[_ci(v) for v in c.per_layer]] for c in f.concentration]
+    layers = next(iter(f.concepts.values())).layers
+    return (
+        "<h2>Concentration</h2><p>Relative weakening (drop / parent's separation) of the first "
+        "minus the second, per layer and averaged over layers. 'Domain-concentrated' is said "
+        f"only when the overall {_pct(f)} excludes 0.</p>"
+        + "".join(f"<p>{html.escape(s)}</p>" for s in _concentration_sentences(f))
+        + _table(["index", "overall", *[f"L{layer}" for layer in layers]], rows)
+    )
+
+
+def _html_projection(inputs: ReportInputs) -> str:
+    f = inputs.findings
+    if not f.projection:
+        return ""
+    rows = [
+        [s, v.layer, _f(v.r), f"[{_f(v.lo)}, {_f(v.hi)}]", v.n] for s, v in f.projection.items()
+    ]
+    return "<h2>Behaviour vs representation</h2>" + _table(
+        ["stage", "layer", "Pearson r", _pct(f), "items"], rows
+    )
+
+
+def _html_causal(inputs: ReportInputs) -> str:
+    if not inputs.causal:
+        return ""
+    rows = []
+    try:
+        for c in inputs.causal:
+            rows.append(
+                [
+                    c["label"],
+                    c["layers"],
+                    _ci(Interval(**c["baseline"])),
+                    _ci(Interval(**c["intervened"])),
+                    _ci(Interval(**c["change"])),
+                ]
+            )
+    except (KeyError, TypeError):
+        rows = []
+    flags = "".join(
+        f"<p><b>{html.escape(s)}</b></p>" for s in causal_flags(inputs.findings, inputs.causal)
+    )
+    return (
+        "<h2>Causal check</h2>"
+        + flags
+        + _table(["intervention", "layers", "score before", "score after", "change"], rows)
+        + "".join(_figures(inputs, [k for k in inputs.figures if k.startswith("causal")]))
+    )
+
+
+def _html_extra_figures(inputs: ReportInputs) -> str:
+    return "".join(_figures(inputs, [k for k in inputs.figures if k.startswith("umap")]))
+
+
+def _html_provenance(inputs: ReportInputs) -> str:
+    f = inputs.findings
+    replicates = "".join(
+        f"<li>{html.escape(r)}: seed replicate of {html.escape(o)}</li>"
+        for r, o in f.replicate_of.items()
+    )
+    return (
+        "<h2>Provenance</h2>"
+        + (f"<ul>{replicates}</ul>" if replicates else "")
+        + f"<pre>{html.escape(json.dumps(inputs.lineage, indent=1))}</pre>"
+    )
 
 
 def surface_section(records: Sequence[SurfaceRecord]) -> str:
@@ -280,6 +530,22 @@ def surface_section(records: Sequence[SurfaceRecord]) -> str:
     return "\n".join(parts)
 
 
+def _html_surface(inputs: ReportInputs) -> str:
+    return surface_section(inputs.surface)
+
+
+HTML_SECTIONS: list[Callable[[ReportInputs], str]] = [
+    _html_answer,
+    _html_behaviour,
+    _html_surface,
+    _html_concepts,
+    _html_concentration,
+    _html_projection,
+    _html_causal,
+    _html_extra_figures,
+    _html_provenance,
+]
+
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#111}h1{font-size:1.6em}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 td,th{border:1px solid #999;padding:2px 6px;text-align:right}th{background:#eee}
@@ -287,62 +553,26 @@ figure{margin:1em 0}img{max-width:100%}.answer{background:#f4f4f4;border-left:4p
 padding:.6em 1em}figcaption{font-size:.8em;color:#444}"""
 
 
-def render_html(
-    metrics: dict[str, Any],
-    figures: dict[str, Path],
-    out: Path,
-    surface: Sequence[SurfaceRecord] = (),
-) -> Path:
+def render_html(inputs: ReportInputs, out: Path) -> Path:
     """Write one self-contained HTML report (figures embedded as base64 PNGs)."""
-    stages = metrics["stages"]
-    beh_rows = [
-        [
-            s,
-            _ci(metrics["behaviour"][s]["compassion"]),
-            _ci(metrics["behaviour"][s]["helpfulness_loss"]),
-        ]
-        for s in stages
-    ]
-    sections = [
-        "<h1>valuetrace report</h1>",
-        '<div class="answer">'
-        + "".join(f"<p>{html.escape(s)}</p>" for s in answer(metrics))
-        + "</div>",
-        "<h2>Behaviour per stage</h2>",
-        "<p>Compassion preference: share of held-out eval items where the compassionate "
-        "continuation has the higher mean log-probability. Helpfulness loss: mean per-token loss "
-        "on held-out helpfulness responses (lower is better). 95% bootstrap CIs.</p>",
-        _table(["stage", "compassion preference", "helpfulness loss"], beh_rows),
-    ]
-    if "behaviour" in figures:
-        sections.append(_img(figures["behaviour"], "behaviour per stage"))
-    for name, concept in metrics["concepts"].items():
-        sections.append(_concept_section(name, concept, stages, figures))
-    sections.append(surface_section(surface))
-    extra = [k for k in figures if k.startswith(("umap", "projection_vs_behaviour", "causal"))]
-    if metrics.get("behaviour_vs_projection"):
-        sections.append("<h2>Behaviour vs representation</h2>")
-        rows = [
-            [s, v["layer"], _f(v["r"]), f"[{_f(v['lo'])}, {_f(v['hi'])}]", v["n"]]
-            for s, v in metrics["behaviour_vs_projection"].items()
-        ]
-        sections.append(_table(["stage", "layer", "Pearson r", "95% CI", "items"], rows))
-    if metrics.get("causal"):
-        sections.append("<h2>Causal check</h2>")
-        rows = [
-            [c["label"], c["layers"], _ci(c["baseline"]), _ci(c["intervened"]), _ci(c["change"])]
-            for c in metrics["causal"]
-        ]
-        sections.append(
-            _table(["intervention", "layers", "score before", "score after", "change"], rows)
-        )
-    for key in extra:
-        sections.append(_img(figures[key], key.replace("_", " ")))
-    sections.append("<h2>Provenance</h2>")
-    sections.append(f"<pre>{html.escape(json.dumps(metrics['lineage'], indent=1))}</pre>")
+    body = "".join(section(inputs) for section in HTML_SECTIONS)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>valuetrace report</title>"
-        f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>"
+        f"<style>{CSS}</style></head><body>{body}</body></html>"
     )
     out.write_text(page)
     return out
+
+
+def lineage_summary(records: Sequence[StageRecord]) -> dict[str, Any]:
+    """Plain per-stage provenance for the report (parent, checkpoint, hashes, metrics)."""
+    return {
+        r.name: {
+            "parent": r.parent,
+            "checkpoint": r.checkpoint,
+            "weights_hash": r.weights_hash,
+            "data_hash": r.data_hash,
+            "metrics": r.metrics,
+        }
+        for r in records
+    }

@@ -5,49 +5,24 @@ signed: a negative cosine means the direction flipped. Representations are compa
 CKA (Kornblith et al. 2019), biased or debiased (unbiased HSIC of Song et al. 2012).
 """
 
-from collections.abc import Mapping
-
 import numpy as np
 from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
 
 from valuetrace.errors import DataError
+from valuetrace.stats import check_labels_groups
 
 _SHUFFLE_CHUNK = 64
-
-
-def check_labels_groups(
-    labels: ArrayLike, groups: ArrayLike, n_examples: int
-) -> tuple[Int[np.ndarray, " n"], Int[np.ndarray, " n"]]:
-    """Validate 0/1 labels (both classes) and per-example group ids; return labels, group codes."""
-    y = np.asarray(labels)
-    g = np.asarray(groups)
-    if y.shape != (n_examples,) or g.shape != (n_examples,):
-        raise DataError(
-            f"labels {y.shape} and groups {g.shape} must both have shape ({n_examples},), one "
-            "entry per example; pass the labels and group ids of the same examples as the arrays."
-        )
-    if not np.isin(y, (0, 1)).all():
-        raise DataError(
-            "labels must be 0/1 (1 = compassionate); map your labels to 0/1 before calling."
-        )
-    if np.unique(y).size < 2:
-        raise DataError(
-            f"labels contain only class {int(y[0])}; both classes (0 and 1) are needed."
-        )
-    codes = np.unique(g, return_inverse=True)[1].reshape(-1)
-    if codes.max() < 1:
-        raise DataError(
-            "groups contain a single group; at least 2 groups are needed to resample or shuffle "
-            "(use contrastive pair ids, or np.arange(n) when examples are unpaired)."
-        )
-    return y.astype(np.int64), codes.astype(np.int64)
 
 
 def cosine_per_layer(
     a: Float[np.ndarray, "l d"], b: Float[np.ndarray, "l d"]
 ) -> Float[np.ndarray, " l"]:
-    """Signed cosine between two directions at every layer (negative = the direction flipped)."""
+    """Signed cosine between two directions at every layer (negative = the direction flipped).
+
+    NaN at a layer where either direction is zero or NaN (undefined there; see
+    `degenerate_layers` for the reason).
+    """
     a64 = np.asarray(a, dtype=np.float64)
     b64 = np.asarray(b, dtype=np.float64)
     if a64.ndim != 2 or b64.ndim != 2:
@@ -65,12 +40,9 @@ def cosine_per_layer(
             "same layers for both."
         )
     norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
-    if (norms == 0).any():
-        raise DataError(
-            f"zero direction at layer(s) {np.flatnonzero(norms == 0).tolist()}; a cosine is "
-            "undefined there — check the direction fit (e.g. identical class means)."
-        )
-    return np.einsum("ld,ld->l", a64, b64) / norms
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.einsum("ld,ld->l", a64, b64) / norms
+    return np.where(norms > 0, cos, np.nan)
 
 
 def random_direction_null(
@@ -95,6 +67,29 @@ def random_direction_null(
     return float(lo), float(hi)
 
 
+def degenerate_layers(
+    acts: Float[np.ndarray, "l n d"], labels: Int[np.ndarray, " n"]
+) -> dict[int, str]:
+    """Layer index -> why a direction or a separation is undefined there (absent = fine).
+
+    A layer whose rows are all identical (e.g. last-token pooling over responses that end in
+    the same token) has no class difference and no spread; one whose class means coincide
+    exactly has no difference-of-means direction.
+    """
+    x = np.asarray(acts)
+    y = np.asarray(labels)
+    out: dict[int, str] = {}
+    for layer in range(x.shape[0]):
+        rows = x[layer]
+        if not np.isfinite(rows).all():
+            out[layer] = "non-finite activations"
+        elif np.ptp(rows, axis=0).max() == 0:
+            out[layer] = "constant layer: every example has the same activation"
+        elif np.array_equal(rows[y == 1].mean(0), rows[y == 0].mean(0)):
+            out[layer] = "the class means coincide, so there is no difference-of-means direction"
+    return out
+
+
 def _check_acts(acts: np.ndarray, name: str) -> None:
     if acts.ndim != 3:
         raise DataError(
@@ -113,7 +108,8 @@ def shuffled_label_null(
     """Cosines of `reference` with difference-of-means directions fitted on shuffled labels.
 
     A null for "how similar would a direction fitted on this data be by chance": labels are
-    permuted inside each group (pairs flip or not), class counts are kept.
+    permuted inside each group (pairs flip or not), class counts are kept. NaN at a layer where
+    `reference` or the shuffled directions are zero.
     """
     x = np.asarray(acts, dtype=np.float64)
     _check_acts(x, "acts")
@@ -135,13 +131,14 @@ def shuffled_label_null(
     shuffled[:, base] = y[perm]
     n_pos = y.sum()
     weights = shuffled / n_pos - (1 - shuffled) / (n_examples - n_pos)
-    ref_unit = ref / np.linalg.norm(ref, axis=1, keepdims=True)
     out = np.empty((n_shuffles, n_layers))
-    for start in range(0, n_shuffles, _SHUFFLE_CHUNK):
-        dirs = np.einsum("sn,lnd->sld", weights[start : start + _SHUFFLE_CHUNK], x)
-        out[start : start + _SHUFFLE_CHUNK] = np.einsum("sld,ld->sl", dirs, ref_unit) / (
-            np.linalg.norm(dirs, axis=2)
-        )
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero direction gives NaN
+        ref_unit = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+        for start in range(0, n_shuffles, _SHUFFLE_CHUNK):
+            dirs = np.einsum("sn,lnd->sld", weights[start : start + _SHUFFLE_CHUNK], x)
+            out[start : start + _SHUFFLE_CHUNK] = np.einsum("sld,ld->sl", dirs, ref_unit) / (
+                np.linalg.norm(dirs, axis=2)
+            )
     return out
 
 
@@ -173,6 +170,8 @@ def linear_cka(
 
     Biased: HSIC = tr(K H L H)/(n-1)² (Kornblith et al. 2019). Debiased: the unbiased HSIC of
     Song et al. (2012), which removes the upward bias of CKA when n is small relative to width.
+    NaN when a representation has zero (or, debiased, non-positive) self-similarity, e.g. a
+    constant layer: CKA is undefined there.
     """
     x64 = np.asarray(x, dtype=np.float64)
     y64 = np.asarray(y, dtype=np.float64)
@@ -193,11 +192,8 @@ def linear_cka(
     y64 = y64 - y64.mean(0)
     hxx = _hsic_terms(x64, x64, debiased)
     hyy = _hsic_terms(y64, y64, debiased)
-    if hxx <= 0 or hyy <= 0:
-        raise DataError(
-            "a representation has zero (or, debiased, non-positive) self-similarity, so CKA is "
-            "undefined; check for constant activations or use more examples."
-        )
+    if not (hxx > 0 and hyy > 0):
+        return float("nan")  # constant activations: no geometry to compare
     return _hsic_terms(x64, y64, debiased) / np.sqrt(hxx * hyy)
 
 
@@ -215,18 +211,3 @@ def cka_per_layer(
             f"{b.shape[0]} x {b.shape[1]}; pass the same layers and the same examples for both."
         )
     return np.array([linear_cka(a[i], b[i], debiased) for i in range(a.shape[0])])
-
-
-def cka_matrix(
-    acts_by_stage: Mapping[str, Float[np.ndarray, "l n d"]], debiased: bool = False
-) -> Float[np.ndarray, "l s s"]:
-    """Stage x stage linear CKA at every layer ([layer, stage, stage], stages in mapping order)."""
-    stages = list(acts_by_stage.values())
-    if not stages:
-        raise DataError("acts_by_stage is empty; pass at least one stage's activations.")
-    n_layers = np.asarray(stages[0]).shape[0]
-    out = np.ones((n_layers, len(stages), len(stages)))
-    for i in range(len(stages)):
-        for j in range(i + 1, len(stages)):
-            out[:, i, j] = out[:, j, i] = cka_per_layer(stages[i], stages[j], debiased)
-    return out

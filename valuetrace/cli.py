@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--no-progress", action="store_true", help="hide progress bars")
         cmd.add_argument("-v", "--verbose", action="store_true", help="log more")
+    text = "planted weakening / rotation / drift cases: does the analysis find them?"
+    cmd = sub.add_parser("selftest", help=text, description=text)
+    cmd.add_argument("--model", default=None, help="hub id or local folder (default: tiny scratch)")
+    cmd.add_argument("--layers", type=int, nargs="+", default=None, help="planted layers k")
+    cmd.add_argument("--json", type=Path, default=None, help="write the cases to this JSON file")
+    cmd.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
 
 
@@ -83,7 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _selftest(args: argparse.Namespace) -> int:
+    from valuetrace.steps.selftest import format_results, selftest
+
+    results = selftest(args.model, layers=args.layers, json_path=args.json)
+    print(format_results(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "selftest":
+        return _selftest(args)
     from valuetrace.config import load_config
     from valuetrace.steps import analyze, causal, evaluate, extract, prepare, probe, report, train
     from valuetrace.steps.common import set_threads

@@ -27,7 +27,6 @@ Method = Literal["full", "lora"]
 Format = Literal["documents", "sft", "grpo"]
 Schema = Literal["documents", "dolly", "alpaca", "messages", "auto"]
 Dtype = Literal["float32", "bfloat16", "float16"]
-Metric = Literal["auroc", "separation"]
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by the HF Trainer) takes 0 .. 2**32 - 1
 
@@ -195,6 +194,8 @@ class StageConfig:
     packing: bool = True
     gradient_checkpointing: bool = False
     seed: int | None = checked(None, ge=0, le=MAX_SEED)  # None: the run's seed
+    replicates: int = checked(0, ge=0)  # reseeded twins of this stage (the noise floor)
+    replicate_of: str | None = None  # set on the stages that `replicates` adds
 
     def __post_init__(self) -> None:
         if self.method == "lora" and self.lora is None:
@@ -282,10 +283,15 @@ class BehaviourConfig:
 
 @dataclass
 class AnalysisConfig:
-    """Which stage pairs to compare and where to look."""
+    """Which stage pairs to compare (parent first) and which layer the UMAP panel shows.
+
+    Weakening, rotation and drift are judged on the cross-fitted class separation (see
+    `valuetrace.analysis.localize`) at the run's `probing.ci` level with `alpha` (one-sided,
+    Holm across layers); a stage's seed replicates set the noise floor.
+    """
 
     compare: list[list[str]]
-    metric: Metric = "separation"
+    alpha: float = checked(0.05, gt=0, lt=1)
     umap_layer: int | None = checked(None, ge=0)
     umap: bool = True
 
@@ -351,6 +357,47 @@ class RunConfig:
         )
 
 
+def replicate_name(stage: str, index: int) -> str:
+    """The name of a stage's `index`-th seed replicate (1-based)."""
+    return f"{stage}~seed{index}"
+
+
+def expand_replicates(stages: list[StageConfig], seed: int) -> list[StageConfig]:
+    """The stage list with each stage's `replicates` added right after it, as ordinary stages.
+
+    A replicate has the same parent, data and settings, its own seed (the stage's seed + i) and
+    `replicate_of` naming the original, so train, extract and probe treat it like any stage.
+    Idempotent: replicates already listed (e.g. in a run folder's config.yaml) are kept as
+    they are, not added twice.
+
+    Raises:
+        ConfigError: `replicates` is negative, or set on a stage that is itself a replicate.
+    """
+    listed = {s.name for s in stages}
+    out: list[StageConfig] = []
+    for stage in stages:
+        out.append(stage)
+        if stage.replicates < 0:
+            raise ConfigError(
+                f"stage '{stage.name}': replicates is {stage.replicates}; use 0 or more."
+            )
+        if stage.replicates and stage.replicate_of is not None:
+            raise ConfigError(
+                f"stage '{stage.name}' is a replicate of '{stage.replicate_of}'; set "
+                "replicates on the original stage only."
+            )
+        base_seed = seed if stage.seed is None else stage.seed
+        for i in range(1, stage.replicates + 1):
+            name = replicate_name(stage.name, i)
+            if name not in listed:
+                out.append(
+                    dataclasses.replace(
+                        stage, name=name, seed=base_seed + i, replicates=0, replicate_of=stage.name
+                    )
+                )
+    return out
+
+
 def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> RunConfig:
     """Validate a plain mapping into a `RunConfig` (optionally overriding `run_dir`).
 
@@ -360,7 +407,8 @@ def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> Run
     if run_dir is not None:
         data = {**data, "run_dir": run_dir}
     config = from_plain(RunConfig, data, "config", error=ConfigError)
-    check_ranges(config, "")
+    check_ranges(config, "")  # before the replicates: errors name the stages as listed
+    config.stages = expand_replicates(config.stages, config.seed)
     return config
 
 

@@ -53,6 +53,19 @@ class RunPaths:
         return self.root / "analysis"
 
     @property
+    def findings(self) -> Path:
+        """The analysis record (`valuetrace.analysis.findings.Findings`) the report reads."""
+        return self.root / "analysis" / "findings.json"
+
+    def table(self, name: str) -> Path:
+        """A long-format CSV the analysis writes for other tools (probes, comparisons, …)."""
+        return self.root / "analysis" / f"{name}.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.txt"
+
+    @property
     def figures(self) -> Path:
         return self.root / "analysis" / "figures"
 

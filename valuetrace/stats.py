@@ -13,6 +13,8 @@ groups, without building the gathered arrays. Shapes: ``l`` layers, ``n`` exampl
 bootstrap replicates.
 """
 
+import warnings
+
 import numpy as np
 from jaxtyping import Bool, Float, Int, Shaped
 from numpy.typing import ArrayLike
@@ -20,6 +22,7 @@ from numpy.typing import ArrayLike
 from valuetrace.errors import DataError
 
 _CHUNK_ELEMENTS = 4_000_000
+_TIE = 1e-5  # relative: float32 activations carry ~1e-7 rounding, sums of them more
 
 
 def group_bootstrap_weights(
@@ -122,7 +125,9 @@ def percentile_ci(samples: Float[np.ndarray, "b ..."], ci: float) -> Float[np.nd
     if not 0.0 < ci < 1.0:
         raise DataError(f"ci is {ci}; pass a level between 0 and 1, e.g. 0.95")
     tail = 100.0 * (1.0 - ci) / 2.0
-    lo, hi = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN (undefined) column gives NaN
+        lo, hi = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
     return np.stack([lo, hi], axis=-1)
 
 
@@ -187,7 +192,9 @@ def shifted_bootstrap_p(
 
     The null distribution is the bootstrap distribution shifted to mean zero,
     ``boot - observed`` (Hall & Wilson 1991, Biometrics 47(2), "Two guidelines for bootstrap
-    hypothesis testing"); ``p = (1 + #{null >= value}) / (1 + b)``, so p is never 0. Pass
+    hypothesis testing"); ``p = (1 + #{null >= value}) / (1 + b)``, so p is never 0; values
+    within float32 rounding (relative 1e-5) of each other count as ties, so two identical stages
+    give p = 1, not a spurious drop. NaN where the layer's statistic is undefined. Pass
     ``values = observed`` for the observed statistic's p, or the replicates themselves to test
     each replicate against the same null.
 
@@ -203,10 +210,15 @@ def shifted_bootstrap_p(
             "share the layer axis; pass boot [b, l], observed [l] and values [..., l]."
         )
     n_boot = boot.shape[0]
-    out = np.empty(values.shape)
+    out = np.full(values.shape, np.nan)
     for layer in range(boot.shape[1]):
-        null = np.sort(boot[:, layer] - observed[layer])
-        n_ge = n_boot - np.searchsorted(null, values[..., layer], side="left")
+        column = boot[:, layer]
+        finite = np.isfinite(column)
+        if not np.isfinite(observed[layer]) or not finite.any():
+            continue  # undefined at this layer: p stays NaN
+        null = np.sort(column[finite] - observed[layer])
+        tol = _TIE * (1.0 + np.abs(column[finite]).max())  # float rounding of identical values
+        n_ge = null.size - np.searchsorted(null, values[..., layer] - tol, side="left")
         out[..., layer] = (1 + n_ge) / (n_boot + 1)
     return out
 
@@ -264,3 +276,36 @@ def auroc_gain(
     boot = auroc(both, labels, weights)  # [b, l + k]
     best_ref = np.nanmax(boot[:, len(scores) :], axis=1, keepdims=True)
     return gain, percentile_ci(boot[:, : len(scores)] - best_ref, ci)
+
+
+def cohens_d(
+    proj: Float[np.ndarray, "l n"],
+    labels: Int[np.ndarray, " n"],
+    weights: Float[np.ndarray, "b n"] | None = None,
+) -> Float[np.ndarray, "..."]:
+    """Cohen's d (class-1 mean minus class-0 mean over the pooled SD; Cohen 1988) per layer
+    ``[l]``, or per replicate and layer ``[b, l]`` under example weights.
+
+    Unitless; > 0 means the classes are apart in the expected direction. NaN where it is
+    undefined: a replicate without both classes, a layer with zero pooled variance, or a layer
+    whose projections are NaN.
+    """
+    x = np.asarray(proj, dtype=np.float64)
+    y = np.asarray(labels)
+    single = weights is None
+    w = np.ones((1, x.shape[1])) if weights is None else np.asarray(weights, np.float64)
+    finite = np.isfinite(x).any(1, keepdims=True)
+    centre = np.nanmean(np.where(finite, x, 0.0), axis=1, keepdims=True) if x.size else 0.0
+    x = x - centre
+    parts = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for cls_w in (w * (y == 1), w * (y == 0)):
+            n = cls_w.sum(1)[:, None]
+            mean = cls_w @ x.T / n
+            parts.append((n, mean, cls_w @ (x**2).T - n * mean**2))
+        (n1, m1, ss1), (n0, m0, ss0) = parts
+        pooled = np.sqrt(np.maximum(ss1 + ss0, 0.0) / (n1 + n0 - 2))
+        d = (m1 - m0) / pooled
+    scale = np.abs(m1) + np.abs(m0) + 1e-300
+    d = np.where((pooled > 1e-12 * scale) & (n1 > 0) & (n0 > 0), d, np.nan)
+    return d[0] if single else d

@@ -1,106 +1,114 @@
-"""Tests for analysis.localize on synthetic stages with a planted (or no) loss of separation."""
+"""Tests for analysis.localize on synthetic stages: weakening, rotation, floors, constant layers."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
-from valuetrace.analysis.localize import _group_weights, _weighted_auroc, cohens_d, localize
+from valuetrace.analysis.localize import Replicate, compare_stages, crossfit_projections
+from valuetrace.probing.folds import grouped_folds
 
 from valuetrace.errors import ValuetraceError
 
-N_LAYERS, N_PAIRS, BROKEN_FROM = 8, 60, 5
+N_LAYERS, N_PAIRS, D, FROM = 5, 60, 16, 3
 
 
-def _stages(seed: int, planted: bool) -> tuple[np.ndarray, ...]:
-    """Stage A separates classes at every layer; stage B keeps it below BROKEN_FROM (if planted)."""
+def _base(seed: int, strength: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs whose members differ along e0 by `strength` at every layer, plus noise."""
     rng = np.random.default_rng(seed)
     labels = np.tile([0, 1], N_PAIRS)
     groups = np.repeat(np.arange(N_PAIRS), 2)
-    shared = rng.normal(size=(N_LAYERS, 2 * N_PAIRS)) + 1.5 * labels
-    a = shared + 0.3 * rng.normal(size=shared.shape)
-    b = shared + 0.3 * rng.normal(size=shared.shape)
-    if planted:
-        b[BROKEN_FROM:] = rng.normal(size=(N_LAYERS - BROKEN_FROM, 2 * N_PAIRS))
-    return a, b, labels, groups
+    acts = rng.normal(size=(N_LAYERS, 2 * N_PAIRS, D))
+    acts[:, :, 0] += strength * labels
+    return acts, labels, groups
 
 
-def _auroc_literal(s: np.ndarray, y: np.ndarray) -> float:
-    pos, neg = s[y == 1][:, None], s[y == 0][None, :]
-    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+def _compare(a, b, labels, groups, **kwargs):
+    folds = grouped_folds(groups, 5, seed=0, labels=labels)
+    return compare_stages(a, b, labels, groups, folds, n_boot=400, seed=1, **kwargs)[0]
 
 
-def test_weighted_auroc_matches_pairwise_definition_with_ties_and_repeats() -> None:
-    rng = np.random.default_rng(0)
-    y = np.array([0, 1] * 15)
-    s = rng.normal(size=(2, 30)).round(1)  # rounding creates ties
-    w = rng.integers(0, 3, size=(4, 30)).astype(float)
-    got = _weighted_auroc(s, y, w)
-    for b in range(4):
-        rep = np.repeat(np.arange(30), w[b].astype(int))
-        for layer in range(2):
-            assert got[b, layer] == pytest.approx(_auroc_literal(s[layer, rep], y[rep]))
+def test_crossfit_never_measures_an_example_on_a_direction_it_helped_fit() -> None:
+    acts, labels, groups = _base(0, strength=0.0)  # no signal: in-sample d would be > 0
+    folds = grouped_folds(groups, 5, seed=0, labels=labels)
+    proj = crossfit_projections(acts, labels, folds)
+    changed = acts.copy()
+    in_fold = folds == 2
+    changed[:, in_fold] += 5 * np.eye(D)[1] * labels[in_fold, None]  # fold 2 alone gains a signal
+    moved = crossfit_projections(acts, labels, folds, reference=changed)
+    np.testing.assert_allclose(moved[:, in_fold], proj[:, in_fold])  # its direction excludes it
+    assert not np.allclose(moved[:, ~in_fold], proj[:, ~in_fold])
 
 
-def test_cohens_d_matches_direct_formula() -> None:
-    rng = np.random.default_rng(1)
-    y = np.array([0] * 7 + [1] * 11)
-    x = rng.normal(size=(3, 18)) + 100.0
-    x1, x0 = x[:, y == 1], x[:, y == 0]
-    pooled = ((10 * x1.var(1, ddof=1) + 6 * x0.var(1, ddof=1)) / 16) ** 0.5
-    np.testing.assert_allclose(cohens_d(x, y), (x1.mean(1) - x0.mean(1)) / pooled, rtol=1e-9)
-
-
-def test_group_weights_resample_whole_groups() -> None:
-    codes = np.repeat(np.arange(5), [1, 2, 3, 2, 2])
-    w = _group_weights(codes, 50, np.random.default_rng(2))
-    assert w.shape == (50, 10)
-    for g in range(5):
-        assert (w[:, codes == g] == w[:, codes == g][:, :1]).all()
-    np.testing.assert_array_equal(w[:, np.r_[0, 1, 3, 6, 8]].sum(1), 5)
-
-
-def test_localize_finds_planted_break() -> None:
-    a, b, labels, groups = _stages(seed=3, planted=True)
-    cos = np.r_[np.full(BROKEN_FROM, 0.9), np.full(N_LAYERS - BROKEN_FROM, 0.02)]
-    loc = localize(
-        a, b, a, b, labels, groups, cos, (-0.05, 0.05), stage_a="mid", stage_b="sft", seed=0
+def test_shrinking_the_signal_from_a_layer_is_weakening_there_and_not_rotation() -> None:
+    a, labels, groups = _base(0)
+    b = a.copy()
+    b[FROM:, :, 0] = a[FROM:, :, 0] * 0.3 + 0.95 * np.random.default_rng(9).normal(
+        size=b[FROM:, :, 0].shape
     )
-    for drops in (loc.auroc, loc.separation):
-        assert drops.significant == [i >= BROKEN_FROM for i in range(N_LAYERS)]
-        assert drops.first_significant.layer == BROKEN_FROM
-        assert drops.first_significant.mode == BROKEN_FROM
-        assert drops.largest_drop.layer is not None and drops.largest_drop.layer >= BROKEN_FROM
-        lo, hi = np.array(drops.lo), np.array(drops.hi)
-        assert (lo[BROKEN_FROM:] > 0).all() and (lo[:BROKEN_FROM] < 0).all()
-        assert (hi >= np.array(drops.drop)).all()
-    assert loc.separation.largest_drop.lo is not None
-    assert loc.separation.largest_drop.lo >= BROKEN_FROM
-    text = loc.summary()
-    assert f"from layer {BROKEN_FROM} on" in text and "mid to sft" in text
-    assert "inside the random-direction band" in text
-    json.dumps(loc.to_dict())
+    out = _compare(a, b, labels, groups, stage_a="mid", stage_b="sft")
+    assert out.verdicts[:FROM] == ["no meaningful change"] * FROM
+    assert all(v == "weakening" for v in out.verdicts[FROM:])
+    assert out.encoded.first_drop.layer == FROM
+    assert not any(out.rotation.drop_found)
+    assert out.encoded.drop[:FROM] == [0.0] * FROM
+    assert min(out.relative[FROM:]) > 0.3
+    assert json.loads(json.dumps(asdict(out)))["stage_b"] == "sft"
 
 
-def test_localize_no_change_is_not_significant() -> None:
-    a, b, labels, groups = _stages(seed=4, planted=False)
-    loc = localize(a, b, a, b, labels, groups, metric="separation", seed=0)
-    assert not any(loc.auroc.significant) and not any(loc.separation.significant)
-    assert loc.separation.first_significant.layer is None
-    assert min(loc.auroc.p_holm) > 0.05
-    assert "no layer shows a significant drop in class separation" in loc.summary()
+def test_rotating_the_signal_is_rotation_not_weakening() -> None:
+    a, labels, groups = _base(1)
+    b = a.copy()
+    b[FROM:, :, 0], b[FROM:, :, 1] = -a[FROM:, :, 1], a[FROM:, :, 0]  # rotate e0 into e1
+    out = _compare(a, b, labels, groups)
+    assert not any(out.encoded.drop_found)
+    assert out.verdicts[FROM:] == ["rotation"] * (N_LAYERS - FROM)
+    assert out.rotation.first_drop.layer == FROM
+    assert all(v < 0.5 for v in out.cosine.value[FROM:])
+    assert all(lo > 0.99 for lo in out.cosine.lo[:FROM])
 
 
-def test_localize_shape_and_input_errors() -> None:
-    a, b, labels, groups = _stages(seed=5, planted=False)
-    with pytest.raises(ValuetraceError, match="proj_b"):
-        localize(a, b, a, b[:, :-2], labels, groups)
-    with pytest.raises(ValuetraceError, match="labels"):
-        localize(a, b, a, b, labels[:-1], groups)
-    with pytest.raises(ValuetraceError, match="both classes"):
-        localize(a, b, a, b, np.zeros_like(labels), groups)
-    with pytest.raises(ValuetraceError, match="2 groups"):
-        localize(a, b, a, b, labels, np.zeros_like(groups))
-    with pytest.raises(ValuetraceError, match="cos_ab"):
-        localize(a, b, a, b, labels, groups, np.ones(3))
-    with pytest.raises(ValuetraceError, match="raise n_boot"):
-        localize(a, b, a, b, labels, groups, n_boot=100)
+def test_a_strengthened_signal_is_reported_as_strengthening() -> None:
+    a, labels, groups = _base(2)
+    b = a.copy()
+    b[:, :, 0] += 1.5 * labels
+    out = _compare(a, b, labels, groups)
+    assert out.verdicts == ["strengthening"] * N_LAYERS
+
+
+def test_a_change_within_the_replicate_drift_is_no_meaningful_change() -> None:
+    a, labels, groups = _base(3)
+    rng = np.random.default_rng(4)
+    b = a.copy()
+    b[:, :, 0] -= 0.2 * labels  # a small but real weakening
+    bare = _compare(a, b, labels, groups)
+    assert all(v == "weakening" for v in bare.verdicts)
+    twin = b.copy()
+    twin[:, :, 0] += 0.5 * labels + 0.1 * rng.normal(size=twin.shape[:2])  # a noisy reseed
+    floored = _compare(a, b, labels, groups, replicates=[Replicate("sft~seed1", b, twin)])
+    assert floored.replicates == ["sft~seed1"]
+    assert all(np.array(floored.encoded.floor) > np.array(floored.encoded.drop))
+    assert floored.verdicts == ["no meaningful change"] * N_LAYERS
+
+
+def test_a_constant_layer_is_undefined_with_its_reason_and_the_others_proceed() -> None:
+    a, labels, groups = _base(5)
+    b = a.copy()
+    a[0] = 1.0
+    b[0] = 1.0
+    out = _compare(a, b, labels, groups, stage_a="base", stage_b="mid")
+    assert out.verdicts[0] == "undefined"
+    assert "constant layer" in out.undefined["0"] and out.undefined["0"].startswith("base")
+    assert np.isnan(out.encoded.drop[0]) and np.isnan(out.cka[0]) and np.isnan(out.cosine.value[0])
+    assert out.verdicts[1:] == ["no meaningful change"] * (N_LAYERS - 1)
+
+
+def test_bad_input_names_the_problem() -> None:
+    a, labels, groups = _base(6)
+    folds = grouped_folds(groups, 5, seed=0, labels=labels)
+    with pytest.raises(ValuetraceError, match="same examples"):
+        compare_stages(a, a[:, :10], labels, groups, folds)
+    with pytest.raises(ValuetraceError, match="n_bootstrap"):
+        compare_stages(a, a, labels, groups, folds, n_boot=20)
+    with pytest.raises(ValuetraceError, match=r"\(0, 1\)"):
+        compare_stages(a, a, labels, groups, folds, ci=95)

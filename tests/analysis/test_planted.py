@@ -1,8 +1,10 @@
-"""Tests for analysis.planted: the removal's guarantee, the planted signal, and the self-test."""
+"""Tests for analysis.planted: the stream map's guarantee, the planted signal, and the three
+self-test cases (weakening, rotation, drift) found at the planted layer, k = 1 and 2."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -11,8 +13,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 from valuetrace.analysis.causal import residual_modules
 from valuetrace.analysis.planted import (
-    plant_direction_removal,
-    plant_marker_signal,
+    plant_markers,
+    plant_stream_map,
     planted_selftest,
 )
 from valuetrace.training.scratch import build_scratch_model
@@ -73,7 +75,8 @@ def test_removal_zeroes_u_from_the_layer_on_and_keeps_earlier_layers(
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ids = torch.tensor([tiny_tokenizer(TEXTS[1]).input_ids])
     original, logits = _streams(model, ids)
-    edited_model = plant_direction_removal(model, u.numpy(), from_layer)
+    removal = np.eye(u.numel()) - np.outer(u.numpy(), u.numpy())
+    edited_model = plant_stream_map(model, removal, from_layer)
     edited, _ = _streams(edited_model, ids)
 
     for layer, (h, h_edit) in enumerate(zip(original, edited, strict=True)):
@@ -96,7 +99,7 @@ def test_removal_zeroes_u_from_the_layer_on_and_keeps_earlier_layers(
 def test_planted_pairs_differ_only_by_two_a_u_at_the_marker(model, tiny_tokenizer):
     u = _unit(7, model.config.hidden_size)
     markers, strength = (5, 6), 4.0
-    planted = plant_marker_signal(model, u, markers, strength)
+    planted = plant_markers(model, u.numpy()[None].astype(np.float64), {0: markers}, strength)
     a = strength * model.get_input_embeddings().weight.norm(dim=1).median()
     ids = tiny_tokenizer(TEXTS[3]).input_ids
     pair = torch.tensor([[*ids, markers[0]], [*ids, markers[1]]])
@@ -107,27 +110,35 @@ def test_planted_pairs_differ_only_by_two_a_u_at_the_marker(model, tiny_tokenize
         torch.testing.assert_close(h[0, -1].norm(), h[1, -1].norm())
 
 
-@pytest.mark.parametrize("from_layer", [1, 2])
-def test_selftest_finds_the_planted_layer(model, tiny_tokenizer, from_layer):
-    result = planted_selftest(model, tiny_tokenizer, TEXTS, from_layer, seed=3, n_boot=1000)
-    loc = result.localization
-    assert result.passed and result.found_layer == from_layer
-    assert loc.separation.first_significant.layer == from_layer
-    assert loc.auroc.drop[:from_layer] == [0.0] * from_layer  # earlier layers are identical
-    assert min(loc.auroc.a) > 0.95 and max(loc.auroc.b[from_layer:]) < 0.6
-    assert json.loads(json.dumps(result.to_dict()))["found_layer"] == from_layer
+@pytest.fixture(scope="module")
+def selftest_results(model, tiny_tokenizer):
+    return planted_selftest(model, tiny_tokenizer, TEXTS, [1, 2], model_name="tiny", seed=3)
+
+
+@pytest.mark.parametrize("case", ["weakening", "rotation", "drift"])
+def test_each_planted_case_is_found_at_its_layer(selftest_results, case):
+    found = [r for r in selftest_results if r.case == case]
+    assert [r.planted_layer for r in found] == [1, 2]
+    for r in found:
+        assert r.passed, r.detail
+        assert r.found_layer == r.planted_layer and r.model == "tiny"
+        assert json.loads(json.dumps(asdict(r)))["found_layer"] == r.planted_layer
 
 
 def test_bad_input_names_the_problem(model, tiny_tokenizer):
     d = model.config.hidden_size
     with pytest.raises(ValuetraceError, match=r"layers are 0 \(embeddings\) to 4"):
-        plant_direction_removal(model, np.ones(d), 5)
-    with pytest.raises(ValuetraceError, match=rf"shape \(16,\).*hidden size is {d}"):
-        plant_direction_removal(model, np.ones(16), 1)
-    with pytest.raises(ValuetraceError, match="zero"):
-        plant_direction_removal(model, np.zeros(d), 1)
+        plant_stream_map(model, np.zeros((d, d)), 5)
+    with pytest.raises(ValuetraceError, match=rf"shape \(16, 16\).*hidden size is {d}"):
+        plant_stream_map(model, np.eye(16), 1)
+    with pytest.raises(ValuetraceError, match="identity"):
+        plant_stream_map(model, np.eye(d), 1)
+    with pytest.raises(ValuetraceError, match="orthonormal"):
+        plant_markers(model, np.ones((2, d)), {0: (5, 6)}, 4.0)
     with pytest.raises(ValuetraceError, match="at least 10 distinct"):
-        planted_selftest(model, tiny_tokenizer, TEXTS[:3] * 5, 1)
+        planted_selftest(model, tiny_tokenizer, TEXTS[:3] * 5, [1])
+    with pytest.raises(ValuetraceError, match=r"factor must lie in \(0, 1\)"):
+        planted_selftest(model, tiny_tokenizer, TEXTS, [1], factor=1.5)
     gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50))
     with pytest.raises(ValuetraceError, match="Llama-style"):
-        plant_direction_removal(gpt2, np.ones(16), 1)
+        plant_stream_map(gpt2, np.eye(16), 1)

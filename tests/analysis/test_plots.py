@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from valuetrace.analysis.plots import (
     LayerCurve,
-    plot_behaviour_vs_projection,
     plot_heatmap,
     plot_layer_curves,
     plot_umap,
@@ -52,16 +51,6 @@ def test_plot_heatmap(tmp_path: Path) -> None:
         plot_heatmap(m, ["a"], ["x", "y", "z"], "t", tmp_path / "bad.png", "c")
 
 
-def test_plot_behaviour_vs_projection(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=50)
-    out = plot_behaviour_vs_projection(x, 2 * x + rng.normal(size=50), tmp_path / "b.png")
-    _assert_png(out)
-    with pytest.raises(ValuetraceError, match="same length"):
-        plot_behaviour_vs_projection(x, x[:10], tmp_path / "bad.png")
-
-
-@pytest.mark.slow
 def test_plot_umap(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     labels = np.tile([0, 1], 30)

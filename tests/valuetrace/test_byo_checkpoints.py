@@ -61,8 +61,9 @@ def test_external_checkpoints_run_through_the_analysis(tmp_path, tiny_checkpoint
     ]
     assert all(s["weights_hash"] for s in lineage)
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was trained
-    metrics = json.loads((tmp_path / "run" / "analysis" / "metrics.json").read_text())
-    assert "base→tuned" in metrics["concepts"]["compassion"]["localization"]
+    findings = json.loads((tmp_path / "run" / "analysis" / "findings.json").read_text())
+    assert findings["schema"] == "valuetrace.findings"
+    assert "base→tuned" in findings["concepts"]["compassion"]["comparisons"]
 
 
 def test_identical_checkpoints_are_refused(tmp_path, tiny_checkpoint, capsys):

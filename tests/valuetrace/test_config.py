@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from valuetrace.cli import demo_config_path, main
-from valuetrace.config import config_from_dict, load_config
+from valuetrace.config import config_from_dict, config_to_dict, load_config
 from valuetrace.errors import ConfigError, ValuetraceError
 from valuetrace.steps.prepare import prepare
 
@@ -143,3 +143,32 @@ def test_a_model_not_on_disk_is_left_to_extraction(tmp_path):
     config = config_from_dict(data, run_dir=str(tmp_path / "run"))
     prepare(config)  # nothing to read offline: no error here, extraction checks the layers
     assert config.paths.config.is_file()
+
+
+def test_replicates_expand_into_ordinary_stages_once():
+    data = yaml.safe_load(demo_config_path().read_text())
+    data["seed"] = 7
+    data["stages"][2]["replicates"] = 2
+    config = config_from_dict(data)
+    names = [s.name for s in config.stages]
+    assert names[2:5] == ["sft_help", "sft_help~seed1", "sft_help~seed2"]
+    twin = config.stage("sft_help~seed2")
+    original = config.stage("sft_help")
+    assert twin.replicate_of == "sft_help" and twin.seed == 9 and twin.replicates == 0
+    assert (twin.parent, twin.data, twin.learning_rate) == (
+        original.parent,
+        original.data,
+        original.learning_rate,
+    )
+    # config.yaml holds the expanded list; reading it back adds nothing.
+    again = config_from_dict(config_to_dict(config))
+    assert [s.name for s in again.stages] == names
+    data["stages"][2]["replicates"] = -1
+    with pytest.raises(ValuetraceError, match="replicates"):
+        config_from_dict(data)
+
+
+def test_the_demo_replicates_each_post_training_stage():
+    config = load_config(demo_config_path())
+    replicated = {s.replicate_of for s in config.stages if s.replicate_of}
+    assert replicated == {"sft_help", "sft_code"}

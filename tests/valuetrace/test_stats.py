@@ -15,6 +15,7 @@ from valuetrace.stats import (
     auroc_gain,
     check_labels,
     check_labels_groups,
+    cohens_d,
     group_bootstrap_weights,
     holm,
     percentile_ci,
@@ -129,3 +130,26 @@ def test_auroc_gain_is_paired_and_takes_the_best_reference_per_replicate() -> No
     assert np.isnan(no_ci).all()
     with pytest.raises(DataError, match="line up"):
         auroc_gain(good[None], reference[:, :10], labels, weights, 0.95)
+
+
+def test_cohens_d_matches_the_textbook_formula_and_is_nan_where_undefined() -> None:
+    rng = np.random.default_rng(1)
+    labels = np.tile([0, 1], 40)
+    proj = rng.normal(size=(2, 80)) + np.array([[1.5], [0.0]]) * labels
+    proj[1] = 3.0  # a constant layer: no pooled variance
+    x1, x0 = proj[0, labels == 1], proj[0, labels == 0]
+    pooled = np.sqrt(((x1.size - 1) * x1.var(ddof=1) + (x0.size - 1) * x0.var(ddof=1)) / 78)
+    d = cohens_d(proj, labels)
+    np.testing.assert_allclose(d[0], (x1.mean() - x0.mean()) / pooled)
+    assert np.isnan(d[1])
+    weights = np.vstack([np.ones(80), np.r_[np.ones(40), np.zeros(40)], labels])
+    by_weight = cohens_d(proj[:1], labels, weights)
+    np.testing.assert_allclose(by_weight[0], d[:1])
+    np.testing.assert_allclose(by_weight[1], cohens_d(proj[:1, :40], labels[:40]))
+    assert np.isnan(by_weight[2, 0])  # one class only
+
+
+def test_shifted_bootstrap_p_treats_identical_stages_as_ties_and_nan_as_undefined() -> None:
+    boot = np.array([[1e-17, np.nan], [-1e-17, np.nan], [0.0, np.nan]])
+    p = shifted_bootstrap_p(np.zeros(2), boot, np.array([-4e-16, np.nan]))
+    assert p[0] == 1.0 and np.isnan(p[1])

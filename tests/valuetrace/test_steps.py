@@ -11,6 +11,7 @@ import h5py
 import pytest
 import yaml
 from matplotlib.image import imread
+from valuetrace.analysis.findings import Findings
 from valuetrace.probing.surface import SurfaceRecord
 
 from valuetrace.cli import demo_config_path, main
@@ -55,18 +56,23 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
 def test_run_writes_every_artifact(finished_run):
     run_dir, _ = finished_run
     lineage = json.loads((run_dir / "lineage.json").read_text())["stages"]
-    assert [s["name"] for s in lineage] == ["base", "midtrain", "sft_help", "sft_code"]
-    assert lineage[2]["parent"] == "midtrain" and lineage[3]["parent"] == "midtrain"
-    assert len({s["weights_hash"] for s in lineage}) == 4
+    names = ["base", "midtrain", "sft_help", "sft_help~seed1", "sft_code", "sft_code~seed1"]
+    assert [s["name"] for s in lineage] == names
+    assert {s["parent"] for s in lineage[2:]} == {"midtrain"}
+    assert len({s["weights_hash"] for s in lineage}) == 6  # a replicate differs by its seed
     for stage in ("base", "sft_code"):
         with h5py.File(run_dir / "activations" / "compassion" / f"{stage}.h5") as fh:
             assert fh.attrs["complete"] and fh["hidden"].shape[0] == 3
         assert (run_dir / "probes" / "compassion" / f"{stage}.h5").is_file()
         assert (run_dir / "behaviour" / f"{stage}.json").is_file()
-    metrics = json.loads((run_dir / "analysis" / "metrics.json").read_text())
-    assert set(metrics["concepts"]) == {"compassion", "grammar"}
-    assert "midtrain→sft_help" in metrics["concepts"]["compassion"]["localization"]
-    for rel in metrics["figures"].values():
+    findings = load_record(Findings, run_dir / "analysis" / "findings.json")
+    assert set(findings.concepts) == {"compassion", "grammar"}
+    assert findings.replicate_of == {"sft_help~seed1": "sft_help", "sft_code~seed1": "sft_code"}
+    help_arm = findings.concepts["compassion"].comparisons["midtrain→sft_help"]
+    assert help_arm.replicates == ["sft_help~seed1"] and help_arm.encoded.floor is not None
+    assert findings.concepts["compassion"].comparisons["base→midtrain"].encoded.floor is None
+    assert {c.kind for c in findings.concentration} == {"concept", "arm"}
+    for rel in findings.figures.values():
         assert (run_dir / rel).stat().st_size > 1000
     assert {p.name for p in (run_dir / "analysis").glob("*.csv")} == {
         "probes.csv",
@@ -80,15 +86,16 @@ def test_report_and_summary_name_stages_and_layers(finished_run):
     html = (run_dir / "report.html").read_text()
     for section in (
         "Behaviour per stage",
-        "Probes: compassion",
-        "Localisation",
-        "Direction similarity",
+        "compassion (compassion)",
+        "Weakening, rotation and drift per stage pair",
+        "Concentration",
         "Provenance",
         "data:image/png;base64",
     ):
         assert section in html
     summary = (run_dir / "summary.txt").read_text()
-    assert "From midtrain to sft_help" in summary and "compassion preference" in summary
+    assert "midtrain → sft_help:" in summary and "compassion preference" in summary
+    assert max(len(line) for line in summary.splitlines()) <= 100
 
 
 def test_probe_step_saves_surface_baselines_on_the_probes_folds(finished_run):

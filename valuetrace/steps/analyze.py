@@ -1,23 +1,33 @@
-"""Step `analyze`: compare stages per concept, localise the weakening, write metrics, figures."""
+"""Step `analyze`: weakening / rotation / drift per concept and stage pair, concentration,
+behavioural changes; writes the `Findings` record, long-format CSVs and figures."""
 
 from __future__ import annotations
 
 import csv
-import json
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from valuetrace.activations.store import Activations, read_activations
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.findings import (
-    StageArrays,
+    BehaviourChange,
+    Concentration,
+    ConceptFindings,
+    Findings,
+    Interval,
+    ProbeTable,
+    Projection,
+    StageBehaviour,
+    behaviour_change,
     check_same_examples,
-    concentration,
-    concept_findings,
+    concentration_index,
+    mark_global_drift,
+    pair_key,
     projection_vs_preference,
 )
+from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
 from valuetrace.analysis.plots import (
     LayerCurve,
     plot_heatmap,
@@ -25,17 +35,15 @@ from valuetrace.analysis.plots import (
     plot_scores,
     plot_umap,
 )
-from valuetrace.config import (
-    RunConfig,
-)
+from valuetrace.config import RunConfig
 from valuetrace.errors import DataError, MissingStepError
-from valuetrace.probing import (
-    ProbeResults,
-    load_results,
-    transfer_matrix,
-)
-from valuetrace.steps.common import BEHAVIOUR_SET, focus_index, primary_pair
+from valuetrace.paths import RunPaths
+from valuetrace.probing import ProbeResults, load_results, transfer_matrix
+from valuetrace.records import save_record
+from valuetrace.steps.common import BEHAVIOUR_SET, primary_pair
 from valuetrace.training.lineage import Lineage
+
+Loaded = dict[str, tuple[Activations, ProbeResults]]
 
 
 def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activations, ProbeResults]:
@@ -48,115 +56,62 @@ def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activation
     return read_activations(config.paths.activations(dataset, stage)), load_results(path)
 
 
-def _probe_table(results: ProbeResults) -> dict[str, list[float]]:
-    d = results.to_dict()
-    return {
-        k: d[k]
-        for k in (
-            "accuracy",
-            "accuracy_lo",
-            "accuracy_hi",
-            "auroc",
-            "auroc_lo",
-            "auroc_hi",
-            "control_accuracy",
-            "selectivity",
-            "selectivity_lo",
-            "selectivity_hi",
-        )
-    }
+def _replicates(a: str, b: str, replicate_of: dict[str, str], loaded: Loaded) -> list[Replicate]:
+    """The seed replicates whose drift is the floor of A → B: B's, else A's, else none."""
+    for stage in (b, a):
+        reps = [r for r, original in replicate_of.items() if original == stage]
+        if reps:
+            return [Replicate(r, loaded[stage][0].acts, loaded[r][0].acts) for r in reps]
+    return []
 
 
-def analyze(config: RunConfig) -> dict[str, Any]:
-    """Compare stages per concept, localise the weakening, and write metrics, CSVs and plots."""
-    paths = config.paths
-    lineage = Lineage.load(paths.lineage)
-    stages = lineage.names()
-    compare = [(a, b) for a, b in config.analysis.compare]
-    behaviour = {s: BehaviourResult.load(paths.behaviour(s)) for s in stages}
-    figures: dict[str, Path] = {}
-    concepts: dict[str, Any] = {}
-    loaded: dict[str, dict[str, tuple[Activations, ProbeResults]]] = {}
-    for probe_set in config.probes:
-        name = probe_set.name
-        loaded[name] = {s: _load_stage(config, name, s) for s in stages}
-        arrays = {
-            s: StageArrays(
-                acts=a.acts,
-                oof_scores=r.oof_scores,
-                probe_direction=r.probe_direction.vectors,
-                mean_direction=r.mean_direction.vectors,
-            )
-            for s, (a, r) in loaded[name].items()
-        }
-        first = loaded[name][stages[0]][0]
-        check_same_examples(arrays, {s: a.ids for s, (a, _) in loaded[name].items()})
-        found = concept_findings(
-            arrays,
+def _concept(
+    config: RunConfig,
+    name: str,
+    concept: str,
+    stages: list[str],
+    replicate_of: dict[str, str],
+) -> tuple[ConceptFindings, dict[str, np.ndarray], Loaded]:
+    """One probe set: probe tables, transfer, and every configured stage-pair comparison."""
+    loaded = {s: _load_stage(config, name, s) for s in stages}
+    check_same_examples(
+        {s: a.ids for s, (a, _) in loaded.items()},
+        {s: a.acts.shape for s, (a, _) in loaded.items()},
+    )
+    first, first_probe = loaded[stages[0]]
+    comparisons: dict[str, StageComparison] = {}
+    boots: dict[str, np.ndarray] = {}
+    for a, b in config.analysis.compare:
+        key = pair_key(a, b)
+        comparisons[key], boots[key] = compare_stages(
+            loaded[a][0].acts,
+            loaded[b][0].acts,
             first.labels,
             first.groups,
-            compare,
+            first_probe.folds,
+            stage_a=a,
+            stage_b=b,
+            layers=first.layers,
+            replicates=_replicates(a, b, replicate_of, loaded),
             n_boot=config.probing.n_bootstrap,
+            alpha=config.analysis.alpha,
+            ci=config.probing.ci,
             seed=config.seed,
-            metric=config.analysis.metric,
         )
-        transfer = transfer_matrix(
-            {s: r.probe for s, (_, r) in loaded[name].items()},
-            {s: a.acts for s, (a, _) in loaded[name].items()},
-            first.labels,
-        )
-        concepts[name] = {
-            "concept": probe_set.concept,
-            "layers": first.layers,
-            "n_examples": len(first.ids),
-            "probes": {s: _probe_table(r) for s, (_, r) in loaded[name].items()},
-            "transfer": {
-                "stages": stages,
-                "accuracy": transfer.accuracy.tolist(),
-                "auroc": transfer.auroc.tolist(),
-            },
-            **found,
-        }
-        figures.update(
-            _concept_figures(
-                name, concepts[name], stages, paths.figures, focus_index(config, concepts[name])
-            )
-        )
-    primary_set = config.probes[0].name
-    headline = primary_pair(compare)
-    control_arm = _control_arm(compare, headline)
-    metrics: dict[str, Any] = {
-        "stages": stages,
-        "compare": [list(p) for p in compare],
-        "primary": {"dataset": primary_set, "pair": list(headline)},
-        "lineage": {
-            r.name: {
-                "parent": r.parent,
-                "checkpoint": r.checkpoint,
-                "weights_hash": r.weights_hash,
-                "data_hash": r.data_hash,
-                "metrics": r.metrics,
-            }
-            for r in lineage.records
-        },
-        "behaviour": {
-            s: {"compassion": vars(b.compassion), "helpfulness_loss": vars(b.helpfulness_loss)}
-            for s, b in behaviour.items()
-        },
-        "concepts": concepts,
-    }
-    metrics["concentration"] = concentration(concepts, primary_set, headline, control_arm)
-    metrics["behaviour_vs_projection"] = _behaviour_vs_projection(
-        config, stages, behaviour, loaded[primary_set], concepts
+    main = [s for s in stages if s not in replicate_of]
+    transfer = transfer_matrix(
+        {s: loaded[s][1].probe for s in main}, {s: loaded[s][0].acts for s in main}, first.labels
     )
-    figures.update(_behaviour_figure(metrics, paths.figures))
-    if config.analysis.umap:
-        figures.update(_umap_figure(config, loaded[primary_set], concepts[primary_set]))
-    metrics["figures"] = {k: str(v.relative_to(paths.root)) for k, v in figures.items()}
-    paths.analysis.mkdir(parents=True, exist_ok=True)
-    (paths.analysis / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    _write_csvs(metrics, paths.analysis)
-    return metrics
+    found = ConceptFindings(
+        name=name,
+        concept=concept,
+        layers=list(first.layers),
+        n_examples=len(first.ids),
+        probes={s: ProbeTable.from_results(r) for s, (_, r) in loaded.items()},
+        transfer_auroc=np.asarray(transfer.auroc, dtype=np.float64).tolist(),
+        comparisons=comparisons,
+    )
+    return found, boots, loaded
 
 
 def _control_arm(
@@ -169,71 +124,240 @@ def _control_arm(
     return None
 
 
-def _curve(probes: dict[str, list[float]], metric: str) -> LayerCurve:
-    return LayerCurve(
-        np.asarray(probes[metric]),
-        np.asarray(probes[f"{metric}_lo"]),
-        np.asarray(probes[f"{metric}_hi"]),
+def analyze(config: RunConfig) -> Findings:
+    """Compare stages per concept and write `analysis/findings.json`, CSVs and figures."""
+    paths = config.paths
+    stages = Lineage.load(paths.lineage).names()
+    replicate_of = {
+        s.name: s.replicate_of for s in config.stages if s.replicate_of and s.name in stages
+    }
+    main = [s for s in stages if s not in replicate_of]
+    compare = [(a, b) for a, b in config.analysis.compare]
+    ci = config.probing.ci
+    behaviour = {s: BehaviourResult.load(paths.behaviour(s)) for s in stages}
+
+    concepts: dict[str, ConceptFindings] = {}
+    boots: dict[str, dict[str, np.ndarray]] = {}
+    primary_loaded: Loaded = {}
+    for probe_set in config.probes:
+        found, boots[probe_set.name], loaded = _concept(
+            config, probe_set.name, probe_set.concept, stages, replicate_of
+        )
+        concepts[probe_set.name] = found
+        if not primary_loaded:
+            primary_loaded = loaded
+
+    primary_set = config.probes[0].name
+    headline = primary_pair(compare)
+    concentration = _concentration(concepts, boots, primary_set, compare, headline, ci)
+    main_concept = concepts[primary_set]
+    for index in concentration:
+        if index.kind == "concept":
+            key = index.pair
+            main_concept.comparisons[key] = mark_global_drift(
+                main_concept.comparisons[key], concepts[index.second].comparisons[key], index
+            )
+
+    focus = _focus_index(main_concept.comparisons[pair_key(*headline)])
+    paths.analysis.mkdir(parents=True, exist_ok=True)
+    findings = Findings(
+        stages=main,
+        replicate_of=replicate_of,
+        primary_dataset=primary_set,
+        primary_pair=list(headline),
+        ci=ci,
+        behaviour={
+            s: StageBehaviour(
+                Interval(b.compassion.value, b.compassion.lo, b.compassion.hi),
+                Interval(b.helpfulness_loss.value, b.helpfulness_loss.lo, b.helpfulness_loss.hi),
+            )
+            for s, b in behaviour.items()
+        },
+        behaviour_changes=_behaviour_changes(config, behaviour, compare),
+        concepts=concepts,
+        concentration=concentration,
+        projection=_projection(config, main, behaviour, primary_loaded, main_concept, focus),
+        figures={},
     )
+    figures: dict[str, Path] = {}
+    for concept in concepts.values():
+        figures.update(_concept_figures(concept, main, paths.figures, focus, ci))
+    figures.update(_behaviour_figure(findings, paths.figures))
+    if config.analysis.umap:
+        figures.update(_umap_figure(config, primary_loaded, main, main_concept, focus))
+    findings = dataclasses.replace(
+        findings, figures={k: str(v.relative_to(paths.root)) for k, v in figures.items()}
+    )
+    save_record(findings, paths.findings)
+    _write_csvs(findings, paths)
+    return findings
+
+
+def _focus_index(comparison: StageComparison) -> int:
+    """The layer index the detail figures show: the largest weakening of the headline pair."""
+    layer = comparison.encoded.largest_drop.layer
+    return 0 if layer is None else layer
+
+
+def _concentration(
+    concepts: dict[str, ConceptFindings],
+    boots: dict[str, dict[str, np.ndarray]],
+    primary: str,
+    compare: list[tuple[str, str]],
+    headline: tuple[str, str],
+    ci: float,
+) -> list[Concentration]:
+    """Primary concept vs each control concept per pair, and the headline arm vs the other."""
+    out = []
+    main = concepts[primary]
+    for a, b in compare:
+        key = pair_key(a, b)
+        for name, control in concepts.items():
+            if name == primary:
+                continue
+            out.append(
+                concentration_index(
+                    "concept",
+                    f"{primary} − {name} ({key})",
+                    key,
+                    (primary, main.comparisons[key], boots[primary][key]),
+                    (name, control.comparisons[key], boots[name][key]),
+                    ci,
+                )
+            )
+    arm = _control_arm(compare, headline)
+    if arm is not None:
+        k1, k2 = pair_key(*headline), pair_key(*arm)
+        out.append(
+            concentration_index(
+                "arm",
+                f"{primary}: {k1} − {k2}",
+                "",
+                (k1, main.comparisons[k1], boots[primary][k1]),
+                (k2, main.comparisons[k2], boots[primary][k2]),
+                ci,
+            )
+        )
+    return out
+
+
+def _behaviour_changes(
+    config: RunConfig, behaviour: dict[str, BehaviourResult], compare: list[tuple[str, str]]
+) -> dict[str, BehaviourChange]:
+    out = {}
+    for a, b in compare:
+        ba, bb = behaviour[a], behaviour[b]
+        if ba.item_ids != bb.item_ids:
+            raise DataError(
+                f"stages '{a}' and '{b}' were scored on different eval items; rerun "
+                "`valuetrace evaluate` so every stage scores the same items."
+            )
+        out[pair_key(a, b)] = behaviour_change(
+            a,
+            b,
+            (ba.preference, bb.preference),
+            (ba.helpfulness_loss.value, bb.helpfulness_loss.value),
+            n_boot=config.behaviour.n_bootstrap,
+            seed=config.seed,
+            ci=config.probing.ci,
+        )
+    return out
+
+
+def _projection(
+    config: RunConfig,
+    stages: list[str],
+    behaviour: dict[str, BehaviourResult],
+    primary: Loaded,
+    concept: ConceptFindings,
+    focus: int,
+) -> dict[str, Projection]:
+    """Per stage, at the focus layer: projection gap of each eval item vs its preference."""
+    out = {}
+    for stage in stages:
+        items = read_activations(config.paths.activations(BEHAVIOUR_SET, stage))
+        pos, neg = items.acts[:, items.labels == 1], items.acts[:, items.labels == 0]
+        out[stage] = projection_vs_preference(
+            pos,
+            neg,
+            primary[stage][1].mean_direction.vectors,
+            np.asarray(behaviour[stage].preference),
+            focus,
+            concept.layers[focus],
+            n_boot=config.probing.n_bootstrap,
+            seed=config.seed,
+            ci=config.probing.ci,
+        )
+    return out
+
+
+def _band(values: list[float], lo: list[float], hi: list[float]) -> LayerCurve:
+    return LayerCurve(np.asarray(values), np.asarray(lo), np.asarray(hi))
 
 
 def _concept_figures(
-    name: str, concept: dict[str, Any], stages: list[str], out: Path, focus: int
+    concept: ConceptFindings, stages: list[str], out: Path, focus: int, ci: float
 ) -> dict[str, Path]:
     """Per-concept figures; `focus` is the index of the layer the transfer heatmap shows."""
-    probes = concept["probes"]
-    layers = concept["layers"]
-    metric = next(iter(concept["localization"].values()))["metric"]
-    unit = "AUROC" if metric == "auroc" else "Cohen's d along the parent's direction"
-    figs = {
-        f"{name}_drop": plot_layer_curves(
-            {
-                key: LayerCurve(
-                    np.asarray(loc[metric]["drop"]),
-                    np.asarray(loc[metric]["lo"]),
-                    np.asarray(loc[metric]["hi"]),
-                )
-                for key, loc in concept["localization"].items()
-            },
-            f"drop in {unit}",
-            f"{name}: layer-wise weakening per stage pair (95% CI)",
-            out / f"{name}_drop.png",
+    name, layers, pct = concept.name, concept.layers, f"{round(100 * ci)}% CI"
+    figs: dict[str, Path] = {}
+    for measure, unit, title in (
+        ("encoded", "drop in Cohen's d (own cross-fitted direction)", "weakening"),
+        ("rotation", "own − cross separation (Cohen's d)", "rotation gap"),
+    ):
+        curves: dict[str, LayerCurve] = {}
+        for key, cmp in concept.comparisons.items():
+            change = getattr(cmp, measure)
+            curves[key] = _band(change.drop, change.lo, change.hi)
+            if change.floor is not None:
+                curves[f"{key} replicate drift"] = LayerCurve(np.asarray(change.floor))
+        figs[f"{name}_{measure}"] = plot_layer_curves(
+            curves,
+            unit,
+            f"{name}: {title} per stage pair ({pct})",
+            out / f"{name}_{measure}.png",
             chance=0.0,
             layers=layers,
             chance_label="no change",
-        ),
-        f"{name}_accuracy": plot_layer_curves(
-            {s: _curve(probes[s], "accuracy") for s in stages},
-            "held-out accuracy",
-            f"{name}: probe accuracy per layer (95% CI)",
-            out / f"{name}_accuracy.png",
-            chance=0.5,
+        )
+    probes = concept.probes
+    for metric, label, chance in (
+        ("accuracy", "held-out accuracy", 0.5),
+        ("selectivity", "accuracy − control accuracy", 0.0),
+    ):
+        if getattr(probes[stages[0]], metric) is None:
+            continue
+        figs[f"{name}_{metric}"] = plot_layer_curves(
+            {
+                s: _band(
+                    getattr(probes[s], metric),
+                    getattr(probes[s], f"{metric}_lo"),
+                    getattr(probes[s], f"{metric}_hi"),
+                )
+                for s in stages
+            },
+            label,
+            f"{name}: probe {metric} per layer ({pct})",
+            out / f"{name}_{metric}.png",
+            chance=chance,
             layers=layers,
-        ),
-        f"{name}_selectivity": plot_layer_curves(
-            {s: _curve(probes[s], "selectivity") for s in stages},
-            "accuracy − control accuracy",
-            f"{name}: probe selectivity per layer (95% CI)",
-            out / f"{name}_selectivity.png",
-            chance=0.0,
-            layers=layers,
-        ),
-    }
-    keys = list(concept["cosine"])
+        )
+    keys = list(concept.comparisons)
+    columns = [f"L{layer}" for layer in layers]
     figs[f"{name}_cosine"] = plot_heatmap(
-        np.array([concept["cosine"][k]["mean_diff"] for k in keys]),
+        np.array([concept.comparisons[k].cosine.value for k in keys]),
         keys,
-        [f"L{layer}" for layer in layers],
-        f"{name}: cosine of mean-difference directions",
+        columns,
+        f"{name}: cosine of the stages' difference-of-means directions",
         out / f"{name}_cosine.png",
         "cosine",
         vmin=-1,
         vmax=1,
     )
     figs[f"{name}_cka"] = plot_heatmap(
-        np.array([concept["cka"][k] for k in keys]),
+        np.array([concept.comparisons[k].cka for k in keys]),
         keys,
-        [f"L{layer}" for layer in layers],
+        columns,
         f"{name}: debiased linear CKA between stages",
         out / f"{name}_cka.png",
         "CKA",
@@ -241,7 +365,7 @@ def _concept_figures(
         vmax=1,
     )
     # AUROC, not accuracy: a probe's threshold does not survive a change of residual scale.
-    auroc = np.asarray(concept["transfer"]["auroc"])  # [train, test, layer]
+    auroc = np.asarray(concept.transfer_auroc)  # [train, test, layer]
     figs[f"{name}_transfer"] = plot_heatmap(
         auroc[:, :, focus],
         [f"train {s}" for s in stages],
@@ -255,61 +379,35 @@ def _concept_figures(
     return figs
 
 
-def _behaviour_figure(metrics: dict[str, Any], out: Path) -> dict[str, Path]:
-    stages = metrics["stages"]
-    beh = metrics["behaviour"]
+def _behaviour_figure(findings: Findings, out: Path) -> dict[str, Path]:
+    stages = findings.stages
+    beh = findings.behaviour
     scores = {
-        label: [(beh[s][key]["value"], beh[s][key]["lo"], beh[s][key]["hi"]) for s in stages]
-        for key, label in (
-            ("compassion", "compassion preference (share)"),
-            ("helpfulness_loss", "helpfulness loss (nats/token)"),
-        )
+        "compassion preference (share)": [
+            (beh[s].compassion.value, beh[s].compassion.lo, beh[s].compassion.hi) for s in stages
+        ],
+        "helpfulness loss (nats/token)": [
+            (beh[s].helpfulness_loss.value, beh[s].helpfulness_loss.lo, beh[s].helpfulness_loss.hi)
+            for s in stages
+        ],
     }
-    path = plot_scores(scores, stages, "behaviour per stage (95% CI)", out / "behaviour.png")
-    return {"behaviour": path}
-
-
-def _behaviour_vs_projection(
-    config: RunConfig,
-    stages: list[str],
-    behaviour: dict[str, BehaviourResult],
-    primary: dict[str, tuple[Activations, ProbeResults]],
-    concepts: dict[str, Any],
-) -> dict[str, Any]:
-    """Per stage, at the layer of largest weakening: projection gap vs log-prob preference."""
-    name = config.probes[0].name
-    best = focus_index(config, concepts[name])
-    out = {}
-    for stage in stages:
-        items = read_activations(config.paths.activations(BEHAVIOUR_SET, stage))
-        pos, neg = items.acts[:, items.labels == 1], items.acts[:, items.labels == 0]
-        direction = primary[stage][1].mean_direction.vectors
-        result = projection_vs_preference(
-            pos,
-            neg,
-            direction,
-            np.asarray(behaviour[stage].preference),
-            best,
-            n_boot=config.probing.n_bootstrap,
-            seed=config.seed,
-        )
-        out[stage] = {"layer": concepts[name]["layers"][best], **result}
-    return out
+    title = f"behaviour per stage ({round(100 * findings.ci)}% CI)"
+    return {"behaviour": plot_scores(scores, stages, title, out / "behaviour.png")}
 
 
 def _umap_figure(
-    config: RunConfig, primary: dict[str, tuple[Activations, ProbeResults]], concept: dict[str, Any]
+    config: RunConfig, primary: Loaded, stages: list[str], concept: ConceptFindings, focus: int
 ) -> dict[str, Path]:
-    layers = concept["layers"]
+    layers = concept.layers
     layer = config.analysis.umap_layer
     if layer is None:
-        layer = layers[focus_index(config, concept)]
+        layer = layers[focus]
     if layer not in layers:
         raise DataError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
     i = layers.index(layer)
-    first = next(iter(primary.values()))[0]
+    first = primary[stages[0]][0]
     path = plot_umap(
-        {s: a.acts[i] for s, (a, _) in primary.items()},
+        {s: primary[s][0].acts[i] for s in stages},
         first.labels,
         config.paths.figures / "umap.png",
         seed=config.seed,
@@ -318,34 +416,47 @@ def _umap_figure(
     return {"umap": path}
 
 
-def _write_csvs(metrics: dict[str, Any], out: Path) -> None:
-    """Long-format CSVs of per-layer probe metrics and cross-stage comparisons."""
-    with (out / "probes.csv").open("w", newline="") as fh:
+def _write_csvs(findings: Findings, paths: RunPaths) -> None:
+    """Long-format CSVs of per-layer probe metrics, stage comparisons and behaviour."""
+    with paths.table("probes").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["dataset", "stage", "layer", "metric", "value"])
-        for name, concept in metrics["concepts"].items():
-            for stage, table in concept["probes"].items():
-                for metric, values in table.items():
-                    for layer, value in zip(concept["layers"], values, strict=True):
+        for name, concept in findings.concepts.items():
+            for stage, table in concept.probes.items():
+                for metric, values in vars(table).items():
+                    for layer, value in zip(concept.layers, values or [], strict=False):
                         writer.writerow([name, stage, layer, metric, value])
-    with (out / "comparisons.csv").open("w", newline="") as fh:
+    with paths.table("comparisons").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["dataset", "stages", "layer", "metric", "value"])
-        for name, concept in metrics["concepts"].items():
-            for key in concept["cka"]:
-                rows = {
-                    "cosine_probe": concept["cosine"][key]["probe"],
-                    "cosine_mean_diff": concept["cosine"][key]["mean_diff"],
-                    "cka_debiased": concept["cka"][key],
-                    "auroc_drop": concept["localization"][key]["auroc"]["drop"],
-                    "separation_drop": concept["localization"][key]["separation"]["drop"],
-                }
-                for metric, values in rows.items():
-                    for layer, value in zip(concept["layers"], values, strict=True):
-                        writer.writerow([name, key, layer, metric, value])
-    with (out / "behaviour.csv").open("w", newline="") as fh:
+        writer.writerow(["dataset", "stages", "layer", "measure", "value", "lo", "hi", "floor"])
+        for name, concept in findings.concepts.items():
+            for key, cmp in concept.comparisons.items():
+                for i, layer in enumerate(concept.layers):
+                    for measure in ("encoded", "parent", "rotation"):
+                        ch = getattr(cmp, measure)
+                        floor = None if ch.floor is None else ch.floor[i]
+                        writer.writerow(
+                            [
+                                name,
+                                key,
+                                layer,
+                                f"{measure}_drop",
+                                ch.drop[i],
+                                ch.lo[i],
+                                ch.hi[i],
+                                floor,
+                            ]
+                        )
+                    c = cmp.cosine
+                    floor = None if c.floor is None else c.floor[i]
+                    writer.writerow(
+                        [name, key, layer, "cosine", c.value[i], c.lo[i], c.hi[i], floor]
+                    )
+                    writer.writerow([name, key, layer, "cka_debiased", cmp.cka[i], "", "", ""])
+                    writer.writerow([name, key, layer, "verdict", cmp.verdicts[i], "", "", ""])
+    with paths.table("behaviour").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["stage", "score", "value", "lo", "hi"])
-        for stage, scores in metrics["behaviour"].items():
-            for score, v in scores.items():
-                writer.writerow([stage, score, v["value"], v["lo"], v["hi"]])
+        for stage, scores in findings.behaviour.items():
+            for score, v in vars(scores).items():
+                writer.writerow([stage, score, v.value, v.lo, v.hi])

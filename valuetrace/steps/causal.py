@@ -7,28 +7,16 @@ import json
 import numpy as np
 
 from valuetrace.activations.store import read_activations
-from valuetrace.analysis.findings import (
-    pair_key,
-)
+from valuetrace.analysis.findings import Findings
 from valuetrace.config import (
     RunConfig,
 )
-from valuetrace.errors import MissingStepError
 from valuetrace.probing import (
     load_results,
 )
+from valuetrace.records import load_record
 from valuetrace.steps.common import behaviour_items, stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
-
-
-def localised_band(drops: dict[str, list]) -> list[int]:
-    """Layer indices whose drop is significant and at least half the largest drop."""
-    top = max(drops["drop"])
-    return [
-        i
-        for i, (sig, drop) in enumerate(zip(drops["significant"], drops["drop"], strict=True))
-        if sig and drop >= top / 2
-    ]
 
 
 def causal(config: RunConfig) -> list[dict[str, object]]:
@@ -38,20 +26,14 @@ def causal(config: RunConfig) -> list[dict[str, object]]:
     from valuetrace.analysis.causal import causal_effect
 
     paths = config.paths
-    metrics_path = paths.analysis / "metrics.json"
-    if not metrics_path.is_file():
-        raise MissingStepError(f"no {metrics_path}; run `valuetrace analyze` first.")
-    metrics = json.loads(metrics_path.read_text())
-    dataset = metrics["primary"]["dataset"]
-    a, b = metrics["primary"]["pair"]
-    concept = metrics["concepts"][dataset]
-    loc = concept["localization"][pair_key(a, b)]
-    drops = loc[loc["metric"]]
-    layers = localised_band(drops) or [drops["largest_drop"]["layer"]]
-    layers = [concept["layers"][i] for i in layers]
+    findings = load_record(Findings, paths.findings, step="analyze")
+    dataset = findings.primary_dataset
+    a, b = findings.primary_pair
+    concept = findings.concepts[dataset]
+    layers = [concept.layers[i] for i in findings.primary.localised()]
     cache = read_activations(paths.activations(dataset, a), layers=layers)
     direction = load_results(paths.probes(dataset, a)).mean_direction.vectors
-    rows = [concept["layers"].index(layer) for layer in layers]
+    rows = [concept.layers.index(layer) for layer in layers]
     units = {
         layer: direction[r] / np.linalg.norm(direction[r])
         for layer, r in zip(layers, rows, strict=True)

@@ -12,9 +12,6 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from valuetrace.activations.examples import LabelledExamples
-from valuetrace.analysis.findings import (
-    pair_key,
-)
 from valuetrace.config import (
     DataSource,
     RunConfig,
@@ -99,10 +96,3 @@ def primary_pair(compare: list[tuple[str, str]]) -> tuple[str, str]:
         if a in seconds:
             return a, b
     return compare[0]
-
-
-def focus_index(config: RunConfig, concept: dict[str, Any]) -> int:
-    """Index of the layer where the primary stage pair's representation dropped most."""
-    a, b = primary_pair([(x, y) for x, y in config.analysis.compare])
-    loc = concept["localization"][pair_key(a, b)]
-    return int(np.argmax(loc[loc["metric"]]["drop"]))

@@ -1,0 +1,102 @@
+"""The report renders the Findings record: verdict bands, floors, undefined layers, causal flags,
+and a summary whose lines fit in 100 columns."""
+
+from __future__ import annotations
+
+import numpy as np
+from valuetrace.analysis.findings import (
+    BehaviourChange,
+    ConceptFindings,
+    Findings,
+    Interval,
+    ProbeTable,
+    StageBehaviour,
+    concentration_index,
+)
+from valuetrace.analysis.localize import compare_stages
+from valuetrace.analysis.report import ReportInputs, render_html, summary_text
+from valuetrace.probing.folds import grouped_folds
+
+N_PAIRS, LAYERS, D = 40, 4, 8
+
+
+def _findings(keep: float) -> Findings:
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], N_PAIRS)
+    groups = np.repeat(np.arange(N_PAIRS), 2)
+    a = rng.normal(size=(LAYERS, 2 * N_PAIRS, D))
+    a[:, :, 0] += 2.0 * labels
+    a[0] = 0.5  # a constant layer
+    b = a.copy()
+    b[2:, :, 0] -= (1 - keep) * 2.0 * labels
+    folds = grouped_folds(groups, 5, seed=0, labels=labels)
+    main = compare_stages(a, b, labels, groups, folds, stage_a="mid", stage_b="sft", n_boot=200)
+    same = compare_stages(a, a, labels, groups, folds, stage_a="mid", stage_b="sft", n_boot=200)
+    index = concentration_index(
+        "concept", "c − g (mid→sft)", "mid→sft", ("c", *main), ("g", *same), 0.9
+    )
+    row = [0.5] * LAYERS
+    table = ProbeTable(row, row, row, row, row, row, None, None, None, None)
+    score = Interval(0.5, 0.4, 0.6)
+    return Findings(
+        stages=["mid", "sft"],
+        replicate_of={},
+        primary_dataset="c",
+        primary_pair=["mid", "sft"],
+        ci=0.9,
+        behaviour={s: StageBehaviour(score, score) for s in ("mid", "sft")},
+        behaviour_changes={"mid→sft": BehaviourChange("mid", "sft", score, score, 0.1)},
+        concepts={
+            "c": ConceptFindings(
+                "c",
+                "compassion",
+                list(range(LAYERS)),
+                80,
+                {"mid": table, "sft": table},
+                [[[0.5] * LAYERS] * 2] * 2,
+                {"mid→sft": main[0]},
+            )
+        },
+        concentration=[index],
+        projection={},
+        figures={},
+    )
+
+
+def test_summary_names_verdict_bands_undefined_layers_and_concentration():
+    findings = _findings(keep=0.2)
+    summary = summary_text(ReportInputs(findings))
+    assert max(len(line) for line in summary.splitlines()) <= 100
+    assert (
+        "mid → sft: layer 0: undefined; layer 1: no meaningful change; layers 2–3: weakening"
+        in (" ".join(summary.split()))
+    )
+    assert "undefined at layer 0: mid: constant layer" in " ".join(summary.split())
+    assert "domain-concentrated" in summary
+    assert "no seed replicate, so no noise floor" in " ".join(summary.split())
+
+
+def test_domain_concentrated_is_not_said_when_the_interval_covers_zero():
+    findings = _findings(keep=1.0)
+    summary = summary_text(ReportInputs(findings))
+    assert "domain-concentrated" not in summary and "covers 0" in summary
+
+
+def test_a_causal_result_against_the_claimed_direction_is_flagged(tmp_path):
+    findings = _findings(keep=0.2)
+    causal = [
+        {
+            "label": "remove mid's direction from mid",
+            "mode": "ablate",
+            "layers": [2],
+            "baseline": {"value": 0.6, "lo": 0.5, "hi": 0.7},
+            "intervened": {"value": 0.7, "lo": 0.6, "hi": 0.8},
+            "change": {"value": 0.11, "lo": 0.04, "hi": 0.19},
+        }
+    ]
+    inputs = ReportInputs(findings, causal=causal)
+    assert "Contradiction: remove mid's direction from mid raised" in summary_text(inputs)
+    page = render_html(inputs, tmp_path / "report.html").read_text()
+    assert "Contradiction" in page and "Causal check" in page
+    odd = summary_text(ReportInputs(findings, causal=[{"unexpected": 1}]))
+    assert "format this report does not read" in odd
