@@ -28,24 +28,32 @@ from valuetrace.analysis.plots import (
 from valuetrace.config import (
     RunConfig,
 )
-from valuetrace.errors import DataError, MissingStepError
+from valuetrace.errors import ConfigError, MissingStepError
 from valuetrace.probing import (
     ProbeResults,
     load_results,
     transfer_matrix,
 )
-from valuetrace.steps.common import BEHAVIOUR_SET, focus_index, primary_pair
-from valuetrace.training.lineage import Lineage
+from valuetrace.steps.common import BEHAVIOUR_SET, focus_index, primary_pair, require_current
+from valuetrace.training.lineage import Lineage, StageRecord
 
 
-def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activations, ProbeResults]:
+def _load_stage(
+    config: RunConfig, dataset: str, record: StageRecord
+) -> tuple[Activations, ProbeResults]:
+    """A stage's cache and probes for one set, refused if made from an earlier stage version."""
+    stage = record.name
     path = config.paths.probes(dataset, stage)
     if not path.is_file():
         raise MissingStepError(
             f"no probes for '{dataset}' under stage '{stage}' ({path}); run `valuetrace probe` "
             "first."
         )
-    return read_activations(config.paths.activations(dataset, stage)), load_results(path)
+    cache_path = config.paths.activations(dataset, stage)
+    cache, results = read_activations(cache_path), load_results(path)
+    require_current(record, cache.attrs.get("stage_fingerprint"), cache_path, "extract")
+    require_current(record, results.provenance.get("stage_fingerprint"), path, "probe")
+    return cache, results
 
 
 def _probe_table(results: ProbeResults) -> dict[str, list[float]]:
@@ -79,7 +87,7 @@ def analyze(config: RunConfig) -> dict[str, Any]:
     loaded: dict[str, dict[str, tuple[Activations, ProbeResults]]] = {}
     for probe_set in config.probes:
         name = probe_set.name
-        loaded[name] = {s: _load_stage(config, name, s) for s in stages}
+        loaded[name] = {s: _load_stage(config, name, lineage.get(s)) for s in stages}
         arrays = {
             s: StageArrays(
                 acts=a.acts,
@@ -132,8 +140,9 @@ def analyze(config: RunConfig) -> dict[str, Any]:
         "lineage": {
             r.name: {
                 "parent": r.parent,
-                "checkpoint": r.checkpoint,
+                "checkpoint": paths.stored(r.checkpoint),  # relative inside the run folder
                 "weights_hash": r.weights_hash,
+                "fingerprint": r.fingerprint,
                 "data_hash": r.data_hash,
                 "metrics": r.metrics,
             }
@@ -305,7 +314,10 @@ def _umap_figure(
     if layer is None:
         layer = layers[focus_index(config, concept)]
     if layer not in layers:
-        raise DataError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
+        raise ConfigError(
+            f"analysis.umap_layer: {layer} is not a cached layer ({layers}); pick one of them, "
+            "or leave it out to use the layer of largest weakening."
+        )
     i = layers.index(layer)
     first = next(iter(primary.values()))[0]
     path = plot_umap(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from valuetrace.analysis.report import render_html, summary_text
@@ -10,6 +11,17 @@ from valuetrace.config import (
     RunConfig,
 )
 from valuetrace.errors import MissingStepError
+
+
+def wrap_summary(text: str, width: int = 100) -> str:
+    """Wrap the summary's prose at `width` columns; shorter lines (its tables) stay as they are."""
+    lines = [
+        textwrap.fill(line, width, subsequent_indent=" " * (len(line) - len(line.lstrip())))
+        if len(line) > width
+        else line
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 def report(config: RunConfig) -> Path:
@@ -23,5 +35,5 @@ def report(config: RunConfig) -> Path:
     if causal_path.is_file():
         metrics["causal"] = json.loads(causal_path.read_text())
     figures = {k: paths.root / v for k, v in metrics["figures"].items()}
-    (paths.root / "summary.txt").write_text(summary_text(metrics))
+    paths.summary.write_text(wrap_summary(summary_text(metrics)))
     return render_html(metrics, figures, paths.report)
