@@ -36,6 +36,7 @@ def _tiny_config(run_dir: Path, path: Path | None = None) -> Path:
     for stage in data["stages"]:
         stage.update(max_steps=4, batch_size=8, max_length=64)
         stage["data"]["limit"] = 64
+    data["extract"]["max_length"] = 192  # the demo's eval prompts reach 148 tokens here
     data["probing"].update(n_folds=3, n_bootstrap=100)
     data["behaviour"]["n_bootstrap"] = 100
     data["analysis"]["umap"] = False
