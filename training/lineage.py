@@ -4,6 +4,14 @@
 hub id), a content hash of its weights and the hash of the data it was trained on. A user who
 trained elsewhere writes this file by hand (hashes may be left out; they are filled in on first
 use) and runs the analysis on it.
+
+Paths inside the run folder are stored relative to the folder that holds `lineage.json`, so a
+copied or moved run folder still runs from any cwd; hub ids and paths outside the folder are
+stored as given.
+
+Each trained stage also records a fingerprint: a hash of its settings, the run-level settings it
+depends on, its data hash and its parent's fingerprint. A stage whose fingerprint no longer
+matches is stale, and so, through the parent link, is everything downstream of it.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any
 
 from valuetrace.errors import LineageError, MissingStepError
 from valuetrace.models import weights_hash
+from valuetrace.paths import resolved_path, stored_path
 
 
 @dataclass
@@ -30,7 +39,46 @@ class StageRecord:
     weights_hash: str | None = None
     data_hash: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+def stage_fingerprint(
+    config: dict[str, Any],
+    context: dict[str, Any],
+    data_hash: str | None,
+    parent_fingerprint: str | None,
+) -> str:
+    """sha256 of what a stage's checkpoint depends on: its own settings (`config`), the run-level
+    settings it uses (`context`: seed, model, tokenizer), its data and its parent's fingerprint.
+
+    Chaining the parent's fingerprint makes every stage downstream of a changed one stale too.
+    """
+    body = {"config": config, "context": context, "data": data_hash, "parent": parent_fingerprint}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def changed_inputs(old: StageRecord, new: StageRecord, parent_changed: bool) -> list[str]:
+    """The inputs of stage `new` that differ from those recorded in `old`, as readable names
+    (`learning_rate: 0.001 -> 0.0005`, `data`, `parent 'midtrain'`)."""
+    changes = [
+        f"{key}: {old.config.get(key)!r} -> {new.config.get(key)!r}"
+        for key in sorted(set(old.config) | set(new.config))
+        if old.config.get(key) != new.config.get(key)
+    ]
+    changes += [
+        f"{key}: {old.context.get(key)!r} -> {new.context.get(key)!r}"
+        for key in sorted(set(old.context) | set(new.context))
+        if old.context.get(key) != new.context.get(key)
+    ]
+    if old.data_hash != new.data_hash:
+        changes.append("data (its content hash changed)")
+    if parent_changed:
+        changes.append(f"parent '{new.parent}' (changed upstream)")
+    if old.fingerprint is None:
+        changes.append("no fingerprint recorded (trained by an older valuetrace)")
+    return changes or ["its recorded fingerprint"]
 
 
 def stage_hash(record: StageRecord) -> str | None:
@@ -62,6 +110,10 @@ class Lineage:
         try:
             raw = json.loads(path.read_text())
             records = [StageRecord(**r) for r in raw["stages"]]
+            for record in records:
+                record.checkpoint = resolved_path(record.checkpoint, path.parent)
+                if record.adapter is not None:
+                    record.adapter = resolved_path(record.adapter, path.parent)
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise LineageError(
                 f"{path} is not a valid lineage file ({err}); expected "
@@ -72,25 +124,41 @@ class Lineage:
         return lineage
 
     def save(self, path: str | Path) -> None:
-        """Write the lineage atomically (temp file then rename)."""
+        """Write the lineage atomically (temp file then rename); paths inside the folder that
+        holds `path` are written relative to it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        stages = []
+        for record in self.records:
+            plain = asdict(record)
+            plain["checkpoint"] = stored_path(record.checkpoint, path.parent)
+            if record.adapter is not None:
+                plain["adapter"] = stored_path(record.adapter, path.parent)
+            stages.append(plain)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stages": [asdict(r) for r in self.records]}, indent=2))
+        tmp.write_text(json.dumps({"stages": stages}, indent=2))
         tmp.replace(path)
 
     def names(self) -> list[str]:
         """Stage names in order."""
         return [r.name for r in self.records]
 
+    def find(self, name: str) -> StageRecord | None:
+        """The record of stage `name`, or None when it is not recorded."""
+        return next((r for r in self.records if r.name == name), None)
+
+    def remove(self, name: str) -> None:
+        """Drop the record of stage `name` (nothing happens if it is not recorded)."""
+        self.records = [r for r in self.records if r.name != name]
+
     def get(self, name: str) -> StageRecord:
         """The record of stage `name`, or an error listing the recorded stages."""
-        for record in self.records:
-            if record.name == name:
-                return record
+        record = self.find(name)
+        if record is not None:
+            return record
         raise LineageError(
-            f"stage '{name}' is not in the lineage (stages: {self.names()}); train it first "
-            "or add it to lineage.json."
+            f"stage '{name}' is not in the lineage (stages: {self.names()}); run `valuetrace "
+            "train` first, or add it to lineage.json."
         )
 
     def put(self, record: StageRecord) -> None:
@@ -125,8 +193,8 @@ class Lineage:
             elif current != record.weights_hash:
                 raise LineageError(
                     f"the weights of stage '{record.name}' at {record.checkpoint} changed since "
-                    "they were recorded (hash mismatch); retrain the stage or update lineage.json "
-                    "on purpose."
+                    "they were recorded (hash mismatch); retrain it (`valuetrace train "
+                    "--overwrite`), or update its weights_hash in lineage.json on purpose."
                 )
             if current in seen:
                 raise LineageError(

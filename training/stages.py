@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+from tqdm.auto import tqdm
+from transformers import (
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 from valuetrace.training.datasets import (
@@ -120,6 +130,52 @@ def last_checkpoint(work_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
+class StageProgress(TrainerCallback):
+    """One bar per stage (labelled with the stage) instead of the Trainer's, and its per-step
+    loss dicts to the log (the console shows them only with --verbose) instead of stdout."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.enabled and state.is_world_process_zero:
+            self.bar = tqdm(
+                total=state.max_steps,
+                initial=state.global_step,
+                desc=f"train {self.label}",
+                unit="step",
+                dynamic_ncols=True,
+            )
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if state.is_world_process_zero and logs:
+            log.info("stage %s, step %d: %s", self.label, state.global_step, logs)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def fit_and_save(
     trainer: Trainer,
     tokenizer: PreTrainedTokenizerBase,
@@ -130,7 +186,9 @@ def fit_and_save(
 ) -> tuple[TrainOutput, float]:
     """Train (resuming if a checkpoint exists), save on the main process, then drop `work_dir`.
 
-    A LoRA stage's adapter is merged into the weights when its `lora.merge` says so.
+    A LoRA stage's adapter is merged into the weights when its `lora.merge` says so. The
+    Trainer's progress bar and printed loss dicts are replaced by `StageProgress` (a bar only
+    when the arguments do not disable tqdm).
 
     Raises:
         ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
@@ -144,6 +202,9 @@ def fit_and_save(
             "stage's lora.merge to false (the adapter is saved and merged when loaded), or "
             "train LoRA with plain data parallelism (an 8B model with LoRA fits one 80 GB GPU)."
         )
+    trainer.remove_callback(PrinterCallback)  # it prints every loss dict to stdout
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(StageProgress(out_dir.name, enabled=not trainer.args.disable_tqdm))
     resume = last_checkpoint(work_dir)
     if resume is not None:
         log.info("resuming stage from trainer checkpoint %s", resume)
@@ -198,7 +259,8 @@ def trainer_arguments(
         "save_steps": run.save_steps,
         "save_total_limit": 1,
         "disable_tqdm": not progress,
-        "gradient_checkpointing": stage.gradient_checkpointing,
+        # transformers 5 renamed it; the old name warns (and TRL's default for it is True)
+        "activation_checkpointing": stage.gradient_checkpointing,
     }
 
 

@@ -1,7 +1,8 @@
 """`valuetrace` command line: one subcommand per pipeline step, plus `demo` and `run`.
 
-Every subcommand takes the same YAML config (`--config`, the built-in demo config by default)
-and run folder (`--run-dir` overrides the config's), so steps can be rerun one at a time.
+Every subcommand takes the same YAML config (`--config`; else the config.yaml of an existing
+`--run-dir`; else the built-in demo config) and run folder (`--run-dir` overrides the config's),
+so steps can be rerun one at a time, from any cwd, on a run folder that was moved or copied.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from valuetrace import console
 from valuetrace.errors import ValuetraceError
+from valuetrace.paths import RunPaths
+from valuetrace.runtime import (
+    deterministic_environment,
+    record_environment,
+    record_timing,
+    seed_everything,
+    set_threads,
+)
 
 STEPS = ("train", "extract", "evaluate", "probe", "analyze", "causal", "report")
 
@@ -41,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     helps = {
         "demo": "run the whole built-in offline demo (tiny model, CPU, a few minutes)",
         "run": "run every step of a config in order",
-        "train": "train the config's stages (skips finished ones) and write lineage.json",
+        "train": "train the config's stages (reuses unchanged ones) and write lineage.json",
         "extract": "cache pooled activations of each probe set under each stage (HDF5)",
         "evaluate": "behavioural compassion and helpfulness scores per stage",
         "probe": "per-layer probes with CV, controls and CIs for each stage",
@@ -57,14 +67,23 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="YAML config (default: the built-in demo config)",
         )
-        cmd.add_argument("--run-dir", default=None, help="run folder (overrides the config's)")
+        cmd.add_argument(
+            "--run-dir",
+            default=None,
+            help="run folder (overrides the config's); alone, its config.yaml is the config",
+        )
         cmd.add_argument(
             "--overwrite",
             action="store_true",
             help="replace a run folder or caches that hold a different run",
         )
-        cmd.add_argument("--no-progress", action="store_true", help="hide progress bars")
-        cmd.add_argument("-v", "--verbose", action="store_true", help="log more")
+        cmd.add_argument("--no-progress", action="store_true", help="show no progress bars")
+        cmd.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="also show library logs, per-step losses and warnings (log.txt has them all)",
+        )
     text = "planted weakening / rotation / drift cases: does the analysis find them?"
     cmd = sub.add_parser("selftest", help=text, description=text)
     cmd.add_argument("--model", default=None, help="hub id or local folder (default: tiny scratch)")
@@ -78,15 +97,26 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `valuetrace` command."""
     args = _parser().parse_args(argv)
     _offline_defaults()
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    deterministic_environment()
     try:
         return _dispatch(args)
     except ValuetraceError as err:
+        logging.getLogger("valuetrace").info("error: %s", err)
         print(f"valuetrace: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        console.close()
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    """`--config`, else the config.yaml of an existing `--run-dir`, else the built-in demo."""
+    if args.config is not None:
+        return args.config
+    if args.run_dir is not None:
+        in_folder = RunPaths(Path(args.run_dir)).config
+        if in_folder.is_file():
+            return in_folder
+    return demo_config_path()
 
 
 def _selftest(args: argparse.Namespace) -> int:
@@ -99,37 +129,51 @@ def _selftest(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "selftest":
+        console.configure(verbose=args.verbose, progress=True, log_file=None)
         return _selftest(args)
     from valuetrace.config import load_config
     from valuetrace.steps import analyze, causal, evaluate, extract, prepare, probe, report, train
-    from valuetrace.steps.common import set_threads
 
-    path = args.config or demo_config_path()
-    config = load_config(path, run_dir=args.run_dir)
+    config = load_config(_config_path(args), run_dir=args.run_dir)
+    paths = config.paths
     progress = not args.no_progress
-    set_threads()
+    creates = args.command in ("demo", "run", "train")
+    console.configure(
+        verbose=args.verbose,
+        progress=progress,
+        log_file=paths.log if creates or paths.root.is_dir() else None,
+    )
+    log = logging.getLogger("valuetrace.cli")
+    log.info("valuetrace %s: %s", args.command, " ".join(sys.argv[1:]))
+    threads = set_threads()
+    log.info("torch threads: %d", threads)
     steps: dict[str, Callable[[], object]] = {
-        "train": lambda: train.train(config, progress=progress),
+        "train": lambda: train.train(config, progress=progress, overwrite=args.overwrite),
         "extract": lambda: extract.extract(config, overwrite=args.overwrite, progress=progress),
-        "evaluate": lambda: evaluate.evaluate(config),
-        "probe": lambda: probe.probe(config),
+        "evaluate": lambda: evaluate.evaluate(config, progress=progress),
+        "probe": lambda: probe.probe(config, progress=progress),
         "analyze": lambda: analyze.analyze(config),
         "causal": lambda: causal.causal(config),
         "report": lambda: report.report(config),
     }
     chosen = list(STEPS) if args.command in ("demo", "run") else [args.command]
-    if args.command in ("demo", "run", "train"):
+    if creates:
         prepare.prepare(config, overwrite=args.overwrite)
     start = time.perf_counter()
     for step in chosen:
+        seed_everything(config.seed)
+        record_environment(paths.environment, step)
         t0 = time.perf_counter()
-        print(f"[valuetrace] {step} …", flush=True)
         steps[step]()
-        print(f"[valuetrace] {step} done in {time.perf_counter() - t0:.1f} s", flush=True)
+        seconds = time.perf_counter() - t0
+        record_timing(paths.timings, step=step, seconds=seconds)
+        log.info("%s done in %.1f s", step, seconds)
+        print(f"[valuetrace] {step} done in {seconds:.1f} s", flush=True)
     if "report" in chosen:
-        print(config.paths.root.joinpath("summary.txt").read_text())
+        print(paths.summary.read_text())
         print(
-            f"[valuetrace] total {time.perf_counter() - start:.1f} s; report: {config.paths.report}"
+            f"[valuetrace] total {time.perf_counter() - start:.1f} s; report: {paths.report}; "
+            f"full log: {paths.log}"
         )
     return 0
 

@@ -6,8 +6,30 @@ runs; anything stored inside the folder refers to its files relative to the root
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def stored_path(path: str | Path, root: Path) -> str:
+    """How a run folder stores `path`: relative to `root` (posix) when it lies inside the folder,
+    otherwise as given (a hub id, or a user's path outside the folder, absolute or not)."""
+    text = str(path)
+    candidate = Path(text)
+    if not candidate.exists():
+        return text  # a hub id, or nothing to relate
+    try:
+        return candidate.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return text
+
+
+def resolved_path(stored: str, root: Path) -> str:
+    """The usable form of a stored path: relative to `root` when it names something there,
+    otherwise as stored (a hub id, an absolute path, or a path relative to the cwd)."""
+    if not os.path.isabs(stored) and (root / stored).exists():
+        return str(root / stored)
+    return stored
 
 
 @dataclass(frozen=True)
@@ -31,6 +53,11 @@ class RunPaths:
     @property
     def tokenizer(self) -> Path:
         return self.root / "tokenizer"
+
+    @property
+    def tokenizer_inputs(self) -> Path:
+        """What the run's from-scratch tokenizer was trained on (corpora, hashes, vocab size)."""
+        return self.tokenizer / "valuetrace_inputs.json"
 
     def checkpoint(self, stage: str) -> Path:
         return self.root / "checkpoints" / stage
@@ -72,3 +99,40 @@ class RunPaths:
     @property
     def report(self) -> Path:
         return self.root / "report.html"
+
+    @property
+    def log(self) -> Path:
+        """The full log of every command run on this folder (the console shows less)."""
+        return self.root / "log.txt"
+
+    @property
+    def timings(self) -> Path:
+        """Wall times per step and stage: they differ by nature, so no result file holds them."""
+        return self.root / "timings.json"
+
+    @property
+    def environment(self) -> Path:
+        """Python, torch, BLAS, threads and CPU each step ran on, to explain cross-machine drift."""
+        return self.root / "environment.json"
+
+    def stage_outputs(self, stage: str) -> list[Path]:
+        """Every file derived from one stage's checkpoint (caches, probes, behaviour scores)."""
+        return [
+            *self.root.glob(f"activations/*/{stage}.h5"),
+            *self.root.glob(f"probes/*/{stage}.h5"),
+            self.behaviour(stage),
+        ]
+
+    @property
+    def cross_stage_outputs(self) -> list[Path]:
+        """Files that compare stages, stale as soon as any one stage changes."""
+        surface = sorted(self.root.glob("probes/*/surface_baselines.json"))
+        return [*surface, self.analysis, self.report, self.summary]
+
+    def stored(self, path: str | Path) -> str:
+        """`path` as this folder stores it (see `stored_path`)."""
+        return stored_path(path, self.root)
+
+    def resolved(self, stored: str) -> str:
+        """A stored path made usable from any cwd (see `resolved_path`)."""
+        return resolved_path(stored, self.root)

@@ -1,10 +1,14 @@
-"""End to end on a tiny real model: every CLI step, reruns, and a run folder that is refused."""
+"""End to end on a tiny real model: every CLI step, reruns, a run folder that is refused, the
+same config twice (identical numbers), a copied run folder used from another cwd, a changed
+stage (refused, then retrained with --overwrite), messages, and what the console shows."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -15,13 +19,14 @@ from valuetrace.analysis.findings import Findings
 from valuetrace.probing.surface import SurfaceRecord
 
 from valuetrace.cli import demo_config_path, main
+from valuetrace.errors import ConfigError
 from valuetrace.paths import RunPaths
 from valuetrace.records import load_record
 
 pytestmark = pytest.mark.slow
 
 
-def _tiny_config(run_dir: Path) -> Path:
+def _tiny_config(run_dir: Path, path: Path | None = None) -> Path:
     data = yaml.safe_load(demo_config_path().read_text())
     data["run_dir"] = str(run_dir)
     data["model"]["scratch"] = {
@@ -35,12 +40,13 @@ def _tiny_config(run_dir: Path) -> Path:
     for stage in data["stages"]:
         stage.update(max_steps=4, batch_size=8, max_length=64)
         stage["data"]["limit"] = 64
+    data["extract"]["max_length"] = 192  # the demo's eval prompts reach 148 tokens here
     data["probing"].update(n_folds=3, n_bootstrap=100)
     # the 600-token BPE splits the behaviour prompts into up to ~150 tokens: room for them whole
     data["extract"]["max_length"] = 256
     data["behaviour"]["n_bootstrap"] = 100
     data["analysis"]["umap"] = False
-    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path = path or run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -51,6 +57,169 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     config = _tiny_config(run_dir)
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     return run_dir, config
+
+
+@pytest.fixture(scope="module")
+def twin_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The same config run again as a user would: the `valuetrace` command in a subprocess,
+    from its own cwd, with a run_dir relative to that cwd, and --no-progress."""
+    work = tmp_path_factory.mktemp("work")
+    config = _tiny_config(Path("runs") / "twin", work / "twin.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "valuetrace.cli", "run", "--config", str(config), "--no-progress"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work / "runs" / "twin", done
+
+
+def _stored_numbers(run_dir: Path) -> dict[str, object]:
+    """Every result file a step writes for another, as parsed data."""
+    files = ["lineage.json", "analysis/findings.json", "analysis/causal.json"]
+    files += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("behaviour/*.json"))]
+    return {f: json.loads((run_dir / f).read_text()) for f in files}
+
+
+def test_the_same_config_twice_gives_identical_summary_and_records(finished_run, twin_run):
+    """Issue 11 case 8: numbers are reproducible; wall times and machine facts live apart."""
+    first, _ = finished_run
+    twin, _ = twin_run
+    assert (first / "summary.txt").read_text() == (twin / "summary.txt").read_text()
+    assert (first / "config.yaml").read_text() == (twin / "config.yaml").read_text()
+    assert _stored_numbers(first) == _stored_numbers(twin)
+    for csv_name in ("probes.csv", "comparisons.csv", "behaviour.csv"):
+        assert (first / "analysis" / csv_name).read_text() == (
+            twin / "analysis" / csv_name
+        ).read_text()
+    timings = json.loads((twin / "timings.json").read_text())
+    assert set(timings["steps"]) == {
+        "train",
+        "extract",
+        "evaluate",
+        "probe",
+        "analyze",
+        "causal",
+        "report",
+    }
+    assert timings["stages"]["base"]["train_seconds"] > 0
+    env = json.loads((twin / "environment.json").read_text())["steps"]["train"]
+    assert env["versions"]["torch"] and env["torch_threads"] >= 1 and env["cpu_model"]
+    assert "BLAS_INFO" in env["torch_build"] and env["threadpools"]
+    assert env["env"]["PYTHONHASHSEED"] == "12345"
+
+
+def _paths_in(run_dir: Path) -> str:
+    """Every path-like string the run folder's records and caches hold, as one text."""
+    texts = [
+        (run_dir / f).read_text()
+        for f in ("lineage.json", "config.yaml", "analysis/findings.json", "analysis/causal.json")
+    ]
+    for cache in run_dir.glob("activations/*/*.h5"):
+        with h5py.File(cache) as fh:
+            texts.append(json.dumps({k: str(v) for k, v in fh.attrs.items()}))
+    return "\n".join(texts)
+
+
+def test_a_copied_run_folder_runs_every_step_from_another_cwd(twin_run, tmp_path, monkeypatch):
+    """Issue 10 item 4: paths in a run folder are relative to it, so a copy runs anywhere."""
+    twin, _ = twin_run
+    moved = tmp_path / "elsewhere" / "moved"
+    shutil.copytree(twin, moved)
+    stored = _paths_in(moved)
+    assert str(twin) not in stored and "runs/twin" not in stored
+    stages = json.loads((moved / "lineage.json").read_text())["stages"]
+    assert [s["checkpoint"] for s in stages] == [f"checkpoints/{s['name']}" for s in stages]
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    weights = moved / "checkpoints" / "base" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    for step in ("train", "extract", "evaluate", "probe", "analyze", "causal", "report"):
+        assert main([step, "--run-dir", str(moved), "--no-progress"]) == 0, step
+    assert weights.stat().st_mtime_ns == before  # nothing retrained
+    assert (moved / "summary.txt").read_text() == (twin / "summary.txt").read_text()
+    assert "elsewhere" not in (moved / "lineage.json").read_text()
+
+
+def test_a_changed_stage_is_refused_then_retrained_with_overwrite(finished_run, tmp_path, capsys):
+    """Issue 11 case 9: --overwrite retrains a changed stage (and only what depends on it);
+    without it the change is refused by name; config, lineage and outputs never disagree."""
+    original, config = finished_run
+    run = tmp_path / "run"
+    shutil.copytree(original, run)
+    data = yaml.safe_load(config.read_text())
+    data["run_dir"] = str(run)
+    new_lr = 5e-4
+    next(s for s in data["stages"] if s["name"] == "sft_code")["learning_rate"] = new_lr
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data))
+    kept = {
+        s: (run / "checkpoints" / s / "model.safetensors").stat().st_mtime_ns
+        for s in ("base", "midtrain", "sft_help")
+    }
+    capsys.readouterr()
+    assert main(["train", "--config", str(changed), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "stages[sft_code].learning_rate: 0.001 -> 0.0005" in err and "--overwrite" in err
+    assert json.loads((run / "lineage.json").read_text()) == json.loads(
+        (original / "lineage.json").read_text()
+    )
+    assert main(["train", "--config", str(changed), "--no-progress", "--overwrite"]) == 0
+    lineage = {s["name"]: s for s in json.loads((run / "lineage.json").read_text())["stages"]}
+    on_disk = yaml.safe_load((run / "config.yaml").read_text())
+    assert lineage["sft_code"]["config"]["learning_rate"] == new_lr
+    assert next(s for s in on_disk["stages"] if s["name"] == "sft_code")["learning_rate"] == new_lr
+    old = {s["name"]: s for s in json.loads((original / "lineage.json").read_text())["stages"]}
+    assert lineage["sft_code"]["weights_hash"] != old["sft_code"]["weights_hash"]
+    for stage, mtime in kept.items():
+        assert (run / "checkpoints" / stage / "model.safetensors").stat().st_mtime_ns == mtime
+        assert lineage[stage]["fingerprint"] == old[stage]["fingerprint"]
+        assert (run / "activations" / "compassion" / f"{stage}.h5").is_file()
+    assert not list(run.glob("*/*/sft_code.h5")) and not (run / "behaviour/sft_code.json").exists()
+    assert not (run / "analysis").exists() and not (run / "summary.txt").exists()
+    capsys.readouterr()
+    assert main(["analyze", "--run-dir", str(run)]) == 2
+    assert "run `valuetrace evaluate` first" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(run), "--no-progress"]) == 0  # now up to date
+
+
+def test_the_console_shows_bars_and_the_summary_and_keeps_the_rest_in_the_log(twin_run):
+    """Issue 11 case 11 (--no-progress): no bars at all, no library logs, loss dicts or
+    FutureWarnings on the console; the summary and report path; the full log in log.txt."""
+    twin, done = twin_run
+    console = done.stdout + done.stderr
+    for noise in ("Tokenizing", "it/s", "%|", "train_runtime", "'loss'", "FutureWarning"):
+        assert noise not in console, noise
+    assert "valuetrace summary" in done.stdout and str(twin.name) in done.stdout
+    assert "report:" in done.stdout
+    summary = (twin / "summary.txt").read_text()
+    assert max(len(line) for line in summary.splitlines()) <= 100
+    assert summary in done.stdout
+    log = (twin / "log.txt").read_text()
+    assert "train_runtime" in log and "train done" in log
+
+
+def test_progress_bars_are_one_per_stage_and_verbose_shows_library_logs(tmp_path, capfd):
+    """Issue 11 case 11 (default and --verbose): one bar per trained stage, no datasets bars;
+    --verbose adds the per-step loss dicts."""
+    config = _tiny_config(tmp_path / "bars")
+    data = yaml.safe_load(config.read_text())
+    data["stages"] = data["stages"][:2]
+    data["analysis"]["compare"] = [["base", "midtrain"]]
+    config.write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(config)]) == 0
+    out = capfd.readouterr()
+    console = out.out + out.err
+    assert "train base" in console and "train midtrain" in console
+    for noise in ("Tokenizing", "Packing", "train_runtime", "FutureWarning"):
+        assert noise not in console, noise
+    shutil.rmtree(tmp_path / "bars" / "checkpoints" / "midtrain")
+    assert main(["train", "--config", str(config), "--verbose", "--no-progress"]) == 0
+    out = capfd.readouterr()
+    assert "train_runtime" in out.err and "train midtrain" not in out.out + out.err
 
 
 def test_run_writes_every_artifact(finished_run):
@@ -130,6 +299,29 @@ def test_analyze_before_probe_says_which_command_to_run(tmp_path, capsys):
     config = _tiny_config(tmp_path / "empty")
     assert main(["analyze", "--config", str(config)]) == 2
     assert "valuetrace train" in capsys.readouterr().err
+
+
+def test_config_faults_are_config_errors_that_name_the_field(tmp_path, capsys):
+    """Issue 11 case 10: a config fault is a ConfigError naming its field and the fix, raised
+    before anything is trained (not a DataError, not a traceback)."""
+    config = _tiny_config(tmp_path / "nocorpora")
+    data = yaml.safe_load(config.read_text())
+    data["tokenizer_corpora"] = []
+    config.write_text(yaml.safe_dump(data))
+    from valuetrace.config import load_config
+    from valuetrace.steps.prepare import prepare
+    from valuetrace.steps.train import train
+
+    loaded = load_config(config)
+    prepare(loaded)
+    with pytest.raises(ConfigError, match="tokenizer_corpora"):
+        train(loaded)
+    data["seed"] = 3
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"seed: 0 -> 3.*--overwrite"):
+        prepare(load_config(config))
+    assert main(["train", "--config", str(config)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_report_renders_in_headless_chromium(finished_run, tmp_path):

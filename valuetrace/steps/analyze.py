@@ -36,24 +36,32 @@ from valuetrace.analysis.plots import (
     plot_umap,
 )
 from valuetrace.config import RunConfig
-from valuetrace.errors import DataError, MissingStepError
+from valuetrace.errors import ConfigError, DataError, MissingStepError
 from valuetrace.paths import RunPaths
 from valuetrace.probing import ProbeResults, load_results, transfer_matrix
 from valuetrace.records import save_record
-from valuetrace.steps.common import BEHAVIOUR_SET, primary_pair
-from valuetrace.training.lineage import Lineage
+from valuetrace.steps.common import BEHAVIOUR_SET, primary_pair, require_current
+from valuetrace.training.lineage import Lineage, StageRecord
 
 Loaded = dict[str, tuple[Activations, ProbeResults]]
 
 
-def _load_stage(config: RunConfig, dataset: str, stage: str) -> tuple[Activations, ProbeResults]:
+def _load_stage(
+    config: RunConfig, dataset: str, record: StageRecord
+) -> tuple[Activations, ProbeResults]:
+    """A stage's cache and probes for one set, refused if made from an earlier stage version."""
+    stage = record.name
     path = config.paths.probes(dataset, stage)
     if not path.is_file():
         raise MissingStepError(
             f"no probes for '{dataset}' under stage '{stage}' ({path}); run `valuetrace probe` "
             "first."
         )
-    return read_activations(config.paths.activations(dataset, stage)), load_results(path)
+    cache_path = config.paths.activations(dataset, stage)
+    cache, results = read_activations(cache_path), load_results(path)
+    require_current(record, cache.attrs.get("stage_fingerprint"), cache_path, "extract")
+    require_current(record, results.provenance.get("stage_fingerprint"), path, "probe")
+    return cache, results
 
 
 def _replicates(a: str, b: str, replicate_of: dict[str, str], loaded: Loaded) -> list[Replicate]:
@@ -69,11 +77,12 @@ def _concept(
     config: RunConfig,
     name: str,
     concept: str,
-    stages: list[str],
+    lineage: Lineage,
     replicate_of: dict[str, str],
 ) -> tuple[ConceptFindings, dict[str, np.ndarray], Loaded]:
     """One probe set: probe tables, transfer, and every configured stage-pair comparison."""
-    loaded = {s: _load_stage(config, name, s) for s in stages}
+    stages = lineage.names()
+    loaded = {s: _load_stage(config, name, lineage.get(s)) for s in stages}
     check_same_examples(
         {s: a.ids for s, (a, _) in loaded.items()},
         {s: a.acts.shape for s, (a, _) in loaded.items()},
@@ -127,7 +136,8 @@ def _control_arm(
 def analyze(config: RunConfig) -> Findings:
     """Compare stages per concept and write `analysis/findings.json`, CSVs and figures."""
     paths = config.paths
-    stages = Lineage.load(paths.lineage).names()
+    lineage = Lineage.load(paths.lineage)
+    stages = lineage.names()
     replicate_of = {
         s.name: s.replicate_of for s in config.stages if s.replicate_of and s.name in stages
     }
@@ -141,7 +151,7 @@ def analyze(config: RunConfig) -> Findings:
     primary_loaded: Loaded = {}
     for probe_set in config.probes:
         found, boots[probe_set.name], loaded = _concept(
-            config, probe_set.name, probe_set.concept, stages, replicate_of
+            config, probe_set.name, probe_set.concept, lineage, replicate_of
         )
         concepts[probe_set.name] = found
         if not primary_loaded:
@@ -403,7 +413,10 @@ def _umap_figure(
     if layer is None:
         layer = layers[focus]
     if layer not in layers:
-        raise DataError(f"analysis.umap_layer {layer} is not a cached layer ({layers}).")
+        raise ConfigError(
+            f"analysis.umap_layer: {layer} is not a cached layer ({layers}); pick one of them, "
+            "or leave it out to use the layer of largest weakening."
+        )
     i = layers.index(layer)
     first = primary[stages[0]][0]
     path = plot_umap(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,13 @@ from valuetrace.config import (
     RunConfig,
     resolve_data_path,
 )
-from valuetrace.errors import DataError
+from valuetrace.errors import CacheError, DataError
 from valuetrace.models import load_model, load_tokenizer
+from valuetrace.paths import RunPaths
 from valuetrace.training.lineage import Lineage, StageRecord
+from valuetrace.training.stages import work_dir_of
+
+log = logging.getLogger(__name__)
 
 
 def load_options(config: RunConfig, data: DataSource) -> dict[str, Any]:
@@ -56,19 +61,53 @@ def stage_tokenizer(record: StageRecord) -> PreTrainedTokenizerBase:
     return load_tokenizer(source, record.revision)
 
 
-def set_threads() -> None:
-    """Use the machine's cores for torch unless the user chose a number."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+def remove_outputs(paths: RunPaths, stage: str) -> None:
+    """Delete a stage's checkpoint (and half-finished Trainer checkpoints), every file derived
+    from it, and the cross-stage analysis and report, so none outlives the stage it describes."""
+    checkpoint = paths.checkpoint(stage)
+    for path in [
+        checkpoint,
+        work_dir_of(checkpoint),
+        *paths.stage_outputs(stage),
+        *paths.cross_stage_outputs,
+    ]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        log.info("removed %s (stale: stage %s changed)", path, stage)
+
+
+def require_current(record: StageRecord, found: object, path: Path, step: str) -> None:
+    """Refuse a derived file (cache, probes) made from an earlier version of its stage: the stage
+    fingerprint it recorded must be the lineage's. Files from before fingerprints (none
+    recorded) pass, as do stages recorded by hand without one.
+
+    Raises:
+        CacheError: `found` differs from the stage's fingerprint; rerunning `step` fixes it.
+    """
+    if record.fingerprint and found and str(found) != record.fingerprint:
+        raise CacheError(
+            f"{path} was made from an earlier version of stage '{record.name}' (its settings, "
+            f"data or parent changed since); run `valuetrace {step} --overwrite` to redo it."
+        )
 
 
 def behaviour_items(config: RunConfig) -> list[dict[str, str]]:
     path = Path(resolve_data_path(config.behaviour.compassion_eval, config))
     if not path.is_file():
-        raise DataError(f"behaviour eval file {path} does not exist; check the config.")
+        raise DataError(
+            f"behaviour.compassion_eval: {path} does not exist; point it at a JSONL file of "
+            "{id, prompt, compassionate, dismissive} items."
+        )
     items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not items:
-        raise DataError(f"{path} holds no eval items.")
+        raise DataError(
+            f"behaviour.compassion_eval: {path} holds no eval items; it needs one JSON object "
+            "per line."
+        )
     return items
 
 

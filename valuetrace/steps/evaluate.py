@@ -7,7 +7,8 @@ from valuetrace.config import (
     RunConfig,
     resolve_data_path,
 )
-from valuetrace.errors import DataError
+from valuetrace.console import progress_bar
+from valuetrace.errors import ConfigError
 from valuetrace.steps.common import behaviour_items, load_options, stage_model, stage_tokenizer
 from valuetrace.training.datasets import (
     PromptResponse,
@@ -16,8 +17,9 @@ from valuetrace.training.datasets import (
 from valuetrace.training.lineage import Lineage
 
 
-def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
-    """Behavioural compassion preference and helpfulness loss for every recorded stage."""
+def evaluate(config: RunConfig, *, progress: bool = True) -> dict[str, BehaviourResult]:
+    """Behavioural compassion preference and helpfulness loss for every recorded stage (one
+    progress bar over the stages when `progress`)."""
     lineage = Lineage.load(config.paths.lineage)
     items = behaviour_items(config)
     help_cfg = config.behaviour.helpfulness_eval
@@ -26,9 +28,12 @@ def evaluate(config: RunConfig) -> dict[str, BehaviourResult]:
         **{**load_options(config, help_cfg), "shuffle": False},
     )
     if not all(isinstance(r, PromptResponse) for r in help_records):
-        raise DataError("behaviour.helpfulness_eval must be prompt/response data.")
+        raise ConfigError(
+            f"behaviour.helpfulness_eval: {help_cfg.source} holds plain documents; give it "
+            "prompt/response data (schema dolly, alpaca or messages)."
+        )
     results = {}
-    for record in lineage.records:
+    for record in progress_bar(lineage.records, "evaluate", enabled=progress):
         model = stage_model(config, record)
         tokenizer = stage_tokenizer(record)
 

@@ -8,12 +8,15 @@ from valuetrace.config import (
     RunConfig,
     resolve_data_path,
 )
+from valuetrace.console import progress_bar
 from valuetrace.steps.common import BEHAVIOUR_SET, behaviour_examples, stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
 
 def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True) -> None:
-    """Cache pooled activations of every probe set under every recorded stage."""
+    """Cache pooled activations of every probe set under every recorded stage (one bar per
+    stage, over its probe sets). A cache records the stage's fingerprint and its checkpoint as
+    the run folder stores it (relative), so a moved folder keeps its caches valid."""
     lineage = Lineage.load(config.paths.lineage)
     lineage.verify()
     lineage.save(config.paths.lineage)
@@ -22,11 +25,18 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
     for record in lineage.records:
         model = stage_model(config, record)
         tokenizer = stage_tokenizer(record)
-        for name, examples in sets.items():
+        for name, examples in progress_bar(
+            sets.items(),
+            f"extract {record.name}",
+            enabled=progress,
+            total=len(sets),
+            unit="set",
+        ):
             provenance = {
                 "stage": record.name,
+                "stage_fingerprint": record.fingerprint or "",
                 **cache_provenance(
-                    model=record.checkpoint,
+                    model=config.paths.stored(record.checkpoint),
                     model_hash=record.weights_hash or record.checkpoint,
                     tokenizer=tokenizer,
                     examples=examples,
@@ -49,5 +59,5 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
                 max_length=config.extract.max_length,
                 layers=config.extract.layers,
                 overwrite=overwrite,
-                progress=progress,
+                progress=False,
             )

@@ -12,6 +12,7 @@ from valuetrace.config import (
     RunConfig,
     resolve_data_path,
 )
+from valuetrace.console import progress_bar
 from valuetrace.errors import CacheError
 from valuetrace.probing import (
     ProbeResults,
@@ -20,11 +21,13 @@ from valuetrace.probing import (
 )
 from valuetrace.probing.surface import SurfaceConfig, example_texts, fit_surface, surface_record
 from valuetrace.records import save_record
+from valuetrace.steps.common import require_current
 from valuetrace.training.lineage import Lineage
 
 
-def probe(config: RunConfig) -> None:
-    """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage."""
+def probe(config: RunConfig, *, progress: bool = True) -> None:
+    """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage (one
+    progress bar per probe set, over the stages, when `progress`)."""
     lineage = Lineage.load(config.paths.lineage)
     surface_cfg = SurfaceConfig(
         margin=config.probing.surface_margin,
@@ -35,8 +38,11 @@ def probe(config: RunConfig) -> None:
     for probe_set in config.probes:
         results: dict[str, ProbeResults] = {}
         ids: list[str] = []
-        for stage in lineage.names():
-            cache = read_activations(config.paths.activations(probe_set.name, stage))
+        for stage in progress_bar(lineage.names(), f"probe {probe_set.name}", enabled=progress):
+            path = config.paths.activations(probe_set.name, stage)
+            cache = read_activations(path)
+            found = cache.attrs.get("stage_fingerprint")
+            require_current(lineage.get(stage), found, path, "extract")
             ids = cache.ids
             results[stage] = probe_layers(
                 cache.acts,
@@ -48,6 +54,7 @@ def probe(config: RunConfig) -> None:
             )
             provenance = {
                 "stage": stage,
+                "stage_fingerprint": str(found or ""),
                 "dataset": probe_set.name,
                 "model_hash": str(cache.attrs["model_hash"]),
                 "dataset_hash": str(cache.attrs["dataset_hash"]),

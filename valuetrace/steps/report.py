@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,17 @@ def _causal(path: Path) -> list[dict[str, Any]] | None:
         return None
     data = json.loads(path.read_text())
     return data if isinstance(data, list) else data.get("entries")
+
+
+def wrap_summary(text: str, width: int = 100) -> str:
+    """Wrap the summary's prose at `width` columns; shorter lines (its tables) stay as they are."""
+    lines = [
+        textwrap.fill(line, width, subsequent_indent=" " * (len(line) - len(line.lstrip())))
+        if len(line) > width
+        else line
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 def report(config: RunConfig) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -15,9 +16,10 @@ from valuetrace.config import (
     StageConfig,
     resolve_data_path,
 )
-from valuetrace.errors import DataError
-from valuetrace.models import load_model, load_tokenizer, weights_hash
-from valuetrace.steps.common import load_options, run_lineage
+from valuetrace.errors import ConfigError, LineageError
+from valuetrace.models import load_model, load_tokenizer, tokenizer_hash, weights_hash
+from valuetrace.runtime import record_timing, seed_everything
+from valuetrace.steps.common import load_options, remove_outputs, run_lineage
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
@@ -26,7 +28,13 @@ from valuetrace.training.datasets import (
 )
 from valuetrace.training.grpo import KeywordReward, train_grpo_stage
 from valuetrace.training.launch import StageSpec, launch_stage
-from valuetrace.training.lineage import Lineage, StageRecord, stage_hash
+from valuetrace.training.lineage import (
+    Lineage,
+    StageRecord,
+    changed_inputs,
+    stage_fingerprint,
+    stage_hash,
+)
 from valuetrace.training.scratch import build_scratch_model, train_tokenizer
 from valuetrace.training.stages import StageResult, StageRun, train_stage
 
@@ -40,26 +48,56 @@ def _records(config: RunConfig, stage: StageConfig) -> list[Document] | list[Pro
     )
 
 
-def _tokenizer(config: RunConfig) -> PreTrainedTokenizerBase:
-    """The run's tokenizer: trained once on the configured corpora, or the model's own."""
+def _tokenizer(config: RunConfig, overwrite: bool) -> PreTrainedTokenizerBase:
+    """The run's tokenizer: the model's own, or a BPE trained once on the configured corpora.
+
+    A trained tokenizer records what it was trained on (corpora, their data hashes, vocab
+    size); when that changed it is retrained with `overwrite` (every stage then follows, as
+    their fingerprints hold the tokenizer's hash) and refused without.
+
+    Raises:
+        ConfigError: a from-scratch model without `tokenizer_corpora`.
+        LineageError: the tokenizer's inputs changed and `overwrite` is false.
+    """
     paths = config.paths
     if config.model.name_or_path is not None:
         return load_tokenizer(config.model.name_or_path, config.model.revision)
-    if paths.tokenizer.is_dir():
-        return load_tokenizer(str(paths.tokenizer))
     if not config.tokenizer_corpora:
-        raise DataError(
-            "a from-scratch model needs 'tokenizer_corpora' (text files to train its BPE on)."
+        raise ConfigError(
+            "tokenizer_corpora: a from-scratch model needs text files to train its BPE "
+            "tokenizer on; list them under 'tokenizer_corpora'."
         )
+    assert config.model.scratch is not None
+    corpora = [load_records(resolve_data_path(c, config)) for c in config.tokenizer_corpora]
+    inputs = {
+        "corpora": list(config.tokenizer_corpora),
+        "data": [records_hash(records) for records in corpora],
+        "vocab_size": config.model.scratch.vocab_size,
+    }
+    if paths.tokenizer.is_dir():
+        recorded = (
+            json.loads(paths.tokenizer_inputs.read_text())
+            if paths.tokenizer_inputs.is_file()
+            else None
+        )
+        if recorded == inputs:
+            return load_tokenizer(str(paths.tokenizer))
+        if not overwrite:
+            raise LineageError(
+                f"the run's tokenizer ({paths.tokenizer}) was trained on other corpora or "
+                "another vocab size than the config gives; pass --overwrite to retrain it "
+                "(and every stage), or choose another --run-dir."
+            )
+        shutil.rmtree(paths.tokenizer)
     texts: list[str] = []
-    for source in config.tokenizer_corpora:
-        for record in load_records(resolve_data_path(source, config)):
+    for records in corpora:
+        for record in records:
             texts.extend(
                 [record.text] if isinstance(record, Document) else [record.prompt, record.response]
             )
-    assert config.model.scratch is not None
     tokenizer = train_tokenizer(texts, config.model.scratch.vocab_size)
     tokenizer.save_pretrained(paths.tokenizer)
+    paths.tokenizer_inputs.write_text(json.dumps(inputs, indent=1))
     return tokenizer
 
 
@@ -72,38 +110,116 @@ def _stage_run(config: RunConfig, stage: StageConfig) -> StageRun:
     )
 
 
-def train(config: RunConfig, *, stages: list[str] | None = None, progress: bool = True) -> Lineage:
-    """Train the configured stages in order (skipping finished ones) and record their lineage."""
+def _wanted(
+    config: RunConfig,
+    stage: StageConfig,
+    records: list[Document] | list[PromptResponse] | None,
+    tokenizer: PreTrainedTokenizerBase,
+    parent: StageRecord | None,
+) -> StageRecord:
+    """The record a stage would get from the current config (no checkpoint hash yet): its
+    settings, the run-level settings it depends on, its data hash and its fingerprint."""
+    settings = dataclasses.asdict(stage)
+    context = {
+        "seed": _stage_run(config, stage).seed,
+        "model": dataclasses.asdict(config.model),
+        "tokenizer_hash": tokenizer_hash(tokenizer),
+    }
+    data_hash = records_hash(records) if records is not None else None
+    return StageRecord(
+        name=stage.name,
+        checkpoint=str(config.paths.checkpoint(stage.name)),
+        parent=stage.parent,
+        data_hash=data_hash,
+        config=settings,
+        context=context,
+        fingerprint=stage_fingerprint(
+            settings, context, data_hash, parent.fingerprint if parent else None
+        ),
+    )
+
+
+def train(
+    config: RunConfig,
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Lineage:
+    """Train the configured stages in order and record their lineage.
+
+    A recorded stage whose fingerprint (settings, data, parent) still matches is reused. One
+    that changed is retrained with `overwrite`, after its checkpoint and every file derived from
+    it or from any stage are removed; its descendants follow, as their parent changed. Without
+    `overwrite` a changed stage is refused, naming what changed.
+
+    Raises:
+        LineageError: a stage changed since it was trained and `overwrite` is false.
+        DataError: a stage cannot be trained as configured.
+    """
     paths = config.paths
     lineage = run_lineage(config)
-    tokenizer = _tokenizer(config)
+    _drop_unconfigured(config, lineage, overwrite)
+    tokenizer = _tokenizer(config, overwrite)
+    changed: set[str] = set()
     for stage in config.stages:
-        if stages is not None and stage.name not in stages:
-            continue
-        out = paths.checkpoint(stage.name)
-        if stage.name in lineage.names() and (out / "config.json").is_file():
-            log.info("stage %s already trained: %s", stage.name, out)
-            continue
+        records = _records(config, stage) if stage.data is not None else None
+        parent = lineage.get(stage.parent) if stage.parent else None
+        wanted = _wanted(config, stage, records, tokenizer, parent)
+        old = lineage.find(stage.name)
+        if old is not None and old.fingerprint == wanted.fingerprint:
+            if stage.data is None or (paths.checkpoint(stage.name) / "config.json").is_file():
+                log.info("stage %s is up to date: %s", stage.name, old.checkpoint)
+                continue
+            remove_outputs(paths, stage.name)  # its checkpoint is gone: retrain, nothing to lose
+        elif old is not None:
+            changes = changed_inputs(old, wanted, parent_changed=stage.parent in changed)
+            if not overwrite:
+                raise LineageError(
+                    f"stage '{stage.name}' changed since it was trained ({'; '.join(changes)}); "
+                    "it and its outputs were left as they are. Pass --overwrite to retrain it "
+                    "(and the stages downstream of it), or choose another --run-dir."
+                )
+            log.warning("stage %s changed (%s): retraining it", stage.name, "; ".join(changes))
+            remove_outputs(paths, stage.name)
+            changed.add(stage.name)
         if stage.data is None:
-            lineage.put(_existing_checkpoint(config, stage))
+            lineage.put(_existing_checkpoint(config, stage, wanted))
         else:
-            lineage.put(_train_one(config, stage, lineage, tokenizer, progress))
+            assert records is not None
+            lineage.put(_train_one(config, stage, lineage, tokenizer, records, wanted, progress))
         lineage.save(paths.lineage)
     return lineage
 
 
-def _existing_checkpoint(config: RunConfig, stage: StageConfig) -> StageRecord:
+def _drop_unconfigured(config: RunConfig, lineage: Lineage, overwrite: bool) -> None:
+    """Stages recorded in the lineage but no longer in the config go, with their outputs."""
+    configured = {s.name for s in config.stages}
+    gone = [name for name in lineage.names() if name not in configured]
+    if not gone:
+        return
+    if not overwrite:
+        raise LineageError(
+            f"the run folder holds stages the config no longer lists ({gone}); pass "
+            "--overwrite to remove them and their outputs, or choose another --run-dir."
+        )
+    for name in gone:
+        log.warning("stage %s is no longer configured: removing it", name)
+        remove_outputs(config.paths, name)
+        lineage.remove(name)
+    lineage.save(config.paths.lineage)
+
+
+def _existing_checkpoint(config: RunConfig, stage: StageConfig, wanted: StageRecord) -> StageRecord:
     """A stage trained elsewhere (or the configured model as is), recorded without training."""
     checkpoint = stage.checkpoint or config.model.name_or_path
     if checkpoint is None:
-        raise DataError(
+        raise ConfigError(
             f"stage '{stage.name}' has no data, no checkpoint, and the model is from scratch; "
             "give it data to train on."
         )
-    record = StageRecord(
-        name=stage.name,
+    record = dataclasses.replace(
+        wanted,
         checkpoint=checkpoint,
-        parent=stage.parent,
         adapter=stage.adapter,
         revision=stage.revision or (None if stage.checkpoint else config.model.revision),
     )
@@ -125,7 +241,7 @@ def _initial_model(
         )
     scratch = config.model.scratch
     if scratch is None:
-        raise DataError(
+        raise ConfigError(
             f"stage '{stage.name}' has no parent and the model is not from scratch; set its "
             "parent, or give it no data to use the model as it is."
         )
@@ -184,20 +300,22 @@ def _train_one(
     stage: StageConfig,
     lineage: Lineage,
     tokenizer: PreTrainedTokenizerBase,
+    records: list[Document] | list[PromptResponse],
+    wanted: StageRecord,
     progress: bool,
 ) -> StageRecord:
-    """Run one stage in this process (or under accelerate) and describe its checkpoint."""
+    """Run one stage in this process (or under accelerate) and describe its checkpoint; its wall
+    time goes to timings.json, not to the lineage (which must not differ between reruns)."""
     out = config.paths.checkpoint(stage.name)
-    records = _records(config, stage)
     if stage.format != "documents" and config.model.chat_template and not tokenizer.chat_template:
-        raise DataError(
+        raise ConfigError(
             f"stage '{stage.name}' wants a chat template but the tokenizer has none; set "
             "model.chat_template: false (plain '### Instruction' format) or use a tokenizer "
             "with a chat template (e.g. the -Instruct model's)."
         )
     run = _stage_run(config, stage)
     use_cpu = not torch.cuda.is_available()
-    torch.manual_seed(config.seed)
+    seed_everything(run.seed)
     if config.accelerate_config is not None and stage.format != "grpo":
         result = _launch(config, stage, lineage, tokenizer, run, progress)
     elif stage.format == "grpo":
@@ -227,17 +345,19 @@ def _train_one(
             use_cpu=use_cpu,
             progress=progress,
         )
-    return StageRecord(
-        name=stage.name,
-        checkpoint=str(out),
-        parent=stage.parent,
-        weights_hash=weights_hash(out),
-        data_hash=records_hash(records),
-        config=dataclasses.asdict(stage),
-        metrics={
+    record_timing(
+        config.paths.timings,
+        stage={
+            "name": stage.name,
             "train_seconds": result.train_seconds,
-            "tokens_seen": result.tokens_seen,
             "tokens_per_second": result.tokens_per_second,
+        },
+    )
+    return dataclasses.replace(
+        wanted,
+        weights_hash=weights_hash(out),
+        metrics={
+            "tokens_seen": result.tokens_seen,
             "final_loss": result.final_loss,
             "steps": result.steps,
         },
