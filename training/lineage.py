@@ -20,7 +20,11 @@ from valuetrace.models import weights_hash
 
 @dataclass
 class StageRecord:
-    """One stage's checkpoint and provenance."""
+    """One stage's checkpoint and provenance.
+
+    `source` says where an untrained stage's checkpoint came from when it was resolved from a
+    GGUF file or a built-in name (`valuetrace.model_sources`: kind, GGUF sha256, wheel hash).
+    """
 
     name: str
     checkpoint: str
@@ -31,6 +35,7 @@ class StageRecord:
     data_hash: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
 
 
 def stage_hash(record: StageRecord) -> str | None:

@@ -16,6 +16,7 @@ from valuetrace.config import (
     resolve_data_path,
 )
 from valuetrace.errors import DataError
+from valuetrace.model_sources import resolve_model
 from valuetrace.models import load_model, load_tokenizer, weights_hash
 from valuetrace.steps.common import load_options, run_lineage
 from valuetrace.training.datasets import (
@@ -100,12 +101,14 @@ def _existing_checkpoint(config: RunConfig, stage: StageConfig) -> StageRecord:
             f"stage '{stage.name}' has no data, no checkpoint, and the model is from scratch; "
             "give it data to train on."
         )
+    resolved = resolve_model(checkpoint)
     record = StageRecord(
         name=stage.name,
-        checkpoint=checkpoint,
+        checkpoint=resolved.path,
         parent=stage.parent,
         adapter=stage.adapter,
         revision=stage.revision or (None if stage.checkpoint else config.model.revision),
+        source=resolved.source,
     )
     record.weights_hash = stage_hash(record)
     return record
