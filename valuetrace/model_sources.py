@@ -135,6 +135,9 @@ def gguf_architecture(path: Path) -> str:
         reader = GGUFReader(path)
         field_ = reader.fields["general.architecture"]
         arch = bytes(field_.parts[field_.data[0]]).decode()
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+        if end > path.stat().st_size:
+            raise ValueError(f"its tensors end at byte {end}, past the file's end")
     except (ValueError, KeyError, IndexError, OSError, EOFError) as err:
         raise CheckpointError(
             f"{path} is not a readable GGUF file ({type(err).__name__}: {err}); it is probably "
