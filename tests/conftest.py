@@ -65,3 +65,22 @@ def tiny_checkpoint(tmp_path_factory, tiny_model, tiny_tokenizer) -> Path:
     tiny_model.save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint() -> Path:
+    """SmolLM2-135M-Instruct from the user cache (a cached hub copy, or the converted GGUF).
+
+    Never downloads: `.ci/run` fetches it first (`valuetrace models fetch
+    smollm2-135m-instruct`); without it the real-model tests skip and say so.
+    """
+    from valuetrace.model_sources import BUILTINS, cache_root, cached_builtin
+
+    found = cached_builtin(BUILTINS["smollm2-135m-instruct"])
+    if found is None:
+        pytest.skip(
+            f"SmolLM2-135M-Instruct is not cached under {cache_root()} or the hub cache; run "
+            "`valuetrace models fetch smollm2-135m-instruct` (as .ci/run does) to run the "
+            "real-model tests"
+        )
+    return Path(found.path)

