@@ -92,8 +92,10 @@ def load_model(
     """Load a causal LM (and an optional PEFT adapter, merged) in eval mode.
 
     `name_or_path` may be a folder, hub id, GGUF file or built-in name (`model_sources`). With
-    an adapter the base is loaded in float32, merged there and cast to `dtype` once. Raises
-    CheckpointError for a missing, unreadable or non-causal model or an adapter that does not fit.
+    an adapter the base is loaded in float32, merged there and cast to `dtype` once; a base that
+    is itself an adapter (a chain of unmerged LoRA stages) is merged in float32 first, so the
+    chain rounds once. Raises CheckpointError for a missing, unreadable or non-causal model or
+    an adapter that does not fit.
     """
     name_or_path = resolve_model(name_or_path).path
     _check_local_or_hub(name_or_path)
@@ -101,6 +103,9 @@ def load_model(
     if adapter is None and adapter_cfg.is_file():
         adapter = name_or_path
         name_or_path = json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
+    if adapter is not None:
+        base = load_model(name_or_path, revision=revision, dtype="float32")
+        return _apply_adapter(base, adapter, DTYPES[dtype]).to(device).eval()
     try:
         config = AutoConfig.from_pretrained(name_or_path, revision=revision)
     except (OSError, ValueError) as err:
@@ -110,15 +115,18 @@ def load_model(
             f"{name_or_path} is a {config.architectures} model, not a causal LM; "
             "valuetrace needs an *ForCausalLM checkpoint."
         )
-    load_dtype = torch.float32 if adapter is not None else DTYPES[dtype]
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, revision=revision, dtype=load_dtype)
-    if adapter is not None:
-        model = _apply_adapter(model, adapter, DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, revision=revision, dtype=DTYPES[dtype]
+    )
     return model.to(device).eval()
 
 
 def _apply_adapter(model: PreTrainedModel, adapter: str, dtype: torch.dtype) -> PreTrainedModel:
-    """Load a PEFT adapter onto a float32 `model`, merge it in float32, then cast to `dtype`."""
+    """Load a PEFT adapter onto a float32 `model`, merge it in float32, then cast to `dtype`.
+
+    The merged model's `name_or_path` (config and attribute) becomes the adapter folder, so a stage trained on
+    top of it records that folder (not the adapter's own base) as its base.
+    """
     from peft import PeftModel
 
     check_adapter_fits(model, adapter)
@@ -130,7 +138,9 @@ def _apply_adapter(model: PreTrainedModel, adapter: str, dtype: torch.dtype) -> 
             f"(hidden size {model.config.hidden_size}): {err}. Load it on the base it was "
             "trained from."
         ) from err
-    return merge_in_float32(peft_model, dtype)
+    merged = merge_in_float32(peft_model, dtype)
+    merged.name_or_path = merged.config.name_or_path = adapter  # PEFT records `name_or_path`
+    return merged
 
 
 def merge_in_float32(peft_model: torch.nn.Module, dtype: torch.dtype) -> PreTrainedModel:
@@ -166,7 +176,7 @@ def check_adapter_fits(model: PreTrainedModel, adapter: str) -> None:
     if not cfg_path.is_file():
         raise CheckpointError(f"{adapter} holds no adapter_config.json: it is not a PEFT adapter.")
     recorded = json.loads(cfg_path.read_text()).get("base_model_name_or_path")
-    base = str(model.config.name_or_path)
+    base = str(getattr(model, "name_or_path", "") or model.config.name_or_path)
     if recorded and base and not _same_base(recorded, base):
         raise CheckpointError(
             f"adapter {adapter} was trained on base model {recorded}, but the stage's base is "

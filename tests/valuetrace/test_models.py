@@ -139,3 +139,28 @@ def test_an_adapter_recorded_for_another_base_is_refused_naming_both(tmp_path, t
     ):
         load_model(str(other), adapter=str(tmp_path / "adapter"))
     assert load_model(str(tiny_checkpoint), adapter=str(tmp_path / "adapter")) is not None
+
+
+def test_a_chain_of_unmerged_adapters_merges_in_float32_and_rounds_once(tmp_path, tiny_checkpoint):
+    """Stage 2's adapter was trained on stage 1 (base + adapter 1): loading stage 2 in bf16
+    gives (W0 + d1 + d2) computed in float32 and rounded once."""
+    first = _random_lora(load_model(str(tiny_checkpoint)), targets=("q_proj",))
+    first.save_pretrained(tmp_path / "a1")
+    stage1 = load_model(str(tmp_path / "a1"))  # merged; records a1 as its name
+    torch.manual_seed(1)
+    second = _random_lora(stage1, targets=("q_proj",))
+    second.save_pretrained(tmp_path / "a2")
+    deltas = [
+        {
+            n: m.get_delta_weight("default")
+            for n, m in model.named_modules()
+            if hasattr(m, "lora_A") and "default" in m.lora_A
+        }
+        for model in (first, second)
+    ]
+    base = load_model(str(tiny_checkpoint)).state_dict()
+    chained = load_model(str(tmp_path / "a2"), dtype="bfloat16").state_dict()
+    for name, d1 in deltas[0].items():
+        key = name.removeprefix("base_model.model.") + ".weight"
+        want = (base[key] + d1 + deltas[1][name]).to(torch.bfloat16)
+        torch.testing.assert_close(chained[key].float(), want.float(), atol=0, rtol=0)
