@@ -124,8 +124,8 @@ def load_model(
 def _apply_adapter(model: PreTrainedModel, adapter: str, dtype: torch.dtype) -> PreTrainedModel:
     """Load a PEFT adapter onto a float32 `model`, merge it in float32, then cast to `dtype`.
 
-    The merged model's `name_or_path` (config and attribute) becomes the adapter folder, so a stage trained on
-    top of it records that folder (not the adapter's own base) as its base.
+    The merged model's `name_or_path` (config and attribute) becomes the adapter folder, so a
+    stage trained on top of it records that folder (not the adapter's own base) as its base.
     """
     from peft import PeftModel
 
