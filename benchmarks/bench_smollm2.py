@@ -295,9 +295,9 @@ def training(model, tokenizer, texts: list[str], steps: int, sweep: bool) -> Non
             f"   {total - result.train_seconds:.1f} (prepare + save) / {result.train_seconds:.1f}"
         )
     if sweep:
-        print("\nplain LoRA loop, same tokens per step, other shapes (tokens/s):")
+        print("\nplain LoRA loop on the same tokens, other batch x length shapes (tokens/s):")
         flat = ids.flatten()
-        for batch, length in ((16, 64), (8, 128), (4, 256)):
+        for batch, length in ((16, 64), (8, 128), (4, 128), (4, 256)):
             shaped = flat[: (len(flat) // length) * length].view(-1, length)
             speed = plain_loop(copy.deepcopy(model), shaped, "lora", batch)
             print(f"  {batch:>3} x {length:<4} {speed:>8.0f}")

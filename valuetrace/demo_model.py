@@ -2,7 +2,7 @@
 
 The demo config trains a tiny Llama from scratch; on a pretrained model the base stage is the
 model as it is and the later stages are LoRA fine-tunes on the same built-in data, capped so the
-run stays CPU-sized (~25 optimizer steps of 8 x 128 tokens per stage).
+run stays CPU-sized (~25 optimizer steps of 8 x 128 tokens per stage, as micro-batches of 4).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def demo_on_model(config: RunConfig, model: str) -> dict[str, Any]:
             lora=dict(DEMO_MODEL_LORA),
             epochs=1.0,
             learning_rate=2e-4,
-            batch_size=8,
+            batch_size=4,  # x 2 accumulation steps: an optimizer batch of 8 in half the memory
+            grad_accum=2,
             max_length=128,
         )
         stages.append(stage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import shutil
 from pathlib import Path
@@ -90,6 +91,7 @@ def train(config: RunConfig, *, stages: list[str] | None = None, progress: bool 
         else:
             lineage.put(_train_one(config, stage, lineage, tokenizer, progress))
         lineage.save(paths.lineage)
+        gc.collect()  # the finished Trainer holds its model and optimizer in reference cycles
     return lineage
 
 
