@@ -55,7 +55,6 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 from valuetrace.activations.examples import LabelledExamples
-from valuetrace.activations.extract import extract_to_cache
 from valuetrace.activations.pooling import Batch, collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
@@ -63,7 +62,8 @@ from valuetrace.training.datasets import Document
 from valuetrace.training.stages import TrainSettings, lora_config, train_stage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_extract import body_forward, hf_hidden_states, timed
+from bench_extract import BATCH as EXTRACT_BATCH
+from bench_extract import body_forward, hf_hidden_states, run_b, timed
 
 from valuetrace.demo_data import write_demo_data
 from valuetrace.model_sources import BUILTINS, resolve_builtin
@@ -71,15 +71,6 @@ from valuetrace.models import load_model, load_tokenizer
 
 SEQ_LEN, BATCH, THREADS, SEED, LR = 128, 8, 2, 0, 2e-4
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-PROVENANCE: dict[str, str | int] = {
-    "model_hash": "smollm2-bench",
-    "tokenizer_hash": "smollm2-bench",
-    "dataset_hash": "demo-texts",
-    "pooling": "mean",
-    "dtype": "float32",
-    "max_length": SEQ_LEN,
-    "prompt_format": "plain",
-}
 
 
 def demo_texts(folder: Path) -> list[str]:
@@ -111,7 +102,10 @@ def extraction(model: PreTrainedModel, tokenizer, texts: list[str], rounds: int)
     encoded = encode(tokenizer, data.prompts, texts, SEQ_LEN)
     assert all(len(e.ids) == SEQ_LEN for e in encoded), "every sequence must be SEQ_LEN long"
     pad, bos = tokenizer.pad_token_id, tokenizer.bos_token_id
-    batches = [collate(encoded[i : i + BATCH], pad, bos, "mean") for i in range(0, n, BATCH)]
+    batches = [
+        collate(encoded[i : i + EXTRACT_BATCH], pad, bos, "mean")
+        for i in range(0, n, EXTRACT_BATCH)
+    ]
     layers = list(range(model.config.num_hidden_layers + 1))
     bridge = boot_bridge(model)
     body_forward(model, batches[:1])
@@ -120,19 +114,7 @@ def extraction(model: PreTrainedModel, tokenizer, texts: list[str], rounds: int)
         cache = Path(tmp) / "bench.h5"
         methods = {
             "a": lambda: body_forward(model, batches),
-            "b": lambda: extract_to_cache(
-                model,
-                tokenizer,
-                data,
-                data.prompts,
-                cache,
-                provenance=PROVENANCE,
-                pooling="mean",
-                batch_size=BATCH,
-                max_length=SEQ_LEN,
-                overwrite=True,
-                progress=False,
-            ),
+            "b": lambda: run_b(model, tokenizer, data, cache),
             "c": lambda: torch.cat(
                 [pooled_hidden_states_tl(bridge, b, layers) for b in batches], 1
             ),
@@ -157,7 +139,9 @@ def extraction(model: PreTrainedModel, tokenizer, texts: list[str], rounds: int)
         "d": "(d) HF output_hidden_states (+ logits)",
         "e": "(e) nnsight trace, .output of each block",
     }
-    print(f"\nExtraction: {n} sequences x {SEQ_LEN} tokens, batch {BATCH}, best of {rounds}")
+    print(
+        f"\nExtraction: {n} sequences x {SEQ_LEN} tokens, batch {EXTRACT_BATCH}, best of {rounds}"
+    )
     print(f"{'method':<52}{'seconds':>9}{'tokens/s':>10}{'max|diff| vs (b)':>18}   rounds (s)")
     for key in methods:
         diff = "-" if key in "ab" else _diff(out[key], ours, key)

@@ -9,6 +9,7 @@ from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 
+from tests.activations.test_tl_backend import hf_pooled_hidden_states
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.prompts import format_prompts
 
@@ -35,14 +36,7 @@ def test_backends_equal_hf_hidden_states_on_smollm2(smollm2, mode):
     layers = list(range(model.config.num_hidden_layers + 1))  # 31: embeddings + 30 blocks
     hooks = pooled_hidden_states(model, batch, layers)
     tl = pooled_hidden_states_tl(boot_bridge(model), batch, layers)
-    with torch.inference_mode():
-        states = model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            output_hidden_states=True,
-        ).hidden_states
-    hf = torch.stack([torch.einsum("bt,btd->bd", batch.weights, h) for h in states])
+    hf = hf_pooled_hidden_states(model, batch)
     assert hooks.shape == tl.shape == (31, 2, 576)
     torch.testing.assert_close(tl, hooks, atol=1e-4, rtol=0)
     # HF's last hidden state is after the final RMSNorm: blocks 0..29 compare directly ...
