@@ -9,6 +9,7 @@ from peft import PeftModel
 from valuetrace.training.datasets import Document
 from valuetrace.training.stages import train_stage
 
+from tests.conftest import assert_layers_close
 from tests.training.helpers import train_settings
 from valuetrace.models import load_model, load_tokenizer
 
@@ -58,5 +59,5 @@ def test_a_lora_stage_changes_the_targeted_weights_and_merges_exactly(tmp_path, 
     with torch.inference_mode():
         want = unmerged(**ids, output_hidden_states=True).hidden_states
         got = merged(**ids, output_hidden_states=True).hidden_states
-    for layer, (w, g) in enumerate(zip(want, got, strict=True)):  # tolerance 1e-4, float32
-        torch.testing.assert_close(g, w, atol=1e-4, rtol=0, msg=f"hidden state {layer}")
+    # 1e-4 of each layer's largest magnitude (merging reorders float32 sums; |x| reaches ~600)
+    assert_layers_close(torch.stack(got), torch.stack(want))
