@@ -59,12 +59,13 @@ from valuetrace.activations.pooling import Batch, collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.training.datasets import Document
-from valuetrace.training.stages import TrainSettings, lora_config, train_stage
+from valuetrace.training.stages import StageRun, peft_config, train_stage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_extract import BATCH as EXTRACT_BATCH
 from bench_extract import body_forward, hf_hidden_states, run_b, timed
 
+from valuetrace.config import LoraConfig, StageConfig
 from valuetrace.demo_data import write_demo_data
 from valuetrace.model_sources import BUILTINS, resolve_builtin
 from valuetrace.models import load_model, load_tokenizer
@@ -177,23 +178,17 @@ def nnsight_hidden_states(model: PreTrainedModel, batches: list[Batch]) -> torch
     return torch.cat(parts, dim=1)
 
 
-def stage_settings(method: str, steps: int) -> TrainSettings:
+def stage_config(method: str, steps: int) -> StageConfig:
     """The valuetrace stage: packed documents, 8 x 128, cosine schedule, `steps` steps."""
-    return TrainSettings(
-        format="documents",
+    return StageConfig(
+        name=f"bench_{method}",
         method=method,
-        epochs=1.0,
+        lora=LoraConfig(r=16, alpha=32, dropout=0.05, target_modules=list(ALL_LINEAR)),
         max_steps=steps,
         learning_rate=LR,
         batch_size=BATCH,
-        grad_accum=1,
         max_length=SEQ_LEN,
         warmup_ratio=0.0,
-        weight_decay=0.0,
-        seed=SEED,
-        lora_targets=ALL_LINEAR,
-        save_steps=10_000,
-        logging_steps=max(1, steps // 2),
     )
 
 
@@ -202,7 +197,7 @@ def plain_loop(model: PreTrainedModel, ids: torch.Tensor, method: str, batch: in
     if method == "lora":
         from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config(16, 32, 0.05, ALL_LINEAR))
+        model = get_peft_model(model, peft_config(stage_config("lora", 1)))
     model.train()
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR)
     start = time.perf_counter()
@@ -232,7 +227,7 @@ def plain_trl(model, tokenizer, texts: list[str], method: str, steps: int, tmp: 
         seed=SEED,
         disable_tqdm=True,
     )
-    peft = lora_config(16, 32, 0.05, ALL_LINEAR) if method == "lora" else None
+    peft = peft_config(stage_config("lora", steps)) if method == "lora" else None
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -266,7 +261,8 @@ def training(model, tokenizer, texts: list[str], steps: int, sweep: bool) -> Non
                 copy.deepcopy(model),
                 tokenizer,
                 [Document(t) for t in texts],
-                stage_settings(method, steps),
+                stage_config(method, steps),
+                StageRun(seed=SEED, save_steps=10_000, logging_steps=max(1, steps // 2)),
                 Path(tmp) / "stage",
                 use_cpu=True,
                 progress=False,

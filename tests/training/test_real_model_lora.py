@@ -10,7 +10,8 @@ from valuetrace.training.datasets import Document
 from valuetrace.training.stages import train_stage
 
 from tests.conftest import assert_layers_close
-from tests.training.helpers import train_settings
+from tests.training.helpers import RUN, tiny_stage
+from valuetrace.config import LoraConfig
 from valuetrace.models import load_model, load_tokenizer
 
 pytestmark = pytest.mark.real_model
@@ -26,23 +27,21 @@ DOCS = [
 def test_a_lora_stage_changes_the_targeted_weights_and_merges_exactly(tmp_path, smollm2_checkpoint):
     base_path = str(smollm2_checkpoint)
     tokenizer = load_tokenizer(base_path)
-    settings = train_settings(
+    stage = tiny_stage(
         method="lora",
+        lora=LoraConfig(r=4, target_modules=["q_proj", "down_proj"], merge=False),
         max_steps=3,
         batch_size=2,
         max_length=32,
         learning_rate=1e-3,
-        lora_r=4,
-        lora_targets=("q_proj", "down_proj"),
-        lora_merge=False,
-        save_steps=1000,
     )
     out = tmp_path / "lora"
     train_stage(
         load_model(base_path).train(),
         tokenizer,
         [Document(d) for d in DOCS],
-        settings,
+        stage,
+        RUN,
         out,
         use_cpu=True,
         progress=False,
