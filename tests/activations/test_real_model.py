@@ -16,7 +16,6 @@ from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_
 from tests.activations.test_tl_backend import hf_pooled_hidden_states
 from tests.conftest import assert_layers_close
 from valuetrace.models import load_model, load_tokenizer
-from valuetrace.prompts import format_prompts
 
 pytestmark = pytest.mark.real_model
 
@@ -35,8 +34,7 @@ def smollm2(smollm2_checkpoint):
 @pytest.mark.parametrize("mode", ["last", "mean", "response"])
 def test_backends_equal_hf_hidden_states_on_smollm2(smollm2, mode):
     model, tokenizer = smollm2
-    prompts = format_prompts(PROMPTS, tokenizer, chat=True)
-    encoded = encode(tokenizer, prompts, RESPONSES, 128)
+    encoded = encode(tokenizer, PROMPTS, RESPONSES, 128, chat=True)
     batch = collate(encoded, tokenizer.pad_token_id, tokenizer.bos_token_id, mode)
     layers = list(range(model.config.num_hidden_layers + 1))  # 31: embeddings + 30 blocks
     hooks = pooled_hidden_states(model, batch, layers)
