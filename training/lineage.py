@@ -29,7 +29,11 @@ from valuetrace.paths import resolved_path, stored_path
 
 @dataclass
 class StageRecord:
-    """One stage's checkpoint and provenance."""
+    """One stage's checkpoint and provenance.
+
+    `source` says where an untrained stage's checkpoint came from when it was resolved from a
+    GGUF file or a built-in name (`valuetrace.model_sources`: kind, GGUF sha256, wheel hash).
+    """
 
     name: str
     checkpoint: str
@@ -42,6 +46,7 @@ class StageRecord:
     context: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
 
 
 def stage_fingerprint(

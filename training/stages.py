@@ -38,6 +38,7 @@ from valuetrace.training.datasets import (
 
 from valuetrace.config import Format, LoraConfig, StageConfig, check_ranges
 from valuetrace.errors import ConfigError, DataError
+from valuetrace.models import merge_in_float32
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +219,8 @@ def fit_and_save(
             (out_dir / "training_args.bin").unlink(missing_ok=True)
     elif main:
         trained = trainer.model
-        if lora and merge:
-            trained = trained.merge_and_unload()
+        if lora and merge:  # in float32, then cast once to the dtype the stage ran in
+            trained = merge_in_float32(trained, trained.get_base_model().dtype)
         out_dir.mkdir(parents=True, exist_ok=True)
         trained.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from valuetrace import console
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import ConfigError, ValuetraceError
 from valuetrace.paths import RunPaths
 from valuetrace.runtime import (
     deterministic_environment,
@@ -84,12 +84,23 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="also show library logs, per-step losses and warnings (log.txt has them all)",
         )
+        if name == "demo":
+            cmd.add_argument(
+                "--model",
+                default=None,
+                help="run the demo's data on this model (built-in name, hub id, folder or GGUF) "
+                "with LoRA stages instead of the tiny from-scratch Llama",
+            )
     text = "planted weakening / rotation / drift cases: does the analysis find them?"
     cmd = sub.add_parser("selftest", help=text, description=text)
     cmd.add_argument("--model", default=None, help="hub id or local folder (default: tiny scratch)")
     cmd.add_argument("--layers", type=int, nargs="+", default=None, help="planted layers k")
     cmd.add_argument("--json", type=Path, default=None, help="write the cases to this JSON file")
     cmd.add_argument("-v", "--verbose", action="store_true", help="log more")
+    models = sub.add_parser("models", help="fetch or list the models valuetrace can load")
+    models.add_argument("action", choices=["fetch", "list"])
+    models.add_argument("name", nargs="?", help="built-in name, GGUF file or hub id (fetch)")
+    models.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
 
 
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     _offline_defaults()
     deterministic_environment()
     try:
-        return _dispatch(args)
+        return _models(args) if args.command == "models" else _dispatch(args)
     except ValuetraceError as err:
         logging.getLogger("valuetrace").info("error: %s", err)
         print(f"valuetrace: error: {err}", file=sys.stderr)
@@ -127,14 +138,35 @@ def _selftest(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _models(args: argparse.Namespace) -> int:
+    """`valuetrace models fetch NAME` prints the local checkpoint; `models list` the cache."""
+    from valuetrace.model_sources import BUILTINS, list_cached, models_dir, resolve_model
+
+    if args.action == "fetch":
+        if not args.name:
+            raise ConfigError(f"models fetch needs a NAME, e.g. one of {sorted(BUILTINS)}.")
+        print(resolve_model(args.name).path)
+        return 0
+    print(f"built-in: {', '.join(sorted(BUILTINS))}; cache: {models_dir()}")
+    for entry in list_cached():
+        print(
+            f"{entry.path}\t{entry.source.get('name', '')}\tgguf sha256 "
+            f"{entry.source.get('gguf_sha256', '?')}"
+        )
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "selftest":
         console.configure(verbose=args.verbose, progress=True, log_file=None)
         return _selftest(args)
-    from valuetrace.config import load_config
+    from valuetrace.config import config_from_dict, load_config
+    from valuetrace.demo_model import demo_on_model
     from valuetrace.steps import analyze, causal, evaluate, extract, prepare, probe, report, train
 
     config = load_config(_config_path(args), run_dir=args.run_dir)
+    if getattr(args, "model", None):
+        config = config_from_dict(demo_on_model(config, args.model), run_dir=args.run_dir)
     paths = config.paths
     progress = not args.no_progress
     creates = args.command in ("demo", "run", "train")

@@ -311,6 +311,7 @@ class RunConfig:
     seed: int = checked(0, ge=0, le=MAX_SEED)
     demo_data: bool = False
     real_data_dir: str | None = None
+    real_data_sizes: dict[str, int] = field(default_factory=dict)
     tokenizer_corpora: list[str] = field(default_factory=list)
     accelerate_config: str | None = None
 

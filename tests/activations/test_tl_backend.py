@@ -19,6 +19,18 @@ PROMPTS = ["Q: the cat rested near the barn? A:", "Q: a dog? A:", "Q: the hen? A
 RESPONSES = [" the vet listened.", " the farmer watched while the child helped.", " it slept."]
 
 
+@torch.inference_mode()
+def hf_pooled_hidden_states(model, batch) -> torch.Tensor:
+    """HF `output_hidden_states` pooled with the batch's weights: (layers + 1, batch, d)."""
+    states = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        output_hidden_states=True,
+    ).hidden_states
+    return torch.stack([torch.einsum("bt,btd->bd", batch.weights, h) for h in states])
+
+
 @pytest.fixture(scope="module")
 def bridge(tiny_model):
     """One bridge for the module (booting imports transformer-lens, about a second)."""
@@ -33,14 +45,7 @@ def test_hooks_tl_and_hf_hidden_states_pool_to_the_same_vectors(
     batch = collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, mode)
     hooks = pooled_hidden_states(tiny_model, batch, [0, 1, 2])
     tl = pooled_hidden_states_tl(bridge, batch, [0, 1, 2])
-    with torch.inference_mode():
-        states = tiny_model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            output_hidden_states=True,
-        ).hidden_states
-    hf = torch.stack([torch.einsum("bt,btd->bd", batch.weights, h) for h in states])
+    hf = hf_pooled_hidden_states(tiny_model, batch)
     assert hooks.shape == tl.shape == (3, 3, 32)
     torch.testing.assert_close(tl, hooks, atol=1e-4, rtol=0)
     # HF's last hidden state is after the final norm, so it is compared on layers 0..n-1 only.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import shutil
@@ -17,6 +18,7 @@ from valuetrace.config import (
     resolve_data_path,
 )
 from valuetrace.errors import ConfigError, LineageError
+from valuetrace.model_sources import resolve_model
 from valuetrace.models import load_model, load_tokenizer, tokenizer_hash, weights_hash
 from valuetrace.runtime import record_timing, seed_everything
 from valuetrace.steps.common import load_options, remove_outputs, run_lineage
@@ -188,6 +190,7 @@ def train(
             assert records is not None
             lineage.put(_train_one(config, stage, lineage, tokenizer, records, wanted, progress))
         lineage.save(paths.lineage)
+        gc.collect()  # the finished Trainer holds its model and optimizer in reference cycles
     return lineage
 
 
@@ -217,11 +220,13 @@ def _existing_checkpoint(config: RunConfig, stage: StageConfig, wanted: StageRec
             f"stage '{stage.name}' has no data, no checkpoint, and the model is from scratch; "
             "give it data to train on."
         )
+    resolved = resolve_model(checkpoint)
     record = dataclasses.replace(
         wanted,
-        checkpoint=checkpoint,
+        checkpoint=resolved.path,
         adapter=stage.adapter,
         revision=stage.revision or (None if stage.checkpoint else config.model.revision),
+        source=resolved.source,
     )
     record.weights_hash = stage_hash(record)
     return record
