@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from valuetrace.probing import logistic
 from valuetrace.probing.logistic import fit_logistic
 
 from tests.probing.synthetic import planted
@@ -103,3 +104,20 @@ def test_layers_that_finish_early_keep_their_results() -> None:
         torch.testing.assert_close(
             together.decision[layer], alone.decision[0], atol=1e-3, rtol=1e-4
         )
+
+
+def test_parallel_products_give_the_single_thread_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # large inputs run the products over the shared matrix on every thread and the rest on one
+    acts, labels, _ = planted(60, (0.5, 2.0), d=12)
+    y, train = _problems(labels, 3)
+    serial = fit_logistic(torch.from_numpy(acts), y, train, torch.ones(3), tol=1e-6)
+    monkeypatch.setattr(logistic, "_PARALLEL_MIN_ELEMENTS", 0)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parallel = fit_logistic(torch.from_numpy(acts), y, train, torch.ones(3), tol=1e-6)
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(parallel.coef, serial.coef, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(parallel.decision, serial.decision, atol=1e-3, rtol=1e-4)
