@@ -167,21 +167,30 @@ def _block_activations(
     pad_id: int,
     bos_id: int | None,
 ) -> Float[np.ndarray, "l n d"]:
-    """Pooled activations of one block of rows, batched by similar length, in row order."""
+    """Pooled activations of one block of rows, batched by similar length, in row order.
+
+    Each batch lands in its rows of one preallocated block as it comes (CPU), so the block is
+    held once, not also as a list of parts, their concatenation and its reordering.
+    """
     batches = length_batches([len(e.ids) for e in encoded], batch_size, max_batch_tokens)
-    parts: list[torch.Tensor] = []
+    block: torch.Tensor | None = None
+    parts: list[tuple[list[int], torch.Tensor]] = []  # CUDA only: copies still in flight
     device = torch.device("cpu")
     for idx in batches:
         pooled = pool(collate([encoded[i] for i in idx], pad_id, bos_id, pooling), layers)
+        if block is None:
+            block = torch.empty(pooled.shape[0], len(encoded), pooled.shape[2], dtype=pooled.dtype)
         device = pooled.device
-        parts.append(_to_host(pooled))
-    if device.type == "cuda":
+        if device.type == "cuda":
+            parts.append((idx, _to_host(pooled)))
+        else:
+            block[:, idx] = pooled
+    if parts:
         torch.cuda.synchronize(device)  # the copies into pinned memory have landed
-    stacked = torch.cat(parts, dim=1)
-    order = torch.tensor([i for idx in batches for i in idx])
-    restore = torch.empty(len(order), dtype=torch.long)
-    restore[order] = torch.arange(len(order))
-    return stacked[:, restore].numpy()
+        for idx, host in parts:
+            block[:, idx] = host
+    assert block is not None  # encoded is never empty
+    return block.numpy()
 
 
 def _pool_fn(model: PreTrainedModel, backend: Backend) -> PoolFn:

@@ -20,9 +20,10 @@ to a plain forward (goal <= 1.05), and (c)/(b), (d)/(b), how much slower the alt
 The header gives the load average: timings on a shared machine vary by 10% or more, so compare
 ratios from one run, not across runs.
 
-The memory lines give, for (b) on 1x and 4x the sequences, each in a fresh process, the peak
-RSS during (b) (VmHWM, reset just before it) with the RSS before it (model and data loaded) in
-parentheses, and the ratio of the peaks (goal <= 1.10: memory must not grow with the data set).
+The memory lines give, for (b) on 1x, 4x and 16x the sequences, each in a fresh process, the
+peak RSS during (b) (VmHWM, reset just before it) with the RSS before it (model and data loaded)
+in parentheses, and the ratios of the 4x and 16x peaks to the 1x one (goal <= 1.10: memory must
+not grow with the data set). `--memory` prints these lines alone.
 They are measured twice. With glibc's default malloc, freed forward-pass buffers stay in the
 heap and the peak of the same workload varies by about 15% from run to run (more batches, more
 chances of a high draw), whatever the data size. With `MALLOC_TRIM_THRESHOLD_=0`, glibc hands
@@ -37,6 +38,7 @@ time), printing every time and the ratio of the medians.
     python benchmarks/bench_extract.py              # 256 x 128 tokens, batch 16 (~15 minutes)
     python benchmarks/bench_extract.py --quick      # 32 x 128 tokens, a smoke run
     python benchmarks/bench_extract.py --alternate 6  # (b)/(a) only, paired (~2 minutes)
+    python benchmarks/bench_extract.py --memory --quick  # peak RSS at 32/128/512 seqs only
 """
 
 from __future__ import annotations
@@ -243,11 +245,12 @@ def alternate(pairs: int) -> None:
 
 
 def main() -> None:
-    """Time (a)-(d) side by side, then the peak RSS of (b) at 1x and 4x the data."""
+    """Time (a)-(d) side by side, then the peak RSS of (b) at 1x, 4x and 16x the data."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="32 sequences: a smoke run")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
     parser.add_argument("--alternate", type=int, default=None, help="(b)/(a) only, K pairs")
+    parser.add_argument("--memory", action="store_true", help="the peak RSS lines only")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -259,6 +262,9 @@ def main() -> None:
         alternate(args.alternate)
         return
     n = 32 if args.quick else 256
+    if args.memory:
+        print_memory(n)
+        return
     model, tokenizer, data, batches = setup(n)
     bridge = boot_bridge(model)
     layers = list(range(13))
@@ -318,16 +324,27 @@ def main() -> None:
         f"ratios (wall): (b)/(a) = {t_b / t_a:.3f} (goal <= 1.05)   (c)/(b) = {t_c / t_b:.2f}   "
         f"(d)/(b) = {t_d / t_b:.2f}   | (cpu): (b)/(a) = {c_b / c_a:.3f}"
     )
-    print("peak RSS during (b), fresh process each (RSS with model and data loaded before it):")
+    print_memory(n)
+
+
+def print_memory(n: int) -> None:
+    """Peak RSS of (b) at `n`, 4n and 16n sequences, and the ratios to the first, per malloc."""
+    print(
+        f"load average {os.getloadavg()[0]:.1f} | peak RSS during (b), fresh process each "
+        "(RSS with model and data loaded before it), ratio to the 1x peak (goal <= 1.10):"
+    )
     for live, label in (
         (False, "default malloc"),
         (True, "MALLOC_TRIM_THRESHOLD_=0 (live)"),
     ):
-        (base1, one), (base4, four) = rss_mb(n, live), rss_mb(4 * n, live)
-        print(
-            f"  {label:<32} {n} seqs {one:.0f} MB ({base1:.0f}), "
-            f"{4 * n} seqs {four:.0f} MB ({base4:.0f}), ratio {four / one:.3f} (goal <= 1.10)"
-        )
+        cells = []
+        one = 0.0
+        for scale in (1, 4, 16):
+            before, peak = rss_mb(scale * n, live)
+            one = one or peak
+            ratio = "" if scale == 1 else f" {peak / one:.3f}x"
+            cells.append(f"{scale * n} seqs {peak:.0f} MB (before {before:.0f}){ratio}")
+        print(f"  {label:<32} " + "   ".join(cells))
 
 
 if __name__ == "__main__":
