@@ -9,13 +9,18 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from valuetrace.analysis.behaviour import NOT_JUDGE, BehaviourChange, BehaviourResult, Score
+from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import pair_key
 from valuetrace.probing.surface import SurfaceRecord
+
+from valuetrace.records import from_plain, record_from_dict
 
 FMT = "{:.3f}"
 
@@ -83,13 +88,8 @@ def summary_text(metrics: dict[str, Any], surface: Sequence[SurfaceRecord] = ())
     """The plain-language summary the CLI prints at the end of a run."""
     lines = ["", "=" * 72, "valuetrace summary", "=" * 72]
     lines += [" ".join(answer(metrics)), ""]
-    lines.append("Behaviour per stage (95% CI):")
-    for stage in metrics["stages"]:
-        beh = metrics["behaviour"][stage]
-        lines.append(
-            f"  {stage:<10} compassion preference {_ci(beh['compassion'])}   "
-            f"helpfulness loss {_ci(beh['helpfulness_loss'])}"
-        )
+    lines += behaviour_summary_lines(metrics)
+    lines += causal_summary_lines(metrics)
     for name, concept in metrics["concepts"].items():
         lines.append("")
         lines.append(
@@ -295,47 +295,22 @@ def render_html(
 ) -> Path:
     """Write one self-contained HTML report (figures embedded as base64 PNGs)."""
     stages = metrics["stages"]
-    beh_rows = [
-        [
-            s,
-            _ci(metrics["behaviour"][s]["compassion"]),
-            _ci(metrics["behaviour"][s]["helpfulness_loss"]),
-        ]
-        for s in stages
-    ]
     sections = [
         "<h1>valuetrace report</h1>",
         '<div class="answer">'
         + "".join(f"<p>{html.escape(s)}</p>" for s in answer(metrics))
         + "</div>",
-        "<h2>Behaviour per stage</h2>",
-        "<p>Compassion preference: share of held-out eval items where the compassionate "
-        "continuation has the higher mean log-probability. Helpfulness loss: mean per-token loss "
-        "on held-out helpfulness responses (lower is better). 95% bootstrap CIs.</p>",
-        _table(["stage", "compassion preference", "helpfulness loss"], beh_rows),
+        behaviour_section(metrics),
     ]
     if "behaviour" in figures:
         sections.append(_img(figures["behaviour"], "behaviour per stage"))
+    sections.append(generations_section(metrics))
     for name, concept in metrics["concepts"].items():
         sections.append(_concept_section(name, concept, stages, figures))
     sections.append(surface_section(surface))
-    extra = [k for k in figures if k.startswith(("umap", "projection_vs_behaviour", "causal"))]
-    if metrics.get("behaviour_vs_projection"):
-        sections.append("<h2>Behaviour vs representation</h2>")
-        rows = [
-            [s, v["layer"], _f(v["r"]), f"[{_f(v['lo'])}, {_f(v['hi'])}]", v["n"]]
-            for s, v in metrics["behaviour_vs_projection"].items()
-        ]
-        sections.append(_table(["stage", "layer", "Pearson r", "95% CI", "items"], rows))
-    if metrics.get("causal"):
-        sections.append("<h2>Causal check</h2>")
-        rows = [
-            [c["label"], c["layers"], _ci(c["baseline"]), _ci(c["intervened"]), _ci(c["change"])]
-            for c in metrics["causal"]
-        ]
-        sections.append(
-            _table(["intervention", "layers", "score before", "score after", "change"], rows)
-        )
+    extra = [k for k in figures if k.startswith(("umap", "projection_vs_behaviour"))]
+    sections.append(behaviour_vs_projection_section(metrics))
+    sections.append(causal_section(metrics, figures))
     for key in extra:
         sections.append(_img(figures[key], key.replace("_", " ")))
     sections.append("<h2>Provenance</h2>")
@@ -346,3 +321,209 @@ def render_html(
     )
     out.write_text(page)
     return out
+
+
+# ---- behaviour and causal sections -----------------------------------------------------------
+
+WIDTH = 100
+
+
+def _records(metrics: dict[str, Any]) -> dict[str, BehaviourResult]:
+    """The per-stage behaviour records analyze copied into metrics, typed again."""
+    return {
+        s: record_from_dict(BehaviourResult, metrics["behaviour"][s], f"metrics.behaviour.{s}")
+        for s in metrics["stages"]
+    }
+
+
+def _changes(metrics: dict[str, Any]) -> list[BehaviourChange]:
+    return [
+        from_plain(BehaviourChange, c, "metrics.behaviour_changes")
+        for c in metrics.get("behaviour_changes", [])
+    ]
+
+
+def _sc(score: Score, signed: bool = False, digits: int = 3) -> str:
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return f"{fmt.format(score.value)} [{fmt.format(score.lo)}, {fmt.format(score.hi)}]"
+
+
+def _excludes_zero(score: Score) -> bool:
+    return score.lo > 0 or score.hi < 0
+
+
+def _wrap(text: str, indent: str = "  ") -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ")
+
+
+def behaviour_summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """Summary lines: share, mean margin and helpfulness loss per stage; paired margin changes."""
+    records = _records(metrics)
+    first = next(iter(records.values()))
+    pct = round(100 * first.ci)
+    lines = _wrap(
+        f"Behaviour per stage ({pct}% CI, {len(first.item_ids)} eval items from "
+        f"{first.eval_source}): share of items preferring the compassionate continuation, mean "
+        "log-prob margin (nats/token), helpfulness loss (nats/token):",
+        "",
+    )
+    for stage, rec in records.items():
+        lines.append(
+            f"  {stage:<10} {_sc(rec.compassion)}   {_sc(rec.margin, True, 4)}   "
+            f"{_sc(rec.helpfulness_loss)}"
+        )
+    for change in _changes(metrics):
+        moved = "CI excludes 0" if _excludes_zero(change.margin) else "CI covers 0"
+        lines += _wrap(
+            f"{change.b} - {change.a}: margin {_sc(change.margin, True, 4)} ({moved}), share "
+            f"{_sc(change.compassion, True)}, helpfulness loss "
+            f"{_sc(change.helpfulness_loss, True)} (paired over {change.n_items} items)"
+        )
+    lines += _wrap(NOT_JUDGE)
+    return [*lines, ""]
+
+
+def causal_summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """Summary lines of the dose-response, when `valuetrace causal` has run."""
+    if not metrics.get("causal"):
+        return []
+    rec = record_from_dict(CausalRecord, metrics["causal"], "analysis/causal.json")
+    pct = round(100 * rec.ci)
+    ablated = rec.ablation.margin_change
+    text = (
+        f"Causal dose-response ({rec.stage}, {rec.parent}'s direction at layer {rec.add_layer}, "
+        f"alpha in class gaps of {rec.scale:.3g}): margin slope {_sc(rec.margin_slope, True, 4)} "
+        f"nats/token per alpha, share slope {_sc(rec.compassion_slope, True)} per alpha "
+        f"({pct}% CI, {rec.n_items} items); ablating it at layers {rec.ablate_layers} moves the "
+        f"margin by {_sc(ablated, True, 4)}."
+    )
+    return [*_wrap(text, ""), ""]
+
+
+def behaviour_section(metrics: dict[str, Any]) -> str:
+    """HTML: per-stage share, mean margin and helpfulness loss, and the paired changes."""
+    records = _records(metrics)
+    first = next(iter(records.values()))
+    pct = round(100 * first.ci)
+    parts = [
+        "<h2>Behaviour per stage</h2>",
+        f"<p>On {len(first.item_ids)} held-out eval items ({html.escape(first.eval_source)}): "
+        "the <em>margin</em> of an item is the mean per-token log-probability of its "
+        "compassionate continuation minus that of its dismissive one (nats/token); the "
+        "<em>share</em> is the fraction of items with a positive margin. Helpfulness loss: mean "
+        "per-token loss on held-out helpfulness responses (lower is better). "
+        f"{pct}% percentile item-bootstrap CIs ({first.n_boot} resamples). "
+        f"<strong>{html.escape(NOT_JUDGE)}</strong></p>",
+        _table(
+            ["stage", "share preferring compassionate", "mean margin", "helpfulness loss"],
+            [
+                [s, _sc(r.compassion), _sc(r.margin, True, 4), _sc(r.helpfulness_loss)]
+                for s, r in records.items()
+            ],
+        ),
+    ]
+    changes = _changes(metrics)
+    if changes:
+        parts.append(
+            f"<p>Paired changes between compared stages (later minus earlier, same items, "
+            f"{pct}% CI):</p>"
+        )
+        parts.append(
+            _table(
+                ["stages", "margin change", "share change", "helpfulness loss change"],
+                [
+                    [
+                        f"{c.a} → {c.b}",
+                        _sc(c.margin, True, 4),
+                        _sc(c.compassion, True),
+                        _sc(c.helpfulness_loss, True),
+                    ]
+                    for c in changes
+                ],
+            )
+        )
+    return "\n".join(parts)
+
+
+def generations_section(metrics: dict[str, Any]) -> str:
+    """HTML: each stage's greedy answers to the fixed prompts, side by side per prompt."""
+    records = _records(metrics)
+    stages = list(records)
+    first = records[stages[0]]
+    if not first.generations:
+        return ""
+    rows = [
+        [
+            f"[{g.kind}] {g.prompt}",
+            *[records[s].generations[i].answer or "(no text before EOS)" for s in stages],
+        ]
+        for i, g in enumerate(first.generations)
+    ]
+    template = "each stage's chat template" if first.chat else "the plain prompt format"
+    return (
+        "<h2>Greedy answers per stage</h2>"
+        f"<p>Greedy decoding under {template}, fixed held-out prompts (animal welfare and "
+        f"everyday). {html.escape(NOT_JUDGE)}</p>" + _table(["prompt", *stages], rows)
+    )
+
+
+def behaviour_vs_projection_section(metrics: dict[str, Any]) -> str:
+    """HTML: per-item projection gap vs margin (Pearson r) beside the random-direction null."""
+    rows = metrics.get("behaviour_vs_projection")
+    if not rows:
+        return ""
+    body = [
+        [
+            s,
+            v["layer"],
+            _f(v["r"]),
+            f"[{_f(v['lo'])}, {_f(v['hi'])}]",
+            _f(v.get("null_abs_r")),
+            "yes" if abs(v["r"]) > v.get("null_abs_r", math.inf) else "no",
+            v["n"],
+        ]
+        for s, v in rows.items()
+    ]
+    return (
+        "<h2>Behaviour vs representation</h2><p>Per eval item: the gap between its compassionate "
+        "and dismissive continuations projected on the stage's compassion direction, against "
+        "its log-prob margin. The null: |r| reached by random unit directions on the same data "
+        "(its upper quantile at the CI level); a direction's r means something only above it.</p>"
+        + _table(
+            ["stage", "layer", "Pearson r", "CI", "null |r| band", "beats null", "items"], body
+        )
+    )
+
+
+def causal_section(metrics: dict[str, Any], figures: dict[str, Path]) -> str:
+    """HTML: the dose-response table, slopes and figure, when `valuetrace causal` has run."""
+    if not metrics.get("causal"):
+        return ""
+    rec = record_from_dict(CausalRecord, metrics["causal"], "analysis/causal.json")
+    pct = round(100 * rec.ci)
+    rows = [
+        [
+            "ablated" if math.isnan(p.alpha) else f"{p.alpha:+g}",
+            _sc(p.compassion),
+            _sc(p.margin, True, 4),
+            _sc(p.margin_change, True, 4),
+            _sc(p.helpfulness_loss),
+        ]
+        for p in [*rec.points, rec.ablation]
+    ]
+    parts = [
+        "<h2>Causal dose-response</h2>",
+        f"<p>{html.escape(rec.stage)} with alpha × {html.escape(rec.parent)}'s compassion "
+        f"direction ({html.escape(rec.dataset)}, unit mean-difference direction scaled by its "
+        f"class gap {rec.scale:.3g}) added at layer {rec.add_layer}, and with that direction "
+        f"ablated at layers {rec.ablate_layers}. {rec.n_items} eval items, {rec.n_help_items} "
+        f"helpfulness items, {pct}% item-bootstrap CIs. Slope of the mean margin: "
+        f"{_sc(rec.margin_slope, True, 4)} nats/token per alpha; of the share: "
+        f"{_sc(rec.compassion_slope, True)} per alpha.</p>",
+        _table(
+            ["alpha", "share", "mean margin", "margin change vs alpha 0", "helpfulness loss"], rows
+        ),
+    ]
+    if "causal_dose_response" in figures:
+        parts.append(_img(figures["causal_dose_response"], "causal dose-response"))
+    return "\n".join(parts)

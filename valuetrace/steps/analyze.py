@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from valuetrace.activations.store import Activations, read_activations
-from valuetrace.analysis.behaviour import BehaviourResult
+from valuetrace.analysis.behaviour import BehaviourResult, behaviour_change, random_direction_band
 from valuetrace.analysis.findings import (
     StageArrays,
     check_same_examples,
@@ -34,6 +35,7 @@ from valuetrace.probing import (
     load_results,
     transfer_matrix,
 )
+from valuetrace.records import record_to_dict
 from valuetrace.steps.common import BEHAVIOUR_SET, focus_index, primary_pair
 from valuetrace.training.lineage import Lineage
 
@@ -73,6 +75,7 @@ def analyze(config: RunConfig) -> dict[str, Any]:
     lineage = Lineage.load(paths.lineage)
     stages = lineage.names()
     compare = [(a, b) for a, b in config.analysis.compare]
+    boot = {"n_boot": config.probing.n_bootstrap, "seed": config.seed, "ci": config.probing.ci}
     behaviour = {s: BehaviourResult.load(paths.behaviour(s)) for s in stages}
     figures: dict[str, Path] = {}
     concepts: dict[str, Any] = {}
@@ -139,10 +142,10 @@ def analyze(config: RunConfig) -> dict[str, Any]:
             }
             for r in lineage.records
         },
-        "behaviour": {
-            s: {"compassion": vars(b.compassion), "helpfulness_loss": vars(b.helpfulness_loss)}
-            for s, b in behaviour.items()
-        },
+        "behaviour": {s: record_to_dict(b) for s, b in behaviour.items()},
+        "behaviour_changes": [
+            asdict(behaviour_change(behaviour[a], behaviour[b], **boot)) for a, b in compare
+        ],
         "concepts": concepts,
     }
     metrics["concentration"] = concentration(concepts, primary_set, headline, control_arm)
@@ -262,6 +265,7 @@ def _behaviour_figure(metrics: dict[str, Any], out: Path) -> dict[str, Path]:
         label: [(beh[s][key]["value"], beh[s][key]["lo"], beh[s][key]["hi"]) for s in stages]
         for key, label in (
             ("compassion", "compassion preference (share)"),
+            ("margin", "mean log-prob margin (nats/token)"),
             ("helpfulness_loss", "helpfulness loss (nats/token)"),
         )
     }
@@ -293,7 +297,14 @@ def _behaviour_vs_projection(
             n_boot=config.probing.n_bootstrap,
             seed=config.seed,
         )
-        out[stage] = {"layer": concepts[name]["layers"][best], **result}
+        null = random_direction_band(
+            pos[best] - neg[best],
+            behaviour[stage].preference,
+            n_directions=config.behaviour.null_directions,
+            seed=config.seed,
+            ci=config.probing.ci,
+        )
+        out[stage] = {"layer": concepts[name]["layers"][best], **result, "null_abs_r": null}
     return out
 
 
@@ -347,5 +358,6 @@ def _write_csvs(metrics: dict[str, Any], out: Path) -> None:
         writer = csv.writer(fh)
         writer.writerow(["stage", "score", "value", "lo", "hi"])
         for stage, scores in metrics["behaviour"].items():
-            for score, v in scores.items():
+            for score in ("compassion", "margin", "helpfulness_loss"):
+                v = scores[score]
                 writer.writerow([stage, score, v["value"], v["lo"], v["hi"]])

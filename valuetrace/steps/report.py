@@ -21,10 +21,11 @@ def report(config: RunConfig) -> Path:
     if not metrics_path.is_file():
         raise MissingStepError(f"no {metrics_path}; run `valuetrace analyze` first.")
     metrics = json.loads(metrics_path.read_text())
-    causal_path = paths.analysis / "causal.json"
-    if causal_path.is_file():
-        metrics["causal"] = json.loads(causal_path.read_text())
+    if paths.causal.is_file():
+        metrics["causal"] = json.loads(paths.causal.read_text())
     figures = {k: paths.root / v for k, v in metrics["figures"].items()}
+    if paths.causal_figure.is_file():
+        figures["causal_dose_response"] = paths.causal_figure
     surface = [
         load_record(SurfaceRecord, paths.surface(p.name), step="probe")
         for p in config.probes
