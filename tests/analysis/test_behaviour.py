@@ -40,6 +40,7 @@ CONTS = [
 
 def full_logits_logprob(model, tokenizer, prompt: str, cont: str) -> float:
     """The straightforward computation: one unpadded row, full logits, log-softmax, gather."""
+    prompt = format_prompt(prompt, tokenizer, chat=False) if prompt else ""  # as SFT formats it
     n_prompt = len(tokenizer(prompt).input_ids) if prompt else 1  # BOS alone opens the text
     ids = torch.tensor([tokenizer(prompt + cont).input_ids])
     with torch.no_grad():
@@ -96,7 +97,7 @@ def test_scores_are_the_share_and_mean_of_per_item_margins(tiny_model, tiny_toke
     help_lp = continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS[:2], CONTS[:2])
     np.testing.assert_allclose(result.help_losses, -help_lp, atol=1e-6)
     assert [g.kind for g in result.generations] == ["everyday", "animal_welfare"]
-    assert result.generations[0].prompt == "the cat" and result.generations[0].answer
+    assert [g.prompt for g in result.generations] == ["the cat", "a dog"]
     assert result.ci == 0.9
     path = result.save(tmp_path / "behaviour" / "s.json")
     assert json.loads(path.read_text())["schema"] == "valuetrace.behaviour"
