@@ -1,29 +1,35 @@
-"""Causal check: remove or add a compassion direction in the residual stream, then re-score.
+"""Causal dose-response: steer along a compassion direction in the residual stream, re-score.
 
 Probes show where compassion is *readable*; this shows whether the model *uses* it. Forward
 hooks edit the residual stream at chosen layers (layer 0 = embedding output, layer l = output of
-decoder block l-1, the same indexing as extraction) and the behavioural compassion score is
-measured with and without the edit. In the pipeline: ablating the mid-trained stage's direction
-at the localised layers of the mid-trained model should lower the score; adding it into the
-post-trained model should raise it.
+decoder block l-1, the same indexing as extraction). In the pipeline, at the localised layer of
+the post-trained stage, alpha x the parent's direction (scaled by its class gap) is added over a
+grid of alpha, and separately the direction is ablated over the localised layers; the
+compassion share, the mean log-prob margin and the helpfulness loss are scored at each point,
+and the slope of the margin (and share) against alpha is reported with an item-bootstrap CI.
+Activation addition: Turner et al. 2023 ("Activation addition"), Rimsky et al. 2024 (CAA);
+directional ablation: Arditi et al. 2024.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.activations.extract import check_layers
-from valuetrace.analysis.behaviour import Score, bootstrap_mean, continuation_logprob
+from valuetrace.analysis.behaviour import Score, continuation_logprob, mean_score
 
 from valuetrace.errors import DataError
 from valuetrace.models import decoder_layers
+from valuetrace.records import load_record, save_record
+from valuetrace.stats import bootstrap_means, percentile_ci
 
 Mode = Literal["ablate", "add"]
 DirectionLike = Float[np.ndarray, " d"] | Float[torch.Tensor, " d"]
@@ -129,75 +135,202 @@ def direction_hooks(
 
 
 @dataclass(frozen=True)
-class CausalResult:
-    """Compassion score with and without an intervention, and the paired change over items."""
+class DosePoint:
+    """Behaviour of the steered model at one strength (or under ablation, `alpha` NaN).
 
-    mode: Mode
-    layers: list[int]
+    `margins` are the per-item log-prob margins (nats/token, compassionate minus dismissive);
+    `margin_change` is their paired mean change against the unsteered model (alpha = 0).
+    """
+
     alpha: float
-    scale: dict[int, float] | None  # "add" step size per layer; None for "ablate"
-    baseline: Score  # share of items preferring the compassionate continuation, no edit
-    intervened: Score  # the same share with the edit
-    change: Score  # intervened - baseline, paired bootstrap over items
-    margin_change: Score  # mean change of the log-prob margin (compassionate - dismissive)
-    preference_base: list[float]  # per-item margin without the edit
-    preference_intervened: list[float]  # per-item margin with the edit
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of every field (layer keys of `scale` become strings in JSON)."""
-        return asdict(self)
+    compassion: Score  # share of items with a positive margin
+    margin: Score  # mean margin, nats/token
+    margin_change: Score  # mean paired change against alpha = 0, nats/token
+    helpfulness_loss: Score  # nats/token
+    margins: list[float]
 
 
-def causal_effect(
+@dataclass(frozen=True)
+class CausalRecord:
+    """The dose-response of a post-trained stage along its parent's direction (causal.json).
+
+    `scale` is the parent's class gap along its unit direction at `add_layer` (residual-stream
+    units): alpha = 1 moves every position by one class gap. The slopes are least-squares fits of
+    the mean margin (nats/token per unit alpha) and of the share (per unit alpha) over the grid,
+    with percentile item-bootstrap CIs at level `ci` (items resampled jointly across strengths).
+    """
+
+    SCHEMA: ClassVar[str] = "valuetrace.causal"
+    VERSION: ClassVar[int] = 1
+
+    stage: str
+    parent: str
+    dataset: str
+    add_layer: int
+    ablate_layers: list[int]
+    scale: float
+    ci: float
+    n_boot: int
+    n_items: int
+    n_help_items: int
+    points: list[DosePoint]
+    ablation: DosePoint
+    margin_slope: Score
+    compassion_slope: Score
+
+    def save(self, path: Path) -> Path:
+        """Write the record as versioned JSON."""
+        return save_record(self, path)
+
+    @classmethod
+    def load(cls, path: Path) -> CausalRecord:
+        """Read a record written by `save` (MissingStepError: run `valuetrace causal`)."""
+        return load_record(cls, path, step="causal")
+
+
+def _slopes(alphas: Float[np.ndarray, " a"], values: Float[np.ndarray, "... a"]) -> np.ndarray:
+    """Least-squares slope of `values` against `alphas` along the last axis."""
+    centred = alphas - alphas.mean()
+    return (values - values.mean(-1, keepdims=True)) @ centred / (centred @ centred)
+
+
+def slope_score(
+    alphas: Float[np.ndarray, " a"],
+    per_item: Float[np.ndarray, "a n"],
+    *,
+    n_boot: int,
+    seed: int,
+    ci: float,
+) -> Score:
+    """Slope of the item mean against alpha, with a CI from resampling items jointly."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    boot = bootstrap_means(per_item, n_boot, seed)  # [b, a]
+    lo, hi = percentile_ci(_slopes(alphas, boot), ci)
+    return Score(float(_slopes(alphas, per_item.mean(-1))), float(lo), float(hi))
+
+
+def dose_response(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
+    *,
     eval_prompts: Sequence[str],
     compassionate: Sequence[str],
     dismissive: Sequence[str],
-    directions: Mapping[int, DirectionLike],
-    mode: Mode,
-    *,
-    alpha: float = 1.0,
-    scale: float | Mapping[int, float] = 1.0,
+    help_prompts: Sequence[str],
+    help_responses: Sequence[str],
+    direction: DirectionLike,
+    add_layer: int,
+    ablate_layers: Sequence[int],
+    scale: float,
+    alphas: Sequence[float],
+    labels: tuple[str, str, str],
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
     batch_size: int = 16,
     max_length: int = 256,
     chat: bool = False,
-) -> CausalResult:
-    """Compassion score of `model` without and with `direction_hooks`, and the paired change.
+) -> CausalRecord:
+    """Score `model` with alpha x scale x unit(direction) added at `add_layer` for each alpha,
+    and with the direction ablated at `ablate_layers`; fit the slopes.
 
-    `eval_prompts` are raw prompts; `chat` formats them as `continuation_logprob` does.
+    `labels` names (stage steered, stage whose direction it is, probe set of the direction).
+    Prompts are raw; `chat` formats them as `continuation_logprob` does.
+
+    Raises:
+        DataError: the grid lacks 0, the eval lists differ in length, or a bad direction / layer.
     """
     n = len(eval_prompts)
-    if n == 0 or len(compassionate) != n or len(dismissive) != n:
+    if n < 2 or len(compassionate) != n or len(dismissive) != n:
         raise DataError(
             f"eval_prompts ({n}), compassionate ({len(compassionate)}) and dismissive "
-            f"({len(dismissive)}) must be non-empty and of equal length, one entry per item."
+            f"({len(dismissive)}) must be of equal length, at least 2 items."
         )
-    units, steps = _checked(model, directions, mode, scale)
+    grid = sorted(float(a) for a in alphas)
+    if 0.0 not in grid or len(set(grid)) < 2:
+        raise DataError(f"alphas {list(alphas)} must hold 0 and at least one other strength.")
+    kwargs = {"batch_size": batch_size, "max_length": max_length, "chat": chat}
 
-    def margins() -> np.ndarray:
-        kwargs = {"batch_size": batch_size, "max_length": max_length, "chat": chat}
-        lp_c = continuation_logprob(model, tokenizer, eval_prompts, compassionate, **kwargs)
-        lp_d = continuation_logprob(model, tokenizer, eval_prompts, dismissive, **kwargs)
-        return lp_c - lp_d
+    def score() -> tuple[np.ndarray, np.ndarray]:
+        lp = continuation_logprob(
+            model,
+            tokenizer,
+            [*eval_prompts, *eval_prompts, *help_prompts],
+            [*compassionate, *dismissive, *help_responses],
+            **kwargs,
+        )
+        return lp[:n] - lp[n : 2 * n], -lp[2 * n :]
 
-    base = margins()
-    with direction_hooks(model, directions, mode, alpha=alpha, scale=scale):
-        edited = margins()
-    win_base = (base > 0).astype(float)
-    win_edited = (edited > 0).astype(float)
-    return CausalResult(
-        mode=mode,
-        layers=sorted(units),
-        alpha=float(alpha),
-        scale=dict(sorted(steps.items())) if mode == "add" else None,
-        baseline=bootstrap_mean(win_base, n_boot, seed, ci),
-        intervened=bootstrap_mean(win_edited, n_boot, seed, ci),
-        change=bootstrap_mean(win_edited - win_base, n_boot, seed, ci),
-        margin_change=bootstrap_mean(edited - base, n_boot, seed, ci),
-        preference_base=base.tolist(),
-        preference_intervened=edited.tolist(),
+    runs: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    for alpha in grid:
+        with direction_hooks(model, {add_layer: direction}, "add", alpha=alpha, scale=scale):
+            runs[alpha] = score()
+    with direction_hooks(model, dict.fromkeys(ablate_layers, direction), "ablate"):
+        ablated = score()
+    base = runs[0.0][0]
+
+    def point(alpha: float, margins: np.ndarray, help_loss: np.ndarray) -> DosePoint:
+        return DosePoint(
+            alpha=alpha,
+            compassion=mean_score((margins > 0).astype(float), n_boot, seed, ci),
+            margin=mean_score(margins, n_boot, seed, ci),
+            margin_change=mean_score(margins - base, n_boot, seed, ci),
+            helpfulness_loss=mean_score(help_loss, n_boot, seed, ci),
+            margins=margins.tolist(),
+        )
+
+    per_item = np.stack([runs[a][0] for a in grid])  # [alphas, items]
+    stage, parent, dataset = labels
+    return CausalRecord(
+        stage=stage,
+        parent=parent,
+        dataset=dataset,
+        add_layer=add_layer,
+        ablate_layers=sorted(ablate_layers),
+        scale=float(scale),
+        ci=ci,
+        n_boot=n_boot,
+        n_items=n,
+        n_help_items=len(help_prompts),
+        points=[point(a, *runs[a]) for a in grid],
+        ablation=point(float("nan"), *ablated),
+        margin_slope=slope_score(np.array(grid), per_item, n_boot=n_boot, seed=seed, ci=ci),
+        compassion_slope=slope_score(
+            np.array(grid), (per_item > 0).astype(float), n_boot=n_boot, seed=seed, ci=ci
+        ),
     )
+
+
+def plot_dose_response(record: CausalRecord, path: Path) -> Path:
+    """Compassion share, mean margin and helpfulness loss against alpha, with CIs; the ablated
+    model's value drawn as a dashed line with a shaded CI in each panel."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    x = np.array([p.alpha for p in record.points])
+    panels = (
+        ("compassion", "compassion preference (share)"),
+        ("margin", "mean log-prob margin (nats/token)"),
+        ("helpfulness_loss", "helpfulness loss (nats/token)"),
+    )
+    pct = round(100 * record.ci)
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        scores = [getattr(p, key) for p in record.points]
+        value = np.array([s.value for s in scores])
+        lo, hi = np.array([s.lo for s in scores]), np.array([s.hi for s in scores])
+        ax.errorbar(x, value, yerr=[value - lo, hi - value], marker="o", color="#0072B2", capsize=3)
+        abl = getattr(record.ablation, key)
+        ax.axhline(abl.value, color="#D55E00", linestyle="--", label="direction ablated")
+        ax.axhspan(abl.lo, abl.hi, color="#D55E00", alpha=0.12, linewidth=0)
+        ax.set_xlabel("alpha (class gaps added)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(frameon=False)
+    fig.suptitle(
+        f"{record.stage}: steering along {record.parent}'s direction at layer "
+        f"{record.add_layer} ({pct}% CI)"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, format="png")
+    return path

@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from jaxtyping import Float
+from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
 from valuetrace.analysis.localize import NO_CHANGE, StageComparison
 from valuetrace.probing import ProbeResults
 
@@ -117,22 +118,12 @@ class Concentration:
 
 
 @dataclass(frozen=True)
-class BehaviourChange:
-    """Behavioural change from stage A to B: paired item-bootstrap intervals, B - A."""
-
-    stage_a: str
-    stage_b: str
-    preference_share: Interval  # share of items preferring the compassionate continuation
-    preference_margin: Interval  # mean log-prob margin (compassionate - dismissive), nats/token
-    helpfulness_loss: float  # change of the mean helpfulness loss (nats/token; + = worse)
-
-
-@dataclass(frozen=True)
 class StageBehaviour:
     """A stage's behavioural scores (as the evaluate step wrote them)."""
 
-    compassion: Interval
-    helpfulness_loss: Interval
+    compassion: Interval  # share of items preferring the compassionate continuation
+    margin: Interval  # mean per-item log-prob margin, nats/token
+    helpfulness_loss: Interval  # mean per-token loss on held-out helpfulness responses
 
 
 @dataclass(frozen=True)
@@ -144,6 +135,7 @@ class Projection:
     lo: float
     hi: float
     n: int
+    null_abs_r: float  # the `ci` quantile of |r| random unit directions reach on the same items
 
 
 @dataclass(frozen=True)
@@ -226,41 +218,6 @@ def mark_global_drift(
     return dataclasses.replace(primary, verdicts=verdicts)
 
 
-def behaviour_change(
-    stage_a: str,
-    stage_b: str,
-    margins: tuple[Sequence[float], Sequence[float]],
-    helpfulness_loss: tuple[float, float],
-    *,
-    n_boot: int,
-    seed: int,
-    ci: float,
-) -> BehaviourChange:
-    """B - A of the compassion preference (share and mean margin, paired item bootstrap) and of
-    the helpfulness loss, from per-item log-prob margins of the same items in both stages.
-
-    Raises:
-        DataError: the two stages scored different numbers of items.
-    """
-    ma, mb = (np.asarray(m, dtype=np.float64) for m in margins)
-    if ma.shape != mb.shape or ma.size == 0:
-        raise DataError(
-            f"{stage_a} has {ma.size} scored items but {stage_b} has {mb.size}; rerun "
-            "`valuetrace evaluate` so every stage scores the same items."
-        )
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, ma.size, size=(n_boot, ma.size))
-    share = (mb > 0).astype(float) - (ma > 0).astype(float)
-    margin = mb - ma
-    return BehaviourChange(
-        stage_a,
-        stage_b,
-        interval(share[idx].mean(1), float(share.mean()), ci),
-        interval(margin[idx].mean(1), float(margin.mean()), ci),
-        float(helpfulness_loss[1] - helpfulness_loss[0]),
-    )
-
-
 def check_same_examples(ids: Mapping[str, Sequence[str]], shapes: Mapping[str, tuple]) -> None:
     """Stages can only be compared over the same examples in the same model width.
 
@@ -294,12 +251,15 @@ def projection_vs_preference(
     n_boot: int,
     seed: int,
     ci: float,
+    n_null: int = 1000,
 ) -> Projection:
     """Pearson r between an item's projection gap on the direction and its log-prob preference.
 
     The persona-vector style check: does the internal compassion signal of each eval item
     (compassionate minus dismissive continuation, projected) predict the behavioural one?
     Item-bootstrap percentile interval at level `ci`; NaN when the direction is undefined.
+    Beside it, the |r| that `n_null` random unit directions reach on the same items
+    (`random_direction_band`): r is evidence for this direction only above that band.
 
     Raises:
         DataError: the number of items with activations and with preferences differ.
@@ -313,15 +273,19 @@ def projection_vs_preference(
             f"{gap.shape[0]} eval items have activations but {pref.shape[0]} have preferences; "
             "rerun `valuetrace extract` and `valuetrace evaluate` on the same eval set."
         )
+    null = random_direction_band(
+        acts_pos[layer_index] - acts_neg[layer_index], pref, n_directions=n_null, seed=seed, ci=ci
+    )
     if np.ptp(gap) == 0 or np.ptp(pref) == 0 or not np.isfinite(gap).all():
-        return Projection(layer, float("nan"), float("nan"), float("nan"), int(gap.size))
+        nan = float("nan")
+        return Projection(layer, nan, nan, nan, int(gap.size), null)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, gap.size, size=(n_boot, gap.size))
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = np.array([np.corrcoef(gap[i], pref[i])[0, 1] for i in idx])
     r = float(np.corrcoef(gap, pref)[0, 1])
     found = interval(boot, r, ci)
-    return Projection(layer, r, found.lo, found.hi, int(gap.size))
+    return Projection(layer, r, found.lo, found.hi, int(gap.size), null)
 
 
 def verdict_bands(comparison: StageComparison) -> list[tuple[int, int, str]]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from valuetrace.analysis.behaviour import NOT_JUDGE, BehaviourResult, Score
+from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import (
     ConceptFindings,
     Findings,
@@ -33,12 +36,14 @@ WIDTH = 100
 
 @dataclass(frozen=True)
 class ReportInputs:
-    """What the report renders: the findings, figure files, lineage and causal entries."""
+    """What the report renders: the findings, figure files, lineage, each stage's behaviour
+    record, the causal dose-response (when it ran) and the surface baselines."""
 
     findings: Findings
     figures: dict[str, Path] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
-    causal: list[dict[str, Any]] | None = None
+    behaviour: dict[str, BehaviourResult] = field(default_factory=dict)
+    causal: CausalRecord | None = None
     surface: Sequence[SurfaceRecord] = ()
 
 
@@ -48,6 +53,15 @@ def _f(x: float | None, digits: int = 3) -> str:
 
 def _ci(v: Interval) -> str:
     return f"{_f(v.value)} [{_f(v.lo)}, {_f(v.hi)}]"
+
+
+def _sc(score: Score, signed: bool = False, digits: int = 3) -> str:
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return f"{fmt.format(score.value)} [{fmt.format(score.lo)}, {fmt.format(score.hi)}]"
+
+
+def _excludes_zero(score: Score) -> bool:
+    return score.lo > 0 or score.hi < 0
 
 
 def _pct(findings: Findings) -> str:
@@ -98,30 +112,24 @@ def _concentration_sentences(findings: Findings) -> list[str]:
     return out
 
 
-def causal_flags(findings: Findings, causal: list[dict[str, Any]] | None) -> list[str]:
-    """Causal results that contradict the claimed direction: removing the parent's direction
-    raised the compassion preference, or adding it lowered it (read defensively)."""
-    if not causal:
+def causal_flags(causal: CausalRecord | None) -> list[str]:
+    """Causal results that contradict the claimed direction: ablating the parent's direction
+    raised the compassion margin, or steering along it lowered the margin (slope below 0)."""
+    if causal is None:
         return []
     flags = []
-    try:
-        for entry in causal:
-            change = entry["change"]
-            mode, lo, hi = entry["mode"], float(change["lo"]), float(change["hi"])
-            what = entry.get("label", mode)
-            if mode == "ablate" and lo > 0:
-                flags.append(
-                    f"Contradiction: {what} raised the compassion preference "
-                    f"({_f(change['value'])} [{_f(lo)}, {_f(hi)}]); this direction does not "
-                    "carry the preference the way the weakening claim assumes."
-                )
-            elif mode == "add" and hi < 0:
-                flags.append(
-                    f"Contradiction: {what} lowered the compassion preference "
-                    f"({_f(change['value'])} [{_f(lo)}, {_f(hi)}])."
-                )
-    except (KeyError, TypeError, ValueError):
-        return ["The causal results are in a format this report does not read; not checked."]
+    ablated = causal.ablation.margin_change
+    if ablated.lo > 0:
+        flags.append(
+            f"Contradiction: ablating {causal.parent}'s direction in {causal.stage} at layers "
+            f"{causal.ablate_layers} raised the compassion margin ({_sc(ablated, True, 4)}); this "
+            "direction does not carry the preference the way the weakening claim assumes."
+        )
+    if causal.margin_slope.hi < 0:
+        flags.append(
+            f"Contradiction: adding {causal.parent}'s direction to {causal.stage} lowered the "
+            f"compassion margin (slope {_sc(causal.margin_slope, True, 4)} per alpha)."
+        )
     return flags
 
 
@@ -140,11 +148,11 @@ def answer(inputs: ReportInputs) -> list[str]:
     )
     if beh is not None:
         second += (
-            f" Behaviourally, the compassion preference changed by {_ci(beh.preference_share)} "
-            f"(share) and {_ci(beh.preference_margin)} (mean margin), helpfulness loss by "
-            f"{_f(beh.helpfulness_loss)}."
+            f" Behaviourally, the compassion preference changed by {_ci(beh.compassion)} "
+            f"(share) and {_ci(beh.margin)} (mean margin), helpfulness loss by "
+            f"{_ci(beh.helpfulness_loss)}."
         )
-    return [first, second, *_concentration_sentences(f), *causal_flags(f, inputs.causal)]
+    return [first, second, *_concentration_sentences(f), *causal_flags(inputs.causal)]
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -172,22 +180,45 @@ def _summary_verdicts(inputs: ReportInputs) -> list[str]:
 
 
 def _summary_behaviour(inputs: ReportInputs) -> list[str]:
+    """Share, mean margin and helpfulness loss per stage; paired changes; not the LLM judge."""
     f = inputs.findings
-    out = [f"Behaviour per stage ({_pct(f)}):"]
+    first = next(iter(inputs.behaviour.values()), None)
+    source = f" {len(first.item_ids)} eval items from {first.eval_source}," if first else ""
+    out = _wrap(
+        f"Behaviour per stage ({_pct(f)},{source} share of items preferring the compassionate "
+        "continuation, mean log-prob margin in nats/token, helpfulness loss in nats/token):"
+    )
     width = max(len(s) for s in f.stages)
     for stage in f.stages:
         beh = f.behaviour[stage]
         out.append(
-            f"  {stage:<{width}}  compassion preference {_ci(beh.compassion)}   "
-            f"helpfulness loss {_ci(beh.helpfulness_loss)}"
+            f"  {stage:<{width}}  {_ci(beh.compassion)}   {_sc(beh.margin, True, 4)}   "
+            f"{_ci(beh.helpfulness_loss)}"
         )
     for key, ch in f.behaviour_changes.items():
+        moved = "CI excludes 0" if ch.margin.lo > 0 or ch.margin.hi < 0 else "CI covers 0"
         out += _wrap(
-            f"{key}: Δ preference share {_ci(ch.preference_share)}, Δ mean margin "
-            f"{_ci(ch.preference_margin)}, Δ helpfulness loss {_f(ch.helpfulness_loss)}",
+            f"{key}: Δ mean margin {_sc(ch.margin, True, 4)} ({moved}), Δ share "
+            f"{_sc(ch.compassion, True)}, Δ helpfulness loss {_sc(ch.helpfulness_loss, True)} "
+            f"(paired over {ch.n_items} items)",
             "  ",
         )
-    return [*out, ""]
+    return [*out, *_wrap(NOT_JUDGE, "  "), ""]
+
+
+def _summary_causal(inputs: ReportInputs) -> list[str]:
+    """The dose-response's slopes and ablation, when `valuetrace causal` has run."""
+    rec = inputs.causal
+    if rec is None:
+        return []
+    text = (
+        f"Causal dose-response ({rec.stage}, {rec.parent}'s direction at layer {rec.add_layer}, "
+        f"alpha in class gaps of {rec.scale:.3g}): margin slope {_sc(rec.margin_slope, True, 4)} "
+        f"nats/token per alpha, share slope {_sc(rec.compassion_slope, True)} per alpha "
+        f"({round(100 * rec.ci)}% CI, {rec.n_items} items); ablating it at layers "
+        f"{rec.ablate_layers} moves the margin by {_sc(rec.ablation.margin_change, True, 4)}."
+    )
+    return [*_wrap(text), *[line for flag in causal_flags(rec) for line in _wrap(flag, "  ")], ""]
 
 
 def _summary_probes(inputs: ReportInputs) -> list[str]:
@@ -249,6 +280,7 @@ SUMMARY_SECTIONS: list[Callable[[ReportInputs], list[str]]] = [
     _summary_behaviour,
     _summary_probes,
     _summary_surface,
+    _summary_causal,
 ]
 
 
@@ -288,27 +320,59 @@ def _html_answer(inputs: ReportInputs) -> str:
 
 
 def _html_behaviour(inputs: ReportInputs) -> str:
+    """Per-stage share, mean margin and helpfulness loss, and the paired changes."""
     f = inputs.findings
+    first = next(iter(inputs.behaviour.values()), None)
+    items = (
+        f"On {len(first.item_ids)} held-out eval items ({html.escape(first.eval_source)}): "
+        if first
+        else ""
+    )
     rows = [
-        [s, _ci(f.behaviour[s].compassion), _ci(f.behaviour[s].helpfulness_loss)] for s in f.stages
+        [s, _ci(b.compassion), _sc(b.margin, True, 4), _ci(b.helpfulness_loss)]
+        for s, b in f.behaviour.items()
     ]
     changes = [
-        [k, _ci(c.preference_share), _ci(c.preference_margin), _f(c.helpfulness_loss)]
+        [k, _sc(c.margin, True, 4), _sc(c.compassion, True), _sc(c.helpfulness_loss, True)]
         for k, c in f.behaviour_changes.items()
     ]
     return "".join(
         [
             "<h2>Behaviour per stage</h2>",
-            "<p>Compassion preference: share of held-out eval items where the compassionate "
-            "continuation has the higher mean log-probability. Helpfulness loss: mean per-token "
-            f"loss on held-out helpfulness responses (lower is better). {_pct(f)}s.</p>",
-            _table(["stage", "compassion preference", "helpfulness loss"], rows),
-            "<p>Changes between compared stages (B − A; paired item bootstrap):</p>",
+            f"<p>{items}the <em>margin</em> of an item is the mean per-token log-probability of "
+            "its compassionate continuation minus that of its dismissive one (nats/token); the "
+            "<em>share</em> is the fraction of items with a positive margin. Helpfulness loss: "
+            "mean per-token loss on held-out helpfulness responses (lower is better). "
+            f"{_pct(f)}s from an item bootstrap. <strong>{html.escape(NOT_JUDGE)}</strong></p>",
             _table(
-                ["stages", "Δ preference share", "Δ mean margin", "Δ helpfulness loss"], changes
+                ["stage", "share preferring compassionate", "mean margin", "helpfulness loss"], rows
             ),
+            "<p>Changes between compared stages (B − A, same items, paired item bootstrap):</p>",
+            _table(["stages", "Δ mean margin", "Δ share", "Δ helpfulness loss"], changes),
             *_figures(inputs, ["behaviour"]),
         ]
+    )
+
+
+def _html_generations(inputs: ReportInputs) -> str:
+    """Each stage's greedy answers to the fixed prompts, side by side per prompt."""
+    records = inputs.behaviour
+    stages = [s for s in inputs.findings.stages if s in records]
+    if not stages or not records[stages[0]].generations:
+        return ""
+    first = records[stages[0]]
+    rows = [
+        [
+            f"[{g.kind}] {g.prompt}",
+            *[records[s].generations[i].answer or "(no text before EOS)" for s in stages],
+        ]
+        for i, g in enumerate(first.generations)
+    ]
+    template = "each stage's chat template" if first.chat else "the plain prompt format"
+    return (
+        "<h2>Greedy answers per stage</h2>"
+        f"<p>Greedy decoding under {template}, fixed held-out prompts (animal welfare and "
+        f"everyday). {html.escape(NOT_JUDGE)}</p>" + _table(["prompt", *stages], rows)
     )
 
 
@@ -423,41 +487,60 @@ def _html_concentration(inputs: ReportInputs) -> str:
 
 
 def _html_projection(inputs: ReportInputs) -> str:
+    """Per-item projection gap vs margin (Pearson r) beside the random-direction null."""
     f = inputs.findings
     if not f.projection:
         return ""
     rows = [
-        [s, v.layer, _f(v.r), f"[{_f(v.lo)}, {_f(v.hi)}]", v.n] for s, v in f.projection.items()
+        [
+            s,
+            v.layer,
+            _f(v.r),
+            f"[{_f(v.lo)}, {_f(v.hi)}]",
+            _f(v.null_abs_r),
+            "yes" if abs(v.r) > v.null_abs_r else "no",
+            v.n,
+        ]
+        for s, v in f.projection.items()
     ]
-    return "<h2>Behaviour vs representation</h2>" + _table(
-        ["stage", "layer", "Pearson r", _pct(f), "items"], rows
+    return (
+        "<h2>Behaviour vs representation</h2><p>Per eval item: the gap between its compassionate "
+        "and dismissive continuations projected on the stage's compassion direction, against "
+        "its log-prob margin. The null: |r| reached by random unit directions on the same data "
+        "(its upper quantile at the CI level); a direction's r means something only above it.</p>"
+        + _table(["stage", "layer", "Pearson r", _pct(f), "null |r|", "beats null", "items"], rows)
     )
 
 
 def _html_causal(inputs: ReportInputs) -> str:
-    if not inputs.causal:
+    """The dose-response table, slopes, contradiction flags and figure."""
+    rec = inputs.causal
+    if rec is None:
         return ""
-    rows = []
-    try:
-        for c in inputs.causal:
-            rows.append(
-                [
-                    c["label"],
-                    c["layers"],
-                    _ci(Interval(**c["baseline"])),
-                    _ci(Interval(**c["intervened"])),
-                    _ci(Interval(**c["change"])),
-                ]
-            )
-    except (KeyError, TypeError):
-        rows = []
-    flags = "".join(
-        f"<p><b>{html.escape(s)}</b></p>" for s in causal_flags(inputs.findings, inputs.causal)
-    )
+    rows = [
+        [
+            "ablated" if math.isnan(p.alpha) else f"{p.alpha:+g}",
+            _sc(p.compassion),
+            _sc(p.margin, True, 4),
+            _sc(p.margin_change, True, 4),
+            _sc(p.helpfulness_loss),
+        ]
+        for p in [*rec.points, rec.ablation]
+    ]
+    flags = "".join(f"<p><b>{html.escape(s)}</b></p>" for s in causal_flags(rec))
     return (
-        "<h2>Causal check</h2>"
+        "<h2>Causal dose-response</h2>"
+        f"<p>{html.escape(rec.stage)} with alpha × {html.escape(rec.parent)}'s compassion "
+        f"direction ({html.escape(rec.dataset)}, unit mean-difference direction scaled by its "
+        f"class gap {rec.scale:.3g}) added at layer {rec.add_layer}, and with that direction "
+        f"ablated at layers {rec.ablate_layers}. {rec.n_items} eval items, {rec.n_help_items} "
+        f"helpfulness items, {round(100 * rec.ci)}% item-bootstrap CIs. Slope of the mean "
+        f"margin: {_sc(rec.margin_slope, True, 4)} nats/token per alpha; of the share: "
+        f"{_sc(rec.compassion_slope, True)} per alpha.</p>"
         + flags
-        + _table(["intervention", "layers", "score before", "score after", "change"], rows)
+        + _table(
+            ["alpha", "share", "mean margin", "margin change vs alpha 0", "helpfulness loss"], rows
+        )
         + "".join(_figures(inputs, [k for k in inputs.figures if k.startswith("causal")]))
     )
 
@@ -537,6 +620,7 @@ def _html_surface(inputs: ReportInputs) -> str:
 HTML_SECTIONS: list[Callable[[ReportInputs], str]] = [
     _html_answer,
     _html_behaviour,
+    _html_generations,
     _html_surface,
     _html_concepts,
     _html_concentration,

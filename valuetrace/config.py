@@ -279,6 +279,30 @@ class BehaviourConfig:
     compassion_eval: str
     helpfulness_eval: DataSource
     n_bootstrap: int = checked(1000, ge=1)
+    max_new_tokens: int = checked(48, ge=0)  # greedy answers to the fixed prompts; 0 skips them
+    null_directions: int = checked(1000, ge=1)  # random directions per projection-behaviour null
+
+
+@dataclass
+class CausalConfig:
+    """The causal dose-response: steering strengths (in class gaps) and how many items to score.
+
+    alpha = 1 adds one class gap of the parent's direction (mean projection of class 1 minus
+    class 0) at the localised layer; the grid must hold 0 and both signs.
+    """
+
+    alphas: list[float] = field(default_factory=lambda: [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0])
+    max_items: int | None = checked(None, ge=2)  # eval and helpfulness items per strength
+
+    def __post_init__(self) -> None:
+        grid = self.alphas
+        if 0.0 not in grid or min(grid, default=0) >= 0 or max(grid, default=0) <= 0:
+            raise ConfigError(
+                f"causal.alphas {grid} must hold 0 and at least one negative and one positive "
+                "strength, e.g. [-2, -1, 0, 1, 2]."
+            )
+        if len(set(grid)) != len(grid):
+            raise ConfigError(f"causal.alphas {grid} repeats a strength; list each once.")
 
 
 @dataclass
@@ -308,6 +332,7 @@ class RunConfig:
     analysis: AnalysisConfig
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     probing: ProbingConfig = field(default_factory=ProbingConfig)
+    causal: CausalConfig = field(default_factory=CausalConfig)
     seed: int = checked(0, ge=0, le=MAX_SEED)
     demo_data: bool = False
     real_data_dir: str | None = None

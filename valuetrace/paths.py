@@ -93,6 +93,14 @@ class RunPaths:
         return self.root / "summary.txt"
 
     @property
+    def causal(self) -> Path:
+        return self.root / "analysis" / "causal.json"
+
+    @property
+    def causal_figure(self) -> Path:
+        return self.figures / "causal_dose_response.png"
+
+    @property
     def figures(self) -> Path:
         return self.root / "analysis" / "figures"
 

@@ -52,6 +52,37 @@ def group_bootstrap_weights(
     return counts[:, inverse].astype(np.float64)
 
 
+def bootstrap_means(
+    values: Float[np.ndarray, "... n"], n_boot: int, seed: int
+) -> Float[np.ndarray, "b ..."]:
+    """Means over the last (item) axis in ``n_boot`` resamples of items with replacement.
+
+    Every leading row is resampled with the same item indices, so rows that hold paired
+    measurements of the same items (a margin per stage, per steering strength) stay paired.
+    Percentile bootstrap (Efron & Tibshirani 1993); pair with `percentile_ci`.
+
+    Raises:
+        DataError: there are no items.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[-1] if values.ndim else 0
+    if n == 0:
+        raise DataError("no items to resample; the eval set is empty, check its file.")
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)  # [b, n]
+    return np.moveaxis(values @ counts.T / n, -1, 0)
+
+
+def pearson_r(x: Float[np.ndarray, "k n"], y: Float[np.ndarray, " n"]) -> Float[np.ndarray, " k"]:
+    """Pearson correlation of each row of ``x`` with ``y`` (NaN for a constant row)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    xc = x - x.mean(-1, keepdims=True)
+    yc = y - y.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc @ yc) / (np.linalg.norm(xc, axis=-1) * np.linalg.norm(yc))
+
+
 def accuracy(
     correct: Bool[np.ndarray, "l n"], weights: Float[np.ndarray, "b n"] | None = None
 ) -> Float[np.ndarray, "..."]:

@@ -1,75 +1,163 @@
-"""Behaviour scores: log-probs match a direct computation; the preference score and its CI."""
+"""Behaviour scores: head-only log-probs equal a full-logits forward; margins, shares, paired
+changes, the random-direction null and the typed record."""
 
 from __future__ import annotations
 
-import copy
+import json
 
 import numpy as np
 import pytest
 import torch
 from valuetrace.analysis.behaviour import (
     BehaviourResult,
+    behaviour_change,
     behaviour_scores,
-    bootstrap_mean,
     continuation_logprob,
+    greedy_answers,
+    mean_score,
+    random_direction_band,
 )
 
-from valuetrace.errors import ValuetraceError
-from valuetrace.prompts import plain_prompt
+from valuetrace.errors import CacheError, DataError, MissingStepError
+from valuetrace.prompts import format_prompt
+from valuetrace.records import record_to_dict
 
-PROMPTS = ["Q: the cat limped near the barn? A:", "Q: a dog? A:"]
-CONTS = [" the vet listened.", " the farmer watched while the child helped."]
+PROMPTS = [
+    "Q: the cat limped near the barn? A:",
+    "Q: a dog? A:",
+    "The goat slept near the road while the",
+    "",
+    "Q: the hen waited near the river while the child helped? A:",
+]
+CONTS = [
+    " the vet listened.",
+    " the farmer watched while the child helped.",
+    " child helped.",
+    "The fox rested near the barn.",
+    " the farmer watched near the road while the vet listened and the cat slept.",
+]
 
 
-@pytest.mark.parametrize("chat", [False, True])
-def test_continuation_logprob_matches_a_direct_sum(tiny_model, tiny_tokenizer, chat):
-    tokenizer = copy.deepcopy(tiny_tokenizer)  # the fixture is shared: give the copy a template
-    tokenizer.chat_template = (
-        "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}{{ eos_token }}\n"
-        "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+def full_logits_logprob(model, tokenizer, prompt: str, cont: str) -> float:
+    """The straightforward computation: one unpadded row, full logits, log-softmax, gather."""
+    prompt = format_prompt(prompt, tokenizer, chat=False) if prompt else ""  # as SFT formats it
+    n_prompt = len(tokenizer(prompt).input_ids) if prompt else 1  # BOS alone opens the text
+    ids = torch.tensor([tokenizer(prompt + cont).input_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0, :-1].double(), dim=-1)
+    token_lp = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[n_prompt - 1 :]
+    return token_lp.mean().item()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_head_only_scoring_equals_the_full_logits_forward(tiny_model, tiny_tokenizer, batch_size):
+    assert tiny_tokenizer("x").input_ids[0] == tiny_tokenizer.bos_token_id
+    got = continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS, CONTS, batch_size=batch_size)
+    pairs = zip(PROMPTS, CONTS, strict=True)
+    want = [full_logits_logprob(tiny_model, tiny_tokenizer, p, c) for p, c in pairs]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    capped = continuation_logprob(
+        tiny_model, tiny_tokenizer, PROMPTS, CONTS, batch_size=2, max_batch_tokens=30
     )
-    got = continuation_logprob(tiny_model, tokenizer, PROMPTS, CONTS, batch_size=2, chat=chat)
-    for value, prompt, cont in zip(got, PROMPTS, CONTS, strict=True):
-        if chat:  # the ids TRL's SFT builds for a conversational prompt/completion
-            user = [{"role": "user", "content": prompt}]
-            head = tokenizer.apply_chat_template(user, add_generation_prompt=True)["input_ids"]
-            reply = [*user, {"role": "assistant", "content": cont}]
-            full = tokenizer.apply_chat_template(reply)["input_ids"][:-2]  # drop EOS, "\n"
-        else:
-            head = tokenizer(plain_prompt(prompt, None)).input_ids
-            full = tokenizer(plain_prompt(prompt, None) + cont).input_ids
-        assert full.count(tokenizer.bos_token_id) == 1
-        pairs = enumerate(zip(head, full, strict=False))
-        n_prompt = next((i for i, (a, b) in pairs if a != b), len(head))
-        ids = torch.tensor([full])
-        with torch.no_grad():
-            logp = torch.log_softmax(tiny_model(ids).logits[0, :-1], dim=-1)
-        token_lp = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[n_prompt - 1 :]
-        assert value == pytest.approx(token_lp.mean().item(), abs=1e-4)
+    np.testing.assert_allclose(capped, want, rtol=0, atol=1e-5)
 
 
-def test_preference_is_the_share_of_items_won(tiny_model, tiny_tokenizer, tmp_path):
-    result = behaviour_scores(
-        tiny_model,
-        tiny_tokenizer,
-        eval_ids=["a", "b"],
+def test_a_continuation_with_nothing_to_score_is_refused(tiny_model, tiny_tokenizer):
+    with pytest.raises(DataError, match=r"continuation\(s\) \[1\] have no token to score"):
+        continuation_logprob(tiny_model, tiny_tokenizer, ["Q: a cat?", "Q:"], [" the vet.", ""])
+
+
+def _scores(model, tokenizer, dismissive, stage="s", n_boot=200):
+    return behaviour_scores(
+        model,
+        tokenizer,
+        stage=stage,
+        eval_source="items.jsonl",
+        eval_ids=[f"i{k}" for k in range(len(PROMPTS))],
         eval_prompts=PROMPTS,
         compassionate=CONTS,
-        dismissive=CONTS[::-1],
-        help_prompts=PROMPTS,
-        help_responses=CONTS,
-        n_boot=200,
+        dismissive=dismissive,
+        help_prompts=PROMPTS[:2],
+        help_responses=CONTS[:2],
+        generation_prompts=[("everyday", "the cat"), ("animal_welfare", "a dog")],
+        max_new_tokens=5,
+        n_boot=n_boot,
+        ci=0.9,
     )
-    wins = np.asarray(result.preference) > 0
-    assert result.compassion.value == pytest.approx(wins.mean())
-    assert result.helpfulness_loss.value > 0
-    result.save(tmp_path / "b.json")
-    assert BehaviourResult.load(tmp_path / "b.json") == result
 
 
-def test_bootstrap_interval_brackets_the_mean_and_empty_is_refused():
+def test_scores_are_the_share_and_mean_of_per_item_margins(tiny_model, tiny_tokenizer, tmp_path):
+    result = _scores(tiny_model, tiny_tokenizer, CONTS[::-1])
+    lp_c = continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS, CONTS)
+    lp_d = continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS, CONTS[::-1])
+    np.testing.assert_allclose(result.preference, lp_c - lp_d, atol=1e-6)
+    assert result.compassion.value == pytest.approx(np.mean(lp_c - lp_d > 0))
+    assert result.margin.value == pytest.approx(np.mean(lp_c - lp_d), abs=1e-6)
+    assert result.margin.lo <= result.margin.value <= result.margin.hi
+    help_lp = continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS[:2], CONTS[:2])
+    np.testing.assert_allclose(result.help_losses, -help_lp, atol=1e-6)
+    assert [g.kind for g in result.generations] == ["everyday", "animal_welfare"]
+    assert [g.prompt for g in result.generations] == ["the cat", "a dog"]
+    assert result.ci == 0.9
+    path = result.save(tmp_path / "behaviour" / "s.json")
+    assert json.loads(path.read_text())["schema"] == "valuetrace.behaviour"
+    assert BehaviourResult.load(path) == result
+    with pytest.raises(MissingStepError, match="valuetrace evaluate"):
+        BehaviourResult.load(tmp_path / "none.json")
+    path.write_text(json.dumps({**record_to_dict(result), "schema": "other"}))
+    with pytest.raises(CacheError, match="'other' record"):
+        BehaviourResult.load(path)
+
+
+def test_greedy_answers_continue_each_prompt_with_its_argmax(tiny_model, tiny_tokenizer):
+    prompts = ["The cat rested near the", "The dog"]
+    answers = greedy_answers(tiny_model, tiny_tokenizer, prompts, max_new_tokens=4)
+    ids = torch.tensor(
+        [tiny_tokenizer(format_prompt(prompts[1], tiny_tokenizer, chat=False)).input_ids]
+    )
+    with torch.no_grad():
+        for _ in range(4):
+            ids = torch.cat([ids, tiny_model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    want = tiny_tokenizer.decode(ids[0, -4:], skip_special_tokens=True).strip()
+    assert answers[1] == want  # the left-padded batch row equals the unpadded greedy loop
+
+
+def test_paired_change_sees_a_shift_the_shares_cannot(tiny_model, tiny_tokenizer):
+    a = _scores(tiny_model, tiny_tokenizer, CONTS[::-1], stage="a")
+    margins = np.asarray(a.preference)
+    shifted = margins + 0.5 * np.abs(margins)  # every item moves up, none changes sign
+    b = BehaviourResult(**{**a.__dict__, "stage": "b", "preference": shifted.tolist()})
+    change = behaviour_change(a, b, n_boot=300, seed=0, ci=0.95)
+    assert change.compassion.value == 0 and change.compassion.lo == change.compassion.hi == 0
+    assert change.margin.lo > 0  # paired: every item moved up
+    assert change.helpfulness_loss.value == 0 and (change.a, change.b) == ("a", "b")
+    other = BehaviourResult(**{**b.__dict__, "item_ids": [*b.item_ids[:-1], "zz"]})
+    with pytest.raises(DataError, match="different eval items"):
+        behaviour_change(a, other, n_boot=10, seed=0, ci=0.95)
+
+
+def test_mean_score_brackets_the_mean_and_refuses_no_items():
     values = np.random.default_rng(0).normal(size=400)
-    score = bootstrap_mean(values, 500, seed=0)
+    score = mean_score(values, 500, seed=0, ci=0.95)
     assert score.lo < score.value < score.hi and score.hi - score.lo < 0.3
-    with pytest.raises(ValuetraceError, match="eval set is empty"):
-        bootstrap_mean(np.array([]), 10, seed=0)
+    narrower = mean_score(values, 500, seed=0, ci=0.5)
+    assert score.lo < narrower.lo < narrower.hi < score.hi
+    with pytest.raises(DataError, match="eval set is empty"):
+        mean_score(np.array([]), 10, seed=0, ci=0.95)
+
+
+def test_random_direction_band_shrinks_with_items_and_a_planted_direction_beats_it():
+    rng = np.random.default_rng(0)
+    bands = {}
+    for n in (12, 400):  # preference unrelated to the activations: the band is chance |r|
+        gaps = rng.normal(size=(n, 64))
+        bands[n] = random_direction_band(
+            gaps, rng.normal(size=n), n_directions=500, seed=1, ci=0.95
+        )
+    assert bands[12] > 0.4 and 0.05 < bands[400] < 0.2  # about 2 / sqrt(n)
+    gaps = rng.normal(size=(100, 64))
+    preference = gaps[:, 0] + 0.1 * rng.normal(size=100)
+    band = random_direction_band(gaps, preference, n_directions=500, seed=1, ci=0.95)
+    assert np.corrcoef(gaps[:, 0], preference)[0, 1] > 0.9 > band
+    with pytest.raises(DataError, match="3 items have activations but 2"):
+        random_direction_band(np.ones((3, 4)), [1.0, 2.0], n_directions=5, seed=0, ci=0.95)

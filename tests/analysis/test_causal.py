@@ -1,15 +1,22 @@
-"""Tests for analysis.causal: hooks edit exactly what they say, leave no trace, move scores."""
+"""Tests for analysis.causal: hooks edit exactly what they say, leave no trace; the
+dose-response moves the margin the way the geometry says, with a slope and CI."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import torch
 from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import Batch, collate, encode
-from valuetrace.analysis.causal import causal_effect, direction_hooks, residual_modules
+from valuetrace.analysis.behaviour import continuation_logprob
+from valuetrace.analysis.causal import (
+    CausalRecord,
+    direction_hooks,
+    dose_response,
+    plot_dose_response,
+    residual_modules,
+    slope_score,
+)
 
 from valuetrace.errors import ValuetraceError
 
@@ -98,28 +105,62 @@ def test_hooks_are_removed_on_exit_and_on_exceptions(tiny_model, tiny_tokenizer)
     torch.testing.assert_close(logits(), clean, rtol=0, atol=0)
 
 
-def test_ablating_the_unembedding_difference_erases_the_preference(tiny_model, tiny_tokenizer):
+def _dose(model, tokenizer, u, alphas, scale, **kwargs):
+    last = model.config.num_hidden_layers
+    return dose_response(
+        model,
+        tokenizer,
+        eval_prompts=PROMPTS,
+        compassionate=[" barn"] * 8,
+        dismissive=[" road"] * 8,
+        help_prompts=PROMPTS[:3],
+        help_responses=[" barn while the vet listened."] * 3,
+        direction=u,
+        add_layer=last,
+        ablate_layers=[last],
+        scale=scale,
+        alphas=alphas,
+        labels=("sft", "mid", "compassion"),
+        n_boot=200,
+        **kwargs,
+    )
+
+
+def test_dose_response_along_the_unembedding_difference(tiny_model, tiny_tokenizer, tmp_path):
     c_id, d_id = (tiny_tokenizer(w, add_special_tokens=False).input_ids for w in (" barn", " road"))
     assert len(c_id) == len(d_id) == 1  # single tokens: the margin is one logit difference
     assert torch.equal(tiny_model.model.norm.weight, torch.ones_like(tiny_model.model.norm.weight))
     w_u = tiny_model.get_output_embeddings().weight.detach()
     u = (w_u[c_id[0]] - w_u[d_id[0]]).numpy()
-    last = tiny_model.config.num_hidden_layers
-    args = (tiny_model, tiny_tokenizer, PROMPTS, [" barn"] * 8, [" road"] * 8, {last: u})
+    record = _dose(tiny_model, tiny_tokenizer, u, [2, -2, 0, -1, 1], 3.0, ci=0.9)
+    assert [p.alpha for p in record.points] == [-2, -1, 0, 1, 2]
+    unsteered = continuation_logprob(
+        tiny_model, tiny_tokenizer, PROMPTS, [" barn"] * 8
+    ) - continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS, [" road"] * 8)
+    zero = record.points[2]
+    np.testing.assert_allclose(zero.margins, unsteered, atol=1e-6)
+    assert zero.margin_change.value == 0
+    # With a unit-weight final norm, logit(barn) - logit(road) is proportional to h·u: adding
+    # along u raises every item's margin, and ablating u at the last layer zeroes it.
+    means = [p.margin.value for p in record.points]
+    assert means == sorted(means) and record.margin_slope.lo > 0
+    assert record.margin_slope.lo <= record.margin_slope.value <= record.margin_slope.hi
+    assert record.compassion_slope.value >= 0
+    np.testing.assert_allclose(record.ablation.margins, 0.0, atol=1e-5)
+    assert np.isnan(record.ablation.alpha) and record.ablation.compassion.value == 0
+    assert record.points[-1].helpfulness_loss.value != zero.helpfulness_loss.value
+    path = record.save(tmp_path / "causal.json")
+    loaded = CausalRecord.load(path)
+    assert np.isnan(loaded.ablation.alpha) and loaded.points == record.points
+    assert plot_dose_response(record, tmp_path / "dose.png").stat().st_size > 1000
 
-    ablated = causal_effect(*args, "ablate", n_boot=200)
-    # With a unit-weight final norm, logit(barn) - logit(road) is proportional to h·u.
-    assert np.abs(ablated.preference_base).min() > 1e-3
-    np.testing.assert_allclose(ablated.preference_intervened, 0.0, atol=1e-5)
-    assert ablated.scale is None and ablated.layers == [last]
 
-    added = causal_effect(*args, "add", alpha=1.0, scale=50.0, n_boot=200, seed=1)
-    assert added.intervened.value == 1.0
-    assert added.change.value == pytest.approx(1.0 - added.baseline.value)
-    assert added.change.lo <= added.change.value <= added.change.hi
-    assert added.margin_change.lo > 0
-    assert (np.array(added.preference_intervened) > np.array(added.preference_base)).all()
-    assert json.loads(json.dumps(added.to_dict()))["scale"] == {str(last): 50.0}
+def test_slope_is_the_least_squares_fit_of_the_item_means():
+    alphas = np.array([-2.0, 0.0, 1.0, 3.0])
+    per_item = 0.25 * alphas[:, None] + np.arange(6)[None, :]  # every item slope 0.25
+    slope = slope_score(alphas, per_item, n_boot=100, seed=0, ci=0.95)
+    assert slope.value == pytest.approx(0.25)
+    assert slope.lo == pytest.approx(0.25) and slope.hi == pytest.approx(0.25)
 
 
 def test_bad_input_names_the_problem(tiny_model, tiny_tokenizer):
@@ -139,6 +180,6 @@ def test_bad_input_names_the_problem(tiny_model, tiny_tokenizer):
             direction_hooks(tiny_model, directions, mode, scale=scale),
         ):
             pass
-    with pytest.raises(ValuetraceError, match="equal length"):
-        causal_effect(tiny_model, tiny_tokenizer, ["a"], [" b"], [], {1: np.ones(d)}, "ablate")
+    with pytest.raises(ValuetraceError, match="must hold 0"):
+        _dose(tiny_model, tiny_tokenizer, np.ones(d), [1.0, 2.0], 1.0)
     assert [len(m._forward_hooks) for m in residual_modules(tiny_model)] == n_hooks

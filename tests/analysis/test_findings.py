@@ -9,7 +9,6 @@ from valuetrace.analysis.findings import (
     Findings,
     Interval,
     StageBehaviour,
-    behaviour_change,
     check_same_examples,
     concentration_index,
     mark_global_drift,
@@ -51,18 +50,6 @@ def test_concentration_excludes_zero_only_when_one_setting_weakened_more():
     assert mark_global_drift(weak[0], same[0], specific).verdicts == weak[0].verdicts
 
 
-def test_behaviour_change_is_paired_over_items():
-    rng = np.random.default_rng(3)
-    before = rng.normal(0.5, 1.0, size=200)
-    after = before - 0.3
-    ch = behaviour_change("m", "h", (before, after), (2.0, 2.5), n_boot=500, seed=0, ci=0.9)
-    assert ch.preference_margin.value == pytest.approx(-0.3)
-    assert ch.preference_margin.hi - ch.preference_margin.lo < 1e-9  # a constant paired shift
-    assert ch.preference_share.hi < 0 and ch.helpfulness_loss == pytest.approx(0.5)
-    with pytest.raises(ValuetraceError, match="scored items"):
-        behaviour_change("m", "h", (before, after[:10]), (2.0, 2.5), n_boot=5, seed=0, ci=0.9)
-
-
 def test_findings_round_trip_through_the_versioned_record(tmp_path):
     comparison, _ = _pair(4, 0.5)
     concept = ConceptFindings(
@@ -80,7 +67,11 @@ def test_findings_round_trip_through_the_versioned_record(tmp_path):
         primary_dataset="compassion",
         primary_pair=["A", "B"],
         ci=0.9,
-        behaviour={"A": StageBehaviour(Interval(0.5, 0.4, 0.6), Interval(2.0, 1.9, 2.1))},
+        behaviour={
+            "A": StageBehaviour(
+                Interval(0.5, 0.4, 0.6), Interval(0.1, 0.0, 0.2), Interval(2.0, 1.9, 2.1)
+            )
+        },
         behaviour_changes={},
         concepts={"compassion": concept},
         concentration=[],

@@ -4,8 +4,9 @@ and a summary whose lines fit in 100 columns."""
 from __future__ import annotations
 
 import numpy as np
+from valuetrace.analysis.behaviour import BehaviourChange, Score
+from valuetrace.analysis.causal import CausalRecord, DosePoint
 from valuetrace.analysis.findings import (
-    BehaviourChange,
     ConceptFindings,
     Findings,
     Interval,
@@ -44,8 +45,10 @@ def _findings(keep: float) -> Findings:
         primary_dataset="c",
         primary_pair=["mid", "sft"],
         ci=0.9,
-        behaviour={s: StageBehaviour(score, score) for s in ("mid", "sft")},
-        behaviour_changes={"mid→sft": BehaviourChange("mid", "sft", score, score, 0.1)},
+        behaviour={s: StageBehaviour(score, score, score) for s in ("mid", "sft")},
+        behaviour_changes={
+            "mid→sft": BehaviourChange("mid", "sft", 40, Score(0.1, 0.0, 0.2), score, score)
+        },
         concepts={
             "c": ConceptFindings(
                 "c",
@@ -82,21 +85,35 @@ def test_domain_concentrated_is_not_said_when_the_interval_covers_zero():
     assert "domain-concentrated" not in summary and "covers 0" in summary
 
 
+def _dose(alpha: float, change: Score) -> DosePoint:
+    score = Score(0.6, 0.5, 0.7)
+    return DosePoint(alpha, score, score, change, Score(2.0, 1.9, 2.1), [0.1, 0.2])
+
+
 def test_a_causal_result_against_the_claimed_direction_is_flagged(tmp_path):
     findings = _findings(keep=0.2)
-    causal = [
-        {
-            "label": "remove mid's direction from mid",
-            "mode": "ablate",
-            "layers": [2],
-            "baseline": {"value": 0.6, "lo": 0.5, "hi": 0.7},
-            "intervened": {"value": 0.7, "lo": 0.6, "hi": 0.8},
-            "change": {"value": 0.11, "lo": 0.04, "hi": 0.19},
-        }
-    ]
-    inputs = ReportInputs(findings, causal=causal)
-    assert "Contradiction: remove mid's direction from mid raised" in summary_text(inputs)
-    page = render_html(inputs, tmp_path / "report.html").read_text()
-    assert "Contradiction" in page and "Causal check" in page
-    odd = summary_text(ReportInputs(findings, causal=[{"unexpected": 1}]))
-    assert "format this report does not read" in odd
+    zero = Score(0.0, 0.0, 0.0)
+    causal = CausalRecord(
+        stage="sft",
+        parent="mid",
+        dataset="c",
+        add_layer=2,
+        ablate_layers=[2],
+        scale=1.5,
+        ci=0.9,
+        n_boot=100,
+        n_items=40,
+        n_help_items=10,
+        points=[_dose(-1.0, zero), _dose(0.0, zero), _dose(1.0, zero)],
+        ablation=_dose(float("nan"), Score(0.11, 0.04, 0.19)),
+        margin_slope=Score(-0.05, -0.08, -0.02),
+        compassion_slope=Score(0.0, -0.01, 0.01),
+    )
+    summary = " ".join(summary_text(ReportInputs(findings, causal=causal)).split())
+    assert "Contradiction: ablating mid's direction in sft at layers [2] raised" in summary
+    assert "Contradiction: adding mid's direction to sft lowered" in summary
+    page = render_html(ReportInputs(findings, causal=causal), tmp_path / "report.html").read_text()
+    assert "Contradiction" in page and "Causal dose-response" in page
+    fine = CausalRecord(**{**vars(causal), "ablation": _dose(float("nan"), zero)})
+    fine = CausalRecord(**{**vars(fine), "margin_slope": Score(0.05, 0.02, 0.08)})
+    assert "Contradiction" not in summary_text(ReportInputs(findings, causal=fine))

@@ -96,6 +96,9 @@ RANGE_CASES: list[tuple[str, Edit]] = [
     ("probing.C[1]", lambda d, _: d["probing"].update(C=[0.1, -1.0])),
     ("probing.n_folds", lambda d, _: d["probing"].update(n_folds=2, C=[0.1, 1.0])),
     ("behaviour.n_bootstrap", lambda d, _: d["behaviour"].update(n_bootstrap=-5)),
+    ("behaviour.null_directions", lambda d, _: d["behaviour"].update(null_directions=0)),
+    ("behaviour.max_new_tokens", lambda d, _: d["behaviour"].update(max_new_tokens=-1)),
+    ("causal.max_items", lambda d, _: d.update(causal={"max_items": 1})),
     ("extract.batch_size", lambda d, _: d["extract"].update(batch_size=0)),
     ("extract.max_length", lambda d, _: d["extract"].update(max_length=0)),
     ("extract.layers[1]", lambda d, _: d["extract"].update(layers=[0, 5])),  # 4 blocks: 0..4
@@ -172,3 +175,19 @@ def test_the_demo_replicates_each_post_training_stage():
     config = load_config(demo_config_path())
     replicated = {s.replicate_of for s in config.stages if s.replicate_of}
     assert replicated == {"sft_help", "sft_code"}
+
+
+@pytest.mark.parametrize(
+    ("section", "edit", "message"),
+    [
+        ("causal", {"alphas": [0.0, 1.0, 2.0]}, "must hold 0 and at least one negative"),
+        ("causal", {"alphas": [-1.0, 1.0]}, "must hold 0"),
+        ("causal", {"alphas": [-1.0, 0.0, 1.0, 1.0]}, "repeats a strength"),
+    ],
+)
+def test_a_causal_grid_without_zero_or_both_signs_is_refused(section, edit, message):
+    data = _demo()
+    data.setdefault(section, {}).update(edit)
+    with pytest.raises(ValuetraceError, match=message):
+        config_from_dict(data)
+    assert config_from_dict(_demo()).causal.alphas == [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0]

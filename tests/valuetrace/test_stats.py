@@ -13,11 +13,13 @@ from valuetrace.stats import (
     accuracy,
     auroc,
     auroc_gain,
+    bootstrap_means,
     check_labels,
     check_labels_groups,
     cohens_d,
     group_bootstrap_weights,
     holm,
+    pearson_r,
     percentile_ci,
     shifted_bootstrap_p,
 )
@@ -153,3 +155,24 @@ def test_shifted_bootstrap_p_treats_identical_stages_as_ties_and_nan_as_undefine
     boot = np.array([[1e-17, np.nan], [-1e-17, np.nan], [0.0, np.nan]])
     p = shifted_bootstrap_p(np.zeros(2), boot, np.array([-4e-16, np.nan]))
     assert p[0] == 1.0 and np.isnan(p[1])
+
+
+def test_bootstrap_means_resample_items_jointly_across_rows() -> None:
+    values = np.random.default_rng(0).normal(size=50)
+    paired = np.stack([values, values + 1.0, 2.0 * values])  # three measurements, same items
+    boot = bootstrap_means(paired, 300, seed=0)
+    assert boot.shape == (300, 3)
+    np.testing.assert_allclose(boot[:, 1] - boot[:, 0], 1.0)  # same resample in every row
+    np.testing.assert_allclose(boot[:, 2], 2.0 * boot[:, 0])
+    assert abs(boot[:, 0].mean() - values.mean()) < 0.05
+    assert boot[:, 0].std() == pytest.approx(values.std() / np.sqrt(50), rel=0.2)
+    with pytest.raises(ValuetraceError, match="no items"):
+        bootstrap_means(np.zeros((2, 0)), 10, seed=0)
+
+
+def test_pearson_r_matches_numpy_per_row() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(4, 30)), rng.normal(size=30)
+    want = [np.corrcoef(row, y)[0, 1] for row in x]
+    np.testing.assert_allclose(pearson_r(x, y), want)
+    assert np.isnan(pearson_r(np.ones((1, 30)), y)[0])

@@ -278,6 +278,34 @@ def test_probe_step_saves_surface_baselines_on_the_probes_folds(finished_run):
     assert "Surface baselines (confounds)" in (run_dir / "report.html").read_text()
 
 
+def test_behaviour_and_causal_records_reach_the_report(finished_run):
+    run_dir, _ = finished_run
+    from valuetrace.analysis.behaviour import GENERATION_PROMPTS, BehaviourResult
+    from valuetrace.analysis.causal import CausalRecord
+
+    records = {
+        s: BehaviourResult.load(run_dir / "behaviour" / f"{s}.json") for s in ("base", "sft_help")
+    }
+    for stage, rec in records.items():
+        assert rec.stage == stage and len(rec.preference) == len(rec.item_ids) > 0
+        assert [g.prompt for g in rec.generations] == [p for _, p in GENERATION_PROMPTS]
+    causal = CausalRecord.load(run_dir / "analysis" / "causal.json")
+    assert causal.stage == "sft_help" and causal.parent == "midtrain"
+    assert 0.0 in [p.alpha for p in causal.points] and causal.ablate_layers
+    findings = load_record(Findings, run_dir / "analysis" / "findings.json")
+    change = findings.behaviour_changes["midtrain→sft_help"]
+    assert (change.a, change.b) == ("midtrain", "sft_help") and change.n_items > 0
+    assert all(0 <= p.null_abs_r <= 1 for p in findings.projection.values())
+    html = (run_dir / "report.html").read_text()
+    for section in ("Greedy answers per stage", "Causal dose-response", "null |r|"):
+        assert section in html
+    summary = (run_dir / "summary.txt").read_text()
+    words = " ".join(summary.split())
+    assert "not the study's LLM-judge" in words and "margin slope" in words
+    mine = [line for line in summary.splitlines() if "margin" in line or "judge" in line]
+    assert mine and max(len(line) for line in mine) <= 100
+
+
 def test_rerun_reuses_finished_work(finished_run, capsys):
     run_dir, config = finished_run
     before = (run_dir / "checkpoints" / "base" / "model.safetensors").stat().st_mtime_ns

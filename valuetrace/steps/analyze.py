@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from valuetrace.activations.store import Activations, read_activations
-from valuetrace.analysis.behaviour import BehaviourResult
+from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult, behaviour_change
 from valuetrace.analysis.findings import (
-    BehaviourChange,
     Concentration,
     ConceptFindings,
     Findings,
@@ -20,7 +19,6 @@ from valuetrace.analysis.findings import (
     ProbeTable,
     Projection,
     StageBehaviour,
-    behaviour_change,
     check_same_examples,
     concentration_index,
     mark_global_drift,
@@ -36,7 +34,7 @@ from valuetrace.analysis.plots import (
     plot_umap,
 )
 from valuetrace.config import RunConfig
-from valuetrace.errors import ConfigError, DataError, MissingStepError
+from valuetrace.errors import ConfigError, MissingStepError
 from valuetrace.paths import RunPaths
 from valuetrace.probing import ProbeResults, load_results, transfer_matrix
 from valuetrace.records import save_record
@@ -179,6 +177,7 @@ def analyze(config: RunConfig) -> Findings:
         behaviour={
             s: StageBehaviour(
                 Interval(b.compassion.value, b.compassion.lo, b.compassion.hi),
+                Interval(b.margin.value, b.margin.lo, b.margin.hi),
                 Interval(b.helpfulness_loss.value, b.helpfulness_loss.lo, b.helpfulness_loss.hi),
             )
             for s, b in behaviour.items()
@@ -254,24 +253,17 @@ def _concentration(
 def _behaviour_changes(
     config: RunConfig, behaviour: dict[str, BehaviourResult], compare: list[tuple[str, str]]
 ) -> dict[str, BehaviourChange]:
-    out = {}
-    for a, b in compare:
-        ba, bb = behaviour[a], behaviour[b]
-        if ba.item_ids != bb.item_ids:
-            raise DataError(
-                f"stages '{a}' and '{b}' were scored on different eval items; rerun "
-                "`valuetrace evaluate` so every stage scores the same items."
-            )
-        out[pair_key(a, b)] = behaviour_change(
-            a,
-            b,
-            (ba.preference, bb.preference),
-            (ba.helpfulness_loss.value, bb.helpfulness_loss.value),
+    """Paired item-bootstrap changes of margin, share and helpfulness loss per compared pair."""
+    return {
+        pair_key(a, b): behaviour_change(
+            behaviour[a],
+            behaviour[b],
             n_boot=config.behaviour.n_bootstrap,
             seed=config.seed,
             ci=config.probing.ci,
         )
-    return out
+        for a, b in compare
+    }
 
 
 def _projection(
@@ -297,6 +289,7 @@ def _projection(
             n_boot=config.probing.n_bootstrap,
             seed=config.seed,
             ci=config.probing.ci,
+            n_null=config.behaviour.null_directions,
         )
     return out
 
@@ -395,6 +388,9 @@ def _behaviour_figure(findings: Findings, out: Path) -> dict[str, Path]:
     scores = {
         "compassion preference (share)": [
             (beh[s].compassion.value, beh[s].compassion.lo, beh[s].compassion.hi) for s in stages
+        ],
+        "mean log-prob margin (nats/token)": [
+            (beh[s].margin.value, beh[s].margin.lo, beh[s].margin.hi) for s in stages
         ],
         "helpfulness loss (nats/token)": [
             (beh[s].helpfulness_loss.value, beh[s].helpfulness_loss.lo, beh[s].helpfulness_loss.hi)

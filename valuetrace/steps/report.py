@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import textwrap
 from pathlib import Path
-from typing import Any
 
+from valuetrace.analysis.behaviour import BehaviourResult
+from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.report import ReportInputs, lineage_summary, render_html, summary_text
 from valuetrace.config import RunConfig
@@ -15,34 +14,28 @@ from valuetrace.records import load_record
 from valuetrace.training.lineage import Lineage
 
 
-def _causal(path: Path) -> list[dict[str, Any]] | None:
-    """The causal step's entries, if it ran (read as plain data; the report checks fields)."""
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return data if isinstance(data, list) else data.get("entries")
-
-
-def wrap_summary(text: str, width: int = 100) -> str:
-    """Wrap the summary's prose at `width` columns; shorter lines (its tables) stay as they are."""
-    lines = [
-        textwrap.fill(line, width, subsequent_indent=" " * (len(line) - len(line.lstrip())))
-        if len(line) > width
-        else line
-        for line in text.splitlines()
-    ]
-    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
-
-
 def report(config: RunConfig) -> Path:
-    """Render report.html and summary.txt from analysis/findings.json and its figures."""
+    """Render report.html and summary.txt from the records earlier steps wrote.
+
+    Reads `analysis/findings.json`, each stage's behaviour record, the causal dose-response and
+    the surface baselines when those steps ran.
+
+    Raises:
+        MissingStepError: `valuetrace analyze` (or `evaluate`) has not run.
+        CacheError: a record is of another schema or a newer version.
+    """
     paths = config.paths
     findings = load_record(Findings, paths.findings, step="analyze")
+    figures = {k: paths.root / v for k, v in findings.figures.items()}
+    causal = load_record(CausalRecord, paths.causal) if paths.causal.is_file() else None
+    if causal is not None and paths.causal_figure.is_file():
+        figures["causal_dose_response"] = paths.causal_figure
     inputs = ReportInputs(
         findings=findings,
-        figures={k: paths.root / v for k, v in findings.figures.items()},
+        figures=figures,
         lineage=lineage_summary(Lineage.load(paths.lineage).records),
-        causal=_causal(paths.analysis / "causal.json"),
+        behaviour={s: BehaviourResult.load(paths.behaviour(s)) for s in findings.stages},
+        causal=causal,
         surface=[
             load_record(SurfaceRecord, paths.surface(p.name), step="probe")
             for p in config.probes
