@@ -33,10 +33,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import torch
+
 from valuetrace.activations.examples import load_examples
 from valuetrace.activations.extract import cache_provenance
 from valuetrace.activations.shard import extract_sharded
-
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, load_tokenizer, weights_hash
 from valuetrace.prompts import check_chat_template

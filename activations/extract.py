@@ -24,6 +24,7 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.pooling import (
     Batch,
@@ -36,7 +37,6 @@ from valuetrace.activations.pooling import (
 )
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
-
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import decoder_layers, tokenizer_hash
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import batching_provenance, check_layers, extract_to_cache
 from valuetrace.activations.store import CacheWriter, Examples, copy_rows, is_complete, verify_rows

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel
+
 from valuetrace.activations.pooling import Batch, pool
 
 if TYPE_CHECKING:

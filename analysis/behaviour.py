@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from valuetrace.activations.extract import length_batches
 from valuetrace.activations.pooling import collate, encode
-
 from valuetrace.errors import DataError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import load_record, save_record

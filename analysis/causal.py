@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from valuetrace.activations.extract import check_layers
 from valuetrace.analysis.behaviour import Score, continuation_logprob, mean_score
-
 from valuetrace.errors import DataError
 from valuetrace.models import decoder_layers
 from valuetrace.records import load_record, save_record

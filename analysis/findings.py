@@ -16,12 +16,12 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from jaxtyping import Float
-from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
-from valuetrace.analysis.localize import NO_CHANGE, StageComparison
-from valuetrace.probing import ProbeResults
 
 from valuetrace import stats
+from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
+from valuetrace.analysis.localize import NO_CHANGE, StageComparison
 from valuetrace.errors import DataError
+from valuetrace.probing import ProbeResults
 
 
 def pair_key(a: str, b: str) -> str:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
+
+from valuetrace import stats
 from valuetrace.analysis.similarity import (
     cka_per_layer,
     cosine_per_layer,
@@ -40,10 +42,8 @@ from valuetrace.analysis.similarity import (
     random_direction_null,
     shuffled_label_null,
 )
-from valuetrace.probing.folds import check_fold_classes
-
-from valuetrace import stats
 from valuetrace.errors import DataError
+from valuetrace.probing.folds import check_fold_classes
 
 NO_CHANGE = "no meaningful change"
 

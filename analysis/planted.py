@@ -36,14 +36,14 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from valuetrace.activations.extract import n_layers, pooled_hidden_states
 from valuetrace.activations.pooling import Encoded, collate, encode
 from valuetrace.analysis.findings import Concentration, concentration_index
 from valuetrace.analysis.localize import StageComparison, compare_stages
-from valuetrace.probing.folds import grouped_folds
-
 from valuetrace.errors import DataError
 from valuetrace.models import decoder_layers
+from valuetrace.probing.folds import grouped_folds
 
 Case = Literal["weakening", "rotation", "drift"]
 CASES: tuple[Case, ...] = ("weakening", "rotation", "drift")

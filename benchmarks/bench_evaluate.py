@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import extract_to_cache
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.analysis.behaviour import GENERATION_PROMPTS, behaviour_scores, greedy_answers
-
 from valuetrace.models import load_model, load_tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import extract_to_cache
 from valuetrace.activations.pooling import Batch, collate, encode

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+
 from valuetrace.probing.controls import control_labels
 from valuetrace.probing.folds import grouped_folds
 from valuetrace.probing.logistic import fit_logistic

@@ -54,6 +54,7 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
+
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.pooling import Batch, collate, encode
 from valuetrace.activations.store import read_activations

@@ -26,9 +26,9 @@ import torch
 from jaxtyping import Float, Int
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
-from valuetrace.probing.degenerate import constant_layers, undefined_from_json, undefined_to_json
 
 from valuetrace.errors import DataError
+from valuetrace.probing.degenerate import constant_layers, undefined_from_json, undefined_to_json
 from valuetrace.stats import check_labels
 
 if TYPE_CHECKING:

@@ -24,14 +24,14 @@ from typing import overload
 import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int, Shaped
+
+from valuetrace.config import ProbingConfig, check_ranges
+from valuetrace.errors import DataError
 from valuetrace.probing.controls import control_labels
 from valuetrace.probing.degenerate import constant_layers
 from valuetrace.probing.direction import Direction
 from valuetrace.probing.folds import check_fold_classes, grouped_folds
 from valuetrace.probing.logistic import LogisticFit, fit_logistic
-
-from valuetrace.config import ProbingConfig, check_ranges
-from valuetrace.errors import DataError
 from valuetrace.stats import accuracy, auroc, check_labels, group_bootstrap_weights, percentile_ci
 
 

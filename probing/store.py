@@ -31,13 +31,13 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from valuetrace.activations.store import unopenable
+from valuetrace.config import ProbingConfig
+from valuetrace.errors import CacheError, MissingStepError
 from valuetrace.probing.degenerate import undefined_from_json, undefined_to_json
 from valuetrace.probing.direction import Direction
 from valuetrace.probing.probe import Probe, ProbeResults
-
-from valuetrace.config import ProbingConfig
-from valuetrace.errors import CacheError, MissingStepError
 from valuetrace.records import from_plain
 
 FORMAT = "valuetrace.probe_results"

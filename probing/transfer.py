@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Float, Int
-from valuetrace.probing.probe import Probe
 
 from valuetrace.errors import DataError
+from valuetrace.probing.probe import Probe
 from valuetrace.stats import auroc
 
 

@@ -23,6 +23,10 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOConfig, GRPOTrainer
+
+from valuetrace.config import GrpoConfig, StageConfig
+from valuetrace.errors import DataError
+from valuetrace.prompts import format_prompt
 from valuetrace.training.stages import (
     StageResult,
     StageRun,
@@ -32,10 +36,6 @@ from valuetrace.training.stages import (
     trainer_arguments,
     work_dir_of,
 )
-
-from valuetrace.config import GrpoConfig, StageConfig
-from valuetrace.errors import DataError
-from valuetrace.prompts import format_prompt
 
 RewardFn = Callable[..., list[float]]
 

@@ -19,13 +19,13 @@ from typing import Any, ClassVar
 
 import torch
 from accelerate import PartialState
-from valuetrace.training.datasets import load_records
-from valuetrace.training.stages import StageResult, StageRun, train_stage
 
 from valuetrace.config import Dtype, StageConfig
 from valuetrace.errors import DataError
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.records import load_record, save_record
+from valuetrace.training.datasets import load_records
+from valuetrace.training.stages import StageResult, StageRun, train_stage
 
 RESULT_NAME = "train_result.json"
 

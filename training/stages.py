@@ -29,16 +29,16 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
+
+from valuetrace.config import Format, LoraConfig, StageConfig, check_ranges
+from valuetrace.errors import ConfigError, DataError
+from valuetrace.models import merge_in_float32
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
     sft_conversational,
     sft_prompt_completion,
 )
-
-from valuetrace.config import Format, LoraConfig, StageConfig, check_ranges
-from valuetrace.errors import ConfigError, DataError
-from valuetrace.models import merge_in_float32
 
 log = logging.getLogger(__name__)
 

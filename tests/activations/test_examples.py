@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from valuetrace.activations.examples import load_examples, load_labelled
 
+from valuetrace.activations.examples import load_examples, load_labelled
 from valuetrace.errors import DataError
 
 

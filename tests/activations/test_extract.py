@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import (
     check_layers,
@@ -16,7 +17,6 @@ from valuetrace.activations.extract import (
 )
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
-
 from valuetrace.errors import CacheError, ConfigError, ValuetraceError
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from valuetrace.activations.__main__ import main
-from valuetrace.activations.store import read_activations
 
 from tests.activations.test_resume_kill import write_probe_set
+from valuetrace.activations.__main__ import main
+from valuetrace.activations.store import read_activations
 
 
 def test_a_bad_example_file_fails_before_the_model_is_looked_at(tmp_path, capsys):

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 import torch
+
 from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import Encoded, collate, encode, pool, pooling_weights
-
 from valuetrace.errors import ValuetraceError
 
 PROMPTS = ["The cat rested near the barn.", ""]  # the second: a text without a prompt

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from valuetrace.activations.extract import pooled_hidden_states
-from valuetrace.activations.pooling import collate, encode
-from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 
 from tests.activations.test_tl_backend import hf_pooled_hidden_states
 from tests.conftest import assert_layers_close
+from valuetrace.activations.extract import pooled_hidden_states
+from valuetrace.activations.pooling import collate, encode
+from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.models import load_model, load_tokenizer
 
 pytestmark = pytest.mark.real_model

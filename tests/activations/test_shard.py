@@ -9,10 +9,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from valuetrace.activations.examples import load_labelled
-from valuetrace.activations.extract import extract_to_cache
-from valuetrace.activations.shard import extract_sharded, join_shards, shard_path, shard_range
-from valuetrace.activations.store import read_activations
 
 from tests.activations.test_extract import PROVENANCE, _examples
 from tests.activations.test_resume_kill import (
@@ -21,6 +17,10 @@ from tests.activations.test_resume_kill import (
     subprocess_env,
     write_probe_set,
 )
+from valuetrace.activations.examples import load_labelled
+from valuetrace.activations.extract import extract_to_cache
+from valuetrace.activations.shard import extract_sharded, join_shards, shard_path, shard_range
+from valuetrace.activations.store import read_activations
 from valuetrace.errors import ValuetraceError
 
 SETTINGS = {"pooling": "mean", "batch_size": 16, "max_length": 64, "progress": False}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from valuetrace.activations import store
-from valuetrace.activations.store import CacheWriter, Examples, read_activations
 
 from tests.activations.hold import held_open
+from valuetrace.activations import store
+from valuetrace.activations.store import CacheWriter, Examples, read_activations
 from valuetrace.errors import CacheError, ConfigError, DataError, ValuetraceError
 
 PROV = {

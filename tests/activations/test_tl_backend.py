@@ -7,12 +7,12 @@ import logging
 import numpy as np
 import pytest
 import torch
+
+from tests.activations.test_extract import PROVENANCE, _examples
 from valuetrace.activations.extract import extract_to_cache, pooled_hidden_states
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
-
-from tests.activations.test_extract import PROVENANCE, _examples
 from valuetrace.errors import ValuetraceError
 
 PROMPTS = ["Q: the cat rested near the barn? A:", "Q: a dog? A:", "Q: the hen? A:"]

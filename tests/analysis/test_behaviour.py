@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from valuetrace.analysis.behaviour import (
     BehaviourResult,
     behaviour_change,
@@ -17,7 +18,6 @@ from valuetrace.analysis.behaviour import (
     mean_score,
     random_direction_band,
 )
-
 from valuetrace.errors import CacheError, DataError, MissingStepError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import record_to_dict

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import Batch, collate, encode
 from valuetrace.analysis.behaviour import continuation_logprob
@@ -17,7 +18,6 @@ from valuetrace.analysis.causal import (
     residual_modules,
     slope_score,
 )
-
 from valuetrace.errors import ValuetraceError
 
 TEXTS = [

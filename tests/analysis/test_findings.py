@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from valuetrace.analysis.findings import (
     ConceptFindings,
     Findings,
@@ -15,9 +16,8 @@ from valuetrace.analysis.findings import (
     projection_vs_preference,
 )
 from valuetrace.analysis.localize import compare_stages
-from valuetrace.probing.folds import grouped_folds
-
 from valuetrace.errors import ValuetraceError
+from valuetrace.probing.folds import grouped_folds
 from valuetrace.records import load_record, save_record
 
 N_PAIRS, LAYERS, D = 50, 3, 8

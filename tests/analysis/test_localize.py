@@ -5,10 +5,10 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
-from valuetrace.analysis.localize import Replicate, compare_stages, crossfit_projections
-from valuetrace.probing.folds import grouped_folds
 
+from valuetrace.analysis.localize import Replicate, compare_stages, crossfit_projections
 from valuetrace.errors import ValuetraceError
+from valuetrace.probing.folds import grouped_folds
 
 N_LAYERS, N_PAIRS, D, FROM = 5, 60, 16, 3
 

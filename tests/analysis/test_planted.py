@@ -11,15 +11,15 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
 from valuetrace.analysis.causal import residual_modules
 from valuetrace.analysis.planted import (
     plant_markers,
     plant_stream_map,
     planted_selftest,
 )
-from valuetrace.training.scratch import build_scratch_model
-
 from valuetrace.errors import ValuetraceError
+from valuetrace.training.scratch import build_scratch_model
 
 N_BLOCKS = 4
 ANIMALS = ["cat", "dog", "pig", "cow", "hen", "fox"]

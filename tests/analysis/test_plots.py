@@ -5,13 +5,13 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+
 from valuetrace.analysis.plots import (
     LayerCurve,
     plot_heatmap,
     plot_layer_curves,
     plot_umap,
 )
-
 from valuetrace.errors import ValuetraceError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -4,6 +4,7 @@ and a summary whose lines fit in 100 columns."""
 from __future__ import annotations
 
 import numpy as np
+
 from valuetrace.analysis.behaviour import BehaviourChange, Score
 from valuetrace.analysis.causal import CausalRecord, DosePoint
 from valuetrace.analysis.findings import (

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy.stats import ortho_group
+
 from valuetrace.analysis.similarity import (
     cka_per_layer,
     cosine_per_layer,
@@ -11,7 +12,6 @@ from valuetrace.analysis.similarity import (
     random_direction_null,
     shuffled_label_null,
 )
-
 from valuetrace.errors import ValuetraceError
 
 

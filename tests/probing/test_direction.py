@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from valuetrace.probing import Direction, fit_probe
 
 from tests.probing.synthetic import planted
 from valuetrace.errors import ValuetraceError
+from valuetrace.probing import Direction, fit_probe
 
 
 @pytest.fixture(scope="module")

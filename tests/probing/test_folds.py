@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from valuetrace.probing.folds import grouped_folds
 
 from valuetrace.errors import ValuetraceError
+from valuetrace.probing.folds import grouped_folds
 
 
 def test_groups_stay_together_and_folds_are_balanced() -> None:

@@ -7,11 +7,11 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from valuetrace.probing import logistic
-from valuetrace.probing.logistic import fit_logistic
 
 from tests.probing.synthetic import planted
 from valuetrace.errors import ValuetraceError
+from valuetrace.probing import logistic
+from valuetrace.probing.logistic import fit_logistic
 
 
 def _sklearn(x: np.ndarray, y: np.ndarray, train: np.ndarray, C: float) -> tuple:

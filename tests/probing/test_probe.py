@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from valuetrace.probing import fit_probe, probe_layers
 
 from tests.probing.synthetic import oof_metrics, planted, sklearn_oof
 from valuetrace.config import ProbingConfig
 from valuetrace.errors import ConfigError, ValuetraceError
+from valuetrace.probing import fit_probe, probe_layers
 
 FAST = ProbingConfig(n_bootstrap=200, control=False)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
-from valuetrace.probing import probe_layers
 
 from valuetrace.config import ProbingConfig
+from valuetrace.probing import probe_layers
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 PAIRS = DATA / "speciesism" / "openpaws_speciesism_bias.csv"

@@ -8,12 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from valuetrace.probing import load_results, probe_layers, save_results
 
 from tests.activations.hold import held_open
 from tests.probing.synthetic import planted
 from valuetrace.config import ProbingConfig
 from valuetrace.errors import CacheError, MissingStepError, ValuetraceError
+from valuetrace.probing import load_results, probe_layers, save_results
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from valuetrace.analysis.report import surface_section, surface_summary
+from valuetrace.errors import CacheError, DataError
 from valuetrace.probing.folds import grouped_folds
 from valuetrace.probing.surface import (
     LENGTH,
@@ -16,8 +18,6 @@ from valuetrace.probing.surface import (
     fit_surface,
     surface_record,
 )
-
-from valuetrace.errors import CacheError, DataError
 from valuetrace.records import load_record, save_record
 
 ANIMALS = ["pig", "cow", "hen", "goat", "duck", "fox", "owl", "crab", "deer", "mouse"]

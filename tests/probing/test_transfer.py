@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from valuetrace.probing import fit_probe, transfer_matrix
 
 from tests.probing.synthetic import planted
 from valuetrace.errors import ValuetraceError
+from valuetrace.probing import fit_probe, transfer_matrix
 
 
 def test_diagonal_is_in_sample_accuracy_and_transfer_drops_on_other_data() -> None:

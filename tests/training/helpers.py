@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from valuetrace.training.stages import StageRun
-
 from valuetrace.config import StageConfig
+from valuetrace.training.stages import StageRun
 
 RUN = StageRun(seed=0)
 

@@ -8,14 +8,14 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from valuetrace.training.datasets import Document
-from valuetrace.training.launch import RESULT_NAME, StageSpec, launch_command, launch_stage
-from valuetrace.training.stages import StageRun, train_stage, trainer_arguments, work_dir_of
 
 from tests.conftest import CORPUS
 from tests.training.helpers import tiny_stage
 from valuetrace.config import DataSource, LoraConfig, StageConfig
 from valuetrace.errors import ConfigError
+from valuetrace.training.datasets import Document
+from valuetrace.training.launch import RESULT_NAME, StageSpec, launch_command, launch_stage
+from valuetrace.training.stages import StageRun, train_stage, trainer_arguments, work_dir_of
 
 B = 4
 

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import valuetrace.training.datasets as td
 from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
+
+import valuetrace.training.datasets as td
+from valuetrace.errors import ValuetraceError
+from valuetrace.prompts import format_prompt
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
@@ -19,9 +22,6 @@ from valuetrace.training.datasets import (
     sft_conversational,
     sft_prompt_completion,
 )
-
-from valuetrace.errors import ValuetraceError
-from valuetrace.prompts import format_prompt
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(

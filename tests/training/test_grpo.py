@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 
-from valuetrace.training.grpo import KeywordReward, train_grpo_stage
-from valuetrace.training.stages import StageRun
-
 from tests.training.helpers import tiny_stage
 from valuetrace.config import GrpoConfig
 from valuetrace.models import load_model
+from valuetrace.training.grpo import KeywordReward, train_grpo_stage
+from valuetrace.training.stages import StageRun
 
 
 def count_e(completions: list[str], **_: object) -> list[float]:

@@ -8,6 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from valuetrace.errors import ValuetraceError
+from valuetrace.models import weights_hash
 from valuetrace.training.lineage import (
     Lineage,
     StageRecord,
@@ -15,9 +18,6 @@ from valuetrace.training.lineage import (
     stage_fingerprint,
     stage_hash,
 )
-
-from valuetrace.errors import ValuetraceError
-from valuetrace.models import weights_hash
 
 
 def test_round_trip_and_order(tmp_path, tiny_checkpoint):

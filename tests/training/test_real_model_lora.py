@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from peft import PeftModel
-from valuetrace.training.datasets import Document
-from valuetrace.training.stages import train_stage
 
 from tests.conftest import assert_layers_close
 from tests.training.helpers import RUN, tiny_stage
 from valuetrace.config import LoraConfig
 from valuetrace.models import load_model, load_tokenizer
+from valuetrace.training.datasets import Document
+from valuetrace.training.stages import train_stage
 
 pytestmark = pytest.mark.real_model
 

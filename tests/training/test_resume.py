@@ -13,12 +13,12 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
-from valuetrace.training.datasets import Document
-from valuetrace.training.launch import StageSpec, launch_command
-from valuetrace.training.stages import StageRun, last_checkpoint, train_stage, work_dir_of
 
 from tests.conftest import CORPUS
 from tests.training.helpers import tiny_stage
+from valuetrace.training.datasets import Document
+from valuetrace.training.launch import StageSpec, launch_command
+from valuetrace.training.stages import StageRun, last_checkpoint, train_stage, work_dir_of
 
 STEPS = 24
 STAGE = tiny_stage(epochs=3.0, max_steps=STEPS, warmup_ratio=0.1, weight_decay=0.01)

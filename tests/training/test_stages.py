@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from valuetrace.training.datasets import Document, PromptResponse
-from valuetrace.training.stages import StageRun, sft_trainer, to_dataset, train_stage
 
 from tests.conftest import CORPUS
 from tests.training.helpers import RUN, tiny_stage
 from valuetrace.config import LoraConfig
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, weights_hash
+from valuetrace.training.datasets import Document, PromptResponse
+from valuetrace.training.stages import StageRun, sft_trainer, to_dataset, train_stage
 
 
 def test_documents_stage_lowers_loss_and_saves(tmp_path, tiny_model, tiny_tokenizer):

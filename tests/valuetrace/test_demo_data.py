@@ -11,11 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from valuetrace.activations.examples import load_labelled
-from valuetrace.probing.folds import grouped_folds
-from valuetrace.probing.surface import example_texts, fit_surface, surface_record
 
 from valuetrace import demo_data
+from valuetrace.activations.examples import load_labelled
 from valuetrace.demo_data import (
     SPECIES,
     DemoDataPaths,
@@ -23,6 +21,8 @@ from valuetrace.demo_data import (
     write_demo_data,
 )
 from valuetrace.errors import ValuetraceError
+from valuetrace.probing.folds import grouped_folds
+from valuetrace.probing.surface import example_texts, fit_surface, surface_record
 
 SCHEMAS = {
     "general": {"text"},

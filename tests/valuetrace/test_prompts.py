@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-from valuetrace.training.datasets import PromptResponse
-from valuetrace.training.scratch import build_scratch_model
-from valuetrace.training.stages import to_dataset
 
 from valuetrace.errors import DataError
 from valuetrace.models import tokenizer_hash
 from valuetrace.prompts import TokenSpan, token_spans
+from valuetrace.training.datasets import PromptResponse
+from valuetrace.training.scratch import build_scratch_model
+from valuetrace.training.stages import to_dataset
 
 # writes its own BOS, like Llama 3's template; the tiny tokenizer also adds BOS when asked to
 TEMPLATE = (

@@ -15,12 +15,12 @@ import h5py
 import pytest
 import yaml
 from matplotlib.image import imread
-from valuetrace.analysis.findings import Findings
-from valuetrace.probing.surface import SurfaceRecord
 
+from valuetrace.analysis.findings import Findings
 from valuetrace.cli import demo_config_path, main
 from valuetrace.errors import ConfigError
 from valuetrace.paths import RunPaths
+from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.records import load_record
 
 pytestmark = pytest.mark.slow

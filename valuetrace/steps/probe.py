@@ -62,7 +62,9 @@ def probe(config: RunConfig, *, progress: bool = True) -> None:
             out = config.paths.probes(probe_set.name, stage)
             out.parent.mkdir(parents=True, exist_ok=True)
             save_results(results[stage], out, provenance)
-        surface_baselines(config, probe_set, ids, results, surface_cfg)
+        replicas = {s.name for s in config.stages if s.replicate_of}  # seed replicates: noise
+        main = {stage: res for stage, res in results.items() if stage not in replicas}
+        surface_baselines(config, probe_set, ids, main, surface_cfg)
 
 
 def surface_baselines(
