@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -87,7 +86,6 @@ def test_format_mismatch_is_a_clear_error():
         to_dataset([Document("a")], "sft")
 
 
-SMOLLM2 = Path(__file__).resolve().parents[2].parent / "cache" / "smollm2-hf"
 # A template whose assistant turn ends with EOS and then more text, as ChatML's "<|im_end|>\n"
 TURN_TEMPLATE = (  # newlines as expressions: transformers renders with trim_blocks
     "{% for m in messages %}{{ m['role'] + ':\\n' + m['content'] }}"
@@ -109,11 +107,9 @@ def sft_format(request, tiny_tokenizer):
         tokenizer = copy.deepcopy(tiny_tokenizer)
         tokenizer.chat_template = TURN_TEMPLATE
         return tokenizer, True
-    if not SMOLLM2.is_dir():
-        pytest.skip(f"the SmolLM2 tokenizer folder {SMOLLM2} is absent (see shared/notes/stack.md)")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(SMOLLM2), True
+    return AutoTokenizer.from_pretrained(request.getfixturevalue("smollm2_checkpoint")), True
 
 
 def test_the_sft_loss_falls_on_exactly_the_response_and_eos(tmp_path, tiny_model, sft_format):

@@ -2,13 +2,12 @@
 
 The reference is TRL's own `SFTTrainer` dataset preparation, fed by valuetrace's SFT formatting
 (`training.stages.to_dataset`), on the tiny test tokenizer with a chat template given here and on
-the real SmolLM2-135M-Instruct tokenizer when a local copy is named by `VALUETRACE_SMOLLM2_DIR`.
+the real SmolLM2-135M-Instruct tokenizer when it is cached (`valuetrace models fetch`).
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,6 @@ RECORDS = [
     # starts with newlines: its first token merges with the prompt's last one (straddles)
     PromptResponse("The hen waited.", "\n\nThe child helped the hen."),
 ]
-SMOLLM2_ENV = "VALUETRACE_SMOLLM2_DIR"
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +42,9 @@ def chat_tokenizer(tiny_tokenizer):
 
 
 @pytest.fixture(scope="module")
-def smollm2_tokenizer():
-    """The real SmolLM2-135M-Instruct tokenizer from a local folder, or a skip saying how."""
-    folder = os.environ.get(SMOLLM2_ENV)
-    if not folder or not (Path(folder) / "tokenizer.json").is_file():
-        pytest.skip(
-            f"set {SMOLLM2_ENV} to a local SmolLM2-135M-Instruct folder (with tokenizer.json) "
-            "to run the real-tokenizer checks"
-        )
-    return AutoTokenizer.from_pretrained(folder)
+def smollm2_tokenizer(smollm2_checkpoint):
+    """The real SmolLM2-135M-Instruct tokenizer (cached built-in; skips with the fix if absent)."""
+    return AutoTokenizer.from_pretrained(smollm2_checkpoint)
 
 
 def sft_rows(tokenizer: PreTrainedTokenizerBase, chat: bool, tmp_path: Path) -> list[dict]:
