@@ -38,9 +38,9 @@ cache is not fsync'ed).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,8 @@ PROVENANCE_KEYS = (
 _STR = h5py.string_dtype("utf-8")
 _CACHE_BYTES = 64 * 1024 * 1024
 _WRITE_CACHE_BYTES = 0  # whole-chunk writes go straight to the file; memory stays flat
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,10 @@ def required_bytes(n_layers: int, n_examples: int, d_model: int, dtype: str) -> 
 
 
 def check_disk(path: Path, need: int) -> None:
-    """Say how much disk a new cache needs, and refuse one the disk cannot hold (5% margin)."""
+    """Log how much disk a new cache needs (in log.txt; on the console with --verbose), and
+    refuse one the disk cannot hold (5% margin)."""
     free = shutil.disk_usage(path.parent).free
-    print(
-        f"valuetrace: {path.name} will need {need / 1e6:.1f} MB ({free / 1e6:.0f} MB free)",
-        file=sys.stderr,
-    )
+    log.info("%s will need %.1f MB (%.0f MB free)", path.name, need / 1e6, free / 1e6)
     if free < need * 1.05:
         raise CacheError(
             f"the cache {path} needs {need / 1e6:.1f} MB but only {free / 1e6:.1f} MB are free; "

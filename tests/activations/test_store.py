@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import h5py
 import numpy as np
 import pytest
@@ -112,9 +114,10 @@ def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
     assert not (tmp_path / "full.h5").exists()
 
 
-def test_the_needed_space_is_said_before_writing(tmp_path, capsys):
-    _open(tmp_path / "say.h5").close()
-    assert "say.h5 will need 0.0 MB" in capsys.readouterr().err
+def test_the_needed_space_is_said_before_writing(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="valuetrace.activations.store"):
+        _open(tmp_path / "say.h5").close()
+    assert "say.h5 will need 0.0 MB" in caplog.text
 
 
 def test_a_cache_without_labels_keeps_scores_and_refuses_label_reads(tmp_path):
