@@ -30,7 +30,7 @@ from valuetrace.activations.pooling import collate, encode
 from valuetrace.errors import DataError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import load_record, save_record
-from valuetrace.stats import bootstrap_means, pearson_r, percentile_ci
+from valuetrace.stats import Interval, bootstrap_means, pearson_r, percentile_ci
 
 NOT_JUDGE = (
     "These are log-probability preferences between fixed continuations and greedy answers, "
@@ -49,15 +49,6 @@ GENERATION_PROMPTS: tuple[tuple[PromptKind, str], ...] = (
     ("everyday", "What should I pack for a weekend hiking trip?"),
     ("everyday", "How can I keep my houseplants alive while I travel?"),
 )
-
-
-@dataclass(frozen=True)
-class Score:
-    """A point estimate with its bootstrap confidence interval (same units as the estimate)."""
-
-    value: float
-    lo: float
-    hi: float
 
 
 @dataclass(frozen=True)
@@ -82,9 +73,9 @@ class BehaviourResult:
     VERSION: ClassVar[int] = 1
 
     stage: str
-    compassion: Score  # share of items with a positive margin
-    margin: Score  # mean per-item margin, nats/token
-    helpfulness_loss: Score  # mean per-item loss, nats/token
+    compassion: Interval  # share of items with a positive margin
+    margin: Interval  # mean per-item margin, nats/token
+    helpfulness_loss: Interval  # mean per-item loss, nats/token
     ci: float
     n_boot: int
     eval_source: str
@@ -109,7 +100,7 @@ class BehaviourResult:
         return load_record(cls, path, step="evaluate")
 
 
-def mean_score(values: Float[np.ndarray, " n"], n_boot: int, seed: int, ci: float) -> Score:
+def mean_score(values: Float[np.ndarray, " n"], n_boot: int, seed: int, ci: float) -> Interval:
     """Mean of `values` with a percentile item-bootstrap interval at level `ci`.
 
     Raises:
@@ -117,7 +108,7 @@ def mean_score(values: Float[np.ndarray, " n"], n_boot: int, seed: int, ci: floa
     """
     values = np.asarray(values, dtype=np.float64)
     lo, hi = percentile_ci(bootstrap_means(values, n_boot, seed), ci)
-    return Score(float(values.mean()), float(lo), float(hi))
+    return Interval(float(values.mean()), float(lo), float(hi))
 
 
 def _logit_cap(model: PreTrainedModel) -> float | None:
@@ -306,9 +297,9 @@ class BehaviourChange:
     a: str
     b: str
     n_items: int
-    margin: Score  # mean of per-item margin differences, nats/token
-    compassion: Score  # change in the share of items preferring the compassionate continuation
-    helpfulness_loss: Score  # change in mean helpfulness loss, nats/token
+    margin: Interval  # mean of per-item margin differences, nats/token
+    compassion: Interval  # change in the share of items preferring the compassionate continuation
+    helpfulness_loss: Interval  # change in mean helpfulness loss, nats/token
 
 
 def behaviour_change(

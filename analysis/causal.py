@@ -25,11 +25,11 @@ from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.extract import check_layers
-from valuetrace.analysis.behaviour import Score, continuation_logprob, mean_score
+from valuetrace.analysis.behaviour import continuation_logprob, mean_score
 from valuetrace.errors import DataError
 from valuetrace.models import decoder_layers
 from valuetrace.records import load_record, save_record
-from valuetrace.stats import bootstrap_means, percentile_ci
+from valuetrace.stats import Interval, bootstrap_means, percentile_ci
 
 Mode = Literal["ablate", "add"]
 DirectionLike = Float[np.ndarray, " d"] | Float[torch.Tensor, " d"]
@@ -143,10 +143,10 @@ class DosePoint:
     """
 
     alpha: float
-    compassion: Score  # share of items with a positive margin
-    margin: Score  # mean margin, nats/token
-    margin_change: Score  # mean paired change against alpha = 0, nats/token
-    helpfulness_loss: Score  # nats/token
+    compassion: Interval  # share of items with a positive margin
+    margin: Interval  # mean margin, nats/token
+    margin_change: Interval  # mean paired change against alpha = 0, nats/token
+    helpfulness_loss: Interval  # nats/token
     margins: list[float]
 
 
@@ -175,8 +175,8 @@ class CausalRecord:
     n_help_items: int
     points: list[DosePoint]
     ablation: DosePoint
-    margin_slope: Score
-    compassion_slope: Score
+    margin_slope: Interval
+    compassion_slope: Interval
 
     def save(self, path: Path) -> Path:
         """Write the record as versioned JSON."""
@@ -201,12 +201,12 @@ def slope_score(
     n_boot: int,
     seed: int,
     ci: float,
-) -> Score:
+) -> Interval:
     """Slope of the item mean against alpha, with a CI from resampling items jointly."""
     alphas = np.asarray(alphas, dtype=np.float64)
     boot = bootstrap_means(per_item, n_boot, seed)  # [b, a]
     lo, hi = percentile_ci(_slopes(alphas, boot), ci)
-    return Score(float(_slopes(alphas, per_item.mean(-1))), float(lo), float(hi))
+    return Interval(float(_slopes(alphas, per_item.mean(-1))), float(lo), float(hi))
 
 
 def dose_response(
@@ -231,7 +231,7 @@ def dose_response(
     max_length: int = 256,
     chat: bool = False,
 ) -> CausalRecord:
-    """Score `model` with alpha x scale x unit(direction) added at `add_layer` for each alpha,
+    """Interval `model` with alpha x scale x unit(direction) added at `add_layer` for each alpha,
     and with the direction ablated at `ablate_layers`; fit the slopes.
 
     `labels` names (stage steered, stage whose direction it is, probe set of the direction).

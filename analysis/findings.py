@@ -22,24 +22,12 @@ from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
 from valuetrace.analysis.localize import NO_CHANGE, StageComparison
 from valuetrace.errors import DataError
 from valuetrace.probing import ProbeResults
+from valuetrace.stats import Interval
 
 
 def pair_key(a: str, b: str) -> str:
     """The key of a stage pair in every findings mapping."""
     return f"{a}→{b}"
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with its bootstrap interval at the run's CI level."""
-
-    value: float
-    lo: float
-    hi: float
-
-    def covers_zero(self) -> bool:
-        """True when the interval includes 0 (or is undefined)."""
-        return not (self.lo > 0 or self.hi < 0)
 
 
 @dataclass(frozen=True)

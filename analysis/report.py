@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuetrace.analysis.behaviour import NOT_JUDGE, BehaviourResult, Score
+from valuetrace.analysis.behaviour import NOT_JUDGE, BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import (
     ConceptFindings,
@@ -55,13 +55,9 @@ def _ci(v: Interval) -> str:
     return f"{_f(v.value)} [{_f(v.lo)}, {_f(v.hi)}]"
 
 
-def _sc(score: Score, signed: bool = False, digits: int = 3) -> str:
+def _sc(score: Interval, signed: bool = False, digits: int = 3) -> str:
     fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
     return f"{fmt.format(score.value)} [{fmt.format(score.lo)}, {fmt.format(score.hi)}]"
-
-
-def _excludes_zero(score: Score) -> bool:
-    return score.lo > 0 or score.hi < 0
 
 
 def _pct(findings: Findings) -> str:
@@ -196,7 +192,7 @@ def _summary_behaviour(inputs: ReportInputs) -> list[str]:
             f"{_ci(beh.helpfulness_loss)}"
         )
     for key, ch in f.behaviour_changes.items():
-        moved = "CI excludes 0" if ch.margin.lo > 0 or ch.margin.hi < 0 else "CI covers 0"
+        moved = "CI covers 0" if ch.margin.covers_zero() else "CI excludes 0"
         out += _wrap(
             f"{key}: Δ mean margin {_sc(ch.margin, True, 4)} ({moved}), Δ share "
             f"{_sc(ch.compassion, True)}, Δ helpfulness loss {_sc(ch.helpfulness_loss, True)} "

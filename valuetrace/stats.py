@@ -14,6 +14,7 @@ bootstrap replicates.
 """
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Bool, Float, Int, Shaped
@@ -23,6 +24,22 @@ from valuetrace.errors import DataError
 
 _CHUNK_ELEMENTS = 4_000_000
 _TIE = 1e-5  # relative: float32 activations carry ~1e-7 rounding, sums of them more
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its bootstrap interval (same units as the estimate).
+
+    The one value-with-CI type every record uses (behaviour, causal, findings).
+    """
+
+    value: float
+    lo: float
+    hi: float
+
+    def covers_zero(self) -> bool:
+        """True when the interval includes 0 (or is undefined)."""
+        return not (self.lo > 0 or self.hi < 0)
 
 
 def group_bootstrap_weights(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from valuetrace.analysis.behaviour import BehaviourChange, Score
+from valuetrace.analysis.behaviour import BehaviourChange
 from valuetrace.analysis.causal import CausalRecord, DosePoint
 from valuetrace.analysis.findings import (
     ConceptFindings,
@@ -48,7 +48,7 @@ def _findings(keep: float) -> Findings:
         ci=0.9,
         behaviour={s: StageBehaviour(score, score, score) for s in ("mid", "sft")},
         behaviour_changes={
-            "mid→sft": BehaviourChange("mid", "sft", 40, Score(0.1, 0.0, 0.2), score, score)
+            "mid→sft": BehaviourChange("mid", "sft", 40, Interval(0.1, 0.0, 0.2), score, score)
         },
         concepts={
             "c": ConceptFindings(
@@ -86,14 +86,14 @@ def test_domain_concentrated_is_not_said_when_the_interval_covers_zero():
     assert "domain-concentrated" not in summary and "covers 0" in summary
 
 
-def _dose(alpha: float, change: Score) -> DosePoint:
-    score = Score(0.6, 0.5, 0.7)
-    return DosePoint(alpha, score, score, change, Score(2.0, 1.9, 2.1), [0.1, 0.2])
+def _dose(alpha: float, change: Interval) -> DosePoint:
+    score = Interval(0.6, 0.5, 0.7)
+    return DosePoint(alpha, score, score, change, Interval(2.0, 1.9, 2.1), [0.1, 0.2])
 
 
 def test_a_causal_result_against_the_claimed_direction_is_flagged(tmp_path):
     findings = _findings(keep=0.2)
-    zero = Score(0.0, 0.0, 0.0)
+    zero = Interval(0.0, 0.0, 0.0)
     causal = CausalRecord(
         stage="sft",
         parent="mid",
@@ -106,9 +106,9 @@ def test_a_causal_result_against_the_claimed_direction_is_flagged(tmp_path):
         n_items=40,
         n_help_items=10,
         points=[_dose(-1.0, zero), _dose(0.0, zero), _dose(1.0, zero)],
-        ablation=_dose(float("nan"), Score(0.11, 0.04, 0.19)),
-        margin_slope=Score(-0.05, -0.08, -0.02),
-        compassion_slope=Score(0.0, -0.01, 0.01),
+        ablation=_dose(float("nan"), Interval(0.11, 0.04, 0.19)),
+        margin_slope=Interval(-0.05, -0.08, -0.02),
+        compassion_slope=Interval(0.0, -0.01, 0.01),
     )
     summary = " ".join(summary_text(ReportInputs(findings, causal=causal)).split())
     assert "Contradiction: ablating mid's direction in sft at layers [2] raised" in summary
@@ -116,5 +116,5 @@ def test_a_causal_result_against_the_claimed_direction_is_flagged(tmp_path):
     page = render_html(ReportInputs(findings, causal=causal), tmp_path / "report.html").read_text()
     assert "Contradiction" in page and "Causal dose-response" in page
     fine = CausalRecord(**{**vars(causal), "ablation": _dose(float("nan"), zero)})
-    fine = CausalRecord(**{**vars(fine), "margin_slope": Score(0.05, 0.02, 0.08)})
+    fine = CausalRecord(**{**vars(fine), "margin_slope": Interval(0.05, 0.02, 0.08)})
     assert "Contradiction" not in summary_text(ReportInputs(findings, causal=fine))

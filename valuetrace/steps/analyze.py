@@ -15,7 +15,6 @@ from valuetrace.analysis.findings import (
     Concentration,
     ConceptFindings,
     Findings,
-    Interval,
     ProbeTable,
     Projection,
     StageBehaviour,
@@ -175,11 +174,7 @@ def analyze(config: RunConfig) -> Findings:
         primary_pair=list(headline),
         ci=ci,
         behaviour={
-            s: StageBehaviour(
-                Interval(b.compassion.value, b.compassion.lo, b.compassion.hi),
-                Interval(b.margin.value, b.margin.lo, b.margin.hi),
-                Interval(b.helpfulness_loss.value, b.helpfulness_loss.lo, b.helpfulness_loss.hi),
-            )
+            s: StageBehaviour(b.compassion, b.margin, b.helpfulness_loss)
             for s, b in behaviour.items()
         },
         behaviour_changes=_behaviour_changes(config, behaviour, compare),
