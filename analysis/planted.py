@@ -291,6 +291,42 @@ def _pooled(
     return torch.cat(parts, dim=1).numpy().astype(np.float64)
 
 
+@torch.no_grad()
+def quiet_coordinates(
+    model: PreTrainedModel,
+    encoded: list[Encoded],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    ratio: float = 10.0,
+) -> np.ndarray:
+    """Mask [d] of residual-stream coordinates whose RMS over every layer and real token is at
+    most `ratio` × the median coordinate's: the planted subspace avoids the rest.
+
+    Why: massive activations (Sun et al. 2024, "Massive Activations in Large Language Models")
+    reach ~25,000 on one SmolLM2-135M coordinate, and elementwise rounding there (the RMSNorm
+    casts to float32) is larger than the class gap's share of it, so a subspace that touches
+    them leaks the concept out of S.
+    """
+    device = next(model.parameters()).device
+    total = torch.zeros(model.config.hidden_size, dtype=torch.float64)
+    count = 0
+    for start in range(0, len(encoded), batch_size):
+        batch = collate(encoded[start : start + batch_size], tokenizer.pad_token_id, None, "mean")
+        out = model.base_model(
+            input_ids=batch.input_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),
+            position_ids=batch.position_ids.to(device),
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        real = batch.attention_mask.bool().to(device)
+        for hidden in out.hidden_states:
+            total += hidden[real].double().pow(2).sum(0).cpu()
+            count += int(real.sum())
+    rms = (total / count).sqrt().numpy()
+    return rms <= ratio * np.median(rms)
+
+
 def _judge(
     case: Case, k: int, comparison: StageComparison, index: Concentration
 ) -> tuple[int | None, bool, str]:
@@ -311,12 +347,14 @@ def _judge(
     if case == "rotation":
         ok = rot == k and not any_weak
         return rot, ok, f"first rotation {rot}, weakening flagged: {any_weak}"
-    covers = o.covers_zero() and all(v.covers_zero() for v in index.per_layer)
+    # The overall index is what the summary's "domain-concentrated" rests on. Its per-layer
+    # intervals are pointwise (about 1 in 20 misses 0 by chance), so they are counted, not judged.
+    missed = sum(not v.covers_zero() for v in index.per_layer)
     return (
         weak,
-        weak == k and covers,
-        f"first weakening {weak}; concentration index {o.value:.3f} [{o.lo:.3f}, {o.hi:.3f}], "
-        f"covers 0 at every layer: {covers}",
+        weak == k and o.covers_zero(),
+        f"first weakening {weak}; concentration index {o.value:.3f} [{o.lo:.3f}, {o.hi:.3f}] "
+        f"(pointwise layer intervals excluding 0: {missed} of {len(index.per_layer)})",
     )
 
 
@@ -337,12 +375,17 @@ def planted_selftest(
     seed: int = 0,
     batch_size: int = 32,
     max_length: int = 128,
+    dtype: torch.dtype = torch.float64,
 ) -> list[SelfTestCase]:
     """Plant each case at each layer k in `from_layers`, run the analysis, and judge it.
 
     Each text makes two compassion pairs' worth of examples: text + class-0 / class-1 marker of
     the concept, and of a control concept (mean-pooled, every layer). The planted model is
     stage A; the model with the case's stream map from layer k is stage B.
+
+    The construction needs blocks that are blind to S, which rounding breaks where the
+    residual stream is large: S avoids coordinates with massive activations
+    (`quiet_coordinates`), and the planted copies run in `dtype` (float64 by default).
 
     Raises:
         DataError: fewer than 10 distinct texts, no free marker tokens, a bad layer, a factor
@@ -369,16 +412,24 @@ def planted_selftest(
         )
     rng = np.random.default_rng(seed)
     marks = [int(i) for i in rng.choice(free, size=4, replace=False)]
-    d = model.config.hidden_size
-    basis = np.linalg.qr(rng.normal(size=(d, 5)))[0].T  # orthonormal rows u, v, z, w, z_w
-    planted = plant_markers(
-        model,
-        basis,
-        {_U: (marks[0], marks[1]), _W: (marks[2], marks[3])},
-        strength,
-        shared_spread={_W: _U, _ZW: _Z},  # the control concept: the same geometry as the concept
-        seed=seed,
-    ).eval()
+    quiet = quiet_coordinates(model, encoded, tokenizer, batch_size)
+    draw = rng.normal(size=(model.config.hidden_size, 5)) * quiet[:, None]
+    basis = np.linalg.qr(draw)[0].T  # orthonormal rows u, v, z, w, z_w, off massive coordinates
+    planted = (
+        plant_markers(
+            model,
+            basis,
+            {_U: (marks[0], marks[1]), _W: (marks[2], marks[3])},
+            strength,
+            shared_spread={
+                _W: _U,
+                _ZW: _Z,
+            },  # the control concept: the same geometry as the concept
+            seed=seed,
+        )
+        .to(dtype)
+        .eval()
+    )
 
     def examples(m0: int, m1: int) -> list[Encoded]:
         return [

@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--model", default=None, help="hub id or local folder (default: tiny scratch)")
     cmd.add_argument("--layers", type=int, nargs="+", default=None, help="planted layers k")
     cmd.add_argument("--json", type=Path, default=None, help="write the cases to this JSON file")
+    cmd.add_argument("--seed", type=int, default=0, help="seed of markers, basis and bootstrap")
+    cmd.add_argument(
+        "--float32",
+        action="store_true",
+        help="run the planted models in float32 (default float64: exact blindness, 2x memory)",
+    )
     cmd.add_argument("-v", "--verbose", action="store_true", help="log more")
     models = sub.add_parser("models", help="fetch or list the models valuetrace can load")
     models.add_argument("action", choices=["fetch", "list"])
@@ -131,9 +137,17 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _selftest(args: argparse.Namespace) -> int:
+    import torch
+
     from valuetrace.steps.selftest import format_results, selftest
 
-    results = selftest(args.model, layers=args.layers, json_path=args.json)
+    results = selftest(
+        args.model,
+        layers=args.layers,
+        json_path=args.json,
+        seed=args.seed,
+        dtype=torch.float32 if args.float32 else torch.float64,
+    )
     print(format_results(results))
     return 0 if all(r.passed for r in results) else 1
 

@@ -12,13 +12,17 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
+from valuetrace.activations.pooling import Encoded
 from valuetrace.analysis.causal import residual_modules
 from valuetrace.analysis.planted import (
     plant_markers,
     plant_stream_map,
     planted_selftest,
+    quiet_coordinates,
 )
 from valuetrace.errors import ValuetraceError
+from valuetrace.models import load_model, load_tokenizer
+from valuetrace.steps.selftest import default_layers, neutral_texts
 from valuetrace.training.scratch import build_scratch_model
 
 N_BLOCKS = 4
@@ -123,6 +127,32 @@ def test_each_planted_case_is_found_at_its_layer(selftest_results, case):
         assert r.passed, r.detail
         assert r.found_layer == r.planted_layer and r.model == "tiny"
         assert json.loads(json.dumps(asdict(r)))["found_layer"] == r.planted_layer
+
+
+def test_quiet_coordinates_leave_out_a_massive_one(model, tiny_tokenizer):
+    loud = plant_markers(model, np.eye(model.config.hidden_size)[:1], {0: (5, 6)}, 4.0)
+    with torch.no_grad():
+        loud.get_input_embeddings().weight[:, 7] = 1e4  # every token, carried by the residual
+    ids = [tiny_tokenizer(t).input_ids for t in TEXTS]
+    encoded = [Encoded(ids=i, response=[True] * len(i)) for i in ids]
+    assert quiet_coordinates(model, encoded, tiny_tokenizer, 8).all()
+    quiet = quiet_coordinates(loud, encoded, tiny_tokenizer, 8)
+    assert not quiet[7] and quiet.sum() == model.config.hidden_size - 1
+
+
+@pytest.mark.slow
+def test_every_case_passes_on_smollm2(smollm2_checkpoint):
+    """The issue's real model, at its default planted layers (10 and 20 of 30 blocks)."""
+    model = load_model(str(smollm2_checkpoint), device="cpu")
+    tokenizer = load_tokenizer(str(smollm2_checkpoint))
+    results = planted_selftest(
+        model, tokenizer, neutral_texts(40), default_layers(30), model_name="smollm2"
+    )
+    assert [(r.case, r.planted_layer) for r in results] == [
+        (case, k) for case in ("weakening", "rotation", "drift") for k in (10, 20)
+    ]
+    for r in results:
+        assert r.passed and r.found_layer == r.planted_layer, r.detail
 
 
 def test_bad_input_names_the_problem(model, tiny_tokenizer):

@@ -63,6 +63,7 @@ def selftest(
     n_texts: int = 40,
     n_boot: int = 1000,
     seed: int = 0,
+    dtype: torch.dtype = torch.float64,
 ) -> list[SelfTestCase]:
     """Run every planted case at each layer; write `json_path` (a list of case objects).
 
@@ -79,7 +80,7 @@ def selftest(
         model, tokenizer = load_model(name, device=device), load_tokenizer(name)
     ks = list(layers) if layers else default_layers(len(decoder_layers(model)))
     results = planted_selftest(
-        model, tokenizer, texts, ks, model_name=name, n_boot=n_boot, seed=seed
+        model, tokenizer, texts, ks, model_name=name, n_boot=n_boot, seed=seed, dtype=dtype
     )
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
