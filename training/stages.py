@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import (
@@ -30,7 +31,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 
-from valuetrace.config import Format, LoraConfig, StageConfig, check_ranges
+from valuetrace.config import Format, LoraConfig, LossHead, StageConfig, check_ranges
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import merge_in_float32
 from valuetrace.training.datasets import (
@@ -250,6 +251,9 @@ def trainer_arguments(
         "warmup_steps": stage.warmup_ratio,  # a value < 1 is a fraction of the steps
         "weight_decay": stage.weight_decay,
         "lr_scheduler_type": "cosine",
+        "train_sampling_strategy": (
+            "group_by_length" if stage.group_by_length and stage.format == "sft" else "random"
+        ),
         "seed": run.seed,
         "data_seed": run.seed,
         "bf16": run.bf16,
@@ -263,6 +267,40 @@ def trainer_arguments(
         # transformers 5 renamed it; the old name warns (and TRL's default for it is True)
         "activation_checkpointing": stage.gradient_checkpointing,
     }
+
+
+_LOGITS_BUDGET = 2**26  # elements: 256 MB of float32 logits per batch
+
+
+class LogitsSFTTrainer(SFTTrainer):
+    """SFTTrainer whose loss comes from the model's full logits (`Trainer.compute_loss`) instead
+    of TRL's fused, tiled LM head; the same mean over label tokens (TRL's `nll`).
+
+    Why: the fused head saves memory on large vocabularies, but on CPU its tiles cost time; on
+    the demo stages it made training 1.2x (packed documents) to 1.8x (SFT) slower, with equal
+    losses (`benchmarks/bench_train_loss.py`). TRL's docs point to overriding `compute_loss`.
+    The per-token entropy / accuracy metrics of TRL's fused path are not logged.
+    """
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> Any:
+        """The model's own causal-LM loss over the label tokens (shifted inside the model)."""
+        return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+
+def loss_head(stage: StageConfig, vocab_size: int, *, use_cpu: bool) -> LossHead:
+    """The stage's LM-head loss path, "auto" resolved: full logits on CPU when one batch's
+    logits fit 2^26 elements (256 MB in float32), TRL's fused head otherwise (GPU, or a vocabulary
+    too large to hold: SmolLM2's 49,152 x 8 x 256 tokens is 100 M elements)."""
+    if stage.loss_head != "auto":
+        return stage.loss_head
+    small = stage.batch_size * stage.max_length * vocab_size <= _LOGITS_BUDGET
+    return "logits" if use_cpu and small else "fused"
 
 
 def sft_trainer(
@@ -296,8 +334,10 @@ def sft_trainer(
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
         packing=stage.packing and stage.format == "documents",
+        packing_strategy=stage.packing_strategy,
     )
-    trainer = SFTTrainer(
+    head = loss_head(stage, len(tokenizer), use_cpu=use_cpu)
+    trainer = (LogitsSFTTrainer if head == "logits" else SFTTrainer)(
         model=model,
         args=args,
         train_dataset=to_dataset(records, stage.format, chat=run.chat),

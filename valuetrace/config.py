@@ -25,6 +25,8 @@ from valuetrace.records import from_plain
 Pooling = Literal["last", "mean", "response"]
 Method = Literal["full", "lora"]
 Format = Literal["documents", "sft", "grpo"]
+PackingStrategy = Literal["wrapped", "bfd"]
+LossHead = Literal["auto", "fused", "logits"]
 Schema = Literal["documents", "dolly", "alpaca", "messages", "auto"]
 Dtype = Literal["float32", "bfloat16", "float16"]
 
@@ -191,7 +193,17 @@ class StageConfig:
     max_length: int = checked(128, ge=1)
     warmup_ratio: float = checked(0.05, ge=0, lt=1)
     weight_decay: float = checked(0.0, ge=0)
+    # documents: "wrapped" cuts the concatenated stream into [batch, max_length] rows (classic LM
+    # pretraining); "bfd" keeps each document whole in one [1, batch x max_length] row, which is
+    # only cheap with flash-attention's varlen kernels (sdpa / CPU attend over the whole row)
     packing: bool = True
+    packing_strategy: PackingStrategy = "wrapped"
+    # "fused": TRL's chunked LM head (never holds the full logits); "logits": the model's own
+    # loss from full logits; "auto": logits on CPU when a batch's logits fit 256 MB, else fused
+    loss_head: LossHead = "auto"
+    # sft: batches drawn from length-sorted megabatches (transformers' LengthGroupedSampler), so
+    # rows are padded less (demo: 96% real tokens instead of 68%)
+    group_by_length: bool = True
     gradient_checkpointing: bool = False
     seed: int | None = checked(None, ge=0, le=MAX_SEED)  # None: the run's seed
     replicates: int = checked(0, ge=0)  # reseeded twins of this stage (the noise floor)

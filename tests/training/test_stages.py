@@ -13,7 +13,15 @@ from valuetrace.config import LoraConfig
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, weights_hash
 from valuetrace.training.datasets import Document, PromptResponse
-from valuetrace.training.stages import StageRun, sft_trainer, to_dataset, train_stage
+from valuetrace.training.stages import (
+    LogitsSFTTrainer,
+    StageRun,
+    loss_head,
+    sft_trainer,
+    to_dataset,
+    train_stage,
+    trainer_arguments,
+)
 
 
 def test_documents_stage_lowers_loss_and_saves(tmp_path, tiny_model, tiny_tokenizer):
@@ -133,3 +141,52 @@ def test_the_sft_loss_falls_on_exactly_the_response_and_eos(tmp_path, tiny_model
         response = tokenizer(record.response, add_special_tokens=False).input_ids
         assert labels[loss].tolist() == [*response, tokenizer.eos_token_id]
         assert int(loss.nonzero()[-1]) == int(loss.nonzero()[0]) + len(response)  # contiguous
+
+
+@pytest.mark.parametrize("fmt", ["documents", "sft"])
+def test_the_logits_loss_equals_trls_fused_head(tmp_path, tiny_model, tiny_tokenizer, fmt):
+    """LogitsSFTTrainer is a speed choice only: on the same batch its loss and gradient are
+    TRL's fused chunked-head loss and gradient."""
+    records = (
+        [Document(t) for t in CORPUS]
+        if fmt == "documents"
+        else [PromptResponse(f"Say {t[:12]}", t) for t in CORPUS]
+    )
+    losses, grads = {}, {}
+    for head in ("fused", "logits"):
+        model = copy.deepcopy(tiny_model).train()
+        trainer = sft_trainer(
+            model,
+            tiny_tokenizer,
+            records,
+            tiny_stage(format=fmt, loss_head=head),
+            RUN,
+            tmp_path / head,
+            use_cpu=True,
+            progress=False,
+        )
+        assert isinstance(trainer, LogitsSFTTrainer) == (head == "logits")
+        assert trainer.args.packing == (fmt == "documents")
+        assert trainer.args.packing_strategy == "wrapped"  # [batch, max_length] rows on CPU
+        batch = next(iter(trainer.get_train_dataloader()))
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        losses[head] = loss.item()
+        grads[head] = model.get_input_embeddings().weight.grad.clone()
+    assert losses["logits"] == pytest.approx(losses["fused"], rel=1e-5)
+    torch.testing.assert_close(grads["logits"], grads["fused"], rtol=1e-4, atol=1e-6)
+
+
+def test_auto_loss_head_holds_full_logits_only_on_cpu_and_when_small():
+    small, large = tiny_stage(batch_size=8, max_length=64), tiny_stage(max_length=2048)
+    assert loss_head(small, 4096, use_cpu=True) == "logits"
+    assert loss_head(small, 4096, use_cpu=False) == "fused"
+    assert loss_head(large, 49_152, use_cpu=True) == "fused"
+    assert loss_head(tiny_stage(loss_head="fused"), 4096, use_cpu=True) == "fused"
+
+
+def test_sft_batches_are_grouped_by_length_and_documents_are_not(tmp_path):
+    args = trainer_arguments(tiny_stage(format="sft"), RUN, tmp_path, use_cpu=True, progress=False)
+    assert args["train_sampling_strategy"] == "group_by_length"
+    docs = trainer_arguments(tiny_stage(), RUN, tmp_path, use_cpu=True, progress=False)
+    assert docs["train_sampling_strategy"] == "random"
