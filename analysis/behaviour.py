@@ -291,8 +291,46 @@ def behaviour_scores(
 
 
 @dataclass(frozen=True)
+class ReplicateDrift:
+    """How far behaviour moved between a stage and its seed twins (largest absolute difference
+    of the means): the noise floor a change of behaviour must exceed to count."""
+
+    stage: str
+    replicates: list[str]
+    margin: float  # nats/token
+    compassion: float  # share of items
+    helpfulness_loss: float  # nats/token
+
+
+def replicate_drift(stage: BehaviourResult, twins: Sequence[BehaviourResult]) -> ReplicateDrift:
+    """The behaviour drift between `stage` and its seed replicates `twins`.
+
+    Raises:
+        DataError: no twins, or a twin was scored on other items.
+    """
+    if not twins:
+        raise DataError(f"stage '{stage.stage}' has no seed replicate to measure drift against.")
+    for twin in twins:
+        if twin.item_ids != stage.item_ids:
+            raise DataError(
+                f"'{twin.stage}' and '{stage.stage}' were scored on different eval items; rerun "
+                "`valuetrace evaluate` so every stage uses the same eval set."
+            )
+    return ReplicateDrift(
+        stage=stage.stage,
+        replicates=[t.stage for t in twins],
+        margin=max(abs(t.margin.value - stage.margin.value) for t in twins),
+        compassion=max(abs(t.compassion.value - stage.compassion.value) for t in twins),
+        helpfulness_loss=max(
+            abs(t.helpfulness_loss.value - stage.helpfulness_loss.value) for t in twins
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class BehaviourChange:
-    """Paired change of behaviour from stage `a` to stage `b` on the same items (b minus a)."""
+    """Paired change of behaviour from stage `a` to stage `b` on the same items (b minus a),
+    with the seed-replicate drift of b (else a) as its noise floor where a replicate exists."""
 
     a: str
     b: str
@@ -300,12 +338,25 @@ class BehaviourChange:
     margin: Interval  # mean of per-item margin differences, nats/token
     compassion: Interval  # change in the share of items preferring the compassionate continuation
     helpfulness_loss: Interval  # change in mean helpfulness loss, nats/token
+    floor: ReplicateDrift | None = None
+
+    def margin_moved(self) -> bool:
+        """The margin's CI excludes 0 and its change exceeds the replicate drift (if known)."""
+        beyond = self.floor is None or abs(self.margin.value) > self.floor.margin
+        return not self.margin.covers_zero() and beyond
 
 
 def behaviour_change(
-    a: BehaviourResult, b: BehaviourResult, *, n_boot: int, seed: int, ci: float
+    a: BehaviourResult,
+    b: BehaviourResult,
+    *,
+    n_boot: int,
+    seed: int,
+    ci: float,
+    floor: ReplicateDrift | None = None,
 ) -> BehaviourChange:
-    """Paired item-bootstrap CIs of how margin, share and helpfulness loss moved from a to b.
+    """Paired item-bootstrap CIs of how margin, share and helpfulness loss moved from a to b;
+    `floor` is the seed-replicate drift the change is judged against.
 
     Raises:
         DataError: the two stages were scored on different items.
@@ -325,6 +376,7 @@ def behaviour_change(
         helpfulness_loss=mean_score(
             np.asarray(b.help_losses) - np.asarray(a.help_losses), n_boot, seed, ci
         ),
+        floor=floor,
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valuetrace.analysis.behaviour import NOT_JUDGE, BehaviourResult
+from valuetrace.analysis.behaviour import NOT_JUDGE, BehaviourChange, BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import (
     ConceptFindings,
@@ -145,8 +145,8 @@ def answer(inputs: ReportInputs) -> list[str]:
     if beh is not None:
         second += (
             f" Behaviourally, the compassion preference changed by {_ci(beh.compassion)} "
-            f"(share) and {_ci(beh.margin)} (mean margin), helpfulness loss by "
-            f"{_ci(beh.helpfulness_loss)}."
+            f"(share) and {_ci(beh.margin)} (mean margin; {behaviour_verdict(beh)}), "
+            f"helpfulness loss by {_ci(beh.helpfulness_loss)}."
         )
     return [first, second, *_concentration_sentences(f), *causal_flags(inputs.causal)]
 
@@ -192,14 +192,30 @@ def _summary_behaviour(inputs: ReportInputs) -> list[str]:
             f"{_ci(beh.helpfulness_loss)}"
         )
     for key, ch in f.behaviour_changes.items():
-        moved = "CI covers 0" if ch.margin.covers_zero() else "CI excludes 0"
         out += _wrap(
-            f"{key}: Δ mean margin {_sc(ch.margin, True, 4)} ({moved}), Δ share "
+            f"{key}: Δ mean margin {_sc(ch.margin, True, 4)} ({behaviour_verdict(ch)}), Δ share "
             f"{_sc(ch.compassion, True)}, Δ helpfulness loss {_sc(ch.helpfulness_loss, True)} "
             f"(paired over {ch.n_items} items)",
             "  ",
         )
     return [*out, *_wrap(NOT_JUDGE, "  "), ""]
+
+
+def behaviour_verdict(change: BehaviourChange) -> str:
+    """Whether a margin change is real and larger than seed noise, in words, with the floor."""
+    moved = "CI covers 0" if change.margin.covers_zero() else "CI excludes 0"
+    drift = change.floor
+    if drift is None:
+        return f"{moved}; no seed replicate, so no noise floor"
+    floor = (
+        f"seed-replicate drift of {drift.stage}: margin {drift.margin:.4f}, share "
+        f"{drift.compassion:.3f}"
+    )
+    if change.margin_moved():
+        return f"{moved}, beyond the {floor}"
+    if change.margin.covers_zero():
+        return f"{moved}; {floor}"
+    return f"{moved} but within the {floor}: no meaningful change"
 
 
 def _summary_causal(inputs: ReportInputs) -> list[str]:
@@ -329,7 +345,13 @@ def _html_behaviour(inputs: ReportInputs) -> str:
         for s, b in f.behaviour.items()
     ]
     changes = [
-        [k, _sc(c.margin, True, 4), _sc(c.compassion, True), _sc(c.helpfulness_loss, True)]
+        [
+            k,
+            _sc(c.margin, True, 4),
+            behaviour_verdict(c),
+            _sc(c.compassion, True),
+            _sc(c.helpfulness_loss, True),
+        ]
         for k, c in f.behaviour_changes.items()
     ]
     return "".join(
@@ -344,7 +366,10 @@ def _html_behaviour(inputs: ReportInputs) -> str:
                 ["stage", "share preferring compassionate", "mean margin", "helpfulness loss"], rows
             ),
             "<p>Changes between compared stages (B − A, same items, paired item bootstrap):</p>",
-            _table(["stages", "Δ mean margin", "Δ share", "Δ helpfulness loss"], changes),
+            _table(
+                ["stages", "Δ mean margin", "judged against", "Δ share", "Δ helpfulness loss"],
+                changes,
+            ),
             *_figures(inputs, ["behaviour"]),
         ]
     )

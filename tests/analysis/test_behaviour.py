@@ -17,10 +17,13 @@ from valuetrace.analysis.behaviour import (
     greedy_answers,
     mean_score,
     random_direction_band,
+    replicate_drift,
 )
+from valuetrace.analysis.report import behaviour_verdict
 from valuetrace.errors import CacheError, DataError, MissingStepError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import record_to_dict
+from valuetrace.stats import Interval
 
 PROMPTS = [
     "Q: the cat limped near the barn? A:",
@@ -134,6 +137,31 @@ def test_paired_change_sees_a_shift_the_shares_cannot(tiny_model, tiny_tokenizer
     other = BehaviourResult(**{**b.__dict__, "item_ids": [*b.item_ids[:-1], "zz"]})
     with pytest.raises(DataError, match="different eval items"):
         behaviour_change(a, other, n_boot=10, seed=0, ci=0.95)
+
+
+def test_a_change_within_the_seed_replicate_drift_is_no_meaningful_change(
+    tiny_model, tiny_tokenizer
+):
+    a = _scores(tiny_model, tiny_tokenizer, CONTS[::-1], stage="a")
+    margins = np.asarray(a.preference)
+    b = BehaviourResult(**{**a.__dict__, "stage": "b", "preference": (margins - 0.2).tolist()})
+    near = BehaviourResult(**{**b.__dict__, "stage": "b~seed1", "margin": Interval(9.0, 8.0, 10.0)})
+    far = replicate_drift(b, [near])
+    assert far.replicates == ["b~seed1"] and far.margin == pytest.approx(9.0 - b.margin.value)
+    assert far.compassion == 0 and far.helpfulness_loss == 0
+    within = behaviour_change(a, b, n_boot=300, seed=0, ci=0.95, floor=far)
+    assert not within.margin.covers_zero() and not within.margin_moved()
+    assert "within the seed-replicate drift of b" in behaviour_verdict(within)
+    tight = replicate_drift(b, [BehaviourResult(**{**b.__dict__, "stage": "b~seed1"})])
+    beyond = behaviour_change(a, b, n_boot=300, seed=0, ci=0.95, floor=tight)
+    assert beyond.margin_moved() and "beyond the seed-replicate drift" in behaviour_verdict(beyond)
+    bare = behaviour_change(a, b, n_boot=300, seed=0, ci=0.95)
+    assert bare.margin_moved() and "no noise floor" in behaviour_verdict(bare)
+    with pytest.raises(DataError, match="no seed replicate"):
+        replicate_drift(b, [])
+    other = BehaviourResult(**{**near.__dict__, "item_ids": [*b.item_ids[:-1], "zz"]})
+    with pytest.raises(DataError, match="different eval items"):
+        replicate_drift(b, [other])
 
 
 def test_mean_score_brackets_the_mean_and_refuses_no_items():

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from valuetrace.activations.store import Activations, read_activations
-from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult, behaviour_change
+from valuetrace.analysis.behaviour import (
+    BehaviourChange,
+    BehaviourResult,
+    ReplicateDrift,
+    behaviour_change,
+    replicate_drift,
+)
 from valuetrace.analysis.findings import (
     Concentration,
     ConceptFindings,
@@ -177,7 +183,7 @@ def analyze(config: RunConfig) -> Findings:
             s: StageBehaviour(b.compassion, b.margin, b.helpfulness_loss)
             for s, b in behaviour.items()
         },
-        behaviour_changes=_behaviour_changes(config, behaviour, compare),
+        behaviour_changes=_behaviour_changes(config, behaviour, compare, replicate_of),
         concepts=concepts,
         concentration=concentration,
         projection=_projection(config, main, behaviour, primary_loaded, main_concept, focus),
@@ -245,10 +251,25 @@ def _concentration(
     return out
 
 
+def _behaviour_floor(
+    a: str, b: str, behaviour: dict[str, BehaviourResult], replicate_of: dict[str, str]
+) -> ReplicateDrift | None:
+    """The behaviour drift between B and its seed replicates, else A's, else None."""
+    for stage in (b, a):
+        twins = [behaviour[r] for r, o in replicate_of.items() if o == stage and r in behaviour]
+        if twins:
+            return replicate_drift(behaviour[stage], twins)
+    return None
+
+
 def _behaviour_changes(
-    config: RunConfig, behaviour: dict[str, BehaviourResult], compare: list[tuple[str, str]]
+    config: RunConfig,
+    behaviour: dict[str, BehaviourResult],
+    compare: list[tuple[str, str]],
+    replicate_of: dict[str, str],
 ) -> dict[str, BehaviourChange]:
-    """Paired item-bootstrap changes of margin, share and helpfulness loss per compared pair."""
+    """Paired item-bootstrap changes of margin, share and helpfulness loss per compared pair,
+    each with its seed-replicate noise floor."""
     return {
         pair_key(a, b): behaviour_change(
             behaviour[a],
@@ -256,6 +277,7 @@ def _behaviour_changes(
             n_boot=config.behaviour.n_bootstrap,
             seed=config.seed,
             ci=config.probing.ci,
+            floor=_behaviour_floor(a, b, behaviour, replicate_of),
         )
         for a, b in compare
     }
