@@ -20,20 +20,20 @@ rotated order, for --rounds rounds; the best round counts and every round is lis
 Training, tokens per second (non-padding tokens the optimizer saw / seconds inside
 `trainer.train()` or the loop), same model, data, batch, length, learning rate and steps:
 
-    (f) plain PyTorch loop: fixed packed batches, forward + backward + AdamW: the floor
-    (g) plain TRL `SFTTrainer` (packing, the same SFTConfig a user would write)
-    (h) valuetrace `train_stage` (what `valuetrace train` runs), with its wall time split into
-        data preparation (building the trainer: tokenise, pack), `train()`, and save/merge
+    (f)  plain PyTorch loop: fixed packed batches, forward + backward + AdamW: the floor
+    (g)  plain TRL `SFTTrainer` as its docs show it (packing with TRL's default "bfd" strategy,
+         TRL's fused chunked LM-head loss)
+    (h=) valuetrace `train_stage` with TRL's settings (packing_strategy bfd, loss_head fused):
+         (g)/(h=) is valuetrace's own overhead over TRL (goal <= 1.05)
+    (h)  valuetrace `train_stage` with its own defaults (what `valuetrace train` runs: packed
+         documents "wrapped" into [batch, length] rows, the LM-head loss chosen per device):
+         (h)/(g) is the speed-up of those defaults
 
-for LoRA (r 16, all linear layers) and full fine-tuning. Ratio (g)/(h) of tokens/s is
-valuetrace's overhead over plain TRL (goal <= 1.05); (f)/(g) is the Trainer's own overhead
-(TRL logs entropy and token accuracy over the full 49k-vocabulary logits at every logging
-step). `--sweep` adds the plain loop at other (batch x length) shapes of the same token count:
-on a CPU the tokens/s of a step barely depend on the shape until attention's quadratic cost
-shows, so the stage defaults (8 x 128, packed documents) keep padding, not shape, as the thing
-to avoid; on a GPU larger batches fill the device and bf16 halves the time.
+for LoRA (r 16, all linear layers) and full fine-tuning; (f)/(g) is the Trainer's own overhead.
+`--sweep` adds the plain loop at other (batch x length) shapes of the same token count.
 
-    python benchmarks/bench_smollm2.py            # 256 x 128 extraction, 20 steps (~25 min)
+    python benchmarks/bench_smollm2.py            # 256 x 128 extraction, 20 steps (~30 min)
+    python benchmarks/bench_smollm2.py --no-extraction --steps 12   # the training table only
     python benchmarks/bench_smollm2.py --quick    # 16 sequences, 2 steps: a smoke run
 """
 
@@ -179,8 +179,9 @@ def nnsight_hidden_states(model: PreTrainedModel, batches: list[Batch]) -> torch
     return torch.cat(parts, dim=1)
 
 
-def stage_config(method: str, steps: int) -> StageConfig:
-    """The valuetrace stage: packed documents, 8 x 128, cosine schedule, `steps` steps."""
+def stage_config(method: str, steps: int, **settings: str) -> StageConfig:
+    """The valuetrace stage: packed documents, 8 x 128, cosine schedule, `steps` steps;
+    `settings` override its packing strategy / loss head (default: valuetrace's own)."""
     return StageConfig(
         name=f"bench_{method}",
         method=method,
@@ -190,7 +191,11 @@ def stage_config(method: str, steps: int) -> StageConfig:
         batch_size=BATCH,
         max_length=SEQ_LEN,
         warmup_ratio=0.0,
+        **settings,
     )
+
+
+TRL_SETTINGS = {"packing_strategy": "bfd", "loss_head": "fused"}
 
 
 def plain_loop(model: PreTrainedModel, ids: torch.Tensor, method: str, batch: int) -> float:
@@ -250,30 +255,38 @@ def training(model, tokenizer, texts: list[str], steps: int, sweep: bool) -> Non
         f"\nTraining: {steps} steps of {BATCH} x {SEQ_LEN} tokens, lr {LR}, fp32, packed documents"
     )
     print(
-        f"{'method':<10}{'(f) loop tok/s':>16}{'(g) TRL tok/s':>15}{'(h) stage tok/s':>17}"
-        f"{'(g)/(h)':>9}{'(f)/(g)':>9}   (h) prepare / train / save s"
+        "tokens/s: (f) plain loop, (g) plain TRL (its defaults: bfd packing, fused LM head), "
+        "(h=) valuetrace stage with TRL's settings, (h) valuetrace stage with its own "
+        "(wrapped packing, LM-head loss chosen per device)"
+    )
+    print(
+        f"{'method':<7}{'(f)':>9}{'(g)':>9}{'(h=)':>12}{'(h)':>11}{'(g)/(h=)':>11}{'(h)/(g)':>9}"
+        f"{'(f)/(g)':>9}   (h) prepare + save / train s"
     )
     for method in ("lora", "full"):
         loop = plain_loop(copy.deepcopy(model), ids, method, BATCH)
         with tempfile.TemporaryDirectory() as tmp:
             trl = plain_trl(copy.deepcopy(model), tokenizer, texts, method, steps, Path(tmp))
-            t0 = time.perf_counter()
-            result = train_stage(
-                copy.deepcopy(model),
-                tokenizer,
-                [Document(t) for t in texts],
-                stage_config(method, steps),
-                StageRun(seed=SEED, save_steps=10_000, logging_steps=max(1, steps // 2)),
-                Path(tmp) / "stage",
-                use_cpu=True,
-                progress=False,
-            )
-            total = time.perf_counter() - t0
-        ours = result.tokens_per_second
+            runs = {}
+            for name, settings in (("same", TRL_SETTINGS), ("own", {})):
+                t0 = time.perf_counter()
+                result = train_stage(
+                    copy.deepcopy(model),
+                    tokenizer,
+                    [Document(t) for t in texts],
+                    stage_config(method, steps, **settings),
+                    StageRun(seed=SEED, save_steps=10_000, logging_steps=max(1, steps // 2)),
+                    Path(tmp) / name,
+                    use_cpu=True,
+                    progress=False,
+                )
+                runs[name] = (result, time.perf_counter() - t0)
+        same, own = runs["same"][0].tokens_per_second, runs["own"][0].tokens_per_second
+        result, total = runs["own"]
         print(
-            f"{method:<10}{loop:>16.0f}{trl:>15.0f}{ours:>17.0f}"
-            f"{trl / ours:>9.3f}{loop / trl:>9.3f}"
-            f"   {total - result.train_seconds:.1f} (prepare + save) / {result.train_seconds:.1f}"
+            f"{method:<7}{loop:>9.0f}{trl:>9.0f}{same:>12.0f}{own:>11.0f}"
+            f"{trl / same:>11.3f}{own / trl:>9.3f}{loop / trl:>9.3f}"
+            f"   {total - result.train_seconds:.1f} / {result.train_seconds:.1f}"
         )
     if sweep:
         print("\nplain LoRA loop on the same tokens, other batch x length shapes (tokens/s):")
@@ -292,20 +305,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--sweep", action="store_true", help="plain loop at other shapes")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
+    parser.add_argument("--no-extraction", action="store_true", help="the training table only")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     torch.set_num_threads(args.threads)
     path = args.model or resolve_builtin(BUILTINS["smollm2-135m-instruct"]).path
     model, tokenizer = load_model(path), load_tokenizer(path)
-    n, steps = (16, 2) if args.quick else (256, 20)
+    n, steps = (16, 2) if args.quick else (256, args.steps)
     print(
         f"load average {os.getloadavg()[0]:.1f} | {path} | {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         texts = demo_texts(Path(tmp) / "data")
-    extraction(model, tokenizer, long_texts(tokenizer, texts, n), 1 if args.quick else args.rounds)
+    if not args.no_extraction:
+        rounds = 1 if args.quick else args.rounds
+        extraction(model, tokenizer, long_texts(tokenizer, texts, n), rounds)
     training(model, tokenizer, texts, steps, args.sweep)
 
 
