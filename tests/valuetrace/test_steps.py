@@ -225,10 +225,10 @@ def test_progress_bars_are_one_per_stage_and_verbose_shows_library_logs(tmp_path
 def test_run_writes_every_artifact(finished_run):
     run_dir, _ = finished_run
     lineage = json.loads((run_dir / "lineage.json").read_text())["stages"]
-    names = ["base", "midtrain", "sft_help", "sft_help~seed1", "sft_code", "sft_code~seed1"]
-    assert [s["name"] for s in lineage] == names
-    assert {s["parent"] for s in lineage[2:]} == {"midtrain"}
-    assert len({s["weights_hash"] for s in lineage}) == 6  # a replicate differs by its seed
+    names = ["base", "midtrain", "midtrain~seed1", "sft_help", "sft_help~seed1", "sft_code"]
+    assert [s["name"] for s in lineage] == [*names, "sft_code~seed1"]
+    assert lineage[2]["parent"] == "base" and {s["parent"] for s in lineage[3:]} == {"midtrain"}
+    assert len({s["weights_hash"] for s in lineage}) == 7  # a replicate differs by its seed
     for stage in ("base", "sft_code"):
         with h5py.File(run_dir / "activations" / "compassion" / f"{stage}.h5") as fh:
             assert fh.attrs["complete"] and fh["hidden"].shape[0] == 3
@@ -236,10 +236,15 @@ def test_run_writes_every_artifact(finished_run):
         assert (run_dir / "behaviour" / f"{stage}.json").is_file()
     findings = load_record(Findings, run_dir / "analysis" / "findings.json")
     assert set(findings.concepts) == {"compassion", "grammar"}
-    assert findings.replicate_of == {"sft_help~seed1": "sft_help", "sft_code~seed1": "sft_code"}
+    assert findings.replicate_of == {
+        "midtrain~seed1": "midtrain",
+        "sft_help~seed1": "sft_help",
+        "sft_code~seed1": "sft_code",
+    }
     help_arm = findings.concepts["compassion"].comparisons["midtrain→sft_help"]
     assert help_arm.replicates == ["sft_help~seed1"] and help_arm.encoded.floor is not None
-    assert findings.concepts["compassion"].comparisons["base→midtrain"].encoded.floor is None
+    first = findings.concepts["compassion"].comparisons["base→midtrain"]
+    assert first.replicates == ["midtrain~seed1"] and first.encoded.floor is not None
     assert {c.kind for c in findings.concentration} == {"concept", "arm"}
     for rel in findings.figures.values():
         assert (run_dir / rel).stat().st_size > 1000
