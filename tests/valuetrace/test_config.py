@@ -154,7 +154,7 @@ def test_replicates_expand_into_ordinary_stages_once():
     data["stages"][2]["replicates"] = 2
     config = config_from_dict(data)
     names = [s.name for s in config.stages]
-    assert names[2:5] == ["sft_help", "sft_help~seed1", "sft_help~seed2"]
+    assert names[3:6] == ["sft_help", "sft_help~seed1", "sft_help~seed2"]
     twin = config.stage("sft_help~seed2")
     original = config.stage("sft_help")
     assert twin.replicate_of == "sft_help" and twin.seed == 9 and twin.replicates == 0
@@ -171,10 +171,10 @@ def test_replicates_expand_into_ordinary_stages_once():
         config_from_dict(data)
 
 
-def test_the_demo_replicates_each_post_training_stage():
+def test_the_demo_replicates_every_stage_it_compares_to_its_parent():
     config = load_config(demo_config_path())
     replicated = {s.replicate_of for s in config.stages if s.replicate_of}
-    assert replicated == {"sft_help", "sft_code"}
+    assert replicated == {"midtrain", "sft_help", "sft_code"}
 
 
 @pytest.mark.parametrize(
