@@ -307,6 +307,7 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="plain loop at other shapes")
     parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
     parser.add_argument("--no-extraction", action="store_true", help="the training table only")
+    parser.add_argument("--no-training", action="store_true", help="the extraction table only")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -323,7 +324,8 @@ def main() -> None:
     if not args.no_extraction:
         rounds = 1 if args.quick else args.rounds
         extraction(model, tokenizer, long_texts(tokenizer, texts, n), rounds)
-    training(model, tokenizer, texts, steps, args.sweep)
+    if not args.no_training:
+        training(model, tokenizer, texts, steps, args.sweep)
 
 
 if __name__ == "__main__":
