@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.extract import n_layers, pooled_hidden_states
@@ -298,7 +298,7 @@ def quiet_coordinates(
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int,
     ratio: float = 10.0,
-) -> np.ndarray:
+) -> Bool[np.ndarray, " d"]:
     """Mask [d] of residual-stream coordinates whose RMS over every layer and real token is at
     most `ratio` × the median coordinate's: the planted subspace avoids the rest.
 

@@ -278,7 +278,8 @@ class LogitsSFTTrainer(SFTTrainer):
 
     Why: the fused head saves memory on large vocabularies, but on CPU its tiles cost time; on
     the demo stages it made training 1.2x (packed documents) to 1.8x (SFT) slower, with equal
-    losses (`benchmarks/bench_train_loss.py`). TRL's docs point to overriding `compute_loss`.
+    losses (profile in `benchmarks/README.md`; `tests/training/test_stages.py` checks loss and
+    gradient against TRL's on one batch). TRL's docs point to overriding `compute_loss`.
     The per-token entropy / accuracy metrics of TRL's fused path are not logged.
     """
 
