@@ -131,7 +131,7 @@ class Findings:
     """Everything `valuetrace analyze` found; the report renders it and computes nothing."""
 
     SCHEMA: ClassVar[str] = "valuetrace.findings"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: behaviour changes carry their seed-replicate floor
 
     stages: list[str]
     replicate_of: dict[str, str]

@@ -181,8 +181,9 @@ def plant_stream_map(
     else:
         block = edited_blocks[from_layer - 1]
         block.__class__ = _mapping_class(type(block))
+        weight = next(block.parameters())
         block.register_buffer(
-            "stream_map", m.float().to(next(block.parameters()).device), persistent=False
+            "stream_map", m.to(device=weight.device, dtype=weight.dtype), persistent=False
         )
     for block in edited_blocks[from_layer:]:
         _project_writes(block, proj)
@@ -198,6 +199,7 @@ def plant_markers(
     spread: float = 0.25,
     shared_spread: dict[int, int] | None = None,
     seed: int = 0,
+    dtype: torch.dtype | None = None,
 ) -> PreTrainedModel:
     """A copy of `model` blind to span(basis), with marker tokens that differ only inside it.
 
@@ -206,7 +208,8 @@ def plant_markers(
     embedding row norm). Every
     other token row gets independent N(0, (spread·a)²) components along each basis row, the
     within-class spread that pooling collects (`shared_spread` maps a row to another whose
-    components it copies, so two concepts can have the same geometry). Sequences that differ
+    components it copies, so two concepts can have the same geometry; `dtype` casts the copy
+    before it is edited). Sequences that differ
     only in the marker then differ by exactly 2a·basis[i] at its position, at every layer, and
     nowhere else.
 
@@ -225,6 +228,8 @@ def plant_markers(
         raise DataError("the planted basis rows must be orthonormal (e.g. from a QR).")
     proj = _complement(q)
     planted = copy.deepcopy(model)
+    if dtype is not None:  # cast before editing, so the projections are not rounded twice
+        planted = planted.to(dtype)
     for block in decoder_layers(planted):
         _blind_reads(block, proj)
         _project_writes(block, proj)

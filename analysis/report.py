@@ -206,7 +206,7 @@ def behaviour_verdict(change: BehaviourChange) -> str:
     moved = "CI covers 0" if change.margin.covers_zero() else "CI excludes 0"
     drift = change.floor
     if drift is None:
-        return f"{moved}; no seed replicate, so no noise floor"
+        return f"{moved}; no noise floor (no seed replicate of either stage)"
     floor = (
         f"seed-replicate drift of {drift.stage}: margin {drift.margin:.4f}, share "
         f"{drift.compassion:.3f}"

@@ -337,7 +337,7 @@ def sft_trainer(
         packing=stage.packing and stage.format == "documents",
         packing_strategy=stage.packing_strategy,
     )
-    head = loss_head(stage, len(tokenizer), use_cpu=use_cpu)
+    head = loss_head(stage, model.config.get_text_config().vocab_size, use_cpu=use_cpu)
     trainer = (LogitsSFTTrainer if head == "logits" else SFTTrainer)(
         model=model,
         args=args,

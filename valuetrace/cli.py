@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--float32",
         action="store_true",
-        help="run the planted models in float32 (default float64: exact blindness, 2x memory)",
+        help="run the planted models in float32 (default float64: 2x memory, far less rounding)",
     )
     cmd.add_argument("-v", "--verbose", action="store_true", help="log more")
     models = sub.add_parser("models", help="fetch or list the models valuetrace can load")

@@ -29,6 +29,8 @@ def test_selftest_writes_one_passing_object_per_case_and_layer(tmp_path, capsys)
 def test_a_layer_outside_the_model_is_an_error(capsys):
     assert main(["selftest", "--layers", "9"]) == 2
     assert "layers are 0 (embeddings) to 4" in capsys.readouterr().err
+    assert main(["selftest", "--seed", "-1"]) == 2
+    assert "seed must lie in 0.." in capsys.readouterr().err
 
 
 def test_defaults():

@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.analysis.planted import SelfTestCase, planted_selftest
+from valuetrace.config import MAX_SEED
 from valuetrace.errors import ConfigError
 from valuetrace.models import decoder_layers, load_model, load_tokenizer
 from valuetrace.training.scratch import build_scratch_model, train_tokenizer
@@ -68,9 +69,11 @@ def selftest(
     """Run every planted case at each layer; write `json_path` (a list of case objects).
 
     Raises:
-        ConfigError: a bad text count; CheckpointError: the model cannot be loaded;
+        ConfigError: a bad text count or seed; CheckpointError: the model cannot be loaded;
         DataError: a layer outside the model or a model that is not Llama-style.
     """
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"the self-test's seed must lie in 0..{MAX_SEED}; got {seed}.")
     texts = neutral_texts(n_texts)
     name = model_name or SCRATCH
     if name == SCRATCH:
