@@ -302,6 +302,15 @@ class ReplicateDrift:
     helpfulness_loss: float  # nats/token
 
 
+def _check_same_items(a: BehaviourResult, b: BehaviourResult) -> None:
+    """Two stages' behaviour can only be compared over the same eval items, in the same order."""
+    if a.item_ids != b.item_ids or len(a.help_losses) != len(b.help_losses):
+        raise DataError(
+            f"stages '{a.stage}' and '{b.stage}' were scored on different eval items; rerun "
+            "`valuetrace evaluate` so every stage uses the same eval set."
+        )
+
+
 def replicate_drift(stage: BehaviourResult, twins: Sequence[BehaviourResult]) -> ReplicateDrift:
     """The behaviour drift between `stage` and its seed replicates `twins`.
 
@@ -311,11 +320,7 @@ def replicate_drift(stage: BehaviourResult, twins: Sequence[BehaviourResult]) ->
     if not twins:
         raise DataError(f"stage '{stage.stage}' has no seed replicate to measure drift against.")
     for twin in twins:
-        if twin.item_ids != stage.item_ids:
-            raise DataError(
-                f"'{twin.stage}' and '{stage.stage}' were scored on different eval items; rerun "
-                "`valuetrace evaluate` so every stage uses the same eval set."
-            )
+        _check_same_items(stage, twin)
     return ReplicateDrift(
         stage=stage.stage,
         replicates=[t.stage for t in twins],
@@ -361,11 +366,7 @@ def behaviour_change(
     Raises:
         DataError: the two stages were scored on different items.
     """
-    if a.item_ids != b.item_ids or len(a.help_losses) != len(b.help_losses):
-        raise DataError(
-            f"stages '{a.stage}' and '{b.stage}' were scored on different eval items; rerun "
-            "`valuetrace evaluate` so every stage uses the same eval set."
-        )
+    _check_same_items(a, b)
     ma, mb = np.asarray(a.preference), np.asarray(b.preference)
     return BehaviourChange(
         a=a.stage,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -67,13 +68,25 @@ def _load_stage(
     return cache, results
 
 
-def _replicates(a: str, b: str, replicate_of: dict[str, str], loaded: Loaded) -> list[Replicate]:
-    """The seed replicates whose drift is the floor of A → B: B's, else A's, else none."""
+def _floor_twins(
+    a: str, b: str, replicate_of: dict[str, str], have: Collection[str]
+) -> tuple[str, list[str]] | None:
+    """The stage whose seed replicates (those in `have`) set the noise floor of A → B, and
+    those replicates: B's, else A's, else None."""
     for stage in (b, a):
-        reps = [r for r, original in replicate_of.items() if original == stage]
+        reps = [r for r, original in replicate_of.items() if original == stage and r in have]
         if reps:
-            return [Replicate(r, loaded[stage][0].acts, loaded[r][0].acts) for r in reps]
-    return []
+            return stage, reps
+    return None
+
+
+def _replicates(a: str, b: str, replicate_of: dict[str, str], loaded: Loaded) -> list[Replicate]:
+    """The seed replicates whose activations' drift is the floor of A → B."""
+    twins = _floor_twins(a, b, replicate_of, loaded)
+    if twins is None:
+        return []
+    stage, reps = twins
+    return [Replicate(r, loaded[stage][0].acts, loaded[r][0].acts) for r in reps]
 
 
 def _concept(
@@ -255,11 +268,11 @@ def _behaviour_floor(
     a: str, b: str, behaviour: dict[str, BehaviourResult], replicate_of: dict[str, str]
 ) -> ReplicateDrift | None:
     """The behaviour drift between B and its seed replicates, else A's, else None."""
-    for stage in (b, a):
-        twins = [behaviour[r] for r, o in replicate_of.items() if o == stage and r in behaviour]
-        if twins:
-            return replicate_drift(behaviour[stage], twins)
-    return None
+    twins = _floor_twins(a, b, replicate_of, behaviour)
+    if twins is None:
+        return None
+    stage, reps = twins
+    return replicate_drift(behaviour[stage], [behaviour[r] for r in reps])
 
 
 def _behaviour_changes(
