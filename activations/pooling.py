@@ -142,6 +142,20 @@ def pool(
         return torch.einsum("bt,btd->bd", weights.float(), hidden.float())
 
 
+def pad_ids(
+    rows: Sequence[Sequence[int]], pad_id: int, padding_side: Literal["left", "right"] = "right"
+) -> tuple[Int[torch.Tensor, "b t"], Int[torch.Tensor, "b t"]]:
+    """Pad token-id rows to the longest: the ids and the attention mask (1 on real tokens)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, tokens in enumerate(rows):
+        span = slice(width - len(tokens), width) if padding_side == "left" else slice(len(tokens))
+        ids[row, span] = torch.tensor(tokens)
+        attn[row, span] = 1
+    return ids, attn
+
+
 def collate(
     examples: Sequence[Encoded],
     pad_id: int,
@@ -150,16 +164,9 @@ def collate(
     padding_side: Literal["left", "right"] = "right",
 ) -> Batch:
     """Pad encoded examples into one batch and compute its pooling weights."""
-    width = max(len(e.ids) for e in examples)
-    shape = (len(examples), width)
-    ids = torch.full(shape, pad_id, dtype=torch.long)
-    attn = torch.zeros(shape, dtype=torch.long)
-    resp = torch.zeros(shape, dtype=torch.bool)
-    for row, e in enumerate(examples):
-        span = slice(width - len(e.ids), width) if padding_side == "left" else slice(0, len(e.ids))
-        ids[row, span] = torch.tensor(e.ids)
-        attn[row, span] = 1
-        resp[row, span] = torch.tensor(e.response)
+    ids, attn = pad_ids([e.ids for e in examples], pad_id, padding_side)
+    resp = torch.zeros(ids.shape, dtype=torch.bool)
+    resp[attn.bool()] = torch.tensor([flag for e in examples for flag in e.response])
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
     real = attn.bool()
     if bos_id is not None:  # only a leading BOS (the attention sink), not a chat template's

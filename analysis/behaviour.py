@@ -8,9 +8,9 @@ Helpfulness: the mean per-token loss on held-out helpfulness responses (lower is
 Greedy answers to a fixed set of prompts let a reader see behaviour. None of this is the
 study's LLM-judge score: these are log-probability preferences on fixed continuations.
 
-Scoring takes the care extraction takes (`activations.extract`): rows sorted by length and
-batched so padding stays small, `torch.inference_mode`, and no full LM head: the decoder body
-runs once and the head is applied only at the positions that predict a continuation token.
+Log-probabilities come from `analysis.logprob.continuation_logprob`: extraction's batching,
+the LM head only where a continuation token is predicted, and each eval item's prompt run once
+for both of its continuations.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import torch
 from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from valuetrace.activations.extract import length_batches
-from valuetrace.activations.pooling import collate, encode
+from valuetrace.analysis.logprob import continuation_logprob
 from valuetrace.errors import DataError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import load_record, save_record
@@ -109,72 +108,6 @@ def mean_score(values: Float[np.ndarray, " n"], n_boot: int, seed: int, ci: floa
     values = np.asarray(values, dtype=np.float64)
     lo, hi = percentile_ci(bootstrap_means(values, n_boot, seed), ci)
     return Interval(float(values.mean()), float(lo), float(hi))
-
-
-def _logit_cap(model: PreTrainedModel) -> float | None:
-    """The final logit soft-cap some architectures (Gemma 2) apply in their forward, or None."""
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    return float(cap) if cap else None
-
-
-@torch.inference_mode()
-def continuation_logprob(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
-    continuations: Sequence[str],
-    *,
-    batch_size: int = 16,
-    max_length: int = 256,
-    max_batch_tokens: int | None = None,
-    chat: bool = False,
-) -> Float[np.ndarray, " n"]:
-    """Mean log-probability per continuation token (nats/token), given its prompt.
-
-    `prompts` are raw prompts ("" for none); `chat` renders them with the chat template. The ids
-    and the continuation's tokens are those SFT trained on (`valuetrace.prompts.token_spans`).
-
-    Equal to a full-logits forward (`log_softmax(model(ids).logits)` gathered at the
-    continuation's tokens) but cheaper: rows are length-sorted and batched like extraction, the
-    decoder body (`model.base_model`, final norm included) runs once, and the LM head and
-    log-softmax run only at the positions whose next token belongs to the continuation.
-    Forward hooks on the decoder layers (e.g. `analysis.causal.direction_hooks`) apply.
-
-    Raises:
-        DataError: a continuation has no scored token (empty, or its only token opens the text).
-    """
-    encoded = encode(tokenizer, prompts, continuations, max_length, chat=chat)
-    bad = [i for i, e in enumerate(encoded) if not any(e.response[1:])]
-    if bad:
-        raise DataError(
-            f"continuation(s) {bad} have no token to score (empty, or the only token of a text "
-            "without BOS); give every item a non-empty continuation after its prompt."
-        )
-    device = next(model.parameters()).device
-    head = model.get_output_embeddings()
-    cap = _logit_cap(model)
-    out = np.empty(len(encoded))
-    for rows in length_batches([len(e.ids) for e in encoded], batch_size, max_batch_tokens):
-        batch = collate(
-            [encoded[i] for i in rows], tokenizer.pad_token_id, tokenizer.bos_token_id, "response"
-        )
-        ids = batch.input_ids.to(device)
-        hidden = model.base_model(
-            input_ids=ids,
-            attention_mask=batch.attention_mask.to(device),
-            position_ids=batch.position_ids.to(device),
-            use_cache=False,
-        ).last_hidden_state
-        targets = (batch.weights[:, 1:] > 0).to(device)  # position t predicts token t + 1
-        row, col = targets.nonzero(as_tuple=True)
-        counts = torch.bincount(row, minlength=len(rows))
-        logits = head(hidden[row, col]).float()  # [k, vocab]: only the continuation's positions
-        if cap is not None:
-            logits = cap * torch.tanh(logits / cap)
-        token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[row, col + 1, None])[:, 0]
-        sums = torch.zeros(len(rows), device=device).index_add_(0, row, token_lp)
-        out[rows] = (sums / counts).cpu().numpy()
-    return out
 
 
 @torch.inference_mode()

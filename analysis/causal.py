@@ -25,7 +25,8 @@ from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.extract import check_layers
-from valuetrace.analysis.behaviour import continuation_logprob, mean_score
+from valuetrace.analysis.behaviour import mean_score
+from valuetrace.analysis.logprob import continuation_logprob
 from valuetrace.errors import DataError
 from valuetrace.models import decoder_layers
 from valuetrace.records import load_record, save_record

@@ -8,7 +8,8 @@ prompt+continuation rows, so the token counts are equal by construction:
     (a) extraction: `extract_to_cache` of the same rows, response pooling, every layer, HDF5
         write (what `valuetrace extract` does for one stage)
     (b) evaluation: `behaviour_scores` without greedy answers: length-sorted batches, the
-        decoder body once, the LM head only at the continuation's positions
+        decoder body once per token (a prompt shared by an item's two continuations once),
+        the LM head only at the continuation's positions
     (c) the straightforward scoring valuetrace used before: rows in file order, full logits
         and a log-softmax over the whole vocabulary at every position
     (g) greedy answers to the 8 fixed prompts (`--new-tokens` each), the rest of `evaluate`
@@ -23,6 +24,14 @@ ratios of one run, not across runs.
     python benchmarks/bench_evaluate.py                          # random GPT-2-small Llama
     python benchmarks/bench_evaluate.py --model /path/to/hf      # a real checkpoint (SmolLM2)
     python benchmarks/bench_evaluate.py --quick                  # a smoke run
+    python benchmarks/bench_evaluate.py --model /path/to/hf --config runs/x/config.yaml
+                                       # that run's own eval items and helpfulness pairs,
+                                       # formatted as its evaluate step formats them
+
+Random-word rows: the eval items' prompts are shared by their two continuations, which
+`behaviour_scores` runs once (`analysis.logprob`); extraction runs each row whole. A real eval
+set whose items have no prompt (the SmolLM2 config's minimal pairs) shares nothing: `--config`
+measures that case.
 """
 
 from __future__ import annotations
@@ -70,6 +79,21 @@ def build_rows(n_items: int, n_help: int) -> dict[str, list[str]]:
     }
 
 
+def config_rows(path: str, n_items: int, n_help: int) -> tuple[dict[str, list[str]], bool, int]:
+    """A prepared run's first eval items and helpfulness pairs, its chat flag and max length."""
+    from valuetrace.config import load_config
+    from valuetrace.steps.common import behaviour_items
+    from valuetrace.steps.evaluate import helpfulness_items, scored_rows
+
+    config = load_config(path)
+    scored = scored_rows(
+        config, behaviour_items(config)[:n_items], helpfulness_items(config)[:n_help]
+    )
+    chat, max_length = scored.pop("chat"), scored.pop("max_length")
+    scored.pop("batch_size")
+    return scored, chat, max_length
+
+
 def all_rows(rows: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     """Every (prompt, continuation) row the evaluation scores, in its order."""
     prompts = rows["eval_prompts"] * 2 + rows["help_prompts"]
@@ -77,7 +101,7 @@ def all_rows(rows: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     return prompts, conts
 
 
-def run_extract(model, tokenizer, rows, path: Path) -> None:
+def run_extract(model, tokenizer, rows, path: Path, chat: bool, max_length: int) -> None:
     """(a): extraction of the same rows, every layer, response pooling, HDF5 cache."""
     prompts, conts = all_rows(rows)
     n = len(prompts)
@@ -93,16 +117,17 @@ def run_extract(model, tokenizer, rows, path: Path) -> None:
         tokenizer,
         data,
         path,
+        chat=chat,
         provenance=PROVENANCE,
         pooling="response",
         batch_size=BATCH,
-        max_length=256,
+        max_length=max_length,
         overwrite=True,
         progress=False,
     )
 
 
-def run_evaluate(model, tokenizer, rows) -> np.ndarray:
+def run_evaluate(model, tokenizer, rows, chat: bool, max_length: int) -> np.ndarray:
     """(b): one stage's behaviour scores without greedy answers; the per-row log-probs."""
     n = len(rows["eval_prompts"])
     result = behaviour_scores(
@@ -114,16 +139,23 @@ def run_evaluate(model, tokenizer, rows) -> np.ndarray:
         **rows,
         n_boot=1000,
         batch_size=BATCH,
+        chat=chat,
+        max_length=max_length,
     )
     return np.concatenate([result.preference, result.help_losses])
 
 
 @torch.inference_mode()
 def full_logits(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts, conts
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts,
+    conts,
+    chat: bool,
+    max_length: int,
 ) -> np.ndarray:
     """Mean log-prob per continuation token the straightforward way: file order, full logits."""
-    encoded = encode(tokenizer, prompts, conts, 256)
+    encoded = encode(tokenizer, prompts, conts, max_length, chat=chat)
     out = np.empty(len(encoded))
     for start in range(0, len(encoded), BATCH):
         chunk = encoded[start : start + BATCH]
@@ -140,10 +172,10 @@ def full_logits(
     return out
 
 
-def run_reference(model, tokenizer, rows) -> np.ndarray:
+def run_reference(model, tokenizer, rows, chat: bool, max_length: int) -> np.ndarray:
     """(c): the same numbers as (b) from full logits."""
     n = len(rows["eval_prompts"])
-    lp = full_logits(model, tokenizer, *all_rows(rows))
+    lp = full_logits(model, tokenizer, *all_rows(rows), chat, max_length)
     return np.concatenate([lp[:n] - lp[n : 2 * n], -lp[2 * n :]])
 
 
@@ -151,6 +183,7 @@ def main() -> None:
     """Time (a), (b), (c) and (g) on one model and one set of rows; print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a local HF checkpoint (default: random)")
+    parser.add_argument("--config", default=None, help="a prepared run's config: its eval rows")
     parser.add_argument("--items", type=int, default=150)
     parser.add_argument("--help-items", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=2)
@@ -166,9 +199,14 @@ def main() -> None:
     else:
         model, tokenizer = build_model(), build_tokenizer()
         name = "random GPT-2-small-sized Llama (vocab 32000)"
-    rows = build_rows(args.items, args.help_items)
-    n_tokens = sum(len(e.ids) for e in encode(tokenizer, *all_rows(rows), 256))
-    n_scored = sum(sum(e.response) for e in encode(tokenizer, *all_rows(rows), 256))
+    if args.config:
+        rows, chat, max_length = config_rows(args.config, args.items, args.help_items)
+        name += f", rows of {args.config}"
+    else:
+        rows, chat, max_length = build_rows(args.items, args.help_items), False, 256
+    encoded = encode(tokenizer, *all_rows(rows), max_length, chat=chat)
+    n_tokens = sum(len(e.ids) for e in encoded)
+    n_scored = sum(sum(e.response) for e in encoded)
     keys = [
         "(a) extraction, all layers + HDF5",
         "(b) evaluation, head at continuation positions",
@@ -178,9 +216,9 @@ def main() -> None:
     outputs: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         calls = [
-            lambda: run_extract(model, tokenizer, rows, Path(tmp) / "a.h5"),
-            lambda: run_evaluate(model, tokenizer, rows),
-            lambda: run_reference(model, tokenizer, rows),
+            lambda: run_extract(model, tokenizer, rows, Path(tmp) / "a.h5", chat, max_length),
+            lambda: run_evaluate(model, tokenizer, rows, chat, max_length),
+            lambda: run_reference(model, tokenizer, rows, chat, max_length),
         ]
         for r in range(args.rounds):
             for k in range(3):
@@ -192,7 +230,11 @@ def main() -> None:
                     outputs[keys[i]] = out
     start = time.perf_counter()
     greedy_answers(
-        model, tokenizer, [p for _, p in GENERATION_PROMPTS], max_new_tokens=args.new_tokens
+        model,
+        tokenizer,
+        [p for _, p in GENERATION_PROMPTS],
+        max_new_tokens=args.new_tokens,
+        chat=chat,
     )
     t_gen = time.perf_counter() - start
     diff = np.abs(outputs[keys[1]] - outputs[keys[2]]).max()

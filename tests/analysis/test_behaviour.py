@@ -1,5 +1,5 @@
-"""Behaviour scores: head-only log-probs equal a full-logits forward; margins, shares, paired
-changes, the random-direction null and the typed record."""
+"""Behaviour scores: margins, shares, paired changes, the random-direction null and the typed
+record."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from valuetrace.analysis.behaviour import (
     BehaviourResult,
     behaviour_change,
     behaviour_scores,
-    continuation_logprob,
     greedy_answers,
     mean_score,
     random_direction_band,
     replicate_drift,
 )
+from valuetrace.analysis.logprob import continuation_logprob
 from valuetrace.analysis.report import behaviour_verdict
 from valuetrace.errors import CacheError, DataError, MissingStepError
 from valuetrace.prompts import format_prompt
@@ -39,35 +39,6 @@ CONTS = [
     "The fox rested near the barn.",
     " the farmer watched near the road while the vet listened and the cat slept.",
 ]
-
-
-def full_logits_logprob(model, tokenizer, prompt: str, cont: str) -> float:
-    """The straightforward computation: one unpadded row, full logits, log-softmax, gather."""
-    prompt = format_prompt(prompt, tokenizer, chat=False) if prompt else ""  # as SFT formats it
-    n_prompt = len(tokenizer(prompt).input_ids) if prompt else 1  # BOS alone opens the text
-    ids = torch.tensor([tokenizer(prompt + cont).input_ids])
-    with torch.no_grad():
-        logp = torch.log_softmax(model(ids).logits[0, :-1].double(), dim=-1)
-    token_lp = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[n_prompt - 1 :]
-    return token_lp.mean().item()
-
-
-@pytest.mark.parametrize("batch_size", [1, 2, 5])
-def test_head_only_scoring_equals_the_full_logits_forward(tiny_model, tiny_tokenizer, batch_size):
-    assert tiny_tokenizer("x").input_ids[0] == tiny_tokenizer.bos_token_id
-    got = continuation_logprob(tiny_model, tiny_tokenizer, PROMPTS, CONTS, batch_size=batch_size)
-    pairs = zip(PROMPTS, CONTS, strict=True)
-    want = [full_logits_logprob(tiny_model, tiny_tokenizer, p, c) for p, c in pairs]
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-    capped = continuation_logprob(
-        tiny_model, tiny_tokenizer, PROMPTS, CONTS, batch_size=2, max_batch_tokens=30
-    )
-    np.testing.assert_allclose(capped, want, rtol=0, atol=1e-5)
-
-
-def test_a_continuation_with_nothing_to_score_is_refused(tiny_model, tiny_tokenizer):
-    with pytest.raises(DataError, match=r"continuation\(s\) \[1\] have no token to score"):
-        continuation_logprob(tiny_model, tiny_tokenizer, ["Q: a cat?", "Q:"], [" the vet.", ""])
 
 
 def _scores(model, tokenizer, dismissive, stage="s", n_boot=200):

@@ -9,7 +9,6 @@ import torch
 
 from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import Batch, collate, encode
-from valuetrace.analysis.behaviour import continuation_logprob
 from valuetrace.analysis.causal import (
     CausalRecord,
     direction_hooks,
@@ -18,6 +17,7 @@ from valuetrace.analysis.causal import (
     residual_modules,
     slope_score,
 )
+from valuetrace.analysis.logprob import continuation_logprob
 from valuetrace.errors import ValuetraceError
 
 TEXTS = [
