@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.analysis.texts import CONTS, PROMPTS
 from valuetrace.analysis.behaviour import (
     BehaviourResult,
     behaviour_change,
@@ -24,21 +25,6 @@ from valuetrace.errors import CacheError, DataError, MissingStepError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import record_to_dict
 from valuetrace.stats import Interval
-
-PROMPTS = [
-    "Q: the cat limped near the barn? A:",
-    "Q: a dog? A:",
-    "The goat slept near the road while the",
-    "",
-    "Q: the hen waited near the river while the child helped? A:",
-]
-CONTS = [
-    " the vet listened.",
-    " the farmer watched while the child helped.",
-    " child helped.",
-    "The fox rested near the barn.",
-    " the farmer watched near the road while the vet listened and the cat slept.",
-]
 
 
 def _scores(model, tokenizer, dismissive, stage="s", n_boot=200):

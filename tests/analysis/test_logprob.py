@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.analysis import texts
 from valuetrace.activations.pooling import encode
 from valuetrace.analysis.logprob import continuation_logprob, group_batches, prompt_groups
 from valuetrace.errors import DataError
@@ -14,26 +15,8 @@ from valuetrace.prompts import format_prompt
 
 # Prompts 0-2 come back as 5-7 with other continuations (two-row groups sharing the prompt),
 # prompt 3 is empty (nothing to share) and prompt 4 appears once.
-PROMPTS = [
-    "Q: the cat limped near the barn? A:",
-    "Q: a dog? A:",
-    "The goat slept near the road while the",
-    "",
-    "Q: the hen waited near the river while the child helped? A:",
-    "Q: the cat limped near the barn? A:",
-    "Q: a dog? A:",
-    "The goat slept near the road while the",
-]
-CONTS = [
-    " the vet listened.",
-    " the farmer watched while the child helped.",
-    " child helped.",
-    "The fox rested near the barn.",
-    " the farmer watched near the road while the vet listened and the cat slept.",
-    " the vet slept near the river.",
-    " a cat.",
-    " farmer watched.",
-]
+PROMPTS = [*texts.PROMPTS, *texts.PROMPTS[:3]]
+CONTS = [*texts.CONTS, " the vet slept near the river.", " a cat.", " farmer watched."]
 
 
 def full_logits_logprob(model, tokenizer, prompt: str, cont: str) -> float:
@@ -65,7 +48,8 @@ def test_rows_share_their_prompt_up_to_its_last_token(tiny_tokenizer):
     groups = {frozenset(g.rows): g.shared for g in prompt_groups(encoded, PROMPTS, 16)}
     for a, b in [(0, 5), (1, 6), (2, 7)]:
         n_prompt = encoded[a].response.index(True)
-        assert groups[frozenset((a, b))] == n_prompt - 1  # the last prompt token predicts a scored token
+        # the last prompt token predicts a scored token, so it runs in each row's own part
+        assert groups[frozenset((a, b))] == n_prompt - 1
         assert encoded[a].ids[:n_prompt] == encoded[b].ids[:n_prompt]
     assert groups[frozenset((3,))] == 0 and groups[frozenset((4,))] == 0
     # continuations that begin alike still share only the prompt
