@@ -94,7 +94,8 @@ class _Problems:
         """Decision values ``[g, p, n]`` (float32) of parameters ``[g, p, d+1]``; linear."""
         v, offset = self._weights(theta)
         with _threads(self.threads):
-            x_v = torch.bmm(v, self.Xc.mT)  # this operand order is the faster MKL kernel
+            # (X v^T)^T: 13 vs 16 ms for v @ X^T on 31 x 2,000 x 576 with 11 problems, 2 cores
+            x_v = torch.bmm(self.Xc, v.mT).mT
         return x_v.add_(offset[..., None])
 
     def _weights(
