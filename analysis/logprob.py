@@ -180,7 +180,7 @@ def _score_batch(
     shared = [g.shared for g in batch for _ in g.rows]
     rows = [r for g in batch for r in g.rows]
     own, own_mask = pad_ids([encoded[r].ids[s:] for r, s in zip(rows, shared, strict=True)], pad_id)
-    positions = own_mask.cumsum(-1) - 1 + torch.tensor(shared)[:, None]
+    positions = own_mask.cumsum(-1) - 1 + torch.tensor(shared)[:, None]  # right-padded: >= 0
     attention_mask, cache = own_mask, None
     prefixes = [g for g in batch if g.shared]
     if prefixes:
@@ -199,7 +199,7 @@ def _score_batch(
     hidden = model.base_model(
         input_ids=own.to(device),
         attention_mask=attention_mask.to(device),
-        position_ids=positions.clamp(min=0).to(device),
+        position_ids=positions.to(device),
         cache=cache,
         use_cache=cache is not None,
     ).last_hidden_state

@@ -25,8 +25,8 @@ per row: the trial point's row losses give the Armijo test and, once accepted, t
 the next gradient (``sigmoid(-margin) = exp(-margin - loss)``). Layers whose problems are all
 done drop out of the products.
 
-Where the time goes (31 layers × 2,000 × 576, 11 problems, 36 steps, 2 cores, 1.4-1.7 s): the
-two products about 0.9 s, the row-wise softplus and exponential about 0.3 s, the two-loop
+Where the time goes (31 layers × 2,000 × 576, 11 problems, 36 steps, 2 cores; one fit of 1.73 s):
+the two products about 0.9 s, the row-wise softplus and exponential about 0.3 s, the two-loop
 recursion 0.2 s; ``benchmarks/bench_probe.py`` compares it with a scikit-learn loop.
 
 Why not Newton with Cholesky: measured on 13 layers × 2,000 × 768 with 5 folds, a Newton step
