@@ -120,6 +120,7 @@ def read_result(out_dir: Path) -> StageResult:
     """The StageResult a launched stage wrote beside its weights."""
     raw = json.loads((out_dir / RESULT_NAME).read_text())
     raw["losses"] = tuple((int(step), float(loss)) for step, loss in raw["losses"])
+    raw["saved"] = tuple((int(step), str(folder)) for step, folder in raw.get("saved", ()))
     return StageResult(**raw)
 
 

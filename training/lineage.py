@@ -33,6 +33,8 @@ class StageRecord:
 
     `source` says where an untrained stage's checkpoint came from when it was resolved from a
     GGUF file or a built-in name (`valuetrace.model_sources`: kind, GGUF sha256, wheel hash).
+    A checkpoint saved along another stage's training run (or listed in its `trajectory`) names
+    that stage in `trajectory_of` and its optimizer step in `step`.
     """
 
     name: str
@@ -47,6 +49,8 @@ class StageRecord:
     fingerprint: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
+    trajectory_of: str | None = None
+    step: int | None = None
 
 
 def stage_fingerprint(

@@ -8,6 +8,7 @@ from its last complete Trainer checkpoint when run again.
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
@@ -31,7 +32,14 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 
-from valuetrace.config import Format, LoraConfig, LossHead, StageConfig, check_ranges
+from valuetrace.config import (
+    Format,
+    LoraConfig,
+    LossHead,
+    StageConfig,
+    check_ranges,
+    trajectory_name,
+)
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import merge_in_float32
 from valuetrace.training.datasets import (
@@ -72,6 +80,7 @@ class StageResult:
     steps: int
     losses: tuple[tuple[int, float], ...] = ()
     processes: int = 1
+    saved: tuple[tuple[int, str], ...] = ()  # (optimizer step, folder) of each `save_at` point
 
 
 def to_dataset(
@@ -178,6 +187,102 @@ class StageProgress(TrainerCallback):
             self.bar = None
 
 
+def save_trained(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, stage: StageConfig
+) -> None:
+    """Write a trained (unsharded) model as the stage's checkpoint: a LoRA model merged in
+    float32 (then cast back) when its `lora.merge` says so, else as it is (an adapter alone)."""
+    if stage.method == "lora" and (stage.lora or LoraConfig()).merge:
+        model = merge_in_float32(model, model.get_base_model().dtype)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def save_steps(save_at: list[float], max_steps: int) -> list[int]:
+    """The optimizer steps of a `save_at` list in a run of `max_steps` steps, sorted.
+
+    A fraction f becomes round(f x max_steps) (at least 1); a step equal to `max_steps` is
+    dropped, as the stage's own checkpoint is that point.
+
+    Raises:
+        ConfigError: a step lies beyond the run.
+    """
+    steps = set()
+    for value in save_at:
+        step = max(1, round(value * max_steps)) if value < 1 else int(value)
+        if step > max_steps:
+            raise ConfigError(
+                f"save_at asks for step {step}, but the stage runs {max_steps} optimizer steps; "
+                "lower it, or give a fraction of the run (0 < f < 1)."
+            )
+        steps.add(step)
+    steps.discard(max_steps)
+    return sorted(steps)
+
+
+class SaveAt(TrainerCallback):
+    """Saves the model being trained at chosen optimizer steps, as a checkpoint of its own,
+    beside the stage's folder (`trajectory_name(stage, step)`): a trajectory from one run.
+
+    The saved weights are what `fit_and_save` would save had training stopped there (a LoRA
+    model is merged on a copy, so training goes on unchanged). A point already saved (a
+    resumed run) is kept as it is.
+    """
+
+    def __init__(
+        self,
+        save_at: list[float],
+        out_dir: Path,
+        tokenizer: PreTrainedTokenizerBase,
+        stage: StageConfig,
+    ) -> None:
+        self.save_at = save_at
+        self.out_dir = out_dir
+        self.tokenizer = tokenizer
+        self.stage = stage
+        self.steps: list[int] = []
+        self.saved: list[tuple[int, str]] = []
+
+    def folder(self, step: int) -> Path:
+        """Where the point at `step` is saved."""
+        return self.out_dir.parent / trajectory_name(self.out_dir.name, step)
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.steps = save_steps(self.save_at, state.max_steps)
+        self.saved = [
+            (s, str(self.folder(s)))
+            for s in self.steps
+            if (self.folder(s) / "config.json").is_file()
+            or (self.folder(s) / "adapter_config.json").is_file()
+        ]
+
+    def on_step_end(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: PreTrainedModel | None = None,
+        **kwargs: Any,
+    ) -> None:
+        step = state.global_step
+        if step not in self.steps or any(s == step for s, _ in self.saved):
+            return
+        if state.is_world_process_zero:
+            assert model is not None
+            folder = self.folder(step)
+            tmp = folder.parent / f".{folder.name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            trained = copy.deepcopy(model) if self.stage.method == "lora" else model
+            save_trained(trained, self.tokenizer, tmp, self.stage)
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)  # a kill never leaves a half-written point
+            log.info("stage %s: saved step %d to %s", self.out_dir.name, step, folder)
+        self.saved.append((step, str(self.folder(step))))
+
+
 def fit_and_save(
     trainer: Trainer,
     tokenizer: PreTrainedTokenizerBase,
@@ -185,15 +290,18 @@ def fit_and_save(
     out_dir: Path,
     *,
     stage: StageConfig,
-) -> tuple[TrainOutput, float]:
+) -> tuple[TrainOutput, float, tuple[tuple[int, str], ...]]:
     """Train (resuming if a checkpoint exists), save on the main process, then drop `work_dir`.
 
-    A LoRA stage's adapter is merged into the weights when its `lora.merge` says so. The
+    A LoRA stage's adapter is merged into the weights when its `lora.merge` says so. With the
+    stage's `save_at`, checkpoints along the run are saved too (`SaveAt`); returns the Trainer's
+    output, the wall seconds and the (step, folder) of each saved point. The
     Trainer's progress bar and printed loss dicts are replaced by `StageProgress` (a bar only
     when the arguments do not disable tqdm).
 
     Raises:
-        ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
+        ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights, or
+            asks for `save_at` points then, or a `save_at` step lies beyond the run.
     """
     lora = stage.method == "lora"
     merge = (stage.lora or LoraConfig()).merge
@@ -207,6 +315,16 @@ def fit_and_save(
     trainer.remove_callback(PrinterCallback)  # it prints every loss dict to stdout
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(StageProgress(out_dir.name, enabled=not trainer.args.disable_tqdm))
+    saver = None
+    if stage.save_at:
+        if sharded:
+            raise ConfigError(
+                f"stage '{stage.name}': save_at needs unsharded weights, but FSDP/DeepSpeed "
+                "shards them; train it with plain data parallelism, or save Trainer checkpoints "
+                "and list them under 'trajectory'."
+            )
+        saver = SaveAt(stage.save_at, out_dir, tokenizer, stage)
+        trainer.add_callback(saver)
     resume = last_checkpoint(work_dir)
     if resume is not None:
         log.info("resuming stage from trainer checkpoint %s", resume)
@@ -218,17 +336,12 @@ def fit_and_save(
         trainer.save_model(str(out_dir))
         if main:
             (out_dir / "training_args.bin").unlink(missing_ok=True)
-    elif main:
-        trained = trainer.model
-        if lora and merge:  # in float32, then cast once to the dtype the stage ran in
-            trained = merge_in_float32(trained, trained.get_base_model().dtype)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        trained.save_pretrained(out_dir)
-        tokenizer.save_pretrained(out_dir)
+    elif main:  # a LoRA model is merged in float32, then cast once to the stage's dtype
+        save_trained(trainer.model, tokenizer, out_dir, stage)
     trainer.accelerator.wait_for_everyone()
     if main:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return output, seconds
+    return output, seconds, tuple(saver.saved) if saver is not None else ()
 
 
 def trainer_arguments(
@@ -384,11 +497,16 @@ def train_stage(
     trainer = sft_trainer(
         model, tokenizer, records, stage, run, work_dir, use_cpu=use_cpu, progress=progress
     )
-    output, seconds = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
-    return stage_result(trainer, output, seconds)
+    output, seconds, saved = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
+    return stage_result(trainer, output, seconds, saved)
 
 
-def stage_result(trainer: Trainer, output: TrainOutput, seconds: float) -> StageResult:
+def stage_result(
+    trainer: Trainer,
+    output: TrainOutput,
+    seconds: float,
+    saved: tuple[tuple[int, str], ...] = (),
+) -> StageResult:
     """What a finished Trainer run measured, with its logged (step, loss) curve."""
     history = trainer.state.log_history
     tokens = int(trainer.state.num_input_tokens_seen or 0) or int(
@@ -402,4 +520,5 @@ def stage_result(trainer: Trainer, output: TrainOutput, seconds: float) -> Stage
         steps=int(trainer.state.global_step),
         losses=tuple((int(e["step"]), float(e["loss"])) for e in history if "loss" in e),
         processes=int(trainer.args.world_size),
+        saved=saved,
     )

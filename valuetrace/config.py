@@ -172,8 +172,26 @@ class GrpoConfig:
 
 
 @dataclass
+class TrajectoryPoint:
+    """One checkpoint along a stage's training run, trained elsewhere: its optimizer step and
+    its folder (or hub id). A point that is a LoRA adapter gives `adapter` (its base is then the
+    stage's own `checkpoint`)."""
+
+    step: int = checked(1, ge=1)
+    checkpoint: str | None = None
+    adapter: str | None = None
+
+
+@dataclass
 class StageConfig:
-    """One training stage: its parent, data, loss format, method and hyperparameters."""
+    """One training stage: its parent, data, loss format, method and hyperparameters.
+
+    Trajectory: a trained stage's `save_at` lists where along its one training run a
+    checkpoint is also saved (integers >= 1: optimizer steps; values in (0, 1): fractions of the
+    run's steps); a stage trained elsewhere lists its `trajectory` (the points, or a Trainer
+    `output_dir` whose `checkpoint-N` folders are the points). Each point becomes a stage of its
+    own, named `trajectory_name(stage, step)`, with the stage's parent.
+    """
 
     name: str
     data: DataSource | None = None
@@ -208,8 +226,20 @@ class StageConfig:
     seed: int | None = checked(None, ge=0, le=MAX_SEED)  # None: the run's seed
     replicates: int = checked(0, ge=0)  # reseeded twins of this stage (the noise floor)
     replicate_of: str | None = None  # set on the stages that `replicates` adds
+    save_at: list[float] | None = checked(None, gt=0)
+    trajectory: str | list[TrajectoryPoint] | None = None
+    trajectory_of: str | None = None  # set on the stages a `trajectory` adds
+    trajectory_step: int | None = None
 
     def __post_init__(self) -> None:
+        if self.save_at is not None:
+            check_save_at(self.name, self.save_at, trained=self.checkpoint is None)
+        if self.trajectory is not None and (self.data is not None or self.checkpoint is None):
+            raise ConfigError(
+                f"stage '{self.name}': a 'trajectory' lists checkpoints trained elsewhere; give "
+                "the stage the run's final 'checkpoint' and no 'data' (a stage trained here "
+                "lists 'save_at' instead)."
+            )
         if self.method == "lora" and self.lora is None:
             self.lora = LoraConfig()
         if self.format == "grpo" and self.grpo is None:
@@ -225,6 +255,102 @@ class StageConfig:
                 f"stage '{self.name}': give 'data' (train it here) or 'checkpoint' (use one "
                 "trained elsewhere), not both."
             )
+
+
+def check_save_at(stage: str, save_at: list[float], *, trained: bool) -> None:
+    """Refuse a `save_at` list that is not a set of steps or fractions of a trained stage.
+
+    Raises:
+        ConfigError: the stage is trained elsewhere, or a value is neither an integer step >= 1
+            nor a fraction in (0, 1), or a value repeats.
+    """
+    if not trained:
+        raise ConfigError(
+            f"stage '{stage}': save_at saves checkpoints along this stage's training run, but "
+            "it is trained elsewhere (it names a checkpoint); list that run's checkpoints "
+            "under 'trajectory' instead."
+        )
+    for value in save_at:
+        if not (0 < value < 1 or (value >= 1 and float(value).is_integer())):
+            raise ConfigError(
+                f"stage '{stage}': save_at holds {value!r}; give optimizer steps (integers >= 1) "
+                "or fractions of the run (0 < f < 1), e.g. [10, 20] or [0.25, 0.5]."
+            )
+    if len(set(save_at)) != len(save_at):
+        raise ConfigError(f"stage '{stage}': save_at {save_at} repeats a value; list each once.")
+
+
+def trajectory_name(stage: str, step: int) -> str:
+    """The name of the checkpoint of `stage` at optimizer step `step` (a safe path component)."""
+    return f"{stage}-step{step}"
+
+
+def trainer_checkpoints(output_dir: str) -> list[TrajectoryPoint]:
+    """The points of a Trainer `output_dir`: its `checkpoint-N` folders, by step.
+
+    A folder holding `adapter_config.json` and no `config.json` is a LoRA adapter.
+
+    Raises:
+        ConfigError: the folder does not exist or holds no `checkpoint-N` folder.
+    """
+    root = Path(output_dir)
+    found = sorted(
+        (int(p.name.split("-", 1)[1]), p)
+        for p in root.glob("checkpoint-*")
+        if p.is_dir() and p.name.split("-", 1)[1].isdigit()
+    )
+    if not found:
+        raise ConfigError(
+            f"trajectory {output_dir} holds no Trainer 'checkpoint-N' folder; point it at a "
+            "Trainer output_dir, or list the points as [{step: N, checkpoint: PATH}, ...]."
+        )
+    return [
+        TrajectoryPoint(step=step, adapter=str(p))
+        if (p / "adapter_config.json").is_file() and not (p / "config.json").is_file()
+        else TrajectoryPoint(step=step, checkpoint=str(p))
+        for step, p in found
+    ]
+
+
+def expand_trajectories(stages: list[StageConfig]) -> list[StageConfig]:
+    """The stage list with each stage's `trajectory` points added right before it, as stages
+    trained elsewhere (`checkpoint`) with the stage's parent; idempotent like the replicates.
+
+    Raises:
+        ConfigError: an adapter point whose stage names no base `checkpoint`, two points at one
+            step, or a point's name taken by another stage.
+    """
+    listed = {s.name for s in stages}
+    out: list[StageConfig] = []
+    for stage in stages:
+        traj = stage.trajectory
+        points = trainer_checkpoints(traj) if isinstance(traj, str) else list(traj or [])
+        steps = [p.step for p in points]
+        if len(set(steps)) != len(steps):
+            raise ConfigError(f"stage '{stage.name}': trajectory repeats a step ({steps}).")
+        for point in points:
+            name = trajectory_name(stage.name, point.step)
+            if name in listed:
+                continue
+            if point.checkpoint is None and point.adapter is None:
+                raise ConfigError(
+                    f"stage '{stage.name}': trajectory step {point.step} names no checkpoint; "
+                    "give it 'checkpoint' (a folder or hub id) or 'adapter'."
+                )
+            base = point.checkpoint or stage.checkpoint
+            out.append(
+                StageConfig(
+                    name=name,
+                    parent=stage.parent,
+                    checkpoint=base,
+                    adapter=point.adapter,
+                    revision=stage.revision if point.checkpoint is None else None,
+                    trajectory_of=stage.name,
+                    trajectory_step=point.step,
+                )
+            )
+        out.append(stage)
+    return out
 
 
 @dataclass
@@ -328,6 +454,11 @@ class AnalysisConfig:
 
     compare: list[list[str]]
     alpha: float = checked(0.05, gt=0, lt=1)
+    # a known-answer study: the stage trained on counter-value text (the positive control) and
+    # one trained the same way, at the same dose, on text with no value content (the floor a
+    # change must exceed to count as value-specific; see valuetrace.analysis.trajectory)
+    counter_arm: str | None = None
+    neutral_arm: str | None = None
     umap_layer: int | None = checked(None, ge=0)
     umap: bool = True
 
@@ -362,6 +493,9 @@ class RunConfig:
                     f"stages[{i}] '{stage.name}': parent '{stage.parent}' is not an earlier stage "
                     f"(earlier stages: {names[:i] or 'none'}). List the parent before its child."
                 )
+        for arm in (self.analysis.counter_arm, self.analysis.neutral_arm):
+            if arm is not None and arm not in names:
+                raise ConfigError(f"analysis: arm '{arm}' is not a stage ({names}).")
         for pair in self.analysis.compare:
             unknown = [s for s in pair if s not in names]
             if len(pair) != 2 or unknown:
@@ -446,7 +580,7 @@ def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> Run
         data = {**data, "run_dir": run_dir}
     config = from_plain(RunConfig, data, "config", error=ConfigError)
     check_ranges(config, "")  # before the replicates: errors name the stages as listed
-    config.stages = expand_replicates(config.stages, config.seed)
+    config.stages = expand_replicates(expand_trajectories(config.stages), config.seed)
     return config
 
 

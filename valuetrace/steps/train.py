@@ -16,6 +16,7 @@ from valuetrace.config import (
     RunConfig,
     StageConfig,
     resolve_data_path,
+    trajectory_name,
 )
 from valuetrace.errors import ConfigError, LineageError
 from valuetrace.model_sources import resolve_model
@@ -138,6 +139,35 @@ def _wanted(
         fingerprint=stage_fingerprint(
             settings, context, data_hash, parent.fingerprint if parent else None
         ),
+        trajectory_of=stage.trajectory_of,
+        step=stage.trajectory_step,
+    )
+
+
+def _saved_points(config: RunConfig, lineage: Lineage, stage: str) -> list[str]:
+    """The `save_at` checkpoints recorded for `stage` (its points not listed in the config)."""
+    listed = {s.name for s in config.stages}
+    return [r.name for r in lineage.records if r.trajectory_of == stage and r.name not in listed]
+
+
+def _drop_points(config: RunConfig, lineage: Lineage, stage: str) -> None:
+    """Remove the `save_at` checkpoints of a stage about to be retrained, and their outputs."""
+    for name in _saved_points(config, lineage, stage):
+        remove_outputs(config.paths, name)
+        lineage.remove(name)
+
+
+def _point_record(stage: StageRecord, step: int, folder: str) -> StageRecord:
+    """The lineage record of the checkpoint saved at `step` of the run that trained `stage`."""
+    return dataclasses.replace(
+        stage,
+        name=trajectory_name(stage.name, step),
+        checkpoint=folder,
+        weights_hash=weights_hash(folder),
+        fingerprint=stage_fingerprint({"step": step}, {}, None, stage.fingerprint),
+        metrics={"steps": step},
+        trajectory_of=stage.name,
+        step=step,
     )
 
 
@@ -173,6 +203,7 @@ def train(
                 log.info("stage %s is up to date: %s", stage.name, old.checkpoint)
                 continue
             remove_outputs(paths, stage.name)  # its checkpoint is gone: retrain, nothing to lose
+            _drop_points(config, lineage, stage.name)
         elif old is not None:
             changes = changed_inputs(old, wanted, parent_changed=stage.parent in changed)
             if not overwrite:
@@ -183,12 +214,14 @@ def train(
                 )
             log.warning("stage %s changed (%s): retraining it", stage.name, "; ".join(changes))
             remove_outputs(paths, stage.name)
+            _drop_points(config, lineage, stage.name)
             changed.add(stage.name)
         if stage.data is None:
             lineage.put(_existing_checkpoint(config, stage, wanted))
         else:
             assert records is not None
-            lineage.put(_train_one(config, stage, lineage, tokenizer, records, wanted, progress))
+            for record in _train_one(config, stage, lineage, tokenizer, records, wanted, progress):
+                lineage.put(record)
         lineage.save(paths.lineage)
         gc.collect()  # the finished Trainer holds its model and optimizer in reference cycles
     return lineage
@@ -197,6 +230,7 @@ def train(
 def _drop_unconfigured(config: RunConfig, lineage: Lineage, overwrite: bool) -> None:
     """Stages recorded in the lineage but no longer in the config go, with their outputs."""
     configured = {s.name for s in config.stages}
+    configured |= {n for s in config.stages for n in _saved_points(config, lineage, s.name)}
     gone = [name for name in lineage.names() if name not in configured]
     if not gone:
         return
@@ -308,9 +342,10 @@ def _train_one(
     records: list[Document] | list[PromptResponse],
     wanted: StageRecord,
     progress: bool,
-) -> StageRecord:
-    """Run one stage in this process (or under accelerate) and describe its checkpoint; its wall
-    time goes to timings.json, not to the lineage (which must not differ between reruns)."""
+) -> list[StageRecord]:
+    """Run one stage in this process (or under accelerate) and describe its checkpoint, after
+    those of its `save_at` points; its wall time goes to timings.json, not to the lineage
+    (which must not differ between reruns)."""
     out = config.paths.checkpoint(stage.name)
     if stage.format != "documents" and config.model.chat_template and not tokenizer.chat_template:
         raise ConfigError(
@@ -358,12 +393,16 @@ def _train_one(
             "tokens_per_second": result.tokens_per_second,
         },
     )
-    return dataclasses.replace(
-        wanted,
-        weights_hash=weights_hash(out),
-        metrics={
-            "tokens_seen": result.tokens_seen,
-            "final_loss": result.final_loss,
-            "steps": result.steps,
-        },
-    )
+    points = [_point_record(wanted, step, folder) for step, folder in result.saved]
+    return [
+        *points,
+        dataclasses.replace(
+            wanted,
+            weights_hash=weights_hash(out),
+            metrics={
+                "tokens_seen": result.tokens_seen,
+                "final_loss": result.final_loss,
+                "steps": result.steps,
+            },
+        ),
+    ]
