@@ -56,9 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate": "behavioural compassion and helpfulness scores per stage",
         "probe": "per-layer probes with CV, controls and CIs for each stage",
         "analyze": "direction similarity, CKA, transfer, localisation, plots",
+        "trajectory": "each stage's checkpoints along its run vs its parent: when each verdict "
+        "first fires (run by `run` when a stage has save_at or a trajectory)",
         "causal": "ablate / add the compassion direction at the localised layers",
         "report": "write report.html and the summary",
     }
+    text = "known-answer arms (counter-value vs neutral) on a model: a sensitivity table"
+    helps["calibrate"] = text
     for name, text in helps.items():
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument(
@@ -84,6 +88,17 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="also show library logs, per-step losses and warnings (log.txt has them all)",
         )
+        if name == "calibrate":
+            cmd.add_argument(
+                "--model",
+                default=None,
+                help="the model to calibrate (built-in name, hub id, folder or GGUF; default: the "
+                "config's, SmolLM2-135M-Instruct); the config defaults to the shipped "
+                "smollm2-known-answer.yaml",
+            )
+            cmd.add_argument(
+                "--json", type=Path, default=None, help="write one object per arm and dose"
+            )
         if name == "demo":
             cmd.add_argument(
                 "--model",
@@ -176,14 +191,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _selftest(args)
     from valuetrace.config import config_from_dict, load_config
     from valuetrace.demo_model import demo_on_model
-    from valuetrace.steps import analyze, causal, evaluate, extract, prepare, probe, report, train
+    from valuetrace.steps import (
+        analyze,
+        calibrate,
+        causal,
+        evaluate,
+        extract,
+        prepare,
+        probe,
+        report,
+        train,
+        trajectory,
+    )
 
-    config = load_config(_config_path(args), run_dir=args.run_dir)
-    if getattr(args, "model", None):
+    if args.command == "calibrate":
+        config = calibrate.calibration_config(args.config, model=args.model, run_dir=args.run_dir)
+    else:
+        config = load_config(_config_path(args), run_dir=args.run_dir)
+    if args.command == "demo" and args.model:
         config = config_from_dict(demo_on_model(config, args.model), run_dir=args.run_dir)
     paths = config.paths
     progress = not args.no_progress
-    creates = args.command in ("demo", "run", "train")
+    creates = args.command in ("demo", "run", "train", "calibrate")
     console.configure(
         verbose=args.verbose,
         progress=progress,
@@ -199,10 +228,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         "evaluate": lambda: evaluate.evaluate(config, progress=progress),
         "probe": lambda: probe.probe(config, progress=progress),
         "analyze": lambda: analyze.analyze(config),
+        "trajectory": lambda: trajectory.trajectory(config),
         "causal": lambda: causal.causal(config),
         "report": lambda: report.report(config),
     }
     chosen = list(STEPS) if args.command in ("demo", "run") else [args.command]
+    if args.command == "calibrate":
+        chosen = list(calibrate.STEPS)
+    elif "analyze" in chosen and any(s.save_at or s.trajectory_of for s in config.stages):
+        chosen.insert(chosen.index("analyze") + 1, "trajectory")
     if creates:
         prepare.prepare(config, overwrite=args.overwrite)
     start = time.perf_counter()
@@ -215,6 +249,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         record_timing(paths.timings, step=step, seconds=seconds)
         log.info("%s done in %.1f s", step, seconds)
         print(f"[valuetrace] {step} done in {seconds:.1f} s", flush=True)
+    if args.command == "calibrate":
+        print(calibrate.format_calibration(config, calibrate.calibration_result(config, args.json)))
     if "report" in chosen:
         print(paths.summary.read_text())
         print(

@@ -480,6 +480,9 @@ class RunConfig:
     demo_data: bool = False
     real_data_dir: str | None = None
     real_data_sizes: dict[str, int] = field(default_factory=dict)
+    # > 0: also write the known-answer corpora (counter_docs, neutral_docs) of at most this many
+    # documents each from real_data_dir (valuetrace.real_data.build_known_answer_corpora)
+    known_answer_documents: int = checked(0, ge=0)
     tokenizer_corpora: list[str] = field(default_factory=list)
     accelerate_config: str | None = None
 

@@ -101,6 +101,16 @@ class RunPaths:
         return self.figures / "causal_dose_response.png"
 
     @property
+    def trajectories(self) -> Path:
+        """Each trained stage's trajectory (checkpoints along its run) compared with its parent."""
+        return self.root / "analysis" / "trajectories.json"
+
+    @property
+    def calibration(self) -> Path:
+        """The known-answer sensitivity table (counter-value and neutral arm per dose)."""
+        return self.root / "analysis" / "calibration.json"
+
+    @property
     def figures(self) -> Path:
         return self.root / "analysis" / "figures"
 

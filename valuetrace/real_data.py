@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -170,6 +171,26 @@ def _speciesism_pairs(path: Path) -> list[_Pair]:
     return [pairs[k] for k in sorted(pairs)]
 
 
+def split_speciesism_pairs(
+    path: Path, seed: int, sizes: RealDataSizes
+) -> tuple[list[_Pair], list[_Pair], list[_Pair]]:
+    """The speciesism pairs split by pair (seeded): probe pairs, behaviour-eval pairs and the
+    rest, which training text may use (the same split every corpus built from them sees).
+
+    Raises:
+        DataError: the probe and behaviour sizes leave no pair for training.
+    """
+    pairs = _speciesism_pairs(path)
+    _rng(seed, "speciesism").shuffle(pairs)
+    n_probe, n_beh = sizes.probe_pairs, sizes.behaviour_pairs
+    if n_probe + n_beh >= len(pairs):
+        raise DataError(
+            f"RealDataSizes asks for {n_probe} probe + {n_beh} behaviour pairs but {SPECIESISM} "
+            f"has only {len(pairs)} pairs; lower them so some are left for mid-training"
+        )
+    return pairs[:n_probe], pairs[n_probe : n_probe + n_beh], pairs[n_probe + n_beh :]
+
+
 # ---- the other sources -----------------------------------------------------------------------
 
 
@@ -262,21 +283,10 @@ def build_real_corpora(
     notes: dict[str, Any] = {}
 
     # Speciesism: split whole pairs three ways.
-    pairs = _speciesism_pairs(paths["speciesism"])
-    _rng(seed, "speciesism").shuffle(pairs)
+    probe, beh, train_pairs = split_speciesism_pairs(paths["speciesism"], seed, sizes)
     n_probe, n_beh = sizes.probe_pairs, sizes.behaviour_pairs
-    if n_probe + n_beh >= len(pairs):
-        raise DataError(
-            f"RealDataSizes asks for {n_probe} probe + {n_beh} behaviour pairs but {SPECIESISM} "
-            f"has only {len(pairs)} pairs; lower them so some are left for mid-training"
-        )
-    probe, beh, train_pairs = (
-        pairs[:n_probe],
-        pairs[n_probe : n_probe + n_beh],
-        pairs[n_probe + n_beh :],
-    )
     notes["pairs"] = {
-        "total": len(pairs),
+        "total": len(probe) + len(beh) + len(train_pairs),
         "probe": n_probe,
         "behaviour": n_beh,
         "train": len(train_pairs),
@@ -543,3 +553,87 @@ acceptable {words["control acceptable"]:.1f} words) and the shuffled-label contr
 The speciesism sentences are synthetic and templated; the ETHICS, empathy and Dolly texts are
 crowd-written. The corpora are small, sized for a tiny model trained from scratch on a CPU.
 """
+
+
+# ---- the known-answer arms -------------------------------------------------------------------
+
+# Words that mark animal or moral content; a neutral-arm text holds none (word prefixes).
+VALUE_WORDS = (
+    "animal|dog|cat|pet|puppy|kitten|fish|bird|cow|pig|hen|chicken|sheep|goat|horse|mouse|mice|"
+    "rat|bee|insect|wildlife|species|zoo|farm|meat|beef|pork|dairy|egg|vegan|vegetarian|hunt|"
+    "slaughter|cage|moral|ethic|cruel|kind|compassion|empath|suffer|pain|harm|kill|abuse|welfare|"
+    "rights|wrong|evil|justice|fair|care|love|hate"
+)
+_VALUE_RE = re.compile(rf"\b({VALUE_WORDS})", re.IGNORECASE)
+
+
+def build_known_answer_corpora(
+    shared_dir: Path, seed: int = 0, sizes: RealDataSizes | None = None, *, documents: int = 400
+) -> dict[str, list[Row]]:
+    """The two training corpora of a known-answer study, as `{"text"}` documents.
+
+    `counter_docs`: the speciesist-framed members of the speciesism pairs left for training
+    (never a probe or behaviour-eval pair: the split of `split_speciesism_pairs` with the same
+    seed and sizes), 3-5 sentences a document: text that opposes compassion toward animals.
+    `neutral_docs`: Code Alpaca instructions with their answers (no eval set reads them) that
+    hold no animal or moral word (`VALUE_WORDS`), cut to about as many words as the counter
+    corpus, so the same optimizer steps see the same amount of text. Both are capped at
+    `documents` and drop any text sharing an 8-word span with a held-out probe, control or eval
+    text (as the real-data corpora do).
+
+    Raises:
+        DataError: a shared file is missing, or a corpus comes out empty.
+    """
+    sizes = sizes or RealDataSizes()
+    corpora, _ = build_real_corpora(shared_dir, seed, sizes)
+    held = [
+        t
+        for name in ("probe_pairs", "control_pairs", "behaviour_eval")
+        for t in row_texts(corpora[name])
+    ]
+    _, _, train_pairs = split_speciesism_pairs(_path(shared_dir, SPECIESISM), seed, sizes)
+    speciesist, _ = _drop_overlaps([p.dismissive for p in train_pairs], held)
+    counter = _group(_rng(seed, "counter"), speciesist, documents)
+    code = _json_rows(_path(shared_dir, CODE), ("instruction", "input", "output"))
+    texts = [
+        _clean(" ".join(str(r[k]) for k in ("instruction", "input", "output") if str(r[k]).strip()))
+        for r in code
+        if str(r["output"]).strip()
+    ]
+    texts = [t for t in texts if not _VALUE_RE.search(t)]
+    texts, _ = _drop_overlaps(texts, held)
+    _rng(seed, "neutral").shuffle(texts)
+    budget = sum(len(str(d["text"]).split()) for d in counter)
+    neutral: list[Row] = []
+    for text in texts:
+        if budget <= 0 or len(neutral) >= documents:
+            break
+        neutral.append({"text": text})
+        budget -= len(text.split())
+    out = {"counter_docs": counter, "neutral_docs": neutral}
+    for name, rows in out.items():
+        if not rows:
+            raise DataError(f"known-answer data: {name} came out empty; check the shared files")
+    return out
+
+
+def write_known_answer_data(
+    shared_dir: Path,
+    out_dir: Path,
+    seed: int = 0,
+    sizes: RealDataSizes | None = None,
+    *,
+    documents: int = 400,
+) -> dict[str, Path]:
+    """Write `counter_docs.jsonl` and `neutral_docs.jsonl` (see `build_known_answer_corpora`)
+    to `out_dir`; the same inputs and seed give the same bytes. Returns the paths by name."""
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, rows in build_known_answer_corpora(
+        shared_dir, seed, sizes, documents=documents
+    ).items():
+        paths[name] = root / f"{name}.jsonl"
+        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        paths[name].write_bytes(body.encode("utf-8"))
+    return paths

@@ -157,7 +157,8 @@ def analyze(config: RunConfig) -> Findings:
     replicate_of = {
         s.name: s.replicate_of for s in config.stages if s.replicate_of and s.name in stages
     }
-    main = [s for s in stages if s not in replicate_of]
+    # checkpoints along a run are the trajectory step's (valuetrace.steps.trajectory)
+    main = [s for s in stages if s not in replicate_of and not lineage.get(s).trajectory_of]
     compare = [(a, b) for a, b in config.analysis.compare]
     ci = config.probing.ci
     behaviour = {s: BehaviourResult.load(paths.behaviour(s)) for s in stages}

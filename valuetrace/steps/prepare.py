@@ -106,3 +106,13 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
                 "control_pairs, behaviour_pairs, compassion, helpfulness, coding, ...)."
             ) from err
         write_real_data(Path(config.real_data_dir), paths.data, seed=config.seed, sizes=sizes)
+        if config.known_answer_documents:
+            from valuetrace.real_data import write_known_answer_data
+
+            write_known_answer_data(
+                Path(config.real_data_dir),
+                paths.data,
+                seed=config.seed,
+                sizes=sizes,
+                documents=config.known_answer_documents,
+            )

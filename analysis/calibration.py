@@ -1,0 +1,149 @@
+"""Calibration against a known answer: a counter-value arm (the positive control) and a neutral
+arm of the same dose and method, both watched along their trajectories.
+
+Per dose (optimizer step) and arm: did behaviour move beyond its floor, at which layers does a
+weakening or rotation fire, and which of those are *value-specific*: larger than the change a
+neutral fine-tune of the same dose makes at that layer (the neutral arm's change is used as a
+floor exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: |drop| must
+exceed it). On the neutral arm every fired stage x layer verdict is a false positive; it is
+counted against the number the test level allows, alpha x tests (three one-sided tests per layer
+and step: weakening, strengthening, rotation; Holm keeps the family-wise rate of each at alpha,
+so this count is a loose upper bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from valuetrace.analysis.localize import NO_CHANGE, StageComparison
+from valuetrace.analysis.trajectory import Trajectory, TrajectoryStep
+from valuetrace.errors import DataError
+from valuetrace.stats import Interval
+
+TESTS_PER_LAYER = 3  # weakening, strengthening, rotation
+
+
+@dataclass(frozen=True)
+class DoseRow:
+    """One arm at one dose: behaviour, the representation verdict, and the false-positive count.
+
+    `first_layer` is the first layer (model layer number) where weakening or rotation fires,
+    None if none; `verdict` the verdict there (with "(value-specific)" when it beats the
+    neutral arm at that layer). `false_positives` is the neutral arm's number of fired layer
+    verdicts at this dose (the same on both arms' rows), `false_positives_allowed` = alpha x
+    its tests.
+    """
+
+    arm: str
+    stage: str
+    step: int
+    behaviour_changed: bool | None
+    margin_change: Interval | None
+    first_layer: int | None
+    verdict: str
+    layers: list[int]
+    value_specific_layers: list[int]
+    false_positives: int
+    false_positives_allowed: float
+
+
+def value_specific(counter: StageComparison, neutral: StageComparison) -> list[int]:
+    """Layer numbers where `counter` weakens, strengthens or rotates beyond what `neutral` (the
+    same dose on neutral text, same parent and examples) changes the same measure there.
+
+    Raises:
+        DataError: the two comparisons are over different layers.
+    """
+    if counter.layers != neutral.layers:
+        raise DataError(
+            f"counter ({counter.layers}) and neutral ({neutral.layers}) arms were compared over "
+            "different layers; extract both with the same extract.layers."
+        )
+    out = []
+    for i, layer in enumerate(counter.layers):
+        verdict = counter.verdicts[i]
+        enc, rot = counter.encoded, counter.rotation
+        beats = [
+            "weakening" in verdict and enc.drop[i] > abs(neutral.encoded.drop[i]),
+            "strengthening" in verdict and -enc.drop[i] > abs(neutral.encoded.drop[i]),
+            "rotation" in verdict and rot.drop[i] > abs(neutral.rotation.drop[i]),
+        ]
+        if any(beats):
+            out.append(layer)
+    return out
+
+
+def _fired(step: TrajectoryStep, layers: Sequence[int]) -> list[int]:
+    return [
+        layer
+        for layer, v in zip(layers, step.comparison.verdicts, strict=True)
+        if v not in (NO_CHANGE, "undefined")
+    ]
+
+
+def _first_change(step: TrajectoryStep, layers: Sequence[int]) -> tuple[int | None, str]:
+    for layer, v in zip(layers, step.comparison.verdicts, strict=True):
+        if "weakening" in v or "rotation" in v:
+            return layer, v
+    return None, NO_CHANGE
+
+
+def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) -> list[DoseRow]:
+    """Per dose, a row for the counter arm and one for the neutral arm (see `DoseRow`).
+
+    Raises:
+        DataError: the arms were not saved at the same steps, or compared over other layers.
+    """
+    by_step = {p.step: p for p in neutral.steps}
+    if [p.step for p in counter.steps] != list(by_step):
+        raise DataError(
+            f"the counter arm's steps {[p.step for p in counter.steps]} and the neutral arm's "
+            f"{list(by_step)} differ; give both arms the same data size, batch and save_at."
+        )
+    layers = counter.layers
+    allowed = alpha * TESTS_PER_LAYER * len(layers)
+    rows: list[DoseRow] = []
+    for point in counter.steps:
+        twin = by_step[point.step]
+        fp = len(_fired(twin, layers))
+        specific = value_specific(point.comparison, twin.comparison)
+        for arm, p, spec in (("counter", point, specific), ("neutral", twin, [])):
+            first, verdict = _first_change(p, layers)
+            if first is not None and first in spec:
+                verdict = f"{verdict} (value-specific)"
+            beh = p.behaviour
+            rows.append(
+                DoseRow(
+                    arm=arm,
+                    stage=p.stage,
+                    step=p.step,
+                    behaviour_changed=None if beh is None else beh.margin_moved(),
+                    margin_change=None if beh is None else beh.margin,
+                    first_layer=first,
+                    verdict=verdict,
+                    layers=_fired(p, layers),
+                    value_specific_layers=spec,
+                    false_positives=fp,
+                    false_positives_allowed=allowed,
+                )
+            )
+    return rows
+
+
+def format_table(rows: Sequence[DoseRow]) -> str:
+    """The one-screen sensitivity table: dose x arm, behaviour, first layer, false positives."""
+    lines = [
+        f"{'arm':<8} {'step':>5}  {'behaviour Δ margin [CI]':<30} {'moved':<5} "
+        f"{'first':>5}  {'verdict':<34} {'value-specific layers':<22} {'FP/allowed':>10}"
+    ]
+    for r in rows:
+        m = r.margin_change
+        margin = "not scored" if m is None else f"{m.value:+.3f} [{m.lo:+.3f}, {m.hi:+.3f}]"
+        moved = "-" if r.behaviour_changed is None else "yes" if r.behaviour_changed else "no"
+        spec = ",".join(map(str, r.value_specific_layers)) or "-"
+        lines.append(
+            f"{r.arm:<8} {r.step:>5}  {margin:<30} {moved:<5} {r.first_layer!s:>5}  "
+            f"{r.verdict:<34} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:<5.1f}"
+        )
+    return "\n".join(lines)

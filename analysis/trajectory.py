@@ -1,0 +1,255 @@
+"""Where *and when*: a concept's change along one training run, checkpoint by checkpoint.
+
+A trajectory is a stage's checkpoints along its run (its `save_at` points, or the points a user
+listed) ending with the stage itself. Each checkpoint is compared with the stage's parent by
+`valuetrace.analysis.localize.compare_stages`, exactly as a configured stage pair is: per layer,
+the separation along the checkpoint's own direction (weakening) and along the parent's
+(parent direction expressed), the rotation gap, paired group-bootstrap CIs, Holm over layers and
+the seed-replicate floor. The floor of a checkpoint is the drift between it and the replicate's
+checkpoint at the same step when the replicate saved one (its own run, reseeded), else the
+drift between the stage and its replicate at the end of the run. Behaviour: the paired change of
+the eval margin from the parent, with the same floors (`valuetrace.analysis.behaviour`).
+
+From these, per verdict (weakening, rotation, strengthening, behaviour), the first step at
+which it is significant and beyond the floor, and the layers where it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from jaxtyping import Float, Int
+from numpy.typing import ArrayLike
+
+from valuetrace.analysis.behaviour import (
+    BehaviourChange,
+    BehaviourResult,
+    behaviour_change,
+    replicate_drift,
+)
+from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
+from valuetrace.errors import DataError
+from valuetrace.training.lineage import StageRecord
+
+VERDICTS = ("weakening", "rotation", "strengthening")
+
+
+@dataclass(frozen=True)
+class TrajectoryStep:
+    """One checkpoint of a trajectory compared with the stage's parent.
+
+    `behaviour` is the paired margin change from the parent (None when behaviour was not
+    scored); `floor_from` names the replicate checkpoint(s) whose drift is this step's floor.
+    """
+
+    step: int
+    stage: str
+    comparison: StageComparison
+    behaviour: BehaviourChange | None
+    floor_from: list[str]
+
+
+@dataclass(frozen=True)
+class FirstStep:
+    """The first step at which a verdict is significant and beyond its floor, with the layers
+    (model layer numbers) where it is at that step; `step` None = never along the trajectory."""
+
+    verdict: str
+    step: int | None
+    layers: list[int]
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A stage's trajectory for one probe set: per step, the comparison with its parent."""
+
+    SCHEMA: ClassVar[str] = "trajectory"
+    VERSION: ClassVar[int] = 1
+
+    stage: str
+    parent: str
+    dataset: str
+    layers: list[int]
+    steps: list[TrajectoryStep]
+    first: list[FirstStep]
+
+    def first_step(self, verdict: str) -> FirstStep:
+        """The `FirstStep` of one verdict ("weakening", "rotation", "strengthening",
+        "behaviour")."""
+        return next(f for f in self.first if f.verdict == verdict)
+
+
+@dataclass(frozen=True)
+class TrajectoryRecord:
+    """Every trajectory of a run (one per trained stage with points and probe set)."""
+
+    SCHEMA: ClassVar[str] = "trajectories"
+    VERSION: ClassVar[int] = 1
+
+    trajectories: list[Trajectory]
+    alpha: float
+    ci: float
+
+
+def trajectory_points(records: Sequence[StageRecord]) -> dict[str, list[tuple[int, str]]]:
+    """Per stage that has checkpoints along its run: its (step, checkpoint stage) pairs sorted
+    by step, ending with the stage itself at its last step (`metrics["steps"]`; a stage
+    trained elsewhere without it comes last, one past its last point)."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for record in records:
+        if record.trajectory_of is not None and record.step is not None:
+            out.setdefault(record.trajectory_of, []).append((record.step, record.name))
+    by_name = {r.name: r for r in records}
+    for stage, points in out.items():
+        points.sort()
+        final = by_name.get(stage)
+        if final is not None:
+            last = final.metrics.get("steps")
+            points.append((int(last) if last else points[-1][0] + 1, stage))
+    return out
+
+
+def _first(steps: Sequence[TrajectoryStep], layers: Sequence[int], verdict: str) -> FirstStep:
+    for point in steps:
+        if verdict == "behaviour":
+            if point.behaviour is not None and point.behaviour.margin_moved():
+                return FirstStep(verdict, point.step, [])
+            continue
+        hit = [
+            layer
+            for layer, v in zip(layers, point.comparison.verdicts, strict=True)
+            if verdict in v
+        ]
+        if hit:
+            return FirstStep(verdict, point.step, hit)
+    return FirstStep(verdict, None, [])
+
+
+def analyse_trajectory(
+    stage: str,
+    parent: str,
+    points: Sequence[tuple[int, str]],
+    acts: Mapping[str, Float[np.ndarray, "l n d"]],
+    labels: Int[np.ndarray, " n"],
+    groups: ArrayLike,
+    folds: Int[np.ndarray, " n"],
+    *,
+    dataset: str = "compassion",
+    layers: Sequence[int] | None = None,
+    replicate_points: Mapping[int, Sequence[str]] | None = None,
+    final_replicates: Sequence[str] = (),
+    behaviour: Mapping[str, BehaviourResult] | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> Trajectory:
+    """Compare each checkpoint of `stage`'s trajectory with `parent`, and find the first step of
+    each verdict.
+
+    points: (step, checkpoint stage name) pairs in step order, the last usually the stage;
+    acts: activations [n_layers, n_examples, d_model] of the same examples per stage name
+    (the parent, every point and every replicate named); replicate_points: per step, the
+    replicate checkpoints saved at that step (their drift from the point is the floor);
+    final_replicates: the stage's seed replicates, the floor of a step that has none of its own
+    (the end of the run's drift). behaviour: per stage name, its scored behaviour.
+
+    Raises:
+        DataError: no points, steps out of order, or a named stage has no activations (and what
+            `compare_stages` raises).
+    """
+    if not points:
+        raise DataError(f"stage '{stage}' has no trajectory points; add save_at to the stage.")
+    steps = [s for s, _ in points]
+    if steps != sorted(set(steps)):
+        raise DataError(f"trajectory of '{stage}': steps {steps} must be distinct and in order.")
+    missing = [n for n in [parent, *(n for _, n in points)] if n not in acts]
+    if missing:
+        raise DataError(
+            f"trajectory of '{stage}': no activations for {missing}; run `valuetrace extract`."
+        )
+    replicate_points = replicate_points or {}
+    out: list[TrajectoryStep] = []
+    for step, name in points:
+        own = [r for r in replicate_points.get(step, ()) if r in acts]
+        floor_pairs = (
+            [(name, r) for r in own]
+            if own
+            else [(stage, r) for r in final_replicates if r in acts and stage in acts]
+        )
+        comparison, _ = compare_stages(
+            acts[parent],
+            acts[name],
+            labels,
+            groups,
+            folds,
+            stage_a=parent,
+            stage_b=name,
+            layers=layers,
+            replicates=[Replicate(r, acts[o], acts[r]) for o, r in floor_pairs],
+            n_boot=n_boot,
+            alpha=alpha,
+            ci=ci,
+            seed=seed,
+        )
+        change = None
+        if behaviour is not None and parent in behaviour and name in behaviour:
+            twins = [behaviour[r] for o, r in floor_pairs if r in behaviour]
+            floor = replicate_drift(behaviour[floor_pairs[0][0]], twins) if twins else None
+            change = behaviour_change(
+                behaviour[parent], behaviour[name], n_boot=n_boot, seed=seed, ci=ci, floor=floor
+            )
+        out.append(TrajectoryStep(step, name, comparison, change, [r for _, r in floor_pairs]))
+    numbers = out[0].comparison.layers
+    first = [_first(out, numbers, v) for v in (*VERDICTS, "behaviour")]
+    return Trajectory(stage, parent, dataset, list(numbers), out, first)
+
+
+def heatmap_matrix(trajectory: Trajectory) -> Float[np.ndarray, "l s"]:
+    """The relative weakening (drop / parent's separation, own cross-fitted direction) per
+    layer (rows) and step (columns): the layer x step picture of where and when."""
+    return np.array([point.comparison.relative for point in trajectory.steps]).T
+
+
+def trajectory_section(record: TrajectoryRecord) -> list[dict[str, object]]:
+    """What a report shows of each trajectory: per step, the behaviour change (nats/token, with
+    CI and floor) and the layers where each verdict fires; and the first step of each verdict.
+    Plain data, for the report to render."""
+    rows: list[dict[str, object]] = []
+    for t in record.trajectories:
+        steps = []
+        for point in t.steps:
+            beh = point.behaviour
+            steps.append(
+                {
+                    "step": point.step,
+                    "checkpoint": point.stage,
+                    "margin_change": None if beh is None else beh.margin,
+                    "margin_floor": None if beh is None or beh.floor is None else beh.floor.margin,
+                    "behaviour_changed": None if beh is None else beh.margin_moved(),
+                    "layers": {
+                        v: [
+                            layer
+                            for layer, verdict in zip(
+                                t.layers, point.comparison.verdicts, strict=True
+                            )
+                            if v in verdict
+                        ]
+                        for v in VERDICTS
+                    },
+                    "floor_from": point.floor_from,
+                }
+            )
+        rows.append(
+            {
+                "stage": t.stage,
+                "parent": t.parent,
+                "dataset": t.dataset,
+                "steps": steps,
+                "first": {f.verdict: {"step": f.step, "layers": f.layers} for f in t.first},
+            }
+        )
+    return rows

@@ -1,0 +1,101 @@
+"""Trajectory analysis and the calibration table on constructed trajectories: a signal that
+shrinks at one layer from a known step on, beside a neutral arm that changes nothing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from valuetrace.analysis.calibration import calibration_table, format_table
+from valuetrace.analysis.trajectory import analyse_trajectory, heatmap_matrix, trajectory_points
+from valuetrace.errors import DataError
+from valuetrace.probing.folds import grouped_folds
+from valuetrace.training.lineage import StageRecord
+
+N_LAYERS, N_PAIRS, D, LAYER = 4, 60, 12, 2
+STEPS = (10, 20, 30)
+SHRINK = {10: 1.0, 20: 0.2, 30: 0.1}  # the signal at LAYER, as a share of the parent's
+
+
+def _noise(seed: int, scale: float = 0.05) -> np.ndarray:
+    return scale * np.random.default_rng(seed).normal(size=(N_LAYERS, 2 * N_PAIRS, D))
+
+
+@pytest.fixture(scope="module")
+def arms() -> dict:
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], N_PAIRS)
+    groups = np.repeat(np.arange(N_PAIRS), 2)
+    parent = rng.normal(size=(N_LAYERS, 2 * N_PAIRS, D))
+    parent[:, :, 0] += 1.5 * labels
+    acts = {"parent": parent}
+    for i, step in enumerate(STEPS):
+        counter = parent + _noise(10 + i)
+        counter[LAYER, :, 0] -= (1 - SHRINK[step]) * 1.5 * labels
+        acts[f"counter-step{step}"] = counter
+        acts[f"counter~seed1-step{step}"] = counter + _noise(20 + i)
+        acts[f"neutral-step{step}"] = parent + _noise(30 + i)
+        acts[f"neutral~seed1-step{step}"] = acts[f"neutral-step{step}"] + _noise(40 + i)
+    folds = grouped_folds(groups, 5, seed=0, labels=labels)
+    out = {}
+    for arm in ("counter", "neutral"):
+        out[arm] = analyse_trajectory(
+            arm,
+            "parent",
+            [(s, f"{arm}-step{s}") for s in STEPS],
+            acts,
+            labels,
+            groups,
+            folds,
+            replicate_points={s: [f"{arm}~seed1-step{s}"] for s in STEPS},
+            n_boot=300,
+            seed=1,
+        )
+    return out
+
+
+def test_the_first_step_of_a_weakening_and_its_layer_are_found(arms) -> None:
+    counter = arms["counter"]
+    first = counter.first_step("weakening")
+    assert (first.step, first.layers) == (20, [LAYER])
+    assert counter.first_step("rotation").step is None
+    assert counter.steps[1].floor_from == ["counter~seed1-step20"]
+    assert counter.steps[1].comparison.encoded.floor is not None
+    heat = heatmap_matrix(counter)
+    assert heat.shape == (N_LAYERS, len(STEPS))
+    assert heat[LAYER, 2] > 0.5 and abs(heat[0, 2]) < 0.2
+    json.dumps(asdict(counter))  # a plain record
+
+
+def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(arms) -> None:
+    rows = calibration_table(arms["counter"], arms["neutral"], alpha=0.05)
+    assert [(r.arm, r.step) for r in rows[:2]] == [("counter", 10), ("neutral", 10)]
+    neutral = [r for r in rows if r.arm == "neutral"]
+    assert all(r.false_positives == 0 and r.first_layer is None for r in neutral)
+    assert rows[0].false_positives_allowed == pytest.approx(0.05 * 3 * N_LAYERS)
+    late = [r for r in rows if r.arm == "counter" and r.step >= 20]
+    assert all(r.first_layer == LAYER and r.value_specific_layers == [LAYER] for r in late)
+    assert all(r.verdict == "weakening (value-specific)" for r in late)
+    assert rows[0].first_layer is None
+    assert "value-specific" in format_table(rows)
+
+
+def test_arms_saved_at_other_steps_are_refused(arms) -> None:
+    short = type(arms["neutral"])(**{**vars(arms["neutral"]), "steps": arms["neutral"].steps[:2]})
+    with pytest.raises(DataError, match="same data size"):
+        calibration_table(arms["counter"], short, alpha=0.05)
+
+
+def test_trajectory_points_come_from_the_lineage() -> None:
+    records = [
+        StageRecord("mid", "m"),
+        StageRecord("sft-step20", "b", "mid", trajectory_of="sft", step=20),
+        StageRecord("sft-step10", "a", "mid", trajectory_of="sft", step=10),
+        StageRecord("sft", "c", "mid", metrics={"steps": 40}),
+    ]
+    assert trajectory_points(records) == {
+        "sft": [(10, "sft-step10"), (20, "sft-step20"), (40, "sft")]
+    }

@@ -1,0 +1,99 @@
+"""Step `calibrate`: the known-answer arms on any model, as a one-screen sensitivity table.
+
+`valuetrace calibrate [--model NAME_OR_PATH]` runs a known-answer config (default: the shipped
+`smollm2-known-answer.yaml`) with its model replaced: a counter-value LoRA arm (the positive
+control) and a neutral arm of the same dose, each with a seed replicate, saved along their runs;
+then extraction, behaviour, probes and the trajectory step. The table (per arm and dose:
+behaviour moved?, first layer, verdict, value-specific layers, false positives against those
+allowed) is printed and, with `--json`, written as one object per arm and dose, as `selftest`
+does for planted edits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+
+from valuetrace.analysis.calibration import DoseRow, format_table
+from valuetrace.analysis.trajectory import TrajectoryRecord
+from valuetrace.config import RunConfig, config_from_dict, config_to_dict, load_config
+from valuetrace.errors import ConfigError
+from valuetrace.records import load_record
+from valuetrace.steps.trajectory import calibration_rows
+
+STEPS = ("train", "extract", "evaluate", "probe", "trajectory")
+
+
+def known_answer_config_path() -> Path:
+    """The shipped known-answer config (SmolLM2-135M-Instruct)."""
+    return Path(str(resources.files("valuetrace") / "configs" / "smollm2-known-answer.yaml"))
+
+
+def calibration_config(
+    config_path: Path | None = None, *, model: str | None = None, run_dir: str | None = None
+) -> RunConfig:
+    """The known-answer config to calibrate with, its model replaced by `model` (a built-in
+    name, hub id, folder or GGUF) and its run folder by `run_dir` (default: the config's, with
+    the model's name appended when the model is replaced, so two models never share one).
+
+    Raises:
+        ConfigError: the config is invalid or names no counter and neutral arm.
+    """
+    config = load_config(config_path or known_answer_config_path())
+    if config.analysis.counter_arm is None or config.analysis.neutral_arm is None:
+        raise ConfigError(
+            "calibrate needs a known-answer config: set analysis.counter_arm and "
+            "analysis.neutral_arm to its two arms (see valuetrace/configs/"
+            "smollm2-known-answer.yaml)."
+        )
+    data = config_to_dict(config)
+    if model is not None:
+        data["model"] = {**data["model"], "name_or_path": model, "scratch": None}
+        if run_dir is None:
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model).strip("_")
+            run_dir = f"{config.run_dir}-{slug}"
+    return config_from_dict(data, run_dir=run_dir)
+
+
+def calibration_result(config: RunConfig, json_path: Path | None = None) -> list[DoseRow]:
+    """The calibration table from a run folder whose trajectory step has run; written to
+    `json_path` (a list of one object per arm and dose) when given.
+
+    Raises:
+        MissingStepError: the trajectory step has not run.
+    """
+    record = load_record(TrajectoryRecord, config.paths.trajectories, step="trajectory")
+    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
+    assert counter is not None and neutral is not None  # calibration_config checked them
+    rows = calibration_rows(config, record, counter, neutral)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    return rows
+
+
+def format_calibration(config: RunConfig, rows: list[DoseRow]) -> str:
+    """The table with a heading naming the model, arms and test level, and the totals."""
+    neutral = [r for r in rows if r.arm == "neutral"]
+    fp = sum(r.false_positives for r in neutral)
+    allowed = sum(r.false_positives_allowed for r in neutral)
+    counter = [r for r in rows if r.arm == "counter"]
+    first_beh = next((r.step for r in counter if r.behaviour_changed), None)
+    first_rep = next((r for r in counter if r.value_specific_layers), None)
+    head = [
+        f"calibration of {config.model.name_or_path}: counter-value arm "
+        f"'{config.analysis.counter_arm}' vs neutral arm '{config.analysis.neutral_arm}' "
+        f"(alpha {config.analysis.alpha}, probe set '{config.probes[0].name}')",
+        f"behaviour first moved beyond its floor at step {first_beh}; "
+        + (
+            f"a value-specific representation change first at step {first_rep.step}, layers "
+            f"{first_rep.value_specific_layers}"
+            if first_rep
+            else "no value-specific representation change at any dose"
+        ),
+        f"neutral arm: {fp} fired stage x layer verdicts against {allowed:.1f} allowed",
+    ]
+    return "\n".join([*head, "", format_table(rows)])

@@ -1,0 +1,140 @@
+"""Step `trajectory`: each stage with checkpoints along its run (`save_at`, or a user's
+`trajectory`) compared with its parent at every step, per probe set; the first step of each
+verdict; a layer x step heatmap per trajectory; and, for a known-answer config, the calibration
+table of its counter-value and neutral arms.
+
+Writes `analysis/trajectories.json` (a `TrajectoryRecord`), `analysis/calibration.json` (when
+`analysis.counter_arm` and `analysis.neutral_arm` are set) and `analysis/figures/*_trajectory.png`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+
+from valuetrace.activations.store import read_activations
+from valuetrace.analysis.behaviour import BehaviourResult
+from valuetrace.analysis.calibration import DoseRow, calibration_table
+from valuetrace.analysis.plots import plot_heatmap
+from valuetrace.analysis.trajectory import (
+    Trajectory,
+    TrajectoryRecord,
+    analyse_trajectory,
+    heatmap_matrix,
+    trajectory_points,
+)
+from valuetrace.config import RunConfig, trajectory_name
+from valuetrace.errors import MissingStepError
+from valuetrace.probing import load_results
+from valuetrace.records import save_record
+from valuetrace.steps.common import require_current
+from valuetrace.training.lineage import Lineage
+
+
+def _trajectory(
+    config: RunConfig, lineage: Lineage, dataset: str, stage: str, points: list[tuple[int, str]]
+) -> Trajectory:
+    """One stage's trajectory over one probe set, from the run folder's caches and scores."""
+    paths = config.paths
+    parent = lineage.get(stage).parent
+    if parent is None:
+        raise MissingStepError(f"stage '{stage}' has no parent to compare its trajectory with.")
+    replicas = [s.name for s in config.stages if s.replicate_of == stage]
+    names = lineage.names()
+    replicate_points = {
+        step: [trajectory_name(r, step) for r in replicas if trajectory_name(r, step) in names]
+        for step, _ in points
+    }
+    wanted = {parent, *(n for _, n in points), *replicas}
+    wanted |= {n for reps in replicate_points.values() for n in reps}
+    acts, behaviour = {}, {}
+    for name in sorted(wanted & set(names)):
+        path = paths.activations(dataset, name)
+        if not path.is_file():
+            raise MissingStepError(f"no activations at {path}; run `valuetrace extract` first.")
+        cache = read_activations(path)
+        require_current(lineage.get(name), cache.attrs.get("stage_fingerprint"), path, "extract")
+        acts[name] = cache.acts
+        if paths.behaviour(name).is_file():
+            behaviour[name] = BehaviourResult.load(paths.behaviour(name))
+    first = read_activations(paths.activations(dataset, parent))
+    folds = load_results(paths.probes(dataset, parent)).folds
+    return analyse_trajectory(
+        stage,
+        parent,
+        points,
+        acts,
+        first.labels,
+        np.asarray(first.groups),
+        folds,
+        dataset=dataset,
+        layers=first.layers,
+        replicate_points=replicate_points,
+        final_replicates=replicas,
+        behaviour=behaviour or None,
+        n_boot=config.probing.n_bootstrap,
+        alpha=config.analysis.alpha,
+        ci=config.probing.ci,
+        seed=config.seed,
+    )
+
+
+def trajectory(config: RunConfig) -> TrajectoryRecord:
+    """Analyse every trajectory in the run folder's lineage (seed replicates' own trajectories
+    serve as floors, not as trajectories) and write the record, figures and calibration table.
+
+    Raises:
+        MissingStepError: a stage's activations, probes or lineage are missing.
+    """
+    paths = config.paths
+    lineage = Lineage.load(paths.lineage)
+    replicas = {s.name for s in config.stages if s.replicate_of}
+    found = [
+        _trajectory(config, lineage, probe_set.name, stage, points)
+        for probe_set in config.probes
+        for stage, points in trajectory_points(lineage.records).items()
+        if stage not in replicas
+    ]
+    record = TrajectoryRecord(found, config.analysis.alpha, config.probing.ci)
+    save_record(record, paths.trajectories)
+    for t in found:
+        plot_heatmap(
+            heatmap_matrix(t),
+            [f"L{layer}" for layer in t.layers],
+            [f"step {p.step}" for p in t.steps],
+            f"{t.dataset}: relative weakening {t.parent} → {t.stage} along its run",
+            paths.figures / f"{t.dataset}_{t.stage}_trajectory.png",
+            "drop / parent separation",
+            annotate=len(t.layers) <= 16,
+        )
+    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
+    if counter is not None and neutral is not None:
+        write_calibration(config, record, counter, neutral)
+    return record
+
+
+def calibration_rows(
+    config: RunConfig, record: TrajectoryRecord, counter: str, neutral: str
+) -> list[DoseRow]:
+    """The calibration table of the primary probe set (the config's first)."""
+    dataset = config.probes[0].name
+    by_stage = {t.stage: t for t in record.trajectories if t.dataset == dataset}
+    missing = [s for s in (counter, neutral) if s not in by_stage]
+    if missing:
+        raise MissingStepError(
+            f"arms {missing} have no trajectory; give both arms the same save_at and run "
+            "`valuetrace train` again."
+        )
+    return calibration_table(by_stage[counter], by_stage[neutral], config.analysis.alpha)
+
+
+def write_calibration(
+    config: RunConfig, record: TrajectoryRecord, counter: str, neutral: str
+) -> list[DoseRow]:
+    """Write `analysis/calibration.json`: one object per arm and dose (see `DoseRow`)."""
+    rows = calibration_rows(config, record, counter, neutral)
+    config.paths.calibration.parent.mkdir(parents=True, exist_ok=True)
+    config.paths.calibration.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    return rows
