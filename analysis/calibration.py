@@ -144,6 +144,6 @@ def format_table(rows: Sequence[DoseRow]) -> str:
         spec = ",".join(map(str, r.value_specific_layers)) or "-"
         lines.append(
             f"{r.arm:<8} {r.step:>5}  {margin:<30} {moved:<5} {r.first_layer!s:>5}  "
-            f"{r.verdict:<34} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:<5.1f}"
+            f"{r.verdict:<34} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:.2f}"
         )
     return "\n".join(lines)

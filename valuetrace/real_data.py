@@ -577,8 +577,8 @@ def build_known_answer_corpora(
     seed and sizes), 3-5 sentences a document: text that opposes compassion toward animals.
     `neutral_docs`: Code Alpaca instructions with their answers (no eval set reads them) that
     hold no animal or moral word (`VALUE_WORDS`), cut to about as many words as the counter
-    corpus, so the same optimizer steps see the same amount of text. Both are capped at
-    `documents` and drop any text sharing an 8-word span with a held-out probe, control or eval
+    corpus, so the same optimizer steps see the same amount of text. The counter corpus is capped
+    at `documents`; both drop any text sharing an 8-word span with a held-out probe, control or eval
     text (as the real-data corpora do).
 
     Raises:
@@ -606,7 +606,7 @@ def build_known_answer_corpora(
     budget = sum(len(str(d["text"]).split()) for d in counter)
     neutral: list[Row] = []
     for text in texts:
-        if budget <= 0 or len(neutral) >= documents:
+        if budget <= 0:
             break
         neutral.append({"text": text})
         budget -= len(text.split())
