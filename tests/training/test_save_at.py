@@ -115,3 +115,34 @@ def test_trainer_checkpoint_folders_load_as_a_trajectory(tmp_path, tiny_model, t
     config_path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="checkpoint-N"):
         load_config(config_path)
+
+
+def test_train_records_a_user_trajectory_without_training(tmp_path, tiny_model, tiny_tokenizer):
+    out = tmp_path / "trainer_out"
+    for i, step in enumerate((10, 20, 30)):  # three distinct points; the final one at out
+        model = copy.deepcopy(tiny_model)
+        for p in model.parameters():
+            p.data.add_(0.01 * (i + 1))
+        model.save_pretrained(out / f"checkpoint-{step}" if step < 30 else out)
+    tiny_model.save_pretrained(tmp_path / "base")
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
+    config_path = _tiny_config(tmp_path / "run")
+    data = yaml.safe_load(config_path.read_text())
+    data.update(demo_data=False, tokenizer_corpora=[])
+    data["model"] = {"name_or_path": str(tmp_path / "base")}
+    data["stages"] = [
+        {"name": "base"},
+        {"name": "theirs", "parent": "base", "checkpoint": str(out), "trajectory": str(out)},
+    ]
+    data["analysis"]["compare"] = [["base", "theirs"]]
+    config_path.write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(config_path), "--no-progress"]) == 0
+    lineage = Lineage.load(tmp_path / "run" / "lineage.json")
+    assert [(r.name, r.trajectory_of, r.step) for r in lineage.records] == [
+        ("base", None, None),
+        ("theirs-step10", "theirs", 10),
+        ("theirs-step20", "theirs", 20),
+        ("theirs", None, None),
+    ]
+    lineage.verify()  # four distinct weights hashes, recorded without training
+    assert not (tmp_path / "run" / "checkpoints").exists()
