@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
             "--config",
             type=Path,
             default=None,
-            help="YAML config (default: the built-in demo config)",
+            help="known-answer config (default: smollm2-known-answer.yaml)"
+            if name == "calibrate"
+            else "YAML config (default: the built-in demo config)",
         )
         cmd.add_argument(
             "--run-dir",
