@@ -108,7 +108,7 @@ def train_grpo_stage(
         args=args,
         train_dataset=Dataset.from_list([{"prompt": t} for t in texts]),
         processing_class=tokenizer,
-        peft_config=peft_config(stage),
+        peft_config=peft_config(stage, model),
     )
     output, seconds = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
     return stage_result(trainer, output, seconds)

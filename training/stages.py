@@ -32,7 +32,7 @@ from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 
 from valuetrace.config import Format, LoraConfig, LossHead, StageConfig, check_ranges
-from valuetrace.errors import ConfigError, DataError
+from valuetrace.errors import CheckpointError, ConfigError, DataError
 from valuetrace.models import merge_in_float32
 from valuetrace.training.datasets import (
     Document,
@@ -102,23 +102,67 @@ def to_dataset(
     return Dataset.from_list(sft_prompt_completion(records))
 
 
-def peft_config(stage: StageConfig) -> Any:
-    """The stage's PEFT LoRA config for a causal LM, or None for full fine-tuning.
+def peft_config(stage: StageConfig, model: PreTrainedModel) -> Any:
+    """The stage's PEFT LoRA config for `model` (a causal LM), or None for full fine-tuning.
 
     Shared by the SFT and GRPO stages (LoRA: Hu et al. 2021, through the PEFT library).
+
+    Raises:
+        ConfigError: a LoRA target is an embedding matrix `model` ties to another
+            (`check_tied_targets`).
     """
     if stage.method != "lora":
         return None
     from peft import LoraConfig as PeftLoraConfig
 
     lora = stage.lora or LoraConfig()
-    return PeftLoraConfig(
+    config = PeftLoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
+    check_tied_targets(model, config, stage.name)
+    return config
+
+
+def tied_modules(model: PreTrainedModel) -> list[str]:
+    """Names of the input and output embedding modules when they share one weight matrix.
+
+    Tied embeddings (`tie_word_embeddings`, e.g. SmolLM2 and the from-scratch demo model) are
+    one tensor used twice; an empty list when the model has no such pair.
+    """
+    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
+    if outputs is None or inputs.weight is not outputs.weight:
+        return []
+    names = {id(module): name for name, module in model.named_modules()}
+    return [names[id(inputs)], names[id(outputs)]]
+
+
+def check_tied_targets(model: PreTrainedModel, config: Any, stage: str) -> None:
+    """Refuse LoRA on an embedding matrix that `model` ties to the other one, before training.
+
+    PEFT adapts one use of the shared matrix in its forward (e.g. only `lm_head`), but merging
+    (`merge_and_unload`, here or when the adapter is loaded) adds the delta to the shared tensor,
+    so both uses change: the merged checkpoint is not the model that was trained. `config` is
+    the PEFT LoraConfig; PEFT's own `check_target_module_exists` decides what it targets.
+
+    Raises:
+        ConfigError: a target matches a tied embedding module; the stage, target and fix are named.
+    """
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    hit = [name for name in tied_modules(model) if check_target_module_exists(config, name)]
+    if hit:
+        raise ConfigError(
+            f"stage '{stage}': lora.target_modules {sorted(config.target_modules)} adapts {hit}, "
+            "whose weight is tied to the other embedding matrix (tie_word_embeddings): merging "
+            "the adapter would write its update into both uses of the shared matrix, so the "
+            "merged checkpoint would not be the trained model. Remove "
+            f"{sorted(n.rsplit('.', 1)[-1] for n in hit)} from the stage's lora.target_modules "
+            "(e.g. keep q_proj, k_proj, v_proj, o_proj), or train it with method: full."
+        )
 
 
 def work_dir_of(out_dir: Path) -> Path:
@@ -194,6 +238,7 @@ def fit_and_save(
 
     Raises:
         ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
+        CheckpointError: the save wrote no weights (`check_weights_written`); `work_dir` is kept.
     """
     lora = stage.method == "lora"
     merge = (stage.lora or LoraConfig()).merge
@@ -227,8 +272,35 @@ def fit_and_save(
         tokenizer.save_pretrained(out_dir)
     trainer.accelerator.wait_for_everyone()
     if main:
+        check_weights_written(out_dir, work_dir)  # the Trainer checkpoints go only after this
         shutil.rmtree(work_dir, ignore_errors=True)
     return output, seconds
+
+
+def check_weights_written(out_dir: Path, work_dir: Path) -> None:
+    """Refuse to call a stage saved unless `out_dir` holds weight files with tensors in them.
+
+    A save can write nothing and raise nothing (the Trainer under FSDP with a sharded state
+    dict, or DeepSpeed ZeRO-3 without gathered weights); the stage's Trainer checkpoints in
+    `work_dir` are then the only copy of the trained weights, so they must not be deleted.
+
+    Raises:
+        CheckpointError: no safetensors / bin file with at least one tensor in `out_dir`.
+    """
+    from safetensors import safe_open
+
+    tensors = 0
+    for path in sorted(out_dir.glob("*.safetensors")) if out_dir.is_dir() else []:
+        with safe_open(str(path), framework="pt") as fh:
+            tensors += len(list(fh.keys()))
+    if tensors == 0 and not any(out_dir.glob("*.bin")):
+        raise CheckpointError(
+            f"training stage {out_dir.name} finished but no model weights were written to "
+            f"{out_dir}; its Trainer checkpoints, the only copy of the trained weights, were "
+            f"kept in {work_dir}. Under FSDP set `fsdp_config.fsdp_state_dict_type: "
+            "FULL_STATE_DICT` in the accelerate config (under DeepSpeed ZeRO-3 "
+            "`deepspeed_config.zero3_save_16bit_model: true`) and rerun the stage."
+        )
 
 
 def trainer_arguments(
@@ -343,7 +415,7 @@ def sft_trainer(
         args=args,
         train_dataset=to_dataset(records, stage.format, chat=run.chat),
         processing_class=tokenizer,
-        peft_config=peft_config(stage),
+        peft_config=peft_config(stage, model),
     )
     if stage.format == "sft":
         trainer.train_dataset = trainer.train_dataset.map(

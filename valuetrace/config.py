@@ -351,8 +351,16 @@ class RunConfig:
     real_data_sizes: dict[str, int] = field(default_factory=dict)
     tokenizer_corpora: list[str] = field(default_factory=list)
     accelerate_config: str | None = None
+    # processes per trained stage under torchrun (DDP: gloo on CPU, NCCL on GPUs); batch_size
+    # is per process. With accelerate_config, that file's num_processes decides instead.
+    train_processes: int = checked(1, ge=1)
 
     def __post_init__(self) -> None:
+        if self.accelerate_config is not None and self.train_processes != 1:
+            raise ConfigError(
+                f"train_processes is {self.train_processes} and accelerate_config is set; give "
+                "one: set num_processes in the accelerate config, or drop accelerate_config."
+            )
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stages: stage names must be unique, got {names}.")

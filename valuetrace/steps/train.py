@@ -29,7 +29,7 @@ from valuetrace.training.datasets import (
     records_hash,
 )
 from valuetrace.training.grpo import KeywordReward, train_grpo_stage
-from valuetrace.training.launch import StageSpec, launch_stage
+from valuetrace.training.launch import StageSpec, check_accelerate_config, launch_stage
 from valuetrace.training.lineage import (
     Lineage,
     StageRecord,
@@ -157,8 +157,11 @@ def train(
     Raises:
         LineageError: a stage changed since it was trained and `overwrite` is false.
         DataError: a stage cannot be trained as configured.
+        ConfigError: the accelerate launch config would save no weights; nothing is trained.
     """
     paths = config.paths
+    if config.accelerate_config is not None and any(s.data for s in config.stages):
+        check_accelerate_config(Path(config.accelerate_config))  # before anything trains
     lineage = run_lineage(config)
     _drop_unconfigured(config, lineage, overwrite)
     tokenizer = _tokenizer(config, overwrite)
@@ -269,8 +272,9 @@ def _launch(
     run: StageRun,
     progress: bool,
 ) -> StageResult:
-    """Train a stage in child processes under `accelerate launch` (DDP, FSDP or DeepSpeed)."""
-    assert stage.data is not None and config.accelerate_config is not None
+    """Train a stage in child processes: under `accelerate launch` (DDP, FSDP or DeepSpeed) with
+    an accelerate config, else under torchrun with `train_processes` processes (DDP)."""
+    assert stage.data is not None
     out = config.paths.checkpoint(stage.name)
     parent = lineage.get(stage.parent) if stage.parent else None
     start: Path | None = None
@@ -292,7 +296,10 @@ def _launch(
             data_options=load_options(config, data),
             dtype=config.model.dtype,
         ),
-        accelerate_config=Path(config.accelerate_config),
+        num_processes=config.train_processes,
+        accelerate_config=None
+        if config.accelerate_config is None
+        else Path(config.accelerate_config),
         progress=progress,
     )
     if start is not None:
@@ -321,7 +328,8 @@ def _train_one(
     run = _stage_run(config, stage)
     use_cpu = not torch.cuda.is_available()
     seed_everything(run.seed)
-    if config.accelerate_config is not None and stage.format != "grpo":
+    launched = config.accelerate_config is not None or config.train_processes > 1
+    if launched and stage.format != "grpo":
         result = _launch(config, stage, lineage, tokenizer, run, progress)
     elif stage.format == "grpo":
         assert stage.grpo is not None
