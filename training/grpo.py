@@ -101,7 +101,7 @@ def train_grpo_stage(
         temperature=grpo.temperature,
         beta=grpo.beta,
     )
-    texts = [format_prompt(p, tokenizer, chat=run.chat) for p in prompts]
+    texts = [format_prompt(p, tokenizer, chat=run.chat, chat_date=run.chat_date) for p in prompts]
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fn,

@@ -31,9 +31,17 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 
-from valuetrace.config import Format, LoraConfig, LossHead, StageConfig, check_ranges
+from valuetrace.config import (
+    DEFAULT_CHAT_DATE,
+    Format,
+    LoraConfig,
+    LossHead,
+    StageConfig,
+    check_ranges,
+)
 from valuetrace.errors import CheckpointError, ConfigError, DataError
 from valuetrace.models import merge_in_float32
+from valuetrace.prompts import chat_template_kwargs
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
@@ -49,13 +57,15 @@ class StageRun:
     """What a stage needs from the run beside its own `StageConfig`.
 
     `seed` seeds the Trainer and its data order (the stage's own `seed`, else the run's); `chat`
-    formats SFT prompts with the tokenizer's chat template; `bf16` trains in bfloat16 mixed
+    formats SFT prompts with the tokenizer's chat template, rendered on `chat_date`
+    (`model.chat_date`); `bf16` trains in bfloat16 mixed
     precision; `save_steps` / `logging_steps` set how often a Trainer checkpoint is written
     (what a killed stage resumes from) and the loss is logged.
     """
 
     seed: int
     chat: bool = False
+    chat_date: str = DEFAULT_CHAT_DATE
     bf16: bool = False
     save_steps: int = 200
     logging_steps: int = 10
@@ -75,12 +85,18 @@ class StageResult:
 
 
 def to_dataset(
-    records: list[Document] | list[PromptResponse], loss_format: Format, *, chat: bool = False
+    records: list[Document] | list[PromptResponse],
+    loss_format: Format,
+    *,
+    chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> Dataset:
     """Turn records into the dataset shape SFTTrainer expects for the stage's loss format.
 
     Documents become `{"text"}` rows (next-token loss on every token); prompt/response records
-    become prompt/completion rows, or conversational ones with `chat` (loss on the response).
+    become prompt/completion rows, or conversational ones with `chat` (loss on the response),
+    each carrying the `chat_template_kwargs` TRL renders it with (the pinned `chat_date`, as
+    `valuetrace.prompts` renders it for extraction and scoring).
 
     Raises:
         DataError: the records do not fit `loss_format`.
@@ -98,7 +114,9 @@ def to_dataset(
             "set the stage's format to 'documents' for plain text."
         )
     if chat:
-        return Dataset.from_list(sft_conversational(records))
+        kwargs = chat_template_kwargs(chat_date)
+        rows = [{**row, "chat_template_kwargs": kwargs} for row in sft_conversational(records)]
+        return Dataset.from_list(rows)
     return Dataset.from_list(sft_prompt_completion(records))
 
 
@@ -413,7 +431,7 @@ def sft_trainer(
     trainer = (LogitsSFTTrainer if head == "logits" else SFTTrainer)(
         model=model,
         args=args,
-        train_dataset=to_dataset(records, stage.format, chat=run.chat),
+        train_dataset=to_dataset(records, stage.format, chat=run.chat, chat_date=run.chat_date),
         processing_class=tokenizer,
         peft_config=peft_config(stage, model),
     )

@@ -20,6 +20,7 @@ from valuetrace.config import (
 from valuetrace.errors import ConfigError, LineageError
 from valuetrace.model_sources import resolve_model
 from valuetrace.models import load_model, load_tokenizer, tokenizer_hash, weights_hash
+from valuetrace.prompts import chat_render_hash
 from valuetrace.runtime import record_timing, seed_everything
 from valuetrace.steps.common import load_options, remove_outputs, run_lineage
 from valuetrace.training.datasets import (
@@ -108,6 +109,7 @@ def _stage_run(config: RunConfig, stage: StageConfig) -> StageRun:
     return StageRun(
         seed=config.seed if stage.seed is None else stage.seed,
         chat=config.model.chat_template,
+        chat_date=config.model.chat_date,
         bf16=config.model.dtype == "bfloat16",
     )
 
@@ -120,13 +122,23 @@ def _wanted(
     parent: StageRecord | None,
 ) -> StageRecord:
     """The record a stage would get from the current config (no checkpoint hash yet): its
-    settings, the run-level settings it depends on, its data hash and its fingerprint."""
+    settings, the run-level settings it depends on, its data hash and its fingerprint.
+
+    With the chat template on, the context holds the pinned `model.chat_date` and `chat_render`,
+    the hash of what the template renders on that date (`valuetrace.prompts.chat_render_hash`),
+    so a changed date or a template that renders differently makes the stage stale. A run in
+    the plain format renders no template and records neither."""
     settings = dataclasses.asdict(stage)
+    model = dataclasses.asdict(config.model)
     context = {
         "seed": _stage_run(config, stage).seed,
-        "model": dataclasses.asdict(config.model),
+        "model": model,
         "tokenizer_hash": tokenizer_hash(tokenizer),
     }
+    if config.model.chat_template and tokenizer.chat_template:
+        context["chat_render"] = chat_render_hash(tokenizer, config.model.chat_date)
+    else:
+        del model["chat_date"]
     data_hash = records_hash(records) if records is not None else None
     return StageRecord(
         name=stage.name,
