@@ -4,6 +4,7 @@ before anything trains."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import CORPUS
-from valuetrace.config import RunConfig, config_from_dict
-from valuetrace.errors import ConfigError
+from tests.valuetrace.test_prompts import DATED_TEMPLATE
+from valuetrace.config import DEFAULT_CHAT_DATE, RunConfig, config_from_dict
+from valuetrace.errors import ConfigError, LineageError
+from valuetrace.prompts import chat_render_hash
 from valuetrace.steps.train import train
 from valuetrace.training.lineage import Lineage
 
@@ -115,3 +118,33 @@ def test_a_lora_stage_under_torchrun_equals_one_process_with_the_same_global_bat
     assert single.keys() == launched.keys()
     for name, tensor in single.items():  # merged LoRA updates agree to float32 reduction order
         torch.testing.assert_close(launched[name], tensor, rtol=0, atol=1e-5, msg=name)
+
+
+def test_the_lineage_records_the_chat_date_and_what_the_template_renders(
+    tmp_path, tiny_model, tiny_tokenizer
+):
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = DATED_TEMPLATE
+    checkpoint = tmp_path / "dated"
+    tiny_model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+
+    def config(chat_date: str) -> RunConfig:
+        unused = str(tmp_path / "unused.jsonl")
+        model = {"name_or_path": str(checkpoint), "chat_template": True, "chat_date": chat_date}
+        return config_from_dict(
+            {
+                "run_dir": str(tmp_path / "run"),
+                "model": model,
+                "stages": [{"name": "base"}],  # the model as it is: recorded, not trained
+                "probes": [{"name": "set", "source": unused}],
+                "behaviour": {"compassion_eval": unused, "helpfulness_eval": {"source": unused}},
+                "analysis": {"compare": [["base", "base"]]},
+            }
+        )
+
+    context = train(config(DEFAULT_CHAT_DATE), progress=False).get("base").context
+    assert context["model"]["chat_date"] == DEFAULT_CHAT_DATE
+    assert context["chat_render"] == chat_render_hash(tokenizer, DEFAULT_CHAT_DATE)
+    with pytest.raises(LineageError, match=r"chat_render: .*chat_date"):
+        train(config("01 Dec 2026"), progress=False)
