@@ -37,6 +37,7 @@ import torch
 from valuetrace.activations.examples import load_examples
 from valuetrace.activations.extract import cache_provenance
 from valuetrace.activations.shard import extract_sharded
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, load_tokenizer, weights_hash
 from valuetrace.prompts import check_chat_template
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         "--model-dtype", choices=["float32", "bfloat16", "float16"], default="float32"
     )
     parser.add_argument("--chat", action="store_true", help="format prompts with the chat template")
+    parser.add_argument(
+        "--chat-date",
+        default=DEFAULT_CHAT_DATE,
+        help=f"the date the chat template renders, e.g. '{DEFAULT_CHAT_DATE}' (the default)",
+    )
     parser.add_argument("--backend", choices=["hooks", "transformer_lens"], default="hooks")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--log-blocks", action="store_true", help="print rows_done=N per block")
@@ -124,6 +130,7 @@ def _run(args: argparse.Namespace) -> None:
         dtype=args.dtype,
         max_length=args.max_length,
         chat=args.chat,
+        chat_date=args.chat_date,
     )
 
     def log_block(rows_done: int) -> None:
@@ -136,6 +143,7 @@ def _run(args: argparse.Namespace) -> None:
             examples,
             args.out,
             chat=args.chat,
+            chat_date=args.chat_date,
             rank=rank,
             world=world,
             barrier=barrier,

@@ -37,8 +37,10 @@ from valuetrace.activations.pooling import (
 )
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import decoder_layers, tokenizer_hash
+from valuetrace.prompts import chat_render_hash
 
 Backend = Literal["hooks", "transformer_lens"]
 PoolFn = Callable[[Batch, list[int]], torch.Tensor]
@@ -224,8 +226,13 @@ def cache_provenance(
     dtype: str,
     max_length: int,
     chat: bool,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> dict[str, str | int]:
     """The provenance a cache records, and which a resumed cache must match.
+
+    With `chat`, the pinned `chat_date` and `chat_render` (the hash of what the template renders
+    on that date, `valuetrace.prompts.chat_render_hash`) are recorded, so a cache is never
+    resumed with another date's prompts; both are "none" in the plain format.
 
     The batching entries (`batching_provenance`) are added by `extract_to_cache` itself, from
     the settings it actually runs with.
@@ -240,6 +247,8 @@ def cache_provenance(
         "dtype": dtype,
         "max_length": max_length,
         "prompt_format": "chat" if chat else "plain",
+        "chat_date": chat_date if chat else "none",
+        "chat_render": chat_render_hash(tokenizer, chat_date) if chat else "none",
     }
 
 
@@ -250,6 +259,7 @@ def extract_to_cache(
     path: Path,
     *,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
     provenance: dict[str, str | int],
     pooling: Pooling,
     batch_size: int,
@@ -264,7 +274,7 @@ def extract_to_cache(
     """Stream pooled activations of `examples` into an HDF5 cache.
 
     `chat` formats the examples with the tokenizer's chat template (`valuetrace.prompts`: the
-    token ids SFT trained on, and its rule for texts without a prompt).
+    token ids SFT trained on, and its rule for texts without a prompt), rendered on `chat_date`.
     Resumes a half-written cache with the same provenance (batch size and token budget
     included, see `batching_provenance`); a complete one is left as is.
     `backend` picks hooks on the decoder body (fast) or transformer-lens (a cross-check);
@@ -320,6 +330,7 @@ def extract_to_cache(
                     examples.responses[rows],
                     max_length,
                     chat=chat,
+                    chat_date=chat_date,
                 )
                 truncated += cut
                 if truncated and not warned:  # say so at once, not only after a long run

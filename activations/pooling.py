@@ -21,6 +21,7 @@ import torch
 from jaxtyping import Float, Int
 from transformers import PreTrainedTokenizerBase
 
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
 from valuetrace.prompts import token_spans
 
@@ -53,13 +54,17 @@ def encode(
     max_length: int,
     *,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> list[Encoded]:
     """Tokenise prompt/response examples as SFT does, marking response tokens (warns on cuts).
 
     `prompts` are raw prompts ("" for a text without one); `chat` renders them with the chat
-    template. Long examples keep their prompt and lose the response's end.
+    template, rendered on `chat_date`. Long examples keep their prompt and lose the response's
+    end.
     """
-    encoded, cut = tokenise(tokenizer, prompts, responses, max_length, chat=chat)
+    encoded, cut = tokenise(
+        tokenizer, prompts, responses, max_length, chat=chat, chat_date=chat_date
+    )
     if cut:
         warn_truncated(cut, len(encoded), max_length)
     return encoded
@@ -72,6 +77,7 @@ def tokenise(
     max_length: int,
     *,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> tuple[list[Encoded], int]:
     """`encode` without the warning: the encodings and how many examples were cut to `max_length`.
 
@@ -80,7 +86,7 @@ def tokenise(
     module for the boundary, prompt-less and truncation rules). Raises DataError when a prompt
     leaves no room for its response within `max_length`.
     """
-    spans = token_spans(tokenizer, prompts, responses, chat=chat)
+    spans = token_spans(tokenizer, prompts, responses, chat=chat, chat_date=chat_date)
     too_long = [span.start for span in spans if span.start >= max_length]
     if too_long:
         raise DataError(

@@ -14,7 +14,8 @@ Layout of one file (one dataset under one checkpoint), readable with plain h5py 
                   embeddings, l = output of block l-1, before any final norm), rows_done,
                   complete, created_at, and the provenance fields (model_hash, tokenizer_hash,
                   dataset_hash, pooling, dtype, max_length, prompt_format, batch_size,
-                  max_batch_tokens, model, dataset, valuetrace_version).
+                  max_batch_tokens, chat_date, chat_render, model, dataset,
+                  valuetrace_version).
 
 Rows are written in order, a block at a time, and `rows_done` is raised only after a block is on
 disk, so a killed run resumes from `rows_done` and ends byte-identical to an uninterrupted one.
@@ -71,7 +72,11 @@ PROVENANCE_KEYS = (
     "prompt_format",
     "batch_size",
     "max_batch_tokens",
+    "chat_date",
+    "chat_render",
 )
+# provenance keys added after caches were first written, with the value an older cache means
+LATER_KEYS = {"chat_date": "none", "chat_render": "none"}  # none: plain format, no template
 _STR = h5py.string_dtype("utf-8")
 _CACHE_BYTES = 64 * 1024 * 1024
 _WRITE_CACHE_BYTES = 0  # whole-chunk writes go straight to the file; memory stays flat
@@ -376,7 +381,7 @@ def _check_matches(
     expected: dict[str, object] = {k: provenance[k] for k in PROVENANCE_KEYS if k in provenance}
     expected["layers"] = list(layers)
     expected["shape"] = (len(layers), n_examples, d_model)
-    found: dict[str, object] = {k: handle.attrs.get(k) for k in expected if k in handle.attrs}
+    found: dict[str, object] = {k: handle.attrs.get(k, LATER_KEYS.get(k)) for k in expected}
     found["layers"] = [int(x) for x in handle.attrs["layers"]]
     found["shape"] = tuple(handle["hidden"].shape)
     diffs = [k for k in expected if str(expected[k]) != str(found.get(k))]

@@ -26,6 +26,7 @@ from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.analysis.logprob import continuation_logprob
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import load_record, save_record
@@ -118,15 +119,17 @@ def greedy_answers(
     *,
     max_new_tokens: int,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> list[str]:
     """Greedy (argmax) continuation of each raw prompt, decoded without special tokens.
 
     Prompts are formatted as SFT saw them (`chat`: the chat template, which writes its own
-    special tokens) and left-padded into one batch, so every answer starts right after its prompt.
+    special tokens, rendered on `chat_date`) and left-padded into one batch, so every answer
+    starts right after its prompt.
     """
     if not prompts:
         return []
-    texts = [format_prompt(p, tokenizer, chat=chat) for p in prompts]
+    texts = [format_prompt(p, tokenizer, chat=chat, chat_date=chat_date) for p in prompts]
     device = next(model.parameters()).device
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
@@ -164,6 +167,7 @@ def behaviour_scores(
     generation_prompts: Sequence[tuple[PromptKind, str]] = (),
     max_new_tokens: int = 48,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
@@ -174,7 +178,8 @@ def behaviour_scores(
 
     The compassionate, dismissive and helpfulness rows are scored in one length-sorted pass.
     Prompts are raw; `chat` formats them (and the `generation_prompts`, (kind, prompt) pairs)
-    with the chat template. `max_length` caps each row's tokens (the response's end is cut).
+    with the chat template (on `chat_date`). `max_length` caps each row's tokens (the response's
+    end is cut).
 
     Raises:
         DataError: the eval lists differ in length, or a continuation has no token to score.
@@ -194,6 +199,7 @@ def behaviour_scores(
         batch_size=batch_size,
         max_length=max_length,
         chat=chat,
+        chat_date=chat_date,
     )
     margins = logprob[:n] - logprob[n : 2 * n]
     help_loss = -logprob[2 * n :]
@@ -203,6 +209,7 @@ def behaviour_scores(
         [p for _, p in generation_prompts],
         max_new_tokens=max_new_tokens,
         chat=chat,
+        chat_date=chat_date,
     )
     return BehaviourResult(
         stage=stage,

@@ -27,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.activations.extract import check_layers
 from valuetrace.analysis.behaviour import mean_score
 from valuetrace.analysis.logprob import continuation_logprob
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
 from valuetrace.models import decoder_layers
 from valuetrace.records import load_record, save_record
@@ -231,12 +232,13 @@ def dose_response(
     batch_size: int = 16,
     max_length: int = 256,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> CausalRecord:
     """Interval `model` with alpha x scale x unit(direction) added at `add_layer` for each alpha,
     and with the direction ablated at `ablate_layers`; fit the slopes.
 
     `labels` names (stage steered, stage whose direction it is, probe set of the direction).
-    Prompts are raw; `chat` formats them as `continuation_logprob` does.
+    Prompts are raw; `chat` formats them (on `chat_date`) as `continuation_logprob` does.
 
     Raises:
         DataError: the grid lacks 0, the eval lists differ in length, or a bad direction / layer.
@@ -250,7 +252,12 @@ def dose_response(
     grid = sorted(float(a) for a in alphas)
     if 0.0 not in grid or len(set(grid)) < 2:
         raise DataError(f"alphas {list(alphas)} must hold 0 and at least one other strength.")
-    kwargs = {"batch_size": batch_size, "max_length": max_length, "chat": chat}
+    kwargs = {
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "chat": chat,
+        "chat_date": chat_date,
+    }
 
     def score() -> tuple[np.ndarray, np.ndarray]:
         lp = continuation_logprob(

@@ -23,6 +23,7 @@ from jaxtyping import Float, Int
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.pooling import Encoded, encode, pad_ids
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
 
 
@@ -140,10 +141,12 @@ def continuation_logprob(
     max_length: int = 256,
     max_batch_tokens: int | None = None,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> Float[np.ndarray, " n"]:
     """Mean log-probability per continuation token (nats/token), given its prompt.
 
-    `prompts` are raw prompts ("" for none); `chat` renders them with the chat template. The ids
+    `prompts` are raw prompts ("" for none); `chat` renders them with the chat template (on
+    `chat_date`). The ids
     and the continuation's tokens are those SFT trained on (`valuetrace.prompts.token_spans`).
 
     Equal to a full-logits forward (`log_softmax(model(ids).logits)` gathered at the
@@ -157,7 +160,7 @@ def continuation_logprob(
     Raises:
         DataError: a continuation has no scored token (empty, or its only token opens the text).
     """
-    encoded = encode(tokenizer, prompts, continuations, max_length, chat=chat)
+    encoded = encode(tokenizer, prompts, continuations, max_length, chat=chat, chat_date=chat_date)
     bad = [i for i, e in enumerate(encoded) if not any(e.response[1:])]
     if bad:
         raise DataError(

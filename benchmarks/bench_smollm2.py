@@ -203,7 +203,7 @@ def plain_loop(model: PreTrainedModel, ids: torch.Tensor, method: str, batch: in
     if method == "lora":
         from peft import get_peft_model
 
-        model = get_peft_model(model, peft_config(stage_config("lora", 1)))
+        model = get_peft_model(model, peft_config(stage_config("lora", 1), model))
     model.train()
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR)
     start = time.perf_counter()
@@ -233,7 +233,7 @@ def plain_trl(model, tokenizer, texts: list[str], method: str, steps: int, tmp: 
         seed=SEED,
         disable_tqdm=True,
     )
-    peft = peft_config(stage_config("lora", steps)) if method == "lora" else None
+    peft = peft_config(stage_config("lora", steps), model) if method == "lora" else None
     trainer = SFTTrainer(
         model=model,
         args=args,

@@ -101,14 +101,14 @@ def train_grpo_stage(
         temperature=grpo.temperature,
         beta=grpo.beta,
     )
-    texts = [format_prompt(p, tokenizer, chat=run.chat) for p in prompts]
+    texts = [format_prompt(p, tokenizer, chat=run.chat, chat_date=run.chat_date) for p in prompts]
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fn,
         args=args,
         train_dataset=Dataset.from_list([{"prompt": t} for t in texts]),
         processing_class=tokenizer,
-        peft_config=peft_config(stage),
+        peft_config=peft_config(stage, model),
     )
     output, seconds, saved = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
     return stage_result(trainer, output, seconds, saved)

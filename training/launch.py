@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import yaml
 from accelerate import PartialState
 
 from valuetrace.config import Dtype, StageConfig
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.records import load_record, save_record
 from valuetrace.training.datasets import load_records
@@ -89,6 +91,53 @@ def launch_command(
     return [sys.executable, *target]
 
 
+def check_accelerate_config(path: Path) -> None:
+    """Refuse an accelerate launch config under which a stage's trained weights are never saved.
+
+    The Trainer's `save_model` writes weights under FSDP only with a full state dict
+    (transformers 5 `Trainer.save_model`), and under DeepSpeed ZeRO-3 only when the 16-bit
+    weights are gathered on save; otherwise it writes none. `fsdp_config.fsdp_state_dict_type`
+    left out means the `FSDP_STATE_DICT_TYPE` environment variable, else accelerate 1.15's
+    default: FULL_STATE_DICT for `fsdp_version: 1`, SHARDED_STATE_DICT for `fsdp_version: 2`.
+    Called before any stage trains, so a long run never trains for nothing.
+
+    Raises:
+        ConfigError: the file is unreadable or not a mapping, or it would save no weights; the
+            field to change is named.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(
+            f"accelerate_config {path} cannot be read as YAML ({err}); point accelerate_config "
+            "at an `accelerate config` file (see valuetrace/configs/accelerate/)."
+        ) from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"accelerate_config {path} must hold a mapping at the top level.")
+    kind = str(data.get("distributed_type", "NO")).upper()
+    if kind == "FSDP":
+        fsdp = data.get("fsdp_config") or {}
+        version = str(fsdp.get("fsdp_version", 1))
+        default = "FULL_STATE_DICT" if version == "1" else "SHARDED_STATE_DICT"
+        state = fsdp.get("fsdp_state_dict_type") or os.environ.get("FSDP_STATE_DICT_TYPE", default)
+        if str(state).upper() not in ("FULL_STATE_DICT", "1"):  # 1: StateDictType.FULL_STATE_DICT
+            raise ConfigError(
+                f"accelerate_config {path}: FSDP with state dict type {state} (fsdp_version "
+                f"{version}) saves no model weights at the end of a stage, so the trained model "
+                "would be lost. Set `fsdp_config.fsdp_state_dict_type: FULL_STATE_DICT` in that "
+                "file (as valuetrace/configs/accelerate/fsdp_8gpu.yaml does)."
+            )
+    if kind == "DEEPSPEED":
+        deepspeed = data.get("deepspeed_config") or {}
+        if str(deepspeed.get("zero_stage")) == "3" and not deepspeed.get("zero3_save_16bit_model"):
+            raise ConfigError(
+                f"accelerate_config {path}: DeepSpeed ZeRO-3 without gathered 16-bit weights "
+                "saves no model weights at the end of a stage, so the trained model would be "
+                "lost. Set `deepspeed_config.zero3_save_16bit_model: true` in that file (as "
+                "valuetrace/configs/accelerate/deepspeed_zero3_8gpu.yaml does)."
+            )
+
+
 def launch_stage(
     spec: StageSpec,
     *,
@@ -96,7 +145,14 @@ def launch_stage(
     accelerate_config: Path | None = None,
     progress: bool = True,
 ) -> StageResult:
-    """Train a stage in child process(es) and return what its main process measured."""
+    """Train a stage in child process(es) and return what its main process measured.
+
+    Raises:
+        ConfigError: `accelerate_config` would save no weights (`check_accelerate_config`).
+        DataError: the launched stage failed (its log is above).
+    """
+    if accelerate_config is not None:
+        check_accelerate_config(accelerate_config)
     out_dir = Path(spec.out_dir)
     spec_path = out_dir.parent / f".{out_dir.name}.spec.json"
     spec.save(spec_path)

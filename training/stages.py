@@ -33,6 +33,7 @@ from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 
 from valuetrace.config import (
+    DEFAULT_CHAT_DATE,
     Format,
     LoraConfig,
     LossHead,
@@ -40,8 +41,9 @@ from valuetrace.config import (
     check_ranges,
     trajectory_name,
 )
-from valuetrace.errors import ConfigError, DataError
+from valuetrace.errors import CheckpointError, ConfigError, DataError
 from valuetrace.models import merge_in_float32
+from valuetrace.prompts import chat_template_kwargs
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
@@ -57,13 +59,15 @@ class StageRun:
     """What a stage needs from the run beside its own `StageConfig`.
 
     `seed` seeds the Trainer and its data order (the stage's own `seed`, else the run's); `chat`
-    formats SFT prompts with the tokenizer's chat template; `bf16` trains in bfloat16 mixed
+    formats SFT prompts with the tokenizer's chat template, rendered on `chat_date`
+    (`model.chat_date`); `bf16` trains in bfloat16 mixed
     precision; `save_steps` / `logging_steps` set how often a Trainer checkpoint is written
     (what a killed stage resumes from) and the loss is logged.
     """
 
     seed: int
     chat: bool = False
+    chat_date: str = DEFAULT_CHAT_DATE
     bf16: bool = False
     save_steps: int = 200
     logging_steps: int = 10
@@ -84,12 +88,18 @@ class StageResult:
 
 
 def to_dataset(
-    records: list[Document] | list[PromptResponse], loss_format: Format, *, chat: bool = False
+    records: list[Document] | list[PromptResponse],
+    loss_format: Format,
+    *,
+    chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> Dataset:
     """Turn records into the dataset shape SFTTrainer expects for the stage's loss format.
 
     Documents become `{"text"}` rows (next-token loss on every token); prompt/response records
-    become prompt/completion rows, or conversational ones with `chat` (loss on the response).
+    become prompt/completion rows, or conversational ones with `chat` (loss on the response),
+    each carrying the `chat_template_kwargs` TRL renders it with (the pinned `chat_date`, as
+    `valuetrace.prompts` renders it for extraction and scoring).
 
     Raises:
         DataError: the records do not fit `loss_format`.
@@ -107,27 +117,73 @@ def to_dataset(
             "set the stage's format to 'documents' for plain text."
         )
     if chat:
-        return Dataset.from_list(sft_conversational(records))
+        kwargs = chat_template_kwargs(chat_date)
+        rows = [{**row, "chat_template_kwargs": kwargs} for row in sft_conversational(records)]
+        return Dataset.from_list(rows)
     return Dataset.from_list(sft_prompt_completion(records))
 
 
-def peft_config(stage: StageConfig) -> Any:
-    """The stage's PEFT LoRA config for a causal LM, or None for full fine-tuning.
+def peft_config(stage: StageConfig, model: PreTrainedModel) -> Any:
+    """The stage's PEFT LoRA config for `model` (a causal LM), or None for full fine-tuning.
 
     Shared by the SFT and GRPO stages (LoRA: Hu et al. 2021, through the PEFT library).
+
+    Raises:
+        ConfigError: a LoRA target is an embedding matrix `model` ties to another
+            (`check_tied_targets`).
     """
     if stage.method != "lora":
         return None
     from peft import LoraConfig as PeftLoraConfig
 
     lora = stage.lora or LoraConfig()
-    return PeftLoraConfig(
+    config = PeftLoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
+    check_tied_targets(model, config, stage.name)
+    return config
+
+
+def tied_modules(model: PreTrainedModel) -> list[str]:
+    """Names of the input and output embedding modules when they share one weight matrix.
+
+    Tied embeddings (`tie_word_embeddings`, e.g. SmolLM2 and the from-scratch demo model) are
+    one tensor used twice; an empty list when the model has no such pair.
+    """
+    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
+    if outputs is None or inputs.weight is not outputs.weight:
+        return []
+    names = {id(module): name for name, module in model.named_modules()}
+    return [names[id(inputs)], names[id(outputs)]]
+
+
+def check_tied_targets(model: PreTrainedModel, config: Any, stage: str) -> None:
+    """Refuse LoRA on an embedding matrix that `model` ties to the other one, before training.
+
+    PEFT adapts one use of the shared matrix in its forward (e.g. only `lm_head`), but merging
+    (`merge_and_unload`, here or when the adapter is loaded) adds the delta to the shared tensor,
+    so both uses change: the merged checkpoint is not the model that was trained. `config` is
+    the PEFT LoraConfig; PEFT's own `check_target_module_exists` decides what it targets.
+
+    Raises:
+        ConfigError: a target matches a tied embedding module; the stage, target and fix are named.
+    """
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    hit = [name for name in tied_modules(model) if check_target_module_exists(config, name)]
+    if hit:
+        raise ConfigError(
+            f"stage '{stage}': lora.target_modules {sorted(config.target_modules)} adapts {hit}, "
+            "whose weight is tied to the other embedding matrix (tie_word_embeddings): merging "
+            "the adapter would write its update into both uses of the shared matrix, so the "
+            "merged checkpoint would not be the trained model. Remove "
+            f"{sorted(n.rsplit('.', 1)[-1] for n in hit)} from the stage's lora.target_modules "
+            "(e.g. keep q_proj, k_proj, v_proj, o_proj), or train it with method: full."
+        )
 
 
 def work_dir_of(out_dir: Path) -> Path:
@@ -302,6 +358,7 @@ def fit_and_save(
     Raises:
         ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights, or
             asks for `save_at` points then, or a `save_at` step lies beyond the run.
+        CheckpointError: the save wrote no weights (`check_weights_written`); `work_dir` is kept.
     """
     lora = stage.method == "lora"
     merge = (stage.lora or LoraConfig()).merge
@@ -340,8 +397,35 @@ def fit_and_save(
         save_trained(trainer.model, tokenizer, out_dir, stage)
     trainer.accelerator.wait_for_everyone()
     if main:
+        check_weights_written(out_dir, work_dir)  # the Trainer checkpoints go only after this
         shutil.rmtree(work_dir, ignore_errors=True)
     return output, seconds, tuple(saver.saved) if saver is not None else ()
+
+
+def check_weights_written(out_dir: Path, work_dir: Path) -> None:
+    """Refuse to call a stage saved unless `out_dir` holds weight files with tensors in them.
+
+    A save can write nothing and raise nothing (the Trainer under FSDP with a sharded state
+    dict, or DeepSpeed ZeRO-3 without gathered weights); the stage's Trainer checkpoints in
+    `work_dir` are then the only copy of the trained weights, so they must not be deleted.
+
+    Raises:
+        CheckpointError: no safetensors / bin file with at least one tensor in `out_dir`.
+    """
+    from safetensors import safe_open
+
+    tensors = 0
+    for path in sorted(out_dir.glob("*.safetensors")) if out_dir.is_dir() else []:
+        with safe_open(str(path), framework="pt") as fh:
+            tensors += len(list(fh.keys()))
+    if tensors == 0 and not any(out_dir.glob("*.bin")):
+        raise CheckpointError(
+            f"training stage {out_dir.name} finished but no model weights were written to "
+            f"{out_dir}; its Trainer checkpoints, the only copy of the trained weights, were "
+            f"kept in {work_dir}. Under FSDP set `fsdp_config.fsdp_state_dict_type: "
+            "FULL_STATE_DICT` in the accelerate config (under DeepSpeed ZeRO-3 "
+            "`deepspeed_config.zero3_save_16bit_model: true`) and rerun the stage."
+        )
 
 
 def trainer_arguments(
@@ -454,9 +538,9 @@ def sft_trainer(
     trainer = (LogitsSFTTrainer if head == "logits" else SFTTrainer)(
         model=model,
         args=args,
-        train_dataset=to_dataset(records, stage.format, chat=run.chat),
+        train_dataset=to_dataset(records, stage.format, chat=run.chat, chat_date=run.chat_date),
         processing_class=tokenizer,
-        peft_config=peft_config(stage),
+        peft_config=peft_config(stage, model),
     )
     if stage.format == "sft":
         trainer.train_dataset = trainer.train_dataset.map(

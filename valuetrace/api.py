@@ -22,7 +22,7 @@ from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.activations.store import Activations, read_activations
 from valuetrace.analysis.localize import StageComparison, compare_stages
 from valuetrace.analysis.plots import LayerCurve, plot_layer_curves
-from valuetrace.config import Pooling, ProbingConfig
+from valuetrace.config import DEFAULT_CHAT_DATE, Pooling, ProbingConfig
 from valuetrace.errors import DataError
 from valuetrace.model_sources import resolve_model
 from valuetrace.models import load_model as _load_model
@@ -61,6 +61,7 @@ def extract_activations(
     pooling: Pooling = "response",
     layers: Sequence[int] | None = None,
     chat: bool = False,
+    chat_date: str = DEFAULT_CHAT_DATE,
     batch_size: int = 16,
     max_length: int = 256,
     path: str | Path | None = None,
@@ -72,7 +73,8 @@ def extract_activations(
     token, `mean` of the tokens, or `response` tokens only; fp32 pooling whatever the model's
     dtype. With `path` the HDF5 cache is kept there (resumable, with provenance); without it a
     temporary file is used and removed. `examples` is a `LabelledExamples` or a JSONL/CSV file
-    (`id`, `prompt`, `response`, optional `label`, `pair_id`, `score`).
+    (`id`, `prompt`, `response`, optional `label`, `pair_id`, `score`). `chat` formats them
+    with the tokenizer's chat template, rendered on `chat_date` (`valuetrace.prompts`).
 
     Returns `Activations` with `.acts` float32 `[n_layers, n_examples, d_model]` (residual-stream
     units), `.layers`, `.ids`, `.labels`, `.groups`.
@@ -95,10 +97,12 @@ def extract_activations(
             dtype="float32",
             max_length=max_length,
             chat=chat,
+            chat_date=chat_date,
         ),
     }
     settings = {
         "chat": chat,
+        "chat_date": chat_date,
         "provenance": provenance,
         "pooling": pooling,
         "batch_size": batch_size,

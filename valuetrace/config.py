@@ -11,6 +11,7 @@ the run folder, so each step reads only what earlier steps wrote (see `RunPaths`
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,11 @@ Schema = Literal["documents", "dolly", "alpaca", "messages", "auto"]
 Dtype = Literal["float32", "bfloat16", "float16"]
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by the HF Trainer) takes 0 .. 2**32 - 1
+# The date a chat template renders (Llama 3.1/3.2 templates write "Today Date: ..."), pinned so
+# token ids do not change from day to day. The format is the templates' own (`strftime_now("%d
+# %b %Y")`) and the default is the date those templates fall back to when no clock is available.
+CHAT_DATE_FORMAT = "%d %b %Y"
+DEFAULT_CHAT_DATE = "26 Jul 2024"
 
 
 @dataclass(frozen=True)
@@ -126,12 +132,23 @@ class ModelConfig:
     revision: str | None = None
     dtype: Dtype = "float32"
     chat_template: bool = False
+    chat_date: str = DEFAULT_CHAT_DATE  # passed to the template as `date_string`
 
     def __post_init__(self) -> None:
         if (self.name_or_path is None) == (self.scratch is None):
             raise ConfigError(
                 "model: give exactly one of 'name_or_path' (hub id or local path) or 'scratch' "
                 "(a from-scratch Llama config)."
+            )
+        try:
+            canonical = dt.datetime.strptime(self.chat_date, CHAT_DATE_FORMAT)
+        except ValueError:
+            canonical = None
+        if canonical is None or canonical.strftime(CHAT_DATE_FORMAT) != self.chat_date:
+            raise ConfigError(
+                f"model.chat_date is {self.chat_date[:40]!r}; give a date as chat templates write "
+                f"it, two-digit day, English month abbreviation, year (default "
+                f"{DEFAULT_CHAT_DATE!r})."
             )
 
 
@@ -485,8 +502,16 @@ class RunConfig:
     known_answer_documents: int = checked(0, ge=0)
     tokenizer_corpora: list[str] = field(default_factory=list)
     accelerate_config: str | None = None
+    # processes per trained stage under torchrun (DDP: gloo on CPU, NCCL on GPUs); batch_size
+    # is per process. With accelerate_config, that file's num_processes decides instead.
+    train_processes: int = checked(1, ge=1)
 
     def __post_init__(self) -> None:
+        if self.accelerate_config is not None and self.train_processes != 1:
+            raise ConfigError(
+                f"train_processes is {self.train_processes} and accelerate_config is set; give "
+                "one: set num_processes in the accelerate config, or drop accelerate_config."
+            )
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stages: stage names must be unique, got {names}.")

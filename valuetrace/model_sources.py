@@ -169,12 +169,18 @@ def convert_gguf(path: Path, *, extra_source: dict[str, str] | None = None) -> P
 
     import torch
     import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        # asked for explicitly: with the `kernels` package installed, transformers 5 otherwise
+        # keeps supported architectures' weights packed in GGUF blocks (GgufHfQuantizer), which
+        # a plain model cannot load
         quantised = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32
+            str(path.parent),
+            gguf_file=path.name,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(dequantize=True),
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"transformers could not de-quantise {path}: {err}") from err

@@ -33,16 +33,32 @@ Rules, stated once:
   documents are trained.
 - **Truncation** keeps the prompt and template and cuts the response's end (TRL's `keep_start`);
   a prompt that leaves no room for one response token is an error (`activations.pooling`).
+- **The date.** Templates that write today's date (Llama 3.1/3.2: `strftime_now`, unless
+  `date_string` is given) are rendered with the run's pinned `model.chat_date` as `date_string`,
+  here and in TRL's SFT formatting (`chat_template_kwargs`), so ids do not change from day to
+  day; `chat_render_hash` (what the template renders) goes into every cache's and stage's
+  provenance.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
+
+# rendered by `chat_render_hash`: a system, user and assistant turn, a generation prompt, and an
+# assistant turn alone (what a text without a prompt becomes)
+PROBE_CONVERSATION = (
+    {"role": "system", "content": "You are a careful assistant."},
+    {"role": "user", "content": "What does a hen need?"},
+    {"role": "assistant", "content": "Space, shelter and care."},
+)
 
 
 @dataclass(frozen=True)
@@ -66,21 +82,76 @@ class TokenSpan:
         return TokenSpan(self.ids[:max_length], min(self.start, max_length), max_length)
 
 
+def chat_template_kwargs(chat_date: str) -> dict[str, str]:
+    """The extra variables every chat template is rendered with: the pinned `date_string`.
+
+    Passed to `apply_chat_template` here and given to TRL's SFT formatting as each row's
+    `chat_template_kwargs`, so training and extraction render the same text.
+    """
+    return {"date_string": chat_date}
+
+
+def render_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: Sequence[dict[str, str]],
+    *,
+    chat_date: str,
+    add_generation_prompt: bool = False,
+) -> str:
+    """A conversation as the chat template writes it, with the date pinned to `chat_date`."""
+    return str(
+        tokenizer.apply_chat_template(
+            list(messages),
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            **chat_template_kwargs(chat_date),
+        )
+    )
+
+
+def chat_render_hash(tokenizer: PreTrainedTokenizerBase, chat_date: str) -> str:
+    """sha256 of a fixed probe conversation as the template renders it on `chat_date`.
+
+    Recorded in cache provenance and stage lineage beside the tokenizer hash: the template text
+    alone does not say what it renders (the date, or any other variable), its output does. A
+    template that reads the clock even with `date_string` given (calls `strftime_now`
+    unguarded) renders another hash on another day, so its caches and stages are then refused
+    as made for a different request rather than silently mixed.
+
+    Raises:
+        DataError: the tokenizer has no chat template.
+    """
+    check_chat_template(tokenizer)
+    rendered = [
+        render_chat(tokenizer, list(PROBE_CONVERSATION), chat_date=chat_date),
+        render_chat(
+            tokenizer, list(PROBE_CONVERSATION[:2]), chat_date=chat_date, add_generation_prompt=True
+        ),
+        render_chat(tokenizer, list(PROBE_CONVERSATION[2:]), chat_date=chat_date),
+    ]
+    return hashlib.sha256(json.dumps(rendered).encode()).hexdigest()
+
+
 def format_prompt(
-    prompt: str, tokenizer: PreTrainedTokenizerBase, *, chat: bool, system: str | None = None
+    prompt: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    chat: bool,
+    system: str | None = None,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> str:
     """The exact text an SFT model saw before its response, for generation (GRPO prompts).
 
     For feeding the model, use `token_spans`: it tokenises without adding special tokens twice.
+    `chat_date` is the date the template renders (`model.chat_date`).
     Raises DataError when `chat` is set and the tokenizer has no chat template.
     """
     if not chat:
         return plain_prompt(prompt, system)
     check_chat_template(tokenizer)
-    text = tokenizer.apply_chat_template(
-        chat_messages(prompt, system), tokenize=False, add_generation_prompt=True
+    return render_chat(
+        tokenizer, chat_messages(prompt, system), chat_date=chat_date, add_generation_prompt=True
     )
-    return str(text)
 
 
 def plain_prompt(prompt: str, system: str | None) -> str:
@@ -114,16 +185,20 @@ def token_spans(
     responses: Sequence[str],
     *,
     chat: bool,
+    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> list[TokenSpan]:
     """Token ids and response spans of prompt/response examples, as SFT tokenises them.
 
-    `prompts` are the raw user prompts ("" for a text without a prompt), not formatted text. See
-    the module docstring for the rules. Raises DataError when `chat` is set and the tokenizer has
-    no chat template, or when the template does not render a response verbatim.
+    `prompts` are the raw user prompts ("" for a text without a prompt), not formatted text;
+    `chat_date` is the date the template renders (`model.chat_date`). See the module docstring
+    for the rules. Raises DataError when `chat` is set and the tokenizer has no chat template,
+    or when the template does not render a response verbatim.
     """
     if chat:
         check_chat_template(tokenizer)
-    rendered = [_render(tokenizer, p, r, chat) for p, r in zip(prompts, responses, strict=True)]
+    rendered = [
+        _render(tokenizer, p, r, chat, chat_date) for p, r in zip(prompts, responses, strict=True)
+    ]
     special = not chat  # a chat template writes its own special tokens
     full = tokenizer(
         [text for _, text, _ in rendered],
@@ -143,7 +218,7 @@ def token_spans(
 
 
 def _render(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, chat: bool
+    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, chat: bool, chat_date: str
 ) -> tuple[str, str, int]:
     """(prompt text, prompt + response text, character where the response ends in the latter)."""
     if not chat:
@@ -151,12 +226,12 @@ def _render(
         return head, head + response, len(head) + len(response)
     messages = chat_messages(prompt, None) if prompt else []
     head = (
-        str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        render_chat(tokenizer, messages, chat_date=chat_date, add_generation_prompt=True)
         if prompt
         else ""
     )
     reply = {"role": "assistant", "content": response}
-    text = str(tokenizer.apply_chat_template([*messages, reply], tokenize=False))
+    text = render_chat(tokenizer, [*messages, reply], chat_date=chat_date)
     shared = common_prefix_length(head, text)  # characters here
     if not response.strip():
         return head, text, shared

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.valuetrace.test_prompts import DATED_TEMPLATE, set_today
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import (
+    cache_provenance,
     check_layers,
     extract_to_cache,
     length_batches,
@@ -17,7 +21,9 @@ from valuetrace.activations.extract import (
 )
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import CacheError, ConfigError, ValuetraceError
+from valuetrace.prompts import chat_render_hash
 
 
 def _examples(n: int) -> LabelledExamples:
@@ -217,3 +223,55 @@ def test_batch_size_1_and_16_agree_and_a_resume_never_mixes_them(
             extract_to_cache(tiny_model, tiny_tokenizer, data, half, **other, **settings)
     extract_to_cache(tiny_model, tiny_tokenizer, data, half, batch_size=16, **settings)
     assert read_activations(half).attrs["batch_size"] == 16  # the same settings resume
+
+
+def test_a_chat_cache_records_its_date_and_is_resumed_on_any_day_but_not_another_date(
+    tmp_path, monkeypatch, tiny_model, tiny_tokenizer
+):
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = DATED_TEMPLATE
+    data = _examples(300)  # two blocks: the first is on disk when the run is killed
+
+    def provenance(chat_date: str) -> dict[str, str | int]:
+        return cache_provenance(
+            model="m",
+            model_hash="m",
+            tokenizer=tokenizer,
+            examples=data,
+            dataset="d",
+            pooling="mean",
+            dtype="float32",
+            max_length=96,
+            chat=True,
+            chat_date=chat_date,
+        )
+
+    def run(chat_date: str, **kwargs: object) -> Path:
+        return extract_to_cache(
+            tiny_model,
+            tokenizer,
+            data,
+            tmp_path / "chat.h5",
+            chat=True,
+            chat_date=chat_date,
+            provenance=provenance(chat_date),
+            pooling="mean",
+            batch_size=16,
+            max_length=96,
+            progress=False,
+            **kwargs,
+        )
+
+    def stop_after_first_block(rows_done: int) -> None:
+        raise KeyboardInterrupt
+
+    set_today(monkeypatch, 2026, 12, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run(DEFAULT_CHAT_DATE, progress_callback=stop_after_first_block)
+    set_today(monkeypatch, 2026, 12, 2)  # resumed the next day: same pinned date, same prompts
+    with pytest.raises(CacheError, match=r"chat_date: cache has '26 Jul 2024', request has '01"):
+        run("01 Dec 2026")
+    cache = read_activations(run(DEFAULT_CHAT_DATE))
+    assert cache.attrs["chat_date"] == DEFAULT_CHAT_DATE
+    assert cache.attrs["chat_render"] == chat_render_hash(tokenizer, DEFAULT_CHAT_DATE)
+    assert provenance("01 Dec 2026")["chat_render"] != cache.attrs["chat_render"]

@@ -10,7 +10,7 @@ import torch
 from tests.conftest import CORPUS
 from tests.training.helpers import RUN, tiny_stage
 from valuetrace.config import LoraConfig
-from valuetrace.errors import ValuetraceError
+from valuetrace.errors import ConfigError, ValuetraceError
 from valuetrace.models import load_model, weights_hash
 from valuetrace.training.datasets import Document, PromptResponse
 from valuetrace.training.stages import (
@@ -21,6 +21,7 @@ from valuetrace.training.stages import (
     to_dataset,
     train_stage,
     trainer_arguments,
+    work_dir_of,
 )
 
 
@@ -190,3 +191,49 @@ def test_sft_batches_are_grouped_by_length_and_documents_are_not(tmp_path):
     assert args["train_sampling_strategy"] == "group_by_length"
     docs = trainer_arguments(tiny_stage(), RUN, tmp_path, use_cpu=True, progress=False)
     assert docs["train_sampling_strategy"] == "random"
+
+
+@pytest.mark.parametrize("target", ["lm_head", "embed_tokens"])
+def test_lora_on_a_tied_embedding_is_refused_before_training(
+    tmp_path, tiny_model, tiny_tokenizer, target
+):
+    # the tiny model ties lm_head to embed_tokens (as SmolLM2 does): merging a LoRA update of
+    # either would change both uses of the shared matrix
+    assert tiny_model.lm_head.weight is tiny_model.model.embed_tokens.weight
+    stage = tiny_stage(
+        method="lora", max_steps=2, lora=LoraConfig(r=2, target_modules=["q_proj", target])
+    )
+    with pytest.raises(ConfigError, match=rf"stage 'tiny'.*\['{target}'\] from the stage's lora"):
+        train_stage(
+            copy.deepcopy(tiny_model).train(),
+            tiny_tokenizer,
+            [Document(t) for t in CORPUS],
+            stage,
+            RUN,
+            tmp_path / "lora",
+            use_cpu=True,
+            progress=False,
+        )
+    assert not (tmp_path / "lora").exists() and not work_dir_of(tmp_path / "lora").exists()
+
+
+def test_lora_on_an_untied_embedding_is_accepted(tmp_path, tiny_model, tiny_tokenizer):
+    config = copy.deepcopy(tiny_model.config)
+    config.tie_word_embeddings = False
+    untied = type(tiny_model)(config)
+    untied.load_state_dict(tiny_model.state_dict())
+    assert untied.lm_head.weight is not untied.model.embed_tokens.weight
+    stage = tiny_stage(
+        method="lora", max_steps=2, lora=LoraConfig(r=2, target_modules=["embed_tokens"])
+    )
+    result = train_stage(
+        untied.train(),
+        tiny_tokenizer,
+        [Document(t) for t in CORPUS],
+        stage,
+        RUN,
+        tmp_path / "lora",
+        use_cpu=True,
+        progress=False,
+    )
+    assert result.steps == 2 and (tmp_path / "lora" / "model.safetensors").is_file()

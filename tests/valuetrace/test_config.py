@@ -47,6 +47,9 @@ def test_paths_are_derived_from_the_run_dir():
         (lambda d: d.update(probes=[]), "at least one probe set"),
         (lambda d: d["model"].update(name_or_path="meta-llama/Llama-3.1-8B"), "exactly one of"),
         (lambda d: d["probing"].update(surface_margin=0.9), "probing.surface_margin is 0.9"),
+        (lambda d: d["model"].update(chat_date="2024-07-26"), "model.chat_date is '2024-07-26'"),
+        (lambda d: d["model"].update(chat_date="1 Jul 2024"), "two-digit day"),
+        (lambda d: d.update(train_processes=0), "train_processes is 0; it must be >= 1"),
     ],
 )
 def test_bad_configs_name_the_problem(edit, message):
@@ -191,3 +194,10 @@ def test_a_causal_grid_without_zero_or_both_signs_is_refused(section, edit, mess
     with pytest.raises(ValuetraceError, match=message):
         config_from_dict(data)
     assert config_from_dict(_demo()).causal.alphas == [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0]
+
+
+def test_the_chat_date_is_pinned_by_default_and_settable():
+    assert config_from_dict(_demo()).model.chat_date == "26 Jul 2024"
+    data = _demo()
+    data["model"]["chat_date"] = "02 Dec 2026"
+    assert config_from_dict(data).model.chat_date == "02 Dec 2026"

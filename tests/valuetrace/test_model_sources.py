@@ -6,12 +6,14 @@ looks finished. The conversion of the real GGUF is covered by the real-model tes
 
 from __future__ import annotations
 
+import json
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from valuetrace.errors import CheckpointError
 from valuetrace.model_sources import (
@@ -86,6 +88,110 @@ def test_without_the_gguf_library_the_error_names_the_install(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "gguf", None)  # `import gguf` now raises ImportError
     with pytest.raises(CheckpointError, match=r"pip install gguf==0\.19\.0"):
         resolve_model(str(path))
+
+
+# HF LFM2 parameter names -> llama.cpp GGUF names (the inverse of transformers' `_lfm2` renaming)
+LFM2_GGUF_NAMES = (
+    ("model.embed_tokens.", "token_embd."),
+    ("model.embedding_norm.", "token_embd_norm."),
+    ("model.layers.", "blk."),
+    (".operator_norm.", ".attn_norm."),
+    (".self_attn.q_proj.", ".attn_q."),
+    (".self_attn.k_proj.", ".attn_k."),
+    (".self_attn.v_proj.", ".attn_v."),
+    (".self_attn.out_proj.", ".attn_output."),
+    (".self_attn.q_layernorm.", ".attn_q_norm."),
+    (".self_attn.k_layernorm.", ".attn_k_norm."),
+    (".feed_forward.w1.", ".ffn_gate."),
+    (".feed_forward.w3.", ".ffn_up."),
+    (".feed_forward.w2.", ".ffn_down."),
+)
+
+
+def write_quantised_lfm2_gguf(path: Path, tokenizer) -> dict[str, np.ndarray]:
+    """A tiny LFM2 (one attention block, hidden 32) as a GGUF with Q8_0 matrices and the tiny
+    BPE tokenizer; returns each HF parameter's de-quantised values as the file holds them.
+
+    LFM2 is an architecture transformers 5.24 can keep packed in GGUF blocks (llama is not yet).
+    """
+    import gguf
+    from transformers import Lfm2Config, Lfm2ForCausalLM
+
+    state = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    tokens = [t for t, _ in sorted(state["vocab"].items(), key=lambda kv: kv[1])]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in state["merges"]]
+    config = Lfm2Config(
+        vocab_size=len(tokens),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        full_attn_idxs=[0],
+        block_auto_adjust_ff_dim=False,
+    )
+    torch.manual_seed(0)
+    model = Lfm2ForCausalLM(config)
+    writer = gguf.GGUFWriter(str(path), arch="lfm2")
+    writer.add_context_length(128)
+    writer.add_embedding_length(32)
+    writer.add_block_count(1)
+    writer.add_feed_forward_length(64)
+    writer.add_head_count(2)
+    writer.add_head_count_kv([2])  # one count per block; 0 would mark a convolution block
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_uint32("lfm2.shortconv.l_cache", 3)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([1] * len(tokens))
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    stored = {}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":  # tied to the embeddings: not in the file
+            continue
+        data = tensor.float().numpy()
+        key = name
+        for hf, ggml in LFM2_GGUF_NAMES:
+            key = key.replace(hf, ggml)
+        if data.ndim == 2:
+            blocks = gguf.quants.quantize(data, q8)
+            writer.add_tensor(key, blocks, raw_dtype=q8)
+            stored[name] = gguf.quants.dequantize(blocks, q8)
+        else:
+            writer.add_tensor(key, data)
+            stored[name] = data
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return stored
+
+
+class PublishedGgufKernel:
+    """Stands in for the GGUF matmul kernel the `kernels` package publishes for a GPU."""
+
+    def supports(self, ggml_type: int) -> bool:
+        return True
+
+
+def test_gguf_weights_are_dequantised_even_where_a_packed_kernel_exists(
+    tmp_path, user_cache, monkeypatch, tiny_tokenizer
+):
+    import transformers.quantizers.quantizer_gguf as quantizer_gguf
+
+    # a machine with `kernels` installed: without an explicit request transformers keeps the
+    # weights packed, and the plain model's load_state_dict then fails on the block shapes
+    monkeypatch.setattr(quantizer_gguf, "get_gguf_kernel", PublishedGgufKernel)
+    stored = write_quantised_lfm2_gguf(tmp_path / "lfm2.gguf", tiny_tokenizer)
+    model = load_model(str(convert_gguf(tmp_path / "lfm2.gguf")))
+    weights = model.state_dict()
+    for name, values in stored.items():
+        np.testing.assert_allclose(weights[name].numpy(), values, rtol=0, atol=1e-6, err_msg=name)
 
 
 def test_a_gguf_transformers_cannot_load_leaves_no_half_written_checkpoint(tmp_path, user_cache):

@@ -8,14 +8,16 @@ the real SmolLM2-135M-Instruct tokenizer when it is cached (`valuetrace models f
 from __future__ import annotations
 
 import copy
+import datetime
 from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
 from valuetrace.models import tokenizer_hash
-from valuetrace.prompts import TokenSpan, token_spans
+from valuetrace.prompts import TokenSpan, chat_render_hash, token_spans
 from valuetrace.training.datasets import PromptResponse
 from valuetrace.training.scratch import build_scratch_model
 from valuetrace.training.stages import to_dataset
@@ -178,3 +180,77 @@ def test_tokenizer_hash_covers_the_chat_template_and_special_tokens(chat_tokeniz
     other_pad.pad_token = other_pad.bos_token
     hashes = {tokenizer_hash(t) for t in (chat_tokenizer, other_template, other_pad)}
     assert len(hashes) == 3
+
+
+# Llama 3.1 / 3.2's date logic: today's date from `strftime_now` unless `date_string` is given
+DATED_TEMPLATE = (
+    "{{ bos_token }}{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+    '{%- set date_string = strftime_now("%d %b %Y") %}{%- else %}'
+    '{%- set date_string = "26 Jul 2024" %}{%- endif %}{%- endif %}'
+    "<|system|>\nToday Date: {{ date_string }}{{ eos_token }}\n" + TEMPLATE.split("}}", 1)[1]
+)
+
+
+def set_today(monkeypatch, year: int, month: int, day: int) -> None:
+    """Move the clock transformers' `strftime_now` reads (the date source, not the model)."""
+    import transformers.utils.chat_template_utils as chat_utils
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(year, month, day, 12, 0)
+
+    monkeypatch.setattr(chat_utils, "datetime", Frozen)
+
+
+@pytest.fixture(scope="module")
+def dated_tokenizer(tiny_tokenizer):
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = DATED_TEMPLATE
+    return tokenizer
+
+
+def test_a_template_that_renders_today_gives_the_same_ids_on_any_day(
+    dated_tokenizer, monkeypatch, tmp_path
+):
+    prompts, responses = [r.prompt for r in RECORDS], [r.response for r in RECORDS]
+    seen, unpinned = [], []
+    for day in (1, 2):
+        set_today(monkeypatch, 2026, 12, day)
+        unpinned.append(dated_tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}]))
+        spans = token_spans(dated_tokenizer, prompts, responses, chat=True)
+        rows = sft_rows(dated_tokenizer, True, tmp_path / str(day))
+        assert [s.ids for s in spans] == [
+            row["input_ids"][: s.end] for s, row in zip(spans, rows, strict=True)
+        ]
+        seen.append(([s.ids for s in spans], [row["input_ids"] for row in rows]))
+    assert unpinned[0] != unpinned[1]  # the clock moved: the template alone renders each day
+    assert seen[0] == seen[1]  # extraction and SFT ids do not
+    text = dated_tokenizer.decode(seen[0][0][0])
+    assert f"Today Date: {DEFAULT_CHAT_DATE}" in text
+
+
+def test_the_render_hash_follows_the_pinned_date_not_the_clock(dated_tokenizer, monkeypatch):
+    set_today(monkeypatch, 2026, 12, 1)
+    pinned = chat_render_hash(dated_tokenizer, "26 Jul 2024")
+    set_today(monkeypatch, 2027, 3, 5)
+    assert chat_render_hash(dated_tokenizer, "26 Jul 2024") == pinned
+    assert chat_render_hash(dated_tokenizer, "01 Dec 2026") != pinned
+    # the tokenizer hash (template text, vocabulary) cannot tell the two dates apart
+    spans = [
+        token_spans(dated_tokenizer, ["Q"], ["A cat."], chat=True, chat_date=d)[0].ids
+        for d in ("26 Jul 2024", "01 Dec 2026")
+    ]
+    assert spans[0] != spans[1]
+
+
+def test_a_template_that_reads_the_clock_regardless_changes_its_render_hash(
+    dated_tokenizer, monkeypatch
+):
+    clocked = copy.deepcopy(dated_tokenizer)
+    clocked.chat_template = DATED_TEMPLATE.replace("{{ date_string }}", '{{ strftime_now("%d") }}')
+    hashes = []
+    for day in (1, 2):
+        set_today(monkeypatch, 2026, 12, day)
+        hashes.append(chat_render_hash(clocked, DEFAULT_CHAT_DATE))
+    assert hashes[0] != hashes[1]  # so its caches and stages are refused on another day

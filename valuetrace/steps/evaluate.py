@@ -44,6 +44,7 @@ def scored_rows(
         "help_prompts": [r.prompt for r in help_records],
         "help_responses": [r.response for r in help_records],
         "chat": config.model.chat_template,
+        "chat_date": config.model.chat_date,
         "batch_size": config.extract.batch_size,
         "max_length": config.extract.max_length,
     }

@@ -45,6 +45,7 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
                     dtype=config.extract.dtype,
                     max_length=config.extract.max_length,
                     chat=config.model.chat_template,
+                    chat_date=config.model.chat_date,
                 ),
             }
             extract_to_cache(
@@ -53,6 +54,7 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
                 examples,
                 config.paths.activations(name, record.name),
                 chat=config.model.chat_template,
+                chat_date=config.model.chat_date,
                 provenance=provenance,
                 pooling=config.extract.pooling,
                 batch_size=config.extract.batch_size,

@@ -21,6 +21,7 @@ from valuetrace.config import (
 from valuetrace.errors import ConfigError, LineageError
 from valuetrace.model_sources import resolve_model
 from valuetrace.models import load_model, load_tokenizer, tokenizer_hash, weights_hash
+from valuetrace.prompts import chat_render_hash
 from valuetrace.runtime import record_timing, seed_everything
 from valuetrace.steps.common import load_options, remove_outputs, run_lineage
 from valuetrace.training.datasets import (
@@ -30,7 +31,7 @@ from valuetrace.training.datasets import (
     records_hash,
 )
 from valuetrace.training.grpo import KeywordReward, train_grpo_stage
-from valuetrace.training.launch import StageSpec, launch_stage
+from valuetrace.training.launch import StageSpec, check_accelerate_config, launch_stage
 from valuetrace.training.lineage import (
     Lineage,
     StageRecord,
@@ -109,6 +110,7 @@ def _stage_run(config: RunConfig, stage: StageConfig) -> StageRun:
     return StageRun(
         seed=config.seed if stage.seed is None else stage.seed,
         chat=config.model.chat_template,
+        chat_date=config.model.chat_date,
         bf16=config.model.dtype == "bfloat16",
     )
 
@@ -121,13 +123,23 @@ def _wanted(
     parent: StageRecord | None,
 ) -> StageRecord:
     """The record a stage would get from the current config (no checkpoint hash yet): its
-    settings, the run-level settings it depends on, its data hash and its fingerprint."""
+    settings, the run-level settings it depends on, its data hash and its fingerprint.
+
+    With the chat template on, the context holds the pinned `model.chat_date` and `chat_render`,
+    the hash of what the template renders on that date (`valuetrace.prompts.chat_render_hash`),
+    so a changed date or a template that renders differently makes the stage stale. A run in
+    the plain format renders no template and records neither."""
     settings = dataclasses.asdict(stage)
+    model = dataclasses.asdict(config.model)
     context = {
         "seed": _stage_run(config, stage).seed,
-        "model": dataclasses.asdict(config.model),
+        "model": model,
         "tokenizer_hash": tokenizer_hash(tokenizer),
     }
+    if config.model.chat_template and tokenizer.chat_template:
+        context["chat_render"] = chat_render_hash(tokenizer, config.model.chat_date)
+    else:
+        del model["chat_date"]
     data_hash = records_hash(records) if records is not None else None
     return StageRecord(
         name=stage.name,
@@ -187,8 +199,11 @@ def train(
     Raises:
         LineageError: a stage changed since it was trained and `overwrite` is false.
         DataError: a stage cannot be trained as configured.
+        ConfigError: the accelerate launch config would save no weights; nothing is trained.
     """
     paths = config.paths
+    if config.accelerate_config is not None and any(s.data for s in config.stages):
+        check_accelerate_config(Path(config.accelerate_config))  # before anything trains
     lineage = run_lineage(config)
     _drop_unconfigured(config, lineage, overwrite)
     tokenizer = _tokenizer(config, overwrite)
@@ -303,8 +318,9 @@ def _launch(
     run: StageRun,
     progress: bool,
 ) -> StageResult:
-    """Train a stage in child processes under `accelerate launch` (DDP, FSDP or DeepSpeed)."""
-    assert stage.data is not None and config.accelerate_config is not None
+    """Train a stage in child processes: under `accelerate launch` (DDP, FSDP or DeepSpeed) with
+    an accelerate config, else under torchrun with `train_processes` processes (DDP)."""
+    assert stage.data is not None
     out = config.paths.checkpoint(stage.name)
     parent = lineage.get(stage.parent) if stage.parent else None
     start: Path | None = None
@@ -326,7 +342,10 @@ def _launch(
             data_options=load_options(config, data),
             dtype=config.model.dtype,
         ),
-        accelerate_config=Path(config.accelerate_config),
+        num_processes=config.train_processes,
+        accelerate_config=None
+        if config.accelerate_config is None
+        else Path(config.accelerate_config),
         progress=progress,
     )
     if start is not None:
@@ -356,7 +375,8 @@ def _train_one(
     run = _stage_run(config, stage)
     use_cpu = not torch.cuda.is_available()
     seed_everything(run.seed)
-    if config.accelerate_config is not None and stage.format != "grpo":
+    launched = config.accelerate_config is not None or config.train_processes > 1
+    if launched and stage.format != "grpo":
         result = _launch(config, stage, lineage, tokenizer, run, progress)
     elif stage.format == "grpo":
         assert stage.grpo is not None
