@@ -106,3 +106,7 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
                 "control_pairs, behaviour_pairs, compassion, helpfulness, coding, ...)."
             ) from err
         write_real_data(Path(config.real_data_dir), paths.data, seed=config.seed, sizes=sizes)
+    if config.concept_sources is not None:
+        from valuetrace.steps.concept import concept_data
+
+        concept_data(config)
