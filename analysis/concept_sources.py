@@ -122,11 +122,14 @@ def source_agreement(
     layers: list[int],
     stage: str = "",
     seed: int = 0,
+    fitted: dict[str, ProbeResults] | None = None,
 ) -> SourceAgreement:
     """Probe every source, transfer every probe to every other source, compare directions.
 
     ``probing`` sets the folds, C, bootstrap size and interval level (the control task is
     skipped: selectivity is the probe step's job). ``seed`` seeds folds and bootstraps.
+    ``fitted`` passes each source's `probe_layers` results when the probe step already made
+    them (the pipeline's saved probes); the sources are then not probed again.
 
     Raises:
         DataError: fewer than two sources, ``primary`` is not a source, the sources differ in
@@ -152,12 +155,25 @@ def source_agreement(
                 "per example"
             )
     own_config = replace(probing, control=False)
+    fitted = fitted or {}
     own = {
-        n: probe_layers(
+        n: fitted[n]
+        if n in fitted
+        else probe_layers(
             s.acts, s.labels, np.asarray(s.groups), own_config, seed=seed, layers=layers
         )
         for n, s in sources.items()
     }
+    stale = [
+        n
+        for n, r in own.items()
+        if r.layers != list(layers) or len(r.labels) != len(sources[n].labels)
+    ]
+    if stale:
+        raise DataError(
+            f"the fitted probes of {stale} cover other layers or examples than their "
+            "activations; rerun `valuetrace probe`"
+        )
     auc, lo, hi = _transfer(sources, own, probing, seed)
     directions = {n: r.mean_direction.vectors for n, r in own.items()}
     cosine = np.array(

@@ -16,6 +16,7 @@ from valuetrace.analysis.concept_sources import (
 from valuetrace.analysis.localize import NO_CHANGE, compare_stages
 from valuetrace.config import ConceptSourcesConfig, ProbingConfig
 from valuetrace.errors import DataError
+from valuetrace.probing import probe_layers
 from valuetrace.probing.folds import grouped_folds
 
 D = 16
@@ -136,3 +137,20 @@ def test_verdicts_on_source_specific_layers_are_noted() -> None:
     notes = scope_notes({"a": agreement}, [cmp], [])
     assert len(notes) == 1 and "a→b: source-specific at layer(s) 1 (" in notes[0]
     assert scope_notes({"other": agreement}, [cmp], []) == []
+
+
+def test_probes_fitted_by_the_probe_step_are_reused_not_refitted() -> None:
+    sources = {k: v for k, v in _sources().items() if k != "essays"}
+    config = ConceptSourcesConfig(sources=list(sources), min_sources=1)
+    fresh = source_agreement(sources, "pairs", config, PROBING, layers=[0, 1])
+    no_control = ProbingConfig(n_folds=3, n_bootstrap=200, control=False)
+    fitted = {
+        n: probe_layers(s.acts, s.labels, s.groups, no_control, layers=[0, 1])
+        for n, s in sources.items()
+    }
+    reused = source_agreement(sources, "pairs", config, PROBING, layers=[0, 1], fitted=fitted)
+    assert reused.auroc == fresh.auroc and reused.auroc_lo == fresh.auroc_lo
+    pairs = sources["pairs"]
+    other = {"pairs": probe_layers(pairs.acts[:1], pairs.labels, pairs.groups, no_control)}
+    with pytest.raises(DataError, match="rerun `valuetrace probe`"):
+        source_agreement(sources, "pairs", config, PROBING, layers=[0, 1], fitted=other)

@@ -26,6 +26,7 @@ from valuetrace.analysis.concept_sources import (
 from valuetrace.analysis.findings import Findings
 from valuetrace.config import RunConfig, resolve_data_path
 from valuetrace.errors import CacheError, ConfigError
+from valuetrace.probing import load_results
 from valuetrace.probing.surface import example_texts
 from valuetrace.records import save_record
 from valuetrace.steps.common import stage_model, stage_tokenizer
@@ -119,8 +120,16 @@ def concept_section(config: RunConfig, findings: Findings) -> ConceptSourcesReco
                 np.asarray(cache.groups),
                 example_texts(examples.prompts, examples.responses),
             )
+        fitted = {name: load_results(config.paths.probes(name, stage)) for name in sources}
         agreements[stage] = source_agreement(
-            sources, primary, concept, config.probing, layers=layers, stage=stage, seed=config.seed
+            sources,
+            primary,
+            concept,
+            config.probing,
+            layers=layers,
+            stage=stage,
+            seed=config.seed,
+            fitted=fitted,
         )
     primary_findings = findings.concepts[primary]
     record = ConceptSourcesRecord(
