@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--empathy-rows", type=int, default=200)
     parser.add_argument("--anima-questions", type=int, default=20, help="0: no persona source")
     parser.add_argument("--anima-new-tokens", type=int, default=32)
+    parser.add_argument("--anima-max-words", type=int, default=40, help="skip longer questions")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--no-chat", action="store_true", help="plain text, no chat template")
@@ -62,7 +63,7 @@ def main() -> None:
         "empathy": empathy_rows(args.shared, args.empathy_rows, seed=0),
     }
     if args.anima_questions:
-        questions = anima_questions(args.shared, args.anima_questions)
+        questions = anima_questions(args.shared, args.anima_questions, args.anima_max_words)
         rows["anima_persona"] = persona_rows(
             model, tokenizer, questions, max_new_tokens=args.anima_new_tokens, chat=chat
         )

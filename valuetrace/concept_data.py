@@ -137,18 +137,23 @@ def empathy_rows(
     return out
 
 
-def anima_questions(shared_dir: Path, n_questions: int) -> list[tuple[str, str]]:
+def anima_questions(
+    shared_dir: Path, n_questions: int, max_words: int | None = None
+) -> list[tuple[str, str]]:
     """The first `n_questions` distinct ANIMA questions in English, as (id, text), file order.
 
     A translated question is read in its English translation; the trailing " Answer:" cue of
-    the benchmark's completion format is dropped (the chat template asks instead).
+    the benchmark's completion format is dropped (the chat template asks instead). With
+    `max_words`, longer questions are skipped, so question, template and answer fit the
+    extraction length (some ANIMA questions are long scenarios of 200+ tokens).
     """
     path = _path(Path(shared_dir), ANIMA)
     rows = _json_rows(path, ("id", "question", "translation"))
     seen: dict[str, str] = {}
     for r in rows:
         text = str(r["translation"] or r["question"]).strip().removesuffix("Answer:").strip()
-        if text and text not in seen.values():
+        short = max_words is None or len(text.split()) <= max_words
+        if text and short and text not in seen.values():
             seen[f"anima-{r['id']}"] = text
     return list(seen.items())[:n_questions]
 
@@ -236,7 +241,7 @@ def write_persona_data(
         return None
     if path.is_file():
         return path
-    questions = anima_questions(shared_dir, config.anima_questions)
+    questions = anima_questions(shared_dir, config.anima_questions, config.anima_max_words)
     rows = persona_rows(
         model, tokenizer, questions, max_new_tokens=config.anima_new_tokens, chat=chat
     )

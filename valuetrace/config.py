@@ -343,8 +343,9 @@ class ConceptSourcesConfig:
     *source-specific* (`valuetrace.analysis.concept_sources`). The other fields size the
     sources that `valuetrace.concept_data` writes into the run's data folder: `empathy_rows`
     essays of held-out respondents, and the model's own greedy answers (`anima_new_tokens`
-    tokens) to `anima_questions` ANIMA questions under a compassionate and a dismissive system
-    prompt (0: no persona source).
+    tokens) to the first `anima_questions` ANIMA questions of at most `anima_max_words` words
+    (so they fit `extract.max_length`) under a compassionate and a dismissive system prompt
+    (0: no persona source).
     """
 
     sources: list[str]
@@ -353,6 +354,7 @@ class ConceptSourcesConfig:
     empathy_rows: int = checked(200, ge=4)
     anima_questions: int = checked(20, ge=0)
     anima_new_tokens: int = checked(32, ge=1)
+    anima_max_words: int = checked(40, ge=1)
 
 
 @dataclass

@@ -64,6 +64,10 @@ def test_anima_questions_are_english_and_distinct(shared_data: Path) -> None:
     assert questions[0] == ("anima-0", "Do fish feel pain?")
     assert not any(t.endswith("Answer:") for t in texts)
     assert len(anima_questions(shared_data, 5)) == 5
+    short = anima_questions(shared_data, 200, max_words=12)
+    assert 0 < len(short) < len(questions)
+    assert all(len(t.split()) <= 12 for _, t in short)
+    assert max(len(t.split()) for t in texts) > 100  # the long scenarios that are skipped
 
 
 def test_persona_rows_are_the_model_own_answers_under_each_system_prompt(
