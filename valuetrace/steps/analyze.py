@@ -215,7 +215,7 @@ def analyze(config: RunConfig) -> Findings:
     )
     save_record(findings, paths.findings)
     _write_csvs(findings, paths)
-    concept_section(config, findings)
+    concept_section(config, main, list(main_concept.comparisons.values()), findings.concentration)
     return findings
 
 

@@ -23,7 +23,8 @@ from valuetrace.analysis.concept_sources import (
     scope_notes,
     source_agreement,
 )
-from valuetrace.analysis.findings import Findings
+from valuetrace.analysis.findings import Concentration
+from valuetrace.analysis.localize import StageComparison
 from valuetrace.config import RunConfig, resolve_data_path
 from valuetrace.errors import CacheError, ConfigError
 from valuetrace.probing import load_results
@@ -89,11 +90,21 @@ def persona_source(config: RunConfig, lineage: Lineage) -> None:
     )
 
 
-def concept_section(config: RunConfig, findings: Findings) -> ConceptSourcesRecord | None:
-    """The section's data: each main stage's source agreement and the scope notes; saved too.
+def concept_section(
+    config: RunConfig,
+    stages: list[str],
+    comparisons: list[StageComparison],
+    concentration: list[Concentration],
+) -> ConceptSourcesRecord | None:
+    """The section's data: each stage's source agreement and the scope notes; saved too.
+
+    `stages` are the stages to judge (the findings' main stages), `comparisons` the primary
+    concept's stage-pair comparisons and `concentration` its indices, whose verdicts on
+    source-specific layers get a note. Every source's cached activations and saved probes are
+    read, not refitted. None when the config has no `concept_sources`.
 
     Raises:
-        MissingStepError / CacheError: a source's activations are missing or stale.
+        MissingStepError / CacheError: a source's activations or probes are missing or stale.
     """
     concept = config.concept_sources
     if concept is None:
@@ -101,7 +112,7 @@ def concept_section(config: RunConfig, findings: Findings) -> ConceptSourcesReco
     sets = {p.name: p for p in config.probes}
     primary = config.probes[0].name
     agreements: dict[str, SourceAgreement] = {}
-    for stage in findings.stages:
+    for stage in stages:
         sources = {}
         layers: list[int] = []
         for name in concept.sources:
@@ -131,12 +142,9 @@ def concept_section(config: RunConfig, findings: Findings) -> ConceptSourcesReco
             seed=config.seed,
             fitted=fitted,
         )
-    primary_findings = findings.concepts[primary]
     record = ConceptSourcesRecord(
         stages=list(agreements.values()),
-        notes=scope_notes(
-            agreements, list(primary_findings.comparisons.values()), findings.concentration
-        ),
+        notes=scope_notes(agreements, comparisons, concentration),
     )
     save_record(record, config.paths.concept_sources)
     return record
