@@ -120,16 +120,20 @@ def greedy_answers(
     max_new_tokens: int,
     chat: bool = False,
     chat_date: str = DEFAULT_CHAT_DATE,
+    system: str | None = None,
 ) -> list[str]:
     """Greedy (argmax) continuation of each raw prompt, decoded without special tokens.
 
     Prompts are formatted as SFT saw them (`chat`: the chat template, which writes its own
-    special tokens, rendered on `chat_date`) and left-padded into one batch, so every answer
-    starts right after its prompt.
+    special tokens, rendered on `chat_date`; `system`: a system prompt in place of the
+    template's default) and left-padded into one batch, so every answer starts right after its
+    prompt.
     """
     if not prompts:
         return []
-    texts = [format_prompt(p, tokenizer, chat=chat, chat_date=chat_date) for p in prompts]
+    texts = [
+        format_prompt(p, tokenizer, chat=chat, system=system, chat_date=chat_date) for p in prompts
+    ]
     device = next(model.parameters()).device
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"

@@ -4,7 +4,9 @@ Why: if the compassion probe trained on the base model still reads the fine-tune
 activations, the representation moved little; where transfer drops, it changed. The diagonal is
 each probe on its own training activations (in-sample). Where a stage's probe is undefined at a
 layer (that stage's activations were one vector for every example there), its row of the
-matrix is NaN at that layer, never a chance-level number.
+matrix is NaN at that layer, never a chance-level number. Given bootstrap weights over the
+test examples, each AUROC gets a percentile interval (probes fitted on one probe set and scored
+on another, e.g. the sources of one concept, use the same call with one test set).
 """
 
 from dataclasses import dataclass
@@ -14,29 +16,38 @@ from jaxtyping import Float, Int
 
 from valuetrace.errors import DataError
 from valuetrace.probing.probe import Probe
-from valuetrace.stats import auroc
+from valuetrace.stats import auroc, percentile_ci
 
 
 @dataclass(frozen=True)
 class TransferResult:
-    """Accuracy and AUROC of probe ``i`` on activations ``j`` at each layer (NaN: no probe)."""
+    """Accuracy and AUROC of probe ``i`` on activations ``j`` at each layer (NaN: no probe).
+
+    ``auroc_ci`` holds the AUROC's bootstrap interval ``(lo, hi)`` when weights were given.
+    """
 
     train_stages: list[str]
     test_stages: list[str]
     layers: list[int]
     accuracy: Float[np.ndarray, "s t l"]
     auroc: Float[np.ndarray, "s t l"]
+    auroc_ci: Float[np.ndarray, "s t l 2"] | None = None
 
 
 def transfer_matrix(
     probes: dict[str, Probe],
     acts: dict[str, Float[np.ndarray, "l n d"]],
     labels: Int[np.ndarray, " n"],
+    weights: Float[np.ndarray, "b n"] | None = None,
+    ci: float = 0.95,
 ) -> TransferResult:
     """Score each stage's probe on each stage's activations; arrays are ``[train, test, layer]``.
 
     NaN at the layers where the training stage's probe is undefined (``Probe.undefined``).
-    Raises ``DataError`` when probes and activations disagree in layers, width or examples.
+    ``weights`` (bootstrap replicates of the test examples, `stats.group_bootstrap_weights`)
+    add a percentile interval at level ``ci`` to every AUROC.
+    Raises ``DataError`` when probes and activations disagree in layers, width or examples, or
+    the weights do not cover the examples.
     """
     labels = np.asarray(labels)
     if not probes or not acts:
@@ -60,20 +71,32 @@ def transfer_matrix(
             f"probes cover different layers { ({k: p.layers for k, p in probes.items()}) }; "
             "fit every stage's probe on the same layers"
         )
+    if weights is not None and (np.ndim(weights) != 2 or np.shape(weights)[1] != len(labels)):
+        raise DataError(
+            f"bootstrap weights have shape {np.shape(weights)} for {len(labels)} examples; pass "
+            "[n_boot, n_examples] weights of the test examples (stats.group_bootstrap_weights)"
+        )
     train_names, test_names = list(probes), list(acts)
     acc = np.empty((len(train_names), len(test_names), shape[0]))
     auc = np.empty_like(acc)
+    auc_ci = None if weights is None else np.empty((*acc.shape, 2))
     for i, name in enumerate(train_names):
         blank = [layer in probes[name].undefined for layer in probes[name].layers]
         for j, other in enumerate(test_names):
             scores = probes[name].decision(acts[other])
             acc[i, j] = ((scores > 0) == (labels == 1)).mean(1)
             auc[i, j] = auroc(scores, labels)
+            if auc_ci is not None:
+                safe = np.where(np.isnan(scores), 0.0, scores)  # undefined layers: blanked below
+                auc_ci[i, j] = percentile_ci(auroc(safe, labels, weights), ci)
         acc[i, :, blank] = auc[i, :, blank] = np.nan
+        if auc_ci is not None:
+            auc_ci[i, :, blank] = np.nan
     return TransferResult(
         train_stages=train_names,
         test_stages=test_names,
         layers=list(next(iter(probes.values())).layers),
         accuracy=acc,
         auroc=auc,
+        auroc_ci=auc_ci,
     )

@@ -30,7 +30,13 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ("training", "activations", "probing", "analysis"):
         return parts[1]
-    if len(parts) > 1 and parts[1] in ("steps", "demo_data", "real_data", "demo_model"):
+    if len(parts) > 1 and parts[1] in (
+        "steps",
+        "demo_data",
+        "real_data",
+        "demo_model",
+        "concept_data",
+    ):
         return "steps"
     return UPPER_VALUETRACE.get(".".join(parts[:2]), "foundations")
 

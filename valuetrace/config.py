@@ -481,6 +481,31 @@ class AnalysisConfig:
 
 
 @dataclass
+class ConceptSourcesConfig:
+    """A concept measured by several independent probe sets, and the rule naming where they agree.
+
+    `sources` names the probe sets (from `probes`) that each measure the concept from another
+    source; the first probe set of the run (the primary, which localisation reads) must be one
+    of them. A layer is *cross-source* when the primary's probe reaches AUROC >= `min_auroc`
+    (its interval above chance) on at least `min_sources` of the other sources, else
+    *source-specific* (`valuetrace.analysis.concept_sources`). The other fields size the
+    sources that `valuetrace.concept_data` writes into the run's data folder: `empathy_rows`
+    essays of held-out respondents, and the model's own greedy answers (`anima_new_tokens`
+    tokens) to the first `anima_questions` ANIMA questions of at most `anima_max_words` words
+    (so they fit `extract.max_length`) under a compassionate and a dismissive system prompt
+    (0: no persona source).
+    """
+
+    sources: list[str]
+    min_auroc: float = checked(0.75, gt=0.5, le=1)
+    min_sources: int = checked(2, ge=1)
+    empathy_rows: int = checked(200, ge=4)
+    anima_questions: int = checked(20, ge=0)
+    anima_new_tokens: int = checked(32, ge=1)
+    anima_max_words: int = checked(40, ge=1)
+
+
+@dataclass
 class RunConfig:
     """A whole pipeline: model, stages in order, probe sets and analysis."""
 
@@ -505,6 +530,7 @@ class RunConfig:
     # processes per trained stage under torchrun (DDP: gloo on CPU, NCCL on GPUs); batch_size
     # is per process. With accelerate_config, that file's num_processes decides instead.
     train_processes: int = checked(1, ge=1)
+    concept_sources: ConceptSourcesConfig | None = None
 
     def __post_init__(self) -> None:
         if self.accelerate_config is not None and self.train_processes != 1:
@@ -533,6 +559,8 @@ class RunConfig:
                 )
         if not self.probes:
             raise ConfigError("probes: list at least one probe set (e.g. compassion pairs).")
+        if self.concept_sources is not None:
+            _check_concept_sources(self.concept_sources, [p.name for p in self.probes])
         umap_layer, layers = self.analysis.umap_layer, self.extract.layers
         if umap_layer is not None and layers is not None and umap_layer not in layers:
             raise ConfigError(
@@ -554,6 +582,26 @@ class RunConfig:
                 return stage
         raise ConfigError(
             f"no stage '{name}' in the config; stages: {[s.name for s in self.stages]}."
+        )
+
+
+def _check_concept_sources(concept: ConceptSourcesConfig, probes: list[str]) -> None:
+    """Refuse concept sources that are not probe sets, lack the primary, or cannot meet the rule."""
+    unknown = [name for name in concept.sources if name not in probes]
+    if unknown:
+        raise ConfigError(
+            f"concept_sources.sources names {unknown}, which are not probe sets ({probes}); list "
+            "each source under `probes` too."
+        )
+    if probes[0] not in concept.sources:
+        raise ConfigError(
+            f"concept_sources.sources {concept.sources} lacks the primary probe set "
+            f"'{probes[0]}' (the first under `probes`); add it."
+        )
+    if len(set(concept.sources)) - 1 < concept.min_sources:
+        raise ConfigError(
+            f"concept_sources.min_sources is {concept.min_sources}, but only "
+            f"{len(set(concept.sources)) - 1} other source(s) are listed; add sources or lower it."
         )
 
 

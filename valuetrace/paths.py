@@ -97,6 +97,11 @@ class RunPaths:
         return self.root / "analysis" / "causal.json"
 
     @property
+    def concept_sources(self) -> Path:
+        """The multi-source concept section (`valuetrace.steps.concept.ConceptSourcesRecord`)."""
+        return self.root / "analysis" / "concept_sources.json"
+
+    @property
     def causal_figure(self) -> Path:
         return self.figures / "causal_dose_response.png"
 

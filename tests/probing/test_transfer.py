@@ -34,3 +34,24 @@ def test_mismatched_inputs_are_refused() -> None:
         transfer_matrix({"a": probe}, {"a": np.zeros((1, 40, 9), np.float32)}, labels)
     with pytest.raises(ValuetraceError, match="one label per example"):
         transfer_matrix({"a": probe}, {"a": acts}, labels[:-2])
+
+
+def test_weights_give_each_auroc_an_interval_around_it_that_widens_with_fewer_examples() -> None:
+    from valuetrace.stats import group_bootstrap_weights
+
+    acts, all_labels, _ = planted(240, (1.5, 0.0), seed=1)
+    train, labels = acts[:, :240], all_labels[:240]
+    probe = {"train": fit_probe(train, labels)}
+    widths = []
+    for n in (240, 40):
+        test, test_labels = acts[:, 240 : 240 + n], all_labels[240 : 240 + n]
+        weights = group_bootstrap_weights(np.arange(n), 500, seed=0)
+        result = transfer_matrix(probe, {"test": test}, test_labels, weights, ci=0.9)
+        assert result.auroc_ci is not None and result.auroc_ci.shape == (1, 1, 2, 2)
+        lo, hi = result.auroc_ci[0, 0, 0]
+        assert lo < result.auroc[0, 0, 0] < hi
+        widths.append(hi - lo)
+    assert widths[1] > widths[0]
+    assert transfer_matrix(probe, {"test": train}, labels).auroc_ci is None
+    with pytest.raises(ValuetraceError, match="bootstrap weights"):
+        transfer_matrix(probe, {"test": train}, labels, np.ones((5, 3)))

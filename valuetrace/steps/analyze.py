@@ -45,6 +45,7 @@ from valuetrace.paths import RunPaths
 from valuetrace.probing import ProbeResults, load_results, transfer_matrix
 from valuetrace.records import save_record
 from valuetrace.steps.common import BEHAVIOUR_SET, primary_pair, require_current
+from valuetrace.steps.concept import concept_section
 from valuetrace.training.lineage import Lineage, StageRecord
 
 Loaded = dict[str, tuple[Activations, ProbeResults]]
@@ -176,7 +177,8 @@ def analyze(config: RunConfig) -> Findings:
 
     primary_set = config.probes[0].name
     headline = primary_pair(compare)
-    concentration = _concentration(concepts, boots, primary_set, compare, headline, ci)
+    sources = config.concept_sources.sources if config.concept_sources else []
+    concentration = _concentration(concepts, boots, primary_set, compare, headline, ci, sources)
     main_concept = concepts[primary_set]
     for index in concentration:
         if index.kind == "concept":
@@ -214,6 +216,7 @@ def analyze(config: RunConfig) -> Findings:
     )
     save_record(findings, paths.findings)
     _write_csvs(findings, paths)
+    concept_section(config, main, list(main_concept.comparisons.values()), findings.concentration)
     return findings
 
 
@@ -230,15 +233,20 @@ def _concentration(
     compare: list[tuple[str, str]],
     headline: tuple[str, str],
     ci: float,
+    sources: Collection[str] = (),
 ) -> list[Concentration]:
-    """Primary concept vs each control concept per pair, and the headline arm vs the other."""
+    """Primary concept vs each control concept per pair, and the headline arm vs the other.
+
+    `sources` names the probe sets that are other sources of the primary concept
+    (`concept_sources.sources`): they are not control concepts.
+    """
     out = []
     main = concepts[primary]
     for a, b in compare:
         key = pair_key(a, b)
         for name, control in concepts.items():
-            if name == primary:
-                continue
+            if name == primary or name in sources:
+                continue  # another source of the primary concept is no control concept
             out.append(
                 concentration_index(
                     "concept",

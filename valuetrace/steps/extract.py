@@ -10,6 +10,7 @@ from valuetrace.config import (
 )
 from valuetrace.console import progress_bar
 from valuetrace.steps.common import BEHAVIOUR_SET, behaviour_examples, stage_model, stage_tokenizer
+from valuetrace.steps.concept import persona_source
 from valuetrace.training.lineage import Lineage
 
 
@@ -20,6 +21,7 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
     lineage = Lineage.load(config.paths.lineage)
     lineage.verify()
     lineage.save(config.paths.lineage)
+    persona_source(config, lineage)  # the multi-source concept's generated source, if any
     sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
     sets[BEHAVIOUR_SET] = behaviour_examples(config)
     for record in lineage.records:

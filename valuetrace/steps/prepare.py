@@ -116,3 +116,7 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
                 sizes=sizes,
                 documents=config.known_answer_documents,
             )
+    if config.concept_sources is not None:
+        from valuetrace.steps.concept import concept_data
+
+        concept_data(config)

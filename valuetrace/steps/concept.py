@@ -1,0 +1,151 @@
+"""The multi-source concept in the pipeline: its generated source, and the analysis section.
+
+`persona_source` writes the ANIMA persona probe set (the first stage's own answers) before
+extraction; `concept_section` reads every source's caches per stage, computes their agreement
+(`valuetrace.analysis.concept_sources`), notes the verdicts that sit on source-specific layers,
+and writes `analysis/concept_sources.json`. Both do nothing when the config has no
+`concept_sources`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from valuetrace.activations.examples import load_labelled
+from valuetrace.activations.store import read_activations
+from valuetrace.analysis.concept_sources import (
+    SourceAgreement,
+    SourceData,
+    scope_notes,
+    source_agreement,
+)
+from valuetrace.analysis.findings import Concentration
+from valuetrace.analysis.localize import StageComparison
+from valuetrace.config import RunConfig, resolve_data_path
+from valuetrace.errors import CacheError, ConfigError
+from valuetrace.probing import load_results
+from valuetrace.probing.surface import example_texts
+from valuetrace.records import save_record
+from valuetrace.steps.common import stage_model, stage_tokenizer
+from valuetrace.training.lineage import Lineage
+
+
+@dataclass
+class ConceptSourcesRecord:
+    """Every main stage's source agreement, and the notes on source-specific verdicts."""
+
+    SCHEMA: ClassVar[str] = "valuetrace.concept_sources_section"
+    VERSION: ClassVar[int] = 1
+
+    stages: list[SourceAgreement]
+    notes: list[str]
+
+
+def _shared_dir(config: RunConfig) -> Path:
+    if config.real_data_dir is None:
+        raise ConfigError(
+            "concept_sources builds its sources from the shared data folder; set real_data_dir "
+            "in the config (e.g. ${config_dir}/../../../shared/data)."
+        )
+    return Path(config.real_data_dir)
+
+
+def concept_data(config: RunConfig) -> None:
+    """Write the data-made concept sources into the run's data folder (at `prepare`)."""
+    if config.concept_sources is None:
+        return
+    from valuetrace.concept_data import write_concept_data
+    from valuetrace.real_data import RealDataSizes
+
+    write_concept_data(
+        _shared_dir(config),
+        config.paths.data,
+        config.concept_sources,
+        config.seed,
+        RealDataSizes(**config.real_data_sizes),
+    )
+
+
+def persona_source(config: RunConfig, lineage: Lineage) -> None:
+    """Generate the ANIMA persona source with the first stage's model, once (at `extract`)."""
+    concept = config.concept_sources
+    if concept is None or concept.anima_questions == 0:
+        return
+    from valuetrace.concept_data import PERSONA_FILE, write_persona_data
+
+    if (config.paths.data / PERSONA_FILE).is_file():
+        return
+    record = lineage.records[0]
+    write_persona_data(
+        stage_model(config, record),
+        stage_tokenizer(record),
+        _shared_dir(config),
+        config.paths.data,
+        concept,
+        chat=config.model.chat_template,
+        chat_date=config.model.chat_date,
+    )
+
+
+def concept_section(
+    config: RunConfig,
+    stages: list[str],
+    comparisons: list[StageComparison],
+    concentration: list[Concentration],
+) -> ConceptSourcesRecord | None:
+    """The section's data: each stage's source agreement and the scope notes; saved too.
+
+    `stages` are the stages to judge (the findings' main stages), `comparisons` the primary
+    concept's stage-pair comparisons and `concentration` its indices, whose verdicts on
+    source-specific layers get a note. Every source's cached activations and saved probes are
+    read, not refitted. None when the config has no `concept_sources`.
+
+    Raises:
+        MissingStepError / CacheError: a source's activations or probes are missing or stale.
+    """
+    concept = config.concept_sources
+    if concept is None:
+        return None
+    sets = {p.name: p for p in config.probes}
+    primary = config.probes[0].name
+    agreements: dict[str, SourceAgreement] = {}
+    for stage in stages:
+        sources = {}
+        layers: list[int] = []
+        for name in concept.sources:
+            cache = read_activations(config.paths.activations(name, stage))
+            examples = load_labelled(resolve_data_path(sets[name].source, config))
+            if examples.ids != cache.ids:
+                raise CacheError(
+                    f"probe set '{name}': {sets[name].source} no longer holds the examples its "
+                    f"activations under '{stage}' were extracted from; rerun `valuetrace "
+                    "extract --overwrite`."
+                )
+            layers = list(cache.layers)
+            sources[name] = SourceData(
+                cache.acts,
+                cache.labels,
+                np.asarray(cache.groups),
+                example_texts(examples.prompts, examples.responses),
+            )
+        fitted = {name: load_results(config.paths.probes(name, stage)) for name in sources}
+        agreements[stage] = source_agreement(
+            sources,
+            primary,
+            concept,
+            config.probing,
+            layers=layers,
+            stage=stage,
+            seed=config.seed,
+            fitted=fitted,
+        )
+    record = ConceptSourcesRecord(
+        stages=list(agreements.values()),
+        notes=scope_notes(agreements, comparisons, concentration),
+    )
+    save_record(record, config.paths.concept_sources)
+    return record
