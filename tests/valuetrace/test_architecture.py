@@ -40,10 +40,11 @@ def test_layer_0_is_the_first_blocks_input_and_layer_l_block_l_minus_1s_output()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_the_transform_comes_from_the_config_and_reproduces_the_forward(family, tiny_tokenizer):
-    model = family_model(family, tiny_tokenizer)
-    assert logit_transform(model) == TRANSFORMS.get(family, LogitTransform())
-    check_logits(model, torch.tensor(tiny_tokenizer("The cat rested near the barn.").input_ids))
+def test_the_transform_comes_from_the_config(family, tiny_tokenizer):
+    # that it reproduces each family's forward is checked by scoring (tests/analysis/test_logprob)
+    assert logit_transform(family_model(family, tiny_tokenizer)) == TRANSFORMS.get(
+        family, LogitTransform()
+    )
 
 
 def test_a_field_of_the_same_name_counts_only_for_the_families_that_apply_it():
