@@ -1,8 +1,9 @@
-"""Extract pooled hidden states of every requested layer with forward hooks on the decoder body.
+"""Extract pooled hidden states of every requested layer with hooks on the decoder blocks.
 
 The model's body (`model.base_model`) runs without the LM head, which extraction never needs,
-and stops right after the last requested layer. Hooks pool each layer's output as it is made,
-so only `[batch, d_model]` per layer is kept. Blocks of rows are sorted by length to cut
+and stops right after the last requested layer. Hooks (`valuetrace.architecture.residual_hooks`:
+layer 0 is the input of the first block, layer l the output of block l-1) pool each layer as it
+is made, so only `[batch, d_model]` per layer is kept. Blocks of rows are sorted by length to cut
 padding, cut into batches of at most `batch_size` rows (and, with `max_batch_tokens`, at most
 that many padded tokens), and written by a background thread while the next block runs. On CUDA
 the pooled vectors come back through pinned memory without a sync per batch.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, get_args
@@ -37,9 +38,10 @@ from valuetrace.activations.pooling import (
 )
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+from valuetrace.architecture import decoder_layers, residual_hooks
 from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import ConfigError, DataError
-from valuetrace.models import decoder_layers, tokenizer_hash
+from valuetrace.models import tokenizer_hash
 from valuetrace.prompts import chat_render_hash
 
 Backend = Literal["hooks", "transformer_lens"]
@@ -51,7 +53,7 @@ class _StopForward(Exception):
 
 
 def n_layers(model: PreTrainedModel) -> int:
-    """Number of hidden-state layers: embeddings plus one per decoder block."""
+    """Number of hidden-state layers: embeddings (the first block's input) plus one per block."""
     return len(decoder_layers(model)) + 1
 
 
@@ -78,50 +80,45 @@ def check_layers(model: PreTrainedModel, layers: Sequence[int] | None) -> list[i
     return chosen
 
 
-@contextlib.contextmanager
-def _pooling_hooks(
-    model: PreTrainedModel, layers: list[int], out: dict[int, torch.Tensor]
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Install hooks that pool layer outputs into `out`; yields a slot for the batch weights."""
-    slot: dict[str, torch.Tensor] = {}
-    modules = [model.get_input_embeddings(), *decoder_layers(model)]
+def _pooling_fns(
+    layers: list[int], weights: torch.Tensor, out: dict[int, torch.Tensor]
+) -> dict[int, Callable[[torch.Tensor], None]]:
+    """Per layer, a reader that pools the residual stream into `out` (the last one stops)."""
 
-    def make_hook(layer: int) -> Callable[[torch.nn.Module, object, object], None]:
-        def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
-            hidden = output[0] if isinstance(output, tuple) else output
-            out[layer] = pool(hidden, slot["weights"])
+    def reader(layer: int) -> Callable[[torch.Tensor], None]:
+        def read(hidden: torch.Tensor) -> None:
+            out[layer] = pool(hidden, weights)
             if layer == layers[-1]:
                 raise _StopForward
 
-        return hook
+        return read
 
-    handles = [modules[layer].register_forward_hook(make_hook(layer)) for layer in layers]
-    try:
-        yield slot
-    finally:
-        for handle in handles:
-            handle.remove()
+    return {layer: reader(layer) for layer in layers}
 
 
 @torch.inference_mode()
 def pooled_hidden_states(
     model: PreTrainedModel, batch: Batch, layers: list[int]
 ) -> Float[torch.Tensor, "l b d"]:
-    """Pooled hidden states of `layers` for one batch (fp32, on the model's device)."""
+    """Pooled hidden states of `layers` for one batch (fp32, on the model's device).
+
+    Layer 0 is the input of the first decoder block, layer l the output of block l-1
+    (`valuetrace.architecture.residual_site`); the body stops after the last requested layer.
+    """
     device = next(model.parameters()).device
     pooled: dict[int, torch.Tensor] = {}
-    with _pooling_hooks(model, layers, pooled) as slot:
-        slot["weights"] = batch.weights.to(device)
-        with (
-            contextlib.suppress(_StopForward),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"),
-        ):
-            model.base_model(
-                input_ids=batch.input_ids.to(device),
-                attention_mask=batch.attention_mask.to(device),
-                position_ids=batch.position_ids.to(device),
-                use_cache=False,
-            )
+    readers = _pooling_fns(layers, batch.weights.to(device), pooled)
+    with (
+        residual_hooks(model, readers),
+        contextlib.suppress(_StopForward),
+        torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"),
+    ):
+        model.base_model(
+            input_ids=batch.input_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),
+            position_ids=batch.position_ids.to(device),
+            use_cache=False,
+        )
     return torch.stack([pooled[layer] for layer in layers])
 
 

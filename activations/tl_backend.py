@@ -1,9 +1,10 @@
 """The transformer-lens backend: the same pooled hidden states, read from `run_with_cache`.
 
-Layer 0 is `hook_embed` (the embeddings output) and layer l is `blocks.{l-1}.hook_resid_post`,
-the same residual stream the hook backend (`activations.extract`) pools, so the two agree to
-float rounding. It exists to cross-check the hook backend and for users who already work in
-transformer-lens; the hook backend is faster (no LM head, no full-sequence cache).
+Layer 0 is `blocks.0.hook_resid_pre` (the first block's input) and layer l is
+`blocks.{l-1}.hook_resid_post`, the residual-stream sites of `valuetrace.architecture` that the
+hook backend (`activations.extract`) pools, so the two agree to float rounding. It exists to
+cross-check the hook backend and for users who already work in transformer-lens; the hook
+backend is faster (no LM head, no full-sequence cache).
 
 The bridge is built with `build_bridge_from_module`, the builder `boot_transformers` uses for a
 pre-loaded `hf_model=`: `boot_transformers` also insists on a tokenizer that it reloads from
@@ -25,6 +26,7 @@ from jaxtyping import Float
 from transformers import PreTrainedModel
 
 from valuetrace.activations.pooling import Batch, pool
+from valuetrace.architecture import residual_site
 
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge
@@ -45,8 +47,9 @@ def boot_bridge(model: PreTrainedModel) -> TransformerBridge:
 
 
 def hook_name(layer: int) -> str:
-    """The transformer-lens hook holding hidden-state layer `layer` (0 = embeddings)."""
-    return "hook_embed" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
+    """The transformer-lens hook holding hidden-state layer `layer` (`residual_site`)."""
+    block, is_input = residual_site(layer)
+    return f"blocks.{block}.hook_resid_pre" if is_input else f"blocks.{block}.hook_resid_post"
 
 
 @torch.inference_mode()
@@ -56,8 +59,9 @@ def pooled_hidden_states_tl(
     """Pooled hidden states of `layers` (sorted) for one batch, via `run_with_cache` (fp32)."""
     device = torch.device(bridge.cfg.device)
     names = [hook_name(layer) for layer in layers]
-    # Stop before the block after the last requested layer; the last layer needs the full run.
-    stop = layers[-1] if layers[-1] < bridge.cfg.n_layers else None
+    # Stop before the block after the last requested site; the last layer needs the full run.
+    stop = residual_site(layers[-1])[0] + 1
+    stop = stop if stop < bridge.cfg.n_layers else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         _, cache = bridge.run_with_cache(
             batch.input_ids.to(device),

@@ -1,10 +1,11 @@
 """Causal dose-response: steer along a compassion direction in the residual stream, re-score.
 
-Probes show where compassion is *readable*; this shows whether the model *uses* it. Forward
-hooks edit the residual stream at chosen layers (layer 0 = embedding output, layer l = output of
-decoder block l-1, the same indexing as extraction). In the pipeline, at the localised layer of
-the post-trained stage, alpha x the parent's direction (scaled by its class gap) is added over a
-grid of alpha, and separately the direction is ablated over the localised layers; the
+Probes show where compassion is *readable*; this shows whether the model *uses* it. Hooks edit
+the residual stream at chosen layers (`valuetrace.architecture.residual_hooks`: layer 0 = the
+input of the first decoder block, layer l = output of block l-1, the sites extraction reads).
+In the pipeline, at the localised layer of the post-trained stage, alpha x the parent's
+direction (scaled by its class gap) is added over a grid of alpha, and separately the direction
+is ablated over the localised layers; the
 compassion share, the mean log-prob margin and the helpfulness loss are scored at each point,
 and the slope of the margin (and share) against alpha is reported with an item-bootstrap CI.
 Activation addition: Turner et al. 2023 ("Activation addition"), Rimsky et al. 2024 (CAA);
@@ -27,19 +28,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.activations.extract import check_layers
 from valuetrace.analysis.behaviour import mean_score
 from valuetrace.analysis.logprob import continuation_logprob
+from valuetrace.architecture import residual_hooks
 from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
-from valuetrace.models import decoder_layers
 from valuetrace.records import load_record, save_record
 from valuetrace.stats import Interval, bootstrap_means, percentile_ci
 
 Mode = Literal["ablate", "add"]
 DirectionLike = Float[np.ndarray, " d"] | Float[torch.Tensor, " d"]
-
-
-def residual_modules(model: PreTrainedModel) -> list[torch.nn.Module]:
-    """The modules whose outputs are the residual-stream layers: index l is layer l."""
-    return [model.get_input_embeddings(), *decoder_layers(model)]
 
 
 def unit_direction(direction: DirectionLike, d_model: int, where: str) -> Float[torch.Tensor, " d"]:
@@ -107,33 +103,22 @@ def direction_hooks(
     alpha * scale[layer] * u. `scale` is in residual-stream units along u, the caller's choice:
     the stage's class gap along u (mean projection of class 1 minus class 0 at that layer, so
     alpha = 1 moves a state by one class gap) or the stream's RMS norm there. The hooks run
-    before any other hook on the same modules and are removed on exit, also on exceptions.
+    before any other hook on the same blocks (so extraction reads the edited stream) and are
+    removed on exit, also on exceptions.
     """
     units, steps = _checked(model, directions, mode, scale)
-    modules = residual_modules(model)
 
-    def make_hook(layer: int) -> Callable[[torch.nn.Module, object, object], object]:
+    def editor(layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
         def edit(hidden: torch.Tensor) -> torch.Tensor:
             u = units[layer].to(device=hidden.device, dtype=hidden.dtype)
             if mode == "ablate":
                 return hidden - (hidden @ u).unsqueeze(-1) * u
             return hidden + (alpha * steps[layer]) * u
 
-        def hook(_module: torch.nn.Module, _inputs: object, output: object) -> object:
-            if isinstance(output, tuple):
-                return (edit(output[0]), *output[1:])
-            return edit(output)
+        return edit
 
-        return hook
-
-    handles = [
-        modules[layer].register_forward_hook(make_hook(layer), prepend=True) for layer in units
-    ]
-    try:
+    with residual_hooks(model, {layer: editor(layer) for layer in units}, first=True):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @dataclass(frozen=True)

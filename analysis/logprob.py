@@ -23,6 +23,7 @@ from jaxtyping import Float, Int
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.pooling import Encoded, encode, pad_ids
+from valuetrace.architecture import check_logits, lm_logits
 from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
 
@@ -124,12 +125,6 @@ def group_batches(
     return batches
 
 
-def _logit_cap(model: PreTrainedModel) -> float | None:
-    """The final logit soft-cap some architectures (Gemma 2) apply in their forward, or None."""
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    return float(cap) if cap else None
-
-
 @torch.inference_mode()
 def continuation_logprob(
     model: PreTrainedModel,
@@ -153,12 +148,17 @@ def continuation_logprob(
     continuation's tokens) up to float rounding, but cheaper: rows are length-sorted and batched
     like extraction, a prompt shared by several rows runs once, the decoder body
     (`model.base_model`, final norm included) runs once per token, and the LM head runs only at
-    the positions whose next token belongs to the continuation. `batch_size` and
-    `max_batch_tokens` bound the rows and padded tokens of one forward. Forward hooks on the
-    decoder layers (e.g. `analysis.causal.direction_hooks`) apply to every token.
+    the positions whose next token belongs to the continuation, followed by the transform the
+    model's forward applies to its logits (`valuetrace.architecture.lm_logits`: scales,
+    soft-caps), checked on the first row against a full forward (`check_logits`) before
+    scoring. `batch_size` and `max_batch_tokens` bound the rows and padded tokens of one
+    forward. Hooks on the decoder blocks (e.g. `analysis.causal.direction_hooks`) apply to
+    every token.
 
     Raises:
         DataError: a continuation has no scored token (empty, or its only token opens the text).
+        ConfigError: the model's forward transforms its logits in a way valuetrace does not
+            reproduce (`check_logits`), so its log-probabilities would not be the model's.
     """
     encoded = encode(tokenizer, prompts, continuations, max_length, chat=chat, chat_date=chat_date)
     bad = [i for i, e in enumerate(encoded) if not any(e.response[1:])]
@@ -167,6 +167,7 @@ def continuation_logprob(
             f"continuation(s) {bad} have no token to score (empty, or the only token of a text "
             "without BOS); give every item a non-empty continuation after its prompt."
         )
+    check_logits(model, torch.tensor(encoded[0].ids))
     out = np.empty(len(encoded))
     groups = prompt_groups(encoded, prompts, batch_size, max_batch_tokens)
     for batch in group_batches(groups, batch_size, max_batch_tokens):
@@ -224,10 +225,7 @@ def _mean_token_logprob(
     ``logsumexp`` rather than ``log_softmax``: one read of the logits, no second ``[k, vocab]``.
     """
     row, col = scored.nonzero(as_tuple=True)
-    logits = model.get_output_embeddings()(hidden[row, col]).float()  # [k, vocab]
-    cap = _logit_cap(model)
-    if cap is not None:
-        logits = cap * torch.tanh(logits / cap)
+    logits = lm_logits(model, hidden[row, col])  # [k, vocab]
     target = logits.gather(-1, ids[row, col + 1, None])[:, 0]
     token_lp = target - torch.logsumexp(logits, dim=-1)
     sums = torch.zeros(len(ids), device=ids.device).index_add_(0, row, token_lp)

@@ -41,8 +41,8 @@ from valuetrace.activations.extract import n_layers, pooled_hidden_states
 from valuetrace.activations.pooling import Encoded, collate, encode
 from valuetrace.analysis.findings import Concentration, concentration_index
 from valuetrace.analysis.localize import StageComparison, compare_stages
+from valuetrace.architecture import decoder_layers
 from valuetrace.errors import DataError
-from valuetrace.models import decoder_layers
 from valuetrace.probing.folds import grouped_folds
 
 Case = Literal["weakening", "rotation", "drift"]
@@ -148,8 +148,11 @@ def plant_stream_map(
 
     Layers before `from_layer` are bit-identical to the original. For `from_layer` = 0 the
     embedding matrix is mapped instead (E <- E Mᵀ, a pure weight edit, the LM head untied so
-    the logits keep their read-out); otherwise block `from_layer - 1` applies M to its output
-    (a non-persistent buffer `stream_map`: `save_pretrained` keeps only the weight edits).
+    the logits keep their read-out): layer 0, the first block's input, is the embedding row
+    times a constant in the Llama-style blocks accepted here (1 in Llama, Mistral and Qwen2,
+    Granite's `embedding_multiplier`), so it is mapped by M. Otherwise block `from_layer - 1`
+    applies M to its output (a non-persistent buffer `stream_map`: `save_pretrained` keeps
+    only the weight edits).
     M = I - uuᵀ removes direction u from `from_layer` on.
 
     Raises:

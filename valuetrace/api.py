@@ -68,8 +68,8 @@ def extract_activations(
 ) -> Activations:
     """Pooled hidden states of every example at every layer (or `layers`), read into memory.
 
-    The residual stream is read with forward hooks on the decoder body (layer 0 = embedding
-    output, l = output of block l-1, before the final norm) and pooled per example: `last`
+    The residual stream is read with hooks on the decoder blocks (layer 0 = the first block's
+    input, l = output of block l-1, before the final norm) and pooled per example: `last`
     token, `mean` of the tokens, or `response` tokens only; fp32 pooling whatever the model's
     dtype. With `path` the HDF5 cache is kept there (resumable, with provenance); without it a
     temporary file is used and removed. `examples` is a `LabelledExamples` or a JSONL/CSV file

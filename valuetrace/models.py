@@ -1,4 +1,4 @@
-"""Load the models valuetrace reads, hash their files, and find their decoder blocks.
+"""Load the models valuetrace reads and hash their files.
 
 A foundation module: any Hugging Face causal LM by hub id or local path, optionally with a PEFT
 adapter on top; the content hashes that cache provenance and lineage record.
@@ -231,19 +231,6 @@ def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
         sort_keys=True,
     )
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
-    """The transformer blocks of a decoder-only HF model (Llama, Mistral, Qwen, GPT-2 …)."""
-    body = model.base_model
-    for attr in ("layers", "h", "blocks"):
-        layers = getattr(body, attr, None)
-        if isinstance(layers, torch.nn.ModuleList):
-            return layers
-    raise CheckpointError(
-        f"cannot find the decoder layers of {type(model).__name__}; expected "
-        "model.model.layers (Llama-style) or model.transformer.h (GPT-2 style)."
-    )
 
 
 def weights_hash(checkpoint: str | Path) -> str:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.activations.test_extract import PROVENANCE, _examples
+from tests.architectures import family_model
 from valuetrace.activations.extract import extract_to_cache, pooled_hidden_states
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
@@ -53,6 +54,18 @@ def test_hooks_tl_and_hf_hidden_states_pool_to_the_same_vectors(
     torch.testing.assert_close(hf[:2], tl[:2], atol=1e-4, rtol=0)
     early = pooled_hidden_states_tl(bridge, batch, [0, 1])  # stops before block 1
     torch.testing.assert_close(early, hooks[:2], atol=1e-4, rtol=0)
+
+
+def test_layer_0_is_the_first_blocks_input_with_learned_positions(tiny_tokenizer):
+    gpt2 = family_model("gpt2", tiny_tokenizer)  # adds position embeddings before block 0
+    encoded = encode(tiny_tokenizer, PROMPTS, RESPONSES, 64)
+    batch = collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "mean")
+    gpt2_bridge = boot_bridge(gpt2)
+    tl = pooled_hidden_states_tl(gpt2_bridge, batch, [0, 1])
+    hf = hf_pooled_hidden_states(gpt2, batch)
+    torch.testing.assert_close(tl, hf[:2], atol=1e-5, rtol=0)
+    only_0 = pooled_hidden_states_tl(gpt2_bridge, batch, [0])  # stops after block 0's input
+    torch.testing.assert_close(only_0, hf[:1], atol=1e-5, rtol=0)
 
 
 def test_the_callers_model_and_logging_are_left_as_they_were(tiny_model):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.architectures import FAMILIES, family_model
 from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import Batch, collate, encode
 from valuetrace.analysis.causal import (
@@ -14,10 +15,10 @@ from valuetrace.analysis.causal import (
     direction_hooks,
     dose_response,
     plot_dose_response,
-    residual_modules,
     slope_score,
 )
 from valuetrace.analysis.logprob import continuation_logprob
+from valuetrace.architecture import decoder_layers
 from valuetrace.errors import ValuetraceError
 
 TEXTS = [
@@ -32,6 +33,11 @@ PROMPTS = [f"The {a} {v} near the" for a in ("cat", "dog", "fox", "cow") for v i
 def _batch(tokenizer) -> Batch:
     encoded = encode(tokenizer, [""] * len(TEXTS), TEXTS, 64)
     return collate(encoded, tokenizer.pad_token_id, tokenizer.bos_token_id, "mean")
+
+
+def _n_hooks(model) -> list[int]:
+    """Hooks (forward and pre-forward) on each decoder block, where the residual stream lives."""
+    return [len(b._forward_hooks) + len(b._forward_pre_hooks) for b in decoder_layers(model)]
 
 
 def _unit(seed: int, d: int) -> np.ndarray:
@@ -84,10 +90,34 @@ def test_add_shifts_the_projection_by_alpha_times_scale(tiny_model, tiny_tokeniz
     torch.testing.assert_close(after - before, 1.5 * u.expand_as(before), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_layer_0_edits_are_the_first_blocks_input_on_every_family(family, tiny_tokenizer):
+    model = family_model(family, tiny_tokenizer)
+    u = torch.tensor(_unit(5, model.config.hidden_size), dtype=torch.float32)
+    batch = _batch(tiny_tokenizer)
+
+    def first_input() -> torch.Tensor:  # HF's hidden_states[0]: what block 0 receives
+        with torch.inference_mode():
+            return model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                output_hidden_states=True,
+            ).hidden_states[0]
+
+    clean = first_input()
+    with direction_hooks(model, {0: u}, "ablate"):
+        ablated = first_input()
+    with direction_hooks(model, {0: u}, "add", alpha=2.0, scale=0.5):
+        added = first_input()
+    assert (clean @ u).abs().max() > 1e-3
+    assert (ablated @ u).abs().max() < 1e-5
+    torch.testing.assert_close(added - clean, u.expand_as(clean), rtol=0, atol=1e-5)
+
+
 def test_hooks_are_removed_on_exit_and_on_exceptions(tiny_model, tiny_tokenizer):
     batch = _batch(tiny_tokenizer)
-    modules = residual_modules(tiny_model)
-    n_hooks = [len(m._forward_hooks) for m in modules]
+    n_hooks = _n_hooks(tiny_model)
     u = _unit(4, tiny_model.config.hidden_size)
 
     def logits() -> torch.Tensor:
@@ -96,12 +126,12 @@ def test_hooks_are_removed_on_exit_and_on_exceptions(tiny_model, tiny_tokenizer)
 
     clean = logits()
     with direction_hooks(tiny_model, {0: u, 2: u}, "add", scale=5.0):
-        assert [len(m._forward_hooks) for m in modules] != n_hooks
+        assert _n_hooks(tiny_model) != n_hooks
         assert not torch.equal(logits(), clean)
     torch.testing.assert_close(logits(), clean, rtol=0, atol=0)
     with pytest.raises(RuntimeError, match="boom"), direction_hooks(tiny_model, {1: u}, "ablate"):
         raise RuntimeError("boom")
-    assert [len(m._forward_hooks) for m in modules] == n_hooks
+    assert _n_hooks(tiny_model) == n_hooks
     torch.testing.assert_close(logits(), clean, rtol=0, atol=0)
 
 
@@ -165,7 +195,7 @@ def test_slope_is_the_least_squares_fit_of_the_item_means():
 
 def test_bad_input_names_the_problem(tiny_model, tiny_tokenizer):
     d = tiny_model.config.hidden_size
-    n_hooks = [len(m._forward_hooks) for m in residual_modules(tiny_model)]
+    n_hooks = _n_hooks(tiny_model)
     cases = [
         ({1: np.ones(16)}, "ablate", 1.0, rf"shape \(16,\).*hidden size is {d}"),
         ({5: np.ones(d)}, "ablate", 1.0, r"layers are 0 \(embeddings\) to 2"),
@@ -182,4 +212,4 @@ def test_bad_input_names_the_problem(tiny_model, tiny_tokenizer):
             pass
     with pytest.raises(ValuetraceError, match="must hold 0"):
         _dose(tiny_model, tiny_tokenizer, np.ones(d), [1.0, 2.0], 1.0)
-    assert [len(m._forward_hooks) for m in residual_modules(tiny_model)] == n_hooks
+    assert _n_hooks(tiny_model) == n_hooks

@@ -1,5 +1,6 @@
-"""Continuation log-probs: head-only scoring with shared prompts equals a full-logits forward,
-and a shared prompt runs through the model once."""
+"""Continuation log-probs: head-only scoring with shared prompts equals a full-logits forward
+on every architecture family valuetrace accepts (`tests.architectures`), a shared prompt runs
+through the model once, and a model whose logits scoring cannot reproduce is refused."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 import torch
 
 from tests.analysis import texts
+from tests.architectures import FAMILIES, NO_SHARED_PROMPTS, family_model
 from valuetrace.activations.pooling import encode
 from valuetrace.analysis.logprob import continuation_logprob, group_batches, prompt_groups
-from valuetrace.errors import DataError
+from valuetrace.architecture import logit_transform
+from valuetrace.errors import ConfigError, DataError
 from valuetrace.prompts import format_prompt
 
 # Prompts 0-2 come back as 5-7 with other continuations (two-row groups sharing the prompt),
@@ -43,6 +46,24 @@ def test_scoring_equals_the_full_logits_forward(tiny_model, tiny_tokenizer, batc
     np.testing.assert_allclose(capped, want, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_scores_its_own_full_forward_log_probs(family, tiny_tokenizer):
+    model = family_model(family, tiny_tokenizer)
+    n = len(texts.PROMPTS) if family in NO_SHARED_PROMPTS else len(PROMPTS)  # distinct prompts
+    got = continuation_logprob(model, tiny_tokenizer, PROMPTS[:n], CONTS[:n], batch_size=3)
+    pairs = zip(PROMPTS[:n], CONTS[:n], strict=True)
+    want = [full_logits_logprob(model, tiny_tokenizer, p, c) for p, c in pairs]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_logits_a_family_transforms_unknowingly_are_refused(tiny_tokenizer, monkeypatch):
+    granite = family_model("granite", tiny_tokenizer)
+    assert logit_transform(granite).scale == 1 / 8  # its `logits_scaling` divisor
+    monkeypatch.setattr("valuetrace.architecture._LOGIT_SCALES", ())  # as if not known
+    with pytest.raises(ConfigError, match=r"cannot reproduce the logits of GraniteForCausalLM"):
+        continuation_logprob(granite, tiny_tokenizer, PROMPTS[:2], CONTS[:2])
+
+
 def test_rows_share_their_prompt_up_to_its_last_token(tiny_tokenizer):
     encoded = encode(tiny_tokenizer, PROMPTS, CONTS, 256)
     groups = {frozenset(g.rows): g.shared for g in prompt_groups(encoded, PROMPTS, 16)}
@@ -72,7 +93,8 @@ def test_a_shared_prompt_runs_through_the_model_once(tiny_model, tiny_tokenizer)
     finally:
         handle.remove()
     own = max(len(e.ids) for e in encoded) - shared
-    assert seen == [(1, shared), (3, own)]
+    # first `check_logits`' one-row full forward, then the shared prompt once, then own parts
+    assert seen[0][0] == 1 and seen[1:] == [(1, shared), (3, own)]
 
 
 def test_batches_hold_whole_groups_within_the_row_budget(tiny_tokenizer):

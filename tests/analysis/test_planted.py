@@ -12,14 +12,15 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
+from valuetrace.activations.extract import n_layers
 from valuetrace.activations.pooling import Encoded
-from valuetrace.analysis.causal import residual_modules
 from valuetrace.analysis.planted import (
     plant_markers,
     plant_stream_map,
     planted_selftest,
     quiet_coordinates,
 )
+from valuetrace.architecture import residual_hooks
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.steps.selftest import default_layers, neutral_texts
@@ -57,17 +58,9 @@ def _unit(seed: int, d: int) -> torch.Tensor:
 def _streams(model, input_ids: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Every residual-stream layer at every position, and the logits, from one full forward."""
     out: list[torch.Tensor] = []
-
-    def grab(_module, _inputs, output) -> None:
-        out.append(output[0] if isinstance(output, tuple) else output)
-
-    handles = [m.register_forward_hook(grab) for m in residual_modules(model)]
-    try:
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids).logits
-    finally:
-        for handle in handles:
-            handle.remove()
+    readers = dict.fromkeys(range(n_layers(model)), out.append)
+    with residual_hooks(model, readers), torch.inference_mode():
+        logits = model(input_ids=input_ids).logits
     return out, logits
 
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
+from valuetrace.architecture import decoder_layers
 from valuetrace.errors import ValuetraceError
-from valuetrace.models import decoder_layers, load_model, load_tokenizer
+from valuetrace.models import load_model, load_tokenizer
 
 
 def test_tokenizer_adds_bos_and_round_trips(tiny_tokenizer):

@@ -17,9 +17,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.analysis.planted import SelfTestCase, planted_selftest
+from valuetrace.architecture import decoder_layers
 from valuetrace.config import MAX_SEED
 from valuetrace.errors import ConfigError
-from valuetrace.models import decoder_layers, load_model, load_tokenizer
+from valuetrace.models import load_model, load_tokenizer
 from valuetrace.training.scratch import build_scratch_model, train_tokenizer
 
 SUBJECTS = ("The clerk", "A neighbour", "The driver", "My cousin", "The teacher")
