@@ -37,6 +37,7 @@ from valuetrace.activations.pooling import (
 )
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+from valuetrace.console import show_bars
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import decoder_layers, tokenizer_hash
 
@@ -298,7 +299,7 @@ def extract_to_cache(
         total=len(examples),
         initial=start,
         desc=f"extract {path.stem}",
-        disable=not progress,
+        disable=not show_bars(progress),  # bars on a terminal only, never in a log file
         unit="ex",
     )
 

@@ -9,7 +9,7 @@ from its last complete Trainer checkpoint when run again.
 from __future__ import annotations
 
 import logging
-import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +32,10 @@ from transformers.trainer_utils import TrainOutput
 from trl import SFTConfig, SFTTrainer
 
 from valuetrace.config import Format, LoraConfig, LossHead, StageConfig, check_ranges
+from valuetrace.console import show_bars
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import merge_in_float32
+from valuetrace.paths import remove_inside
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
@@ -134,11 +136,16 @@ def last_checkpoint(work_dir: Path) -> Path | None:
 
 class StageProgress(TrainerCallback):
     """One bar per stage (labelled with the stage) instead of the Trainer's, and its per-step
-    loss dicts to the log (the console shows them only with --verbose) instead of stdout."""
+    loss dicts to the log (the console shows them only with --verbose) instead of stdout.
 
-    def __init__(self, label: str, enabled: bool) -> None:
+    With `line` (progress wanted, but stderr is not a terminal) there is no bar: the stage
+    prints one line when it ends, so a log file gets a line per stage, not one per step.
+    """
+
+    def __init__(self, label: str, enabled: bool, *, line: bool = False) -> None:
         self.label = label
         self.enabled = enabled
+        self.line = line  # no bar (not a terminal): one line when the stage ends
         self.bar: Any = None
 
     def on_train_begin(
@@ -176,6 +183,8 @@ class StageProgress(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        elif self.line and state.is_world_process_zero:
+            print(f"train {self.label}: {state.global_step} steps", file=sys.stderr, flush=True)
 
 
 def fit_and_save(
@@ -185,12 +194,13 @@ def fit_and_save(
     out_dir: Path,
     *,
     stage: StageConfig,
+    progress: bool = True,
 ) -> tuple[TrainOutput, float]:
     """Train (resuming if a checkpoint exists), save on the main process, then drop `work_dir`.
 
     A LoRA stage's adapter is merged into the weights when its `lora.merge` says so. The
-    Trainer's progress bar and printed loss dicts are replaced by `StageProgress` (a bar only
-    when the arguments do not disable tqdm).
+    Trainer's progress bar and printed loss dicts are replaced by `StageProgress`: a bar when
+    the arguments do not disable tqdm, else one line at the end when `progress`.
 
     Raises:
         ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights.
@@ -206,7 +216,8 @@ def fit_and_save(
         )
     trainer.remove_callback(PrinterCallback)  # it prints every loss dict to stdout
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(StageProgress(out_dir.name, enabled=not trainer.args.disable_tqdm))
+    bar = not trainer.args.disable_tqdm
+    trainer.add_callback(StageProgress(out_dir.name, enabled=bar, line=progress and not bar))
     resume = last_checkpoint(work_dir)
     if resume is not None:
         log.info("resuming stage from trainer checkpoint %s", resume)
@@ -227,7 +238,7 @@ def fit_and_save(
         tokenizer.save_pretrained(out_dir)
     trainer.accelerator.wait_for_everyone()
     if main:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        remove_inside(work_dir, out_dir.parent)
     return output, seconds
 
 
@@ -263,7 +274,7 @@ def trainer_arguments(
         "save_strategy": "steps",
         "save_steps": run.save_steps,
         "save_total_limit": 1,
-        "disable_tqdm": not progress,
+        "disable_tqdm": not show_bars(progress),  # a bar in a log file is a line per step
         # transformers 5 renamed it; the old name warns (and TRL's default for it is True)
         "activation_checkpointing": stage.gradient_checkpointing,
     }
@@ -384,7 +395,9 @@ def train_stage(
     trainer = sft_trainer(
         model, tokenizer, records, stage, run, work_dir, use_cpu=use_cpu, progress=progress
     )
-    output, seconds = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
+    output, seconds = fit_and_save(
+        trainer, tokenizer, work_dir, out_dir, stage=stage, progress=progress
+    )
     return stage_result(trainer, output, seconds)
 
 
