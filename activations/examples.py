@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from valuetrace.errors import DataError
+from valuetrace.records import short_repr
 from valuetrace.stats import check_labels
 
 
@@ -62,25 +63,62 @@ class LabelledExamples:
                 f"{what} needs 0/1 labels, but this example set has no 'label' column; add one "
                 "(1 = concept present) or use the set for extraction only."
             )
-        return check_labels(self.labels, len(self))
+        try:
+            return check_labels(self.labels, len(self))
+        except DataError as err:  # e.g. one class only: say which set
+            raise DataError(f"{what}: {err}") from err
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
+def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a JSONL or CSV example set, each with its line number in the file."""
     if not path.is_file():
         raise DataError(
             f"probe set {path} does not exist; check the path (the probe set's `source` in the "
             "config, or --examples)."
         )
-    if path.suffix == ".csv":
-        with path.open(newline="") as fh:
-            return list(csv.DictReader(fh))
+    if path.suffix != ".csv":
+        return read_jsonl(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            return [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as err:
+        raise DataError(_not_utf8(path, err)) from err
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError, line: int | None = None) -> str:
+    where = f"{path} line {line}" if line is not None else f"{path} (byte {err.start})"
+    return f"{where} is not UTF-8 text ({err.reason}); save the file as UTF-8."
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """The JSON objects of a JSONL file with their 1-based line numbers (blank lines skipped).
+
+    Raises:
+        DataError: a line is not UTF-8, not valid JSON, or not a JSON object; the file and line
+            are named.
+    """
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
             try:
-                rows.append(json.loads(line))
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(_not_utf8(path, err, n)) from err
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{n} is not valid JSON ({err}); fix that line.") from err
+                raise DataError(
+                    f"{path} line {n} is not valid JSON ({err}); fix that line."
+                ) from err
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"{path} line {n} is a JSON {type(row).__name__}, not an object; each line "
+                    "must be one object with named fields."
+                )
+            rows.append((n, row))
     return rows
 
 
@@ -99,27 +137,32 @@ def load_examples(path: str | Path) -> LabelledExamples:
     missing file, bad JSON, a missing id/text column, or a bad value.
     """
     path = Path(path)
-    rows = _rows(path)
-    if not rows:
+    numbered = _rows(path)
+    if not numbered:
         raise DataError(f"example set {path} is empty; it needs at least one example.")
+    lines, rows = [n for n, _ in numbered], [row for _, row in numbered]
     text_key = "response" if "response" in rows[0] else "text"
-    missing = [k for k in ("id", text_key) if k not in rows[0]]
-    if missing:
-        raise DataError(
-            f"example set {path} lacks column(s) {missing}; found {sorted(rows[0])}. Expected "
-            "id, response (or text), and optionally prompt, pair_id, label (0/1) and score."
-        )
-    for n, row in enumerate(rows, start=1):
-        if not str(row.get(text_key) or "").strip():
-            raise DataError(f"{path} row {n}: empty {text_key}; drop or fix that row.")
     group_key = next((k for k in ("pair_id", "group", "group_id") if k in rows[0]), "id")
+    needed = [k for k in ("id", text_key, group_key, "label", "score") if k in rows[0]]
+    for n, row in zip(lines, rows, strict=True):
+        missing = [k for k in ("id", text_key) if k not in rows[0]] or [
+            k for k in needed if k not in row
+        ]
+        if missing:
+            raise DataError(
+                f"{path} line {n}: the example lacks field(s) {missing}; found {sorted(row)}. "
+                "Every example needs id and response (or text); prompt, pair_id, label (0/1) "
+                "and score are optional but, if used, on every line."
+            )
+        if not str(row.get(text_key) or "").strip():
+            raise DataError(f"{path} line {n}: empty {text_key}; drop or fix that line.")
     return LabelledExamples(
         ids=[str(r["id"]) for r in rows],
         prompts=[str(r.get("prompt") or "") for r in rows],
         responses=[str(r[text_key]) for r in rows],
-        labels=_column(path, rows, "label", _label) if "label" in rows[0] else None,
+        labels=_column(path, numbered, "label", _label) if "label" in rows[0] else None,
         groups=[str(r[group_key]) for r in rows],
-        scores=_column(path, rows, "score", _score) if "score" in rows[0] else None,
+        scores=_column(path, numbered, "score", _score) if "score" in rows[0] else None,
     )
 
 
@@ -141,17 +184,21 @@ def _score(value: object) -> float | None:
 
 
 def _column(
-    path: Path, rows: list[dict[str, str]], key: str, parse: Callable[[object], float | None]
+    path: Path,
+    rows: list[tuple[int, dict[str, str]]],
+    key: str,
+    parse: Callable[[object], float | None],
 ) -> np.ndarray:
-    """One checked value per row of column `key`; the first bad row is a DataError."""
+    """One checked value per row of column `key`; the first bad row is a DataError naming its
+    line."""
     values = []
-    for n, row in enumerate(rows, start=1):
+    for n, row in rows:
         value = parse(row.get(key)) if row.get(key) not in (None, "") else None
         if value is None:
             want = "0 or 1 (1 = concept present)" if key == "label" else "a finite number"
             raise DataError(
-                f"{path} row {n}: {key} {row.get(key)!r} is not {want}; fix that row, or drop "
-                f"the {key} column to extract without it."
+                f"{path} line {n}: {key} {short_repr(row.get(key))} is not {want}; fix that "
+                f"line, or drop the {key} column to extract without it."
             )
         values.append(value)
     return np.asarray(values, dtype=np.int64 if key == "label" else np.float64)

@@ -40,6 +40,7 @@ from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.architecture import decoder_layers, residual_hooks
 from valuetrace.config import DEFAULT_CHAT_DATE
+from valuetrace.console import show_bars
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import tokenizer_hash
 from valuetrace.prompts import chat_render_hash
@@ -305,7 +306,7 @@ def extract_to_cache(
         total=len(examples),
         initial=start,
         desc=f"extract {path.stem}",
-        disable=not progress,
+        disable=not show_bars(progress),  # bars on a terminal only, never in a log file
         unit="ex",
     )
 

@@ -10,9 +10,12 @@ Layout of one file (one dataset under one checkpoint), readable with plain h5py 
     /score        float64 [n_examples]     (a continuous score, e.g. a graded answer); only
                   when the set carries one (schema_version 2 on)
     /group_id     utf-8 strings [n_examples] (contrastive pair id)
+    /checksum     uint32 [n_layers, n_examples]: zlib CRC-32 of each row's stored bytes
+                  (`hidden[l, i, :]`, little-endian), written with its block (schema_version 3)
     attributes    format="valuetrace.activations", schema_version, layers (int array; 0 =
                   embeddings, l = output of block l-1, before any final norm), rows_done,
-                  complete, created_at, and the provenance fields (model_hash, tokenizer_hash,
+                  complete, created_at, meta_checksum (CRC-32 of ids, labels, scores and groups;
+                  schema_version 3), and the provenance fields (model_hash, tokenizer_hash,
                   dataset_hash, pooling, dtype, max_length, prompt_format, batch_size,
                   max_batch_tokens, chat_date, chat_render, model, dataset,
                   valuetrace_version).
@@ -34,6 +37,14 @@ HDF5 allocated chunks and grew its chunk index as rows arrived, and 18 of 69 kil
 file that no longer opened ("bad object header version number") or that failed on the next write
 ("addr overflow"). The guarantee covers the process dying, not the machine losing power (the
 cache is not fsync'ed).
+
+Bytes changed inside a finished file (a bad disk, a stray write) are caught on read: every row
+of every layer has a CRC-32 in `/checksum`, computed from the block already in memory and
+written with it (`/checksum` is allocated up front like `/hidden`, so the crash guarantee is
+unchanged), and every read recomputes it; the per-example columns are covered by the
+`meta_checksum` attribute. A mismatch is a `CacheError` naming the file, layers and rows.
+Files of schema versions 1 and 2 have no checksums: they read (and resume) as before,
+unverified, and the log says so.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import datetime as dt
 import logging
 import os
 import shutil
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +72,7 @@ from valuetrace.errors import (
 )
 
 FORMAT = "valuetrace.activations"
-SCHEMA_VERSION = 2  # 2: /label optional, /score added; version 1 files read as before
+SCHEMA_VERSION = 3  # 3: /checksum and meta_checksum; 2: /label optional, /score added
 CHUNK_ROWS = 256
 PROVENANCE_KEYS = (
     "model_hash",
@@ -213,6 +225,7 @@ class CacheWriter:
         self.path = path
         self._file = handle
         self._hidden = handle["hidden"]
+        self._checksum = handle.get("checksum")  # None in a schema 1-2 file (resumed as such)
 
     @classmethod
     def open(
@@ -269,6 +282,8 @@ class CacheWriter:
             stored = block.astype(self._hidden.dtype, copy=False)
         _check_finite(self.path, self._file.attrs["layers"], start, block, stored)
         self._hidden[:, start:stop, :] = stored
+        if self._checksum is not None:
+            self._checksum[:, start:stop] = row_checksums(stored)
         self._file.flush()
         self._file.attrs.modify("rows_done", stop)  # in place: no new metadata, see module doc
         self._file.flush()
@@ -287,6 +302,71 @@ class CacheWriter:
         """Close the file (safe to call twice)."""
         if self._file.id.valid:
             self._file.close()
+
+
+def row_checksums(stored: np.ndarray) -> np.ndarray:
+    """zlib CRC-32 of each row's bytes as stored (little-endian), uint32 [n_layers, n_rows].
+
+    `stored` is `[n_layers, n_rows, d_model]` in the cache's dtype. CRC-32 (zlib, as in gzip
+    and PNG) detects any change of up to 32 consecutive bits and all but 2^-32 of the rest; a
+    reader can recompute it with `zlib.crc32(f["hidden"][l, i].astype("<f4").tobytes())`.
+    """
+    rows = np.ascontiguousarray(stored, dtype=stored.dtype.newbyteorder("<"))
+    out = np.empty(rows.shape[:2], dtype=np.uint32)
+    for layer in range(rows.shape[0]):
+        for row in range(rows.shape[1]):
+            out[layer, row] = zlib.crc32(rows[layer, row])
+    return out
+
+
+def _meta_checksum(handle: h5py.File) -> int:
+    """CRC-32 over the per-example columns (ids, labels, scores, groups) as stored."""
+    crc = 0
+    for name in ("example_id", "label", "score", "group_id"):
+        if name in handle:
+            values = handle[name][()]
+            if values.dtype.kind == "O":  # variable-length strings
+                data = b"\0".join(v if isinstance(v, bytes) else v.encode() for v in values)
+            else:
+                data = np.ascontiguousarray(values, values.dtype.newbyteorder("<")).tobytes()
+            crc = zlib.crc32(name.encode() + b"\0" + data, crc)
+    return crc
+
+
+def _verify_rows(path: Path, handle: h5py.File, index: int, begin: int, data: np.ndarray) -> None:
+    """Check rows [begin, begin + len(data)) of stored layer `index` against `/checksum`.
+
+    Raises:
+        CacheError: a row's bytes differ from those written; the file, layer and rows are named.
+    """
+    if "checksum" not in handle:
+        return
+    stop = begin + data.shape[0]
+    bad = np.nonzero(row_checksums(data[None])[0] != handle["checksum"][index, begin:stop])[0]
+    if bad.size:
+        layer = int(handle.attrs["layers"][index])
+        rows = [begin + int(r) for r in bad[:10]]
+        raise CacheError(
+            f"{path} is damaged: layer {layer}, rows {rows}"
+            + (f" and {bad.size - 10} more" if bad.size > 10 else "")
+            + " no longer hold the bytes written (checksum mismatch). Nothing was read from it; "
+            "rerun `valuetrace extract --overwrite` (or the extraction with --overwrite) to "
+            "rebuild it."
+        )
+
+
+def _verify_meta(path: Path, handle: h5py.File) -> None:
+    """Check the per-example columns against `meta_checksum` (files of schema 3 on).
+
+    Raises:
+        CacheError: ids, labels, scores or groups changed since written; the file is named.
+    """
+    if "meta_checksum" in handle.attrs and _meta_checksum(handle) != handle.attrs["meta_checksum"]:
+        raise CacheError(
+            f"{path} is damaged: its example ids, labels, scores or groups no longer hold the "
+            "bytes written (meta_checksum mismatch). Nothing was read from it; rerun the "
+            "extraction with --overwrite to rebuild it."
+        )
 
 
 def _check_finite(
@@ -337,15 +417,19 @@ def _create(
         raise DataError("the dataset is empty: nothing to extract.")
     staging = path.with_name(path.name + ".creating")
     with _h5(staging, "w") as handle:
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # all chunks placed now, never later
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # no zero-filling: rows come from writes
         handle.create_dataset(
             "hidden",
             shape=(len(layers), n, d_model),
             dtype=str(provenance["dtype"]),
             chunks=(1, min(n, CHUNK_ROWS), d_model),
-            dcpl=dcpl,
+            dcpl=_early(),
+        )
+        handle.create_dataset(
+            "checksum",
+            shape=(len(layers), n),
+            dtype=np.uint32,
+            chunks=(1, min(n, CHUNK_ROWS)),
+            dcpl=_early(),
         )
         handle.create_dataset("example_id", data=list(examples.ids), dtype=_STR)
         if examples.labels is not None:
@@ -362,11 +446,21 @@ def _create(
                 "layers": np.asarray(layers, dtype=np.int64),
                 "rows_done": np.int64(0),
                 "complete": False,
+                "meta_checksum": np.int64(_meta_checksum(handle)),
                 **provenance,
             }
         )
     os.replace(staging, path)
     return _h5(path, "r+", _WRITE_CACHE_BYTES)
+
+
+def _early() -> h5py.h5p.PropDCID:
+    """Dataset creation: every chunk placed when the file is built, never later (no metadata
+    changes while rows stream in), and no zero-filling (rows come from writes)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return dcpl
 
 
 def _check_matches(
@@ -458,7 +552,10 @@ def copy_rows(source: Path, writer: CacheWriter, offset: int) -> int:
         begin = max(writer.rows_done, offset)
         while begin < end:
             stop = min((begin // CHUNK_ROWS + 1) * CHUNK_ROWS, end)
-            writer.write(begin, hidden[:, begin - offset : stop - offset])
+            block = hidden[:, begin - offset : stop - offset]
+            for index in range(block.shape[0]):
+                _verify_rows(Path(source), part, index, begin - offset, block[index])
+            writer.write(begin, block)
             begin = stop
     return end
 
@@ -490,8 +587,23 @@ def read_activations(path: str | Path, layers: Sequence[int] | None = None) -> A
                 f"layers {missing} are not in {path} (it holds layers {stored}); read those, or "
                 "extract the missing layers into a new cache."
             )
+        if "checksum" in handle:
+            _verify_meta(path, handle)
+        else:
+            log.warning(
+                "%s has no checksums (schema_version %s, written before version 3): read "
+                "unverified; rerun the extraction with --overwrite to add them",
+                path,
+                handle.attrs.get("schema_version"),
+            )
         hidden = handle["hidden"]
-        acts = np.stack([hidden[stored.index(layer)] for layer in chosen]).astype(np.float32)
+        blocks = []
+        for layer in chosen:
+            index = stored.index(layer)
+            block = hidden[index]
+            _verify_rows(path, handle, index, 0, block)
+            blocks.append(block)
+        acts = np.stack(blocks).astype(np.float32)
         return Activations(
             acts=acts,
             layers=chosen,

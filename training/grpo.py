@@ -110,5 +110,7 @@ def train_grpo_stage(
         processing_class=tokenizer,
         peft_config=peft_config(stage, model),
     )
-    output, seconds, saved = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
+    output, seconds, saved = fit_and_save(
+        trainer, tokenizer, work_dir, out_dir, stage=stage, progress=progress
+    )
     return stage_result(trainer, output, seconds, saved)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +41,10 @@ from valuetrace.config import (
     check_ranges,
     trajectory_name,
 )
+from valuetrace.console import show_bars
 from valuetrace.errors import CheckpointError, ConfigError, DataError
 from valuetrace.models import merge_in_float32
+from valuetrace.paths import remove_inside
 from valuetrace.prompts import chat_template_kwargs
 from valuetrace.training.datasets import (
     Document,
@@ -199,11 +201,16 @@ def last_checkpoint(work_dir: Path) -> Path | None:
 
 class StageProgress(TrainerCallback):
     """One bar per stage (labelled with the stage) instead of the Trainer's, and its per-step
-    loss dicts to the log (the console shows them only with --verbose) instead of stdout."""
+    loss dicts to the log (the console shows them only with --verbose) instead of stdout.
 
-    def __init__(self, label: str, enabled: bool) -> None:
+    With `line` (progress wanted, but stderr is not a terminal) there is no bar: the stage
+    prints one line when it ends, so a log file gets a line per stage, not one per step.
+    """
+
+    def __init__(self, label: str, enabled: bool, *, line: bool = False) -> None:
         self.label = label
         self.enabled = enabled
+        self.line = line  # no bar (not a terminal): one line when the stage ends
         self.bar: Any = None
 
     def on_train_begin(
@@ -241,6 +248,8 @@ class StageProgress(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        elif self.line and state.is_world_process_zero:
+            print(f"train {self.label}: {state.global_step} steps", file=sys.stderr, flush=True)
 
 
 def save_trained(
@@ -330,10 +339,10 @@ class SaveAt(TrainerCallback):
             assert model is not None
             folder = self.folder(step)
             tmp = folder.parent / f".{folder.name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_inside(tmp, self.out_dir.parent)
             trained = copy.deepcopy(model) if self.stage.method == "lora" else model
             save_trained(trained, self.tokenizer, tmp, self.stage)
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_inside(folder, self.out_dir.parent)
             tmp.rename(folder)  # a kill never leaves a half-written point
             log.info("stage %s: saved step %d to %s", self.out_dir.name, step, folder)
         self.saved.append((step, str(self.folder(step))))
@@ -346,14 +355,15 @@ def fit_and_save(
     out_dir: Path,
     *,
     stage: StageConfig,
+    progress: bool = True,
 ) -> tuple[TrainOutput, float, tuple[tuple[int, str], ...]]:
     """Train (resuming if a checkpoint exists), save on the main process, then drop `work_dir`.
 
     A LoRA stage's adapter is merged into the weights when its `lora.merge` says so. With the
     stage's `save_at`, checkpoints along the run are saved too (`SaveAt`); returns the Trainer's
-    output, the wall seconds and the (step, folder) of each saved point. The
-    Trainer's progress bar and printed loss dicts are replaced by `StageProgress` (a bar only
-    when the arguments do not disable tqdm).
+    output, the wall seconds and the (step, folder) of each saved point. The Trainer's progress
+    bar and printed loss dicts are replaced by `StageProgress`: a bar when the arguments do not
+    disable tqdm, else one line at the end when `progress`.
 
     Raises:
         ConfigError: a LoRA stage asks to be merged while FSDP/DeepSpeed shards the weights, or
@@ -371,7 +381,8 @@ def fit_and_save(
         )
     trainer.remove_callback(PrinterCallback)  # it prints every loss dict to stdout
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(StageProgress(out_dir.name, enabled=not trainer.args.disable_tqdm))
+    bar = not trainer.args.disable_tqdm
+    trainer.add_callback(StageProgress(out_dir.name, enabled=bar, line=progress and not bar))
     saver = None
     if stage.save_at:
         if sharded:
@@ -398,7 +409,7 @@ def fit_and_save(
     trainer.accelerator.wait_for_everyone()
     if main:
         check_weights_written(out_dir, work_dir)  # the Trainer checkpoints go only after this
-        shutil.rmtree(work_dir, ignore_errors=True)
+        remove_inside(work_dir, out_dir.parent)
     return output, seconds, tuple(saver.saved) if saver is not None else ()
 
 
@@ -460,7 +471,7 @@ def trainer_arguments(
         "save_strategy": "steps",
         "save_steps": run.save_steps,
         "save_total_limit": 1,
-        "disable_tqdm": not progress,
+        "disable_tqdm": not show_bars(progress),  # a bar in a log file is a line per step
         # transformers 5 renamed it; the old name warns (and TRL's default for it is True)
         "activation_checkpointing": stage.gradient_checkpointing,
     }
@@ -581,7 +592,9 @@ def train_stage(
     trainer = sft_trainer(
         model, tokenizer, records, stage, run, work_dir, use_cpu=use_cpu, progress=progress
     )
-    output, seconds, saved = fit_and_save(trainer, tokenizer, work_dir, out_dir, stage=stage)
+    output, seconds, saved = fit_and_save(
+        trainer, tokenizer, work_dir, out_dir, stage=stage, progress=progress
+    )
     return stage_result(trainer, output, seconds, saved)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from valuetrace import console
 from valuetrace.errors import ConfigError, ValuetraceError
-from valuetrace.paths import RunPaths
+from valuetrace.paths import RunPaths, check_run_folder
 from valuetrace.runtime import (
     deterministic_environment,
     record_environment,
@@ -143,13 +143,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _config_path(args: argparse.Namespace) -> Path:
-    """`--config`, else the config.yaml of an existing `--run-dir`, else the built-in demo."""
+    """`--config`, else the config.yaml of `--run-dir`, else (no run folder named, or `demo` in
+    a new folder) the built-in demo config.
+
+    Raises:
+        ConfigError: `--run-dir` names a folder without its config.yaml and no `--config` is
+            given (running the demo config there would rewrite the run's files).
+    """
     if args.config is not None:
         return args.config
-    if args.run_dir is not None:
-        in_folder = RunPaths(Path(args.run_dir)).config
-        if in_folder.is_file():
-            return in_folder
+    if args.run_dir is None:
+        return demo_config_path()
+    in_folder = RunPaths(Path(args.run_dir)).config
+    if in_folder.is_file():
+        return in_folder
+    if args.command != "demo":
+        raise ConfigError(
+            f"--run-dir {args.run_dir} has no config.yaml, and no --config was given; pass the "
+            "run's config with --config (or restore its config.yaml). Only `valuetrace demo` "
+            "uses the built-in demo config in a named folder."
+        )
     return demo_config_path()
 
 
@@ -213,6 +226,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo" and args.model:
         config = config_from_dict(demo_on_model(config, args.model), run_dir=args.run_dir)
     paths = config.paths
+    check_run_folder(paths.root)  # before the first write (log.txt)
     progress = not args.no_progress
     creates = args.command in ("demo", "run", "train", "calibrate")
     console.configure(

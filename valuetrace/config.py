@@ -20,8 +20,8 @@ from typing import Any, Literal
 import yaml
 
 from valuetrace.errors import ConfigError
-from valuetrace.paths import RunPaths
-from valuetrace.records import from_plain
+from valuetrace.paths import RunPaths, check_name
+from valuetrace.records import from_plain, short_repr
 
 Pooling = Literal["last", "mean", "response"]
 Method = Literal["full", "lora"]
@@ -31,6 +31,8 @@ LossHead = Literal["auto", "fused", "logits"]
 Schema = Literal["documents", "dolly", "alpaca", "messages", "auto"]
 Dtype = Literal["float32", "bfloat16", "float16"]
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file's size
+MAX_CONFIG_NODES = 100_000  # values a config may expand to (keys, items and scalars)
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by the HF Trainer) takes 0 .. 2**32 - 1
 # The date a chat template renders (Llama 3.1/3.2 templates write "Today Date: ..."), pinned so
 # token ids do not change from day to day. The format is the templates' own (`strftime_now("%d
@@ -100,8 +102,8 @@ def check_ranges(obj: Any, where: str) -> None:
                 if not bounds.allows(item):
                     default = "leave it out" if f.default is None else f"default {f.default!r}"
                     raise ConfigError(
-                        f"{name} is {item!r}; it must be {bounds}. Change it in the config "
-                        f"({default})."
+                        f"{name} is {short_repr(item)}; it must be {bounds}. Change it in the "
+                        f"config ({default})."
                     )
         if dataclasses.is_dataclass(value):
             check_ranges(value, path)
@@ -453,11 +455,13 @@ class CausalConfig:
         grid = self.alphas
         if 0.0 not in grid or min(grid, default=0) >= 0 or max(grid, default=0) <= 0:
             raise ConfigError(
-                f"causal.alphas {grid} must hold 0 and at least one negative and one positive "
-                "strength, e.g. [-2, -1, 0, 1, 2]."
+                f"causal.alphas {short_repr(grid)} must hold 0 and at least one negative and "
+                "one positive strength, e.g. [-2, -1, 0, 1, 2]."
             )
         if len(set(grid)) != len(grid):
-            raise ConfigError(f"causal.alphas {grid} repeats a strength; list each once.")
+            raise ConfigError(
+                f"causal.alphas {short_repr(grid)} repeats a strength; list each once."
+            )
 
 
 @dataclass
@@ -478,6 +482,26 @@ class AnalysisConfig:
     neutral_arm: str | None = None
     umap_layer: int | None = checked(None, ge=0)
     umap: bool = True
+
+
+@dataclass
+class RealDataSizes:
+    """Caps on each file `real_data_dir` writes (examples, pairs or items), and the share of the
+    empathy texts held out of training; sized so the demo-sized model trains in ~10 min on 2
+    CPU cores. Set any of them under `real_data_sizes` in the config."""
+
+    general: int = checked(3000, ge=1)
+    compassion: int = checked(1500, ge=1)
+    helpfulness: int = checked(1500, ge=1)
+    helpfulness_eval: int = checked(150, ge=1)
+    coding: int = checked(1500, ge=1)
+    probe_pairs: int = checked(300, ge=1)
+    behaviour_pairs: int = checked(150, ge=1)
+    control_pairs: int = checked(300, ge=1)
+    empathy_heldout_fraction: float = checked(0.2, ge=0, lt=1)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "real_data_sizes")  # also when built in code, not from a config
 
 
 @dataclass
@@ -521,7 +545,7 @@ class RunConfig:
     seed: int = checked(0, ge=0, le=MAX_SEED)
     demo_data: bool = False
     real_data_dir: str | None = None
-    real_data_sizes: dict[str, int] = field(default_factory=dict)
+    real_data_sizes: RealDataSizes = field(default_factory=RealDataSizes)
     # > 0: also write the known-answer corpora (counter_docs, neutral_docs) of at most this many
     # documents each from real_data_dir (valuetrace.real_data.build_known_answer_corpora)
     known_answer_documents: int = checked(0, ge=0)
@@ -538,6 +562,16 @@ class RunConfig:
                 f"train_processes is {self.train_processes} and accelerate_config is set; give "
                 "one: set num_processes in the accelerate config, or drop accelerate_config."
             )
+        if not self.stages:
+            raise ConfigError(
+                "stages: the list is empty; list at least one stage (the first may be the "
+                "configured model as it is: `- {name: base}`)."
+            )
+        for i, stage in enumerate(self.stages):
+            check_name(stage.name, f"stages[{i}].name")
+        for i, probe_set in enumerate(self.probes):
+            check_name(probe_set.name, f"probes[{i}].name")
+            check_name(probe_set.concept, f"probes[{i}].concept")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stages: stage names must be unique, got {names}.")
@@ -554,7 +588,7 @@ class RunConfig:
             unknown = [s for s in pair if s not in names]
             if len(pair) != 2 or unknown:
                 raise ConfigError(
-                    f"analysis.compare: {pair} must name two stages from {names}"
+                    f"analysis.compare: {short_repr(pair)} must name two stages from {names}"
                     + (f" (unknown: {unknown})." if unknown else ".")
                 )
         if not self.probes:
@@ -569,6 +603,7 @@ class RunConfig:
             )
         if self.model.scratch is not None:
             check_layer_indices(self, self.model.scratch.num_layers, "model.scratch")
+            check_max_lengths(self, self.model.scratch.max_position_embeddings, "model.scratch")
 
     @property
     def paths(self) -> RunPaths:
@@ -675,14 +710,55 @@ def load_config(path: str | Path, *, run_dir: str | None = None) -> RunConfig:
             f"config file {path} does not exist; pass a YAML file "
             "(see valuetrace/configs/ for examples)."
         )
-    text = path.read_text().replace("${config_dir}", str(path.resolve().parent))
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} is {path.stat().st_size} bytes; a config is at most "
+            f"{MAX_CONFIG_BYTES} bytes. Put data in data files and name them in the config."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text ({err.reason} at byte {err.start}); save it "
+            "as UTF-8."
+        ) from err
+    text = text.replace("${config_dir}", str(path.resolve().parent))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level.")
+    check_expansion(data, str(path))
     return config_from_dict(data, run_dir=run_dir)
+
+
+def check_expansion(data: Any, where: str, limit: int = MAX_CONFIG_NODES) -> None:
+    """Refuse YAML whose anchors and aliases expand to more than `limit` values in all.
+
+    An alias is a reference, so a 3 KB file of nested anchors ("billion laughs") loads as a
+    small graph that expands to billions of values once walked (validated, compared, or quoted
+    in an error). The walk counts every value as if expanded and stops at `limit`, so it costs
+    at most `limit` steps.
+
+    Raises:
+        ConfigError: the data expands past `limit` values; `where` names the file.
+    """
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise ConfigError(
+                f"config file {where} expands to more than {limit} values (YAML anchors and "
+                "aliases that nest: each alias copies what it names); write the config without "
+                "nested aliases."
+            )
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
@@ -714,18 +790,43 @@ def check_layer_indices(config: RunConfig, n_blocks: int, model: str) -> None:
             )
 
 
-def check_model_layers(config: RunConfig) -> None:
-    """Check the layer indices against a hub or local model's depth, before a run writes.
-
-    A from-scratch model's layers are checked when the config loads. A hub id or folder has its
-    `config.json` read (`num_hidden_layers`) from disk or the local hub cache only, never
-    downloaded; a model in neither is checked later, when extraction loads it.
+def check_max_lengths(config: RunConfig, positions: int, model: str) -> None:
+    """Refuse a `max_length` (a trained stage's or `extract.max_length`) beyond the model's
+    `positions` (its `max_position_embeddings`): positions past it are unembeddable (learned
+    position tables) or never trained (rotary), so the numbers would be silently wrong.
 
     Raises:
-        ConfigError: `extract.layers` or `analysis.umap_layer` holds an index the model lacks.
+        ConfigError: a max_length exceeds `positions`; both numbers and the field are named.
+    """
+    named = [
+        (f"stages[{i}].max_length", stage.max_length)
+        for i, stage in enumerate(config.stages)
+        if stage.data is not None
+    ]
+    named.append(("extract.max_length", config.extract.max_length))
+    fix = " or raise model.scratch.max_position_embeddings" if "scratch" in model else ""
+    for name, length in named:
+        if length > positions:
+            raise ConfigError(
+                f"{name} is {length}, beyond the {positions} positions {model} has "
+                f"(max_position_embeddings); lower it to at most {positions}{fix}."
+            )
+
+
+def check_model_layers(config: RunConfig) -> None:
+    """Check the layer indices and max lengths against a hub or local model, before a run writes.
+
+    A from-scratch model is checked when the config loads. A hub id or folder has its
+    `config.json` read (`num_hidden_layers`, `max_position_embeddings`) from disk or the local
+    hub cache only, never downloaded; a model in neither is checked later, when extraction
+    loads it.
+
+    Raises:
+        ConfigError: `extract.layers` or `analysis.umap_layer` holds an index the model lacks,
+            or a max_length exceeds the model's positions (`check_max_lengths`).
     """
     name = config.model.name_or_path
-    if name is None or (config.extract.layers is None and config.analysis.umap_layer is None):
+    if name is None:
         return
     from transformers import AutoConfig
 
@@ -735,6 +836,10 @@ def check_model_layers(config: RunConfig) -> None:
         )
     except (OSError, ValueError):
         return  # not on disk: `valuetrace extract` checks the layers when it loads the model
-    n_blocks = getattr(model_config.get_text_config(), "num_hidden_layers", None)
+    text_config = model_config.get_text_config()
+    n_blocks = getattr(text_config, "num_hidden_layers", None)
     if isinstance(n_blocks, int):
         check_layer_indices(config, n_blocks, f"model {name}")
+    positions = getattr(text_config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        check_max_lengths(config, positions, f"model {name}")

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -94,8 +95,8 @@ def load_model(
     `name_or_path` may be a folder, hub id, GGUF file or built-in name (`model_sources`). With
     an adapter the base is loaded in float32, merged there and cast to `dtype` once; a base that
     is itself an adapter (a chain of unmerged LoRA stages) is merged in float32 first, so the
-    chain rounds once. Raises CheckpointError for a missing, unreadable or non-causal model or
-    an adapter that does not fit.
+    chain rounds once. Raises CheckpointError for a missing, unreadable (truncated weight
+    files included) or non-causal model or an adapter that does not fit.
     """
     name_or_path = resolve_model(name_or_path).path
     _check_local_or_hub(name_or_path)
@@ -115,9 +116,17 @@ def load_model(
             f"{name_or_path} is a {config.architectures} model, not a causal LM; "
             "valuetrace needs an *ForCausalLM checkpoint."
         )
-    model = AutoModelForCausalLM.from_pretrained(
-        name_or_path, revision=revision, dtype=DTYPES[dtype]
-    )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            name_or_path, revision=revision, dtype=DTYPES[dtype]
+        )
+    except SafetensorError as err:
+        raise CheckpointError(
+            f"a weight file of {name_or_path} cannot be read ({err}): it is truncated or "
+            "damaged. For a stage of a run, rerun `valuetrace train` on the run folder (a stage "
+            "whose weights went missing or changed is retrained, with --overwrite for a changed "
+            "one); for a checkpoint from elsewhere, download or save it again."
+        ) from err
     return model.to(device).eval()
 
 

@@ -7,8 +7,111 @@ runs; anything stored inside the folder refers to its files relative to the root
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
+
+from valuetrace.errors import ConfigError, ValuetraceError
+
+# A name that becomes one path part: a word character first (so never "", ".", ".." or a
+# hidden file), then word characters, dots, dashes, plus signs or tildes (a replicate's "~seed1")
+SAFE_NAME = re.compile(r"\w[\w.+~-]{0,99}")
+# What valuetrace writes in a run folder before its config.yaml exists (a run that failed early)
+_EARLY_FILES = frozenset({"log.txt", "timings.json", "environment.json"})
+
+
+def check_name(name: str, field: str) -> None:
+    """Refuse a name that would not be one safe path part of the run folder.
+
+    Stage, probe-set and concept names become folder and file names (`checkpoints/<stage>`,
+    `activations/<probe set>/<stage>.h5`); a name like `../../x` would read, write and delete
+    outside the run folder.
+
+    Raises:
+        ConfigError: `name` is empty, longer than 100 characters, or holds a character other
+            than letters, digits, `_ . - + ~` (or starts with `.`, `-`, `+` or `~`); `field`
+            names the config field.
+    """
+    if not SAFE_NAME.fullmatch(name):
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        raise ConfigError(
+            f"{field} is {shown!r}, which cannot be a file or folder name in the run folder; use "
+            "1 to 100 letters, digits and '_', '.', '-', '+', '~', starting with a letter, digit "
+            "or '_' (e.g. 'sft_help')."
+        )
+
+
+def remove_inside(path: Path, root: Path) -> bool:
+    """Delete the file or folder `path` only if it lies strictly inside the folder `root`.
+
+    The check is on resolved paths (symlinks and `..` followed), so no name or link can make
+    a delete reach outside the run folder. A symlink is removed itself, never its target.
+    Returns whether something was removed (False when `path` does not exist).
+
+    Raises:
+        ValuetraceError: `path` is `root` itself or lies outside it; nothing is removed.
+    """
+    if not path.is_symlink() and not path.exists():
+        return False
+    base = root.resolve()
+    where = path.parent.resolve() / path.name
+    if base not in where.parents:
+        raise ValuetraceError(
+            f"refusing to delete {path}: it is not inside the run folder {base}. Nothing was "
+            "removed; check the names in the config and lineage.json."
+        )
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    return True
+
+
+def check_run_folder(root: Path) -> None:
+    """Refuse a `run_dir` that is not (or cannot become) a valuetrace run folder.
+
+    Accepted: a folder that does not exist yet, an empty one, one whose `config.yaml` is a
+    valuetrace config, or one holding only the log files a run writes before its config.
+
+    Raises:
+        ConfigError: `root` is the filesystem root or the home folder, is a file, or holds
+            other files and no valuetrace run (so steps would write into, and `--overwrite`
+            would delete from, a user's folder).
+    """
+    resolved = root.resolve()
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        what = "filesystem root" if resolved == Path(resolved.anchor) else "home folder"
+        raise ConfigError(
+            f"run_dir {root} is the {what}; a run writes and deletes many files there. Give "
+            "run_dir (or --run-dir) a folder of its own, e.g. runs/my-study."
+        )
+    if not resolved.exists():
+        return
+    if not resolved.is_dir():
+        raise ConfigError(f"run_dir {root} is a file, not a folder; give a folder for the run.")
+    entries = {p.name for p in resolved.iterdir()}
+    if entries <= _EARLY_FILES or _is_run_config(RunPaths(resolved).config):
+        return
+    shown = ", ".join(sorted(entries)[:5]) + (", …" if len(entries) > 5 else "")
+    raise ConfigError(
+        f"run_dir {root} holds files ({shown}) but no valuetrace run (no config.yaml written "
+        "by valuetrace); a run would overwrite them. Give run_dir (or --run-dir) a new or empty "
+        "folder."
+    )
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether `path` is a config.yaml as valuetrace writes it into a run folder."""
+    if not path.is_file() or path.stat().st_size > 1 << 20:
+        return False
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and {"run_dir", "stages", "probes"} <= set(data)
 
 
 def stored_path(path: str | Path, root: Path) -> str:

@@ -15,10 +15,11 @@ import json
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from valuetrace.config import RealDataSizes
 from valuetrace.demo_data import (
     SPAN_N,
     DemoDataPaths,
@@ -40,31 +41,6 @@ MINIMAL_PAIRS = "minimal_pairs/minimal_pairs.jsonl"
 FIX = (
     "the real-data config needs ../shared/data beside the repo (or set real_data_dir in the config)"
 )
-
-
-@dataclass(frozen=True)
-class RealDataSizes:
-    """Caps on each written file, sized so the demo-sized model trains in ~10 min on 2 CPU cores."""
-
-    general: int = 3000
-    compassion: int = 1500
-    helpfulness: int = 1500
-    helpfulness_eval: int = 150
-    coding: int = 1500
-    probe_pairs: int = 300
-    behaviour_pairs: int = 150
-    control_pairs: int = 300
-    empathy_heldout_fraction: float = 0.2
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if name != "empathy_heldout_fraction" and (not isinstance(value, int) or value < 1):
-                raise DataError(f"RealDataSizes.{name} must be a positive int, got {value!r}")
-        if not 0.0 <= self.empathy_heldout_fraction < 1.0:
-            raise DataError(
-                "RealDataSizes.empathy_heldout_fraction must be in [0, 1), got "
-                f"{self.empathy_heldout_fraction!r}"
-            )
 
 
 # ---- reading ---------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -28,6 +30,19 @@ class Record(Protocol):
 
 
 R = TypeVar("R", bound=Record)
+
+
+_QUOTE = reprlib.Repr()  # keyword arguments need Python 3.12
+_QUOTE.maxlevel, _QUOTE.maxdict, _QUOTE.maxlist, _QUOTE.maxstring = 2, 4, 4, 60
+# A decimal number as YAML 1.2 writes it: PyYAML (YAML 1.1) reads `1e-3` as the string "1e-3"
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, shortened to at most `limit` characters: an error quotes a bad value,
+    never all of it (a value can be huge; building its full repr alone could exhaust memory)."""
+    text = _QUOTE.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def from_plain(tp: Any, value: Any, where: str, *, error: type[ValuetraceError] = DataError) -> Any:
@@ -53,7 +68,7 @@ def from_plain(tp: Any, value: Any, where: str, *, error: type[ValuetraceError] 
         raise error(" or ".join(errors))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise error(f"{where}: expected a mapping, got {value!r}.")
+            raise error(f"{where}: expected a mapping, got {short_repr(value)}.")
         hints = typing.get_type_hints(tp)
         known = {f.name for f in dataclasses.fields(tp) if f.init}
         unknown = sorted(set(value) - known)
@@ -66,15 +81,15 @@ def from_plain(tp: Any, value: Any, where: str, *, error: type[ValuetraceError] 
             raise error(f"{where}: {err}") from err
     if origin is Literal:
         if value not in args:
-            raise error(f"{where}: {value!r} is not one of {list(args)}.")
+            raise error(f"{where}: {short_repr(value)} is not one of {list(args)}.")
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise error(f"{where}: expected a list, got {value!r}.")
+            raise error(f"{where}: expected a list, got {short_repr(value)}.")
         return [from_plain(args[0], v, f"{where}[{i}]", error=error) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise error(f"{where}: expected a mapping, got {value!r}.")
+            raise error(f"{where}: expected a mapping, got {short_repr(value)}.")
         return {
             str(k): from_plain(args[1], v, f"{where}.{k}", error=error) for k, v in value.items()
         }
@@ -82,10 +97,14 @@ def from_plain(tp: Any, value: Any, where: str, *, error: type[ValuetraceError] 
         return math.nan  # JSON has no NaN: an undefined value is written as null
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)  # `1e-3`: a number to the user, a string to YAML 1.1
+    if tp is float:
+        raise error(f"{where}: expected a number, got {short_repr(value)}.")
     if tp in (int, str, bool) and not (
         isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):
-        raise error(f"{where}: expected {tp.__name__}, got {value!r}.")
+        raise error(f"{where}: expected {tp.__name__}, got {short_repr(value)}.")
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_csv_labels_and_scores_parse(tmp_path):
 def test_a_bad_label_or_score_names_the_row(tmp_path, column, value, message):
     rows = [{**r, column: 1} for r in ROWS]
     rows[2][column] = value
-    with pytest.raises(DataError, match=f"row 3: {message}"):
+    with pytest.raises(DataError, match=f"line 3: {message}"):
         load_examples(write_jsonl(tmp_path / "bad.jsonl", rows))
 
 
@@ -66,3 +67,37 @@ def test_a_probe_set_needs_both_classes(tmp_path):
     rows = [{**r, "label": 1} for r in ROWS]
     with pytest.raises(DataError, match="both classes"):
         load_labelled(write_jsonl(tmp_path / "one.jsonl", rows))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b'{"id": "a", "response": "ok"}\n{"id": "b", "response": "caf\xe9"}\n',
+            "line 2 is not UTF-8",
+        ),
+        (
+            b'{"id": "a", "response": "ok"}\n\n{"id": "b", "response": \n',
+            "line 3 is not valid JSON",
+        ),
+        (
+            b'{"id": "a", "response": "ok"}\n{"id": "b"}\n',
+            r"line 2: the example lacks field\(s\) \['response'\]",
+        ),
+        (b'{"id": "a", "response": "ok"}\n["b", "ok"]\n', "line 2 is a JSON list, not an object"),
+    ],
+)
+def test_a_bad_line_names_the_file_and_line(tmp_path, content, message):
+    """Issue 20: non-UTF-8 bytes, a broken JSON line and a missing field are DataErrors naming
+    the file and line (a UnicodeDecodeError, JSONDecodeError or KeyError before)."""
+    path = tmp_path / "probe.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(str(path)) + ".*" + message):
+        load_examples(path)
+
+
+def test_a_one_class_probe_set_names_its_file(tmp_path):
+    rows = [{**r, "label": 1} for r in ROWS]
+    path = write_jsonl(tmp_path / "one.jsonl", rows)
+    with pytest.raises(DataError, match=re.escape(f"probe set {path}: labels hold only class")):
+        load_labelled(path)

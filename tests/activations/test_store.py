@@ -130,7 +130,7 @@ def test_a_cache_without_labels_keeps_scores_and_refuses_label_reads(tmp_path):
     writer.finish()
     cache = read_activations(tmp_path / "u.h5")
     np.testing.assert_array_equal(cache.scores, scores)
-    assert not cache.has_labels and cache.attrs["schema_version"] == store.SCHEMA_VERSION == 2
+    assert not cache.has_labels and cache.attrs["schema_version"] == store.SCHEMA_VERSION == 3
     with pytest.raises(DataError, match="holds no 0/1 labels"):
         cache.labels  # noqa: B018 (the property read is the check)
     with h5py.File(tmp_path / "u.h5") as fh:
@@ -197,3 +197,56 @@ def test_a_filesystem_without_locks_is_named_with_the_environment_fix(tmp_path):
     message = str(store.unopenable(tmp_path / "c.h5", err, "delete it."))
     assert "does not support file locks" in message and "HDF5_USE_FILE_LOCKING=FALSE" in message
     assert "delete" not in message
+
+
+def _row_offset(path, layer_index: int, row: int) -> int:
+    """The byte offset in the file of `hidden[layer_index, row, 0]` (chunked, uncompressed)."""
+    with h5py.File(path) as fh:
+        hidden = fh["hidden"]
+        chunk_rows = hidden.chunks[1]
+        info = hidden.id.get_chunk_info_by_coord((layer_index, row // chunk_rows * chunk_rows, 0))
+        return info.byte_offset + (row % chunk_rows) * D * hidden.dtype.itemsize
+
+
+def test_bytes_overwritten_inside_a_cache_are_caught_naming_file_layer_and_rows(tmp_path):
+    """Issue 20: bytes changed in place (not truncated) were read back silently; each row has
+    a CRC-32 written with its block and checked on every read."""
+    path = tmp_path / "c.h5"
+    writer = _open(path)
+    writer.write(0, BLOCK)
+    writer.finish()
+    with h5py.File(path) as fh:
+        assert fh.attrs["schema_version"] == 3 and fh["checksum"].shape == (3, N)
+    offset = _row_offset(path, 1, 7)
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 4)
+        fh.write(b"\x00\x00\x80\x7f")  # one float of layer 1, row 7
+    with pytest.raises(CacheError, match=rf"{path} is damaged: layer 1, rows \[7\]"):
+        read_activations(path)
+    read_activations(path, layers=[0, 2])  # the other layers are intact and readable
+
+
+def test_a_changed_label_is_caught_by_the_meta_checksum(tmp_path):
+    path = tmp_path / "c.h5"
+    writer = _open(path)
+    writer.write(0, BLOCK)
+    writer.finish()
+    with h5py.File(path, "r+") as fh:
+        fh["label"][3] = 1 - fh["label"][3]
+    with pytest.raises(CacheError, match="labels, scores or groups no longer hold"):
+        read_activations(path)
+
+
+def test_a_cache_from_before_checksums_still_reads_and_says_so(tmp_path, caplog):
+    path = tmp_path / "v2.h5"
+    writer = _open(path)
+    writer.write(0, BLOCK)
+    writer.finish()
+    with h5py.File(path, "r+") as fh:  # what a schema 2 file looks like
+        del fh["checksum"]
+        del fh.attrs["meta_checksum"]
+        fh.attrs["schema_version"] = 2
+    with caplog.at_level(logging.WARNING, logger="valuetrace.activations.store"):
+        cache = read_activations(path)
+    np.testing.assert_array_equal(cache.acts, BLOCK)
+    assert "has no checksums (schema_version 2" in caplog.text

@@ -165,3 +165,19 @@ def test_a_chain_of_unmerged_adapters_merges_in_float32_and_rounds_once(tmp_path
         key = name.removeprefix("base_model.model.") + ".weight"
         want = (base[key] + d1 + deltas[1][name]).to(torch.bfloat16)
         torch.testing.assert_close(chained[key].float(), want.float(), atol=0, rtol=0)
+
+
+def test_a_truncated_weight_file_is_a_checkpoint_error_naming_it_and_the_fix(
+    tiny_checkpoint, tmp_path
+):
+    """Issue 20: a truncated model.safetensors ended in a raw SafetensorError."""
+    import shutil
+
+    from valuetrace.errors import CheckpointError
+
+    cut = tmp_path / "cut"
+    shutil.copytree(tiny_checkpoint, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=rf"{cut}.*truncated or damaged.*valuetrace train"):
+        load_model(str(cut))

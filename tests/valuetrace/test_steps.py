@@ -34,7 +34,7 @@ def _tiny_config(run_dir: Path, path: Path | None = None) -> Path:
         "num_layers": 2,
         "num_heads": 2,
         "intermediate_size": 64,
-        "max_position_embeddings": 128,
+        "max_position_embeddings": 256,  # room for extract.max_length (no learned positions)
         "vocab_size": 600,
     }
     for stage in data["stages"]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from valuetrace.activations.examples import LabelledExamples
+from valuetrace.activations.examples import LabelledExamples, read_jsonl
 from valuetrace.config import (
     DataSource,
     RunConfig,
@@ -20,7 +18,7 @@ from valuetrace.config import (
 )
 from valuetrace.errors import CacheError, DataError
 from valuetrace.models import load_model, load_tokenizer
-from valuetrace.paths import RunPaths
+from valuetrace.paths import RunPaths, remove_inside
 from valuetrace.training.lineage import Lineage, StageRecord
 from valuetrace.training.stages import work_dir_of
 
@@ -71,13 +69,8 @@ def remove_outputs(paths: RunPaths, stage: str) -> None:
         *paths.stage_outputs(stage),
         *paths.cross_stage_outputs,
     ]:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-        else:
-            continue
-        log.info("removed %s (stale: stage %s changed)", path, stage)
+        if remove_inside(path, paths.root):
+            log.info("removed %s (stale: stage %s changed)", path, stage)
 
 
 def require_current(record: StageRecord, found: object, path: Path, step: str) -> None:
@@ -95,20 +88,36 @@ def require_current(record: StageRecord, found: object, path: Path, step: str) -
         )
 
 
+EVAL_FIELDS = ("id", "prompt", "compassionate", "dismissive")
+
+
 def behaviour_items(config: RunConfig) -> list[dict[str, str]]:
+    """The compassion eval items (`behaviour.compassion_eval`), each with `EVAL_FIELDS`.
+
+    Raises:
+        DataError: the file is missing or empty, or a line is not UTF-8, not a JSON object, or
+            lacks a field; the file and line are named.
+    """
     path = Path(resolve_data_path(config.behaviour.compassion_eval, config))
     if not path.is_file():
         raise DataError(
             f"behaviour.compassion_eval: {path} does not exist; point it at a JSONL file of "
             "{id, prompt, compassionate, dismissive} items."
         )
-    items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    items = read_jsonl(path)
+    for n, item in items:
+        missing = [k for k in EVAL_FIELDS if k not in item]
+        if missing:
+            raise DataError(
+                f"{path} line {n}: the eval item lacks {missing}; each line needs "
+                f"{list(EVAL_FIELDS)}. Fix that line."
+            )
     if not items:
         raise DataError(
             f"behaviour.compassion_eval: {path} holds no eval items; it needs one JSON object "
             "per line."
         )
-    return items
+    return [item for _, item in items]
 
 
 BEHAVIOUR_SET = "behaviour_items"

@@ -96,16 +96,11 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
 
         write_demo_data(paths.data, seed=config.seed)
     if config.real_data_dir:
-        from valuetrace.real_data import RealDataSizes, write_real_data
+        from valuetrace.real_data import write_real_data
 
-        try:
-            sizes = RealDataSizes(**config.real_data_sizes)
-        except TypeError as err:
-            raise ConfigError(
-                f"real_data_sizes: {err}; its keys are RealDataSizes' fields (probe_pairs, "
-                "control_pairs, behaviour_pairs, compassion, helpfulness, coding, ...)."
-            ) from err
-        write_real_data(Path(config.real_data_dir), paths.data, seed=config.seed, sizes=sizes)
+        write_real_data(
+            Path(config.real_data_dir), paths.data, seed=config.seed, sizes=config.real_data_sizes
+        )
         if config.known_answer_documents:
             from valuetrace.real_data import write_known_answer_data
 
@@ -113,7 +108,7 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
                 Path(config.real_data_dir),
                 paths.data,
                 seed=config.seed,
-                sizes=sizes,
+                sizes=config.real_data_sizes,
                 documents=config.known_answer_documents,
             )
     if config.concept_sources is not None:

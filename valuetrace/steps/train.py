@@ -6,7 +6,6 @@ import dataclasses
 import gc
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import torch
@@ -18,9 +17,10 @@ from valuetrace.config import (
     resolve_data_path,
     trajectory_name,
 )
-from valuetrace.errors import ConfigError, LineageError
+from valuetrace.errors import CheckpointError, ConfigError, LineageError
 from valuetrace.model_sources import resolve_model
 from valuetrace.models import load_model, load_tokenizer, tokenizer_hash, weights_hash
+from valuetrace.paths import remove_inside
 from valuetrace.prompts import chat_render_hash
 from valuetrace.runtime import record_timing, seed_everything
 from valuetrace.steps.common import load_options, remove_outputs, run_lineage
@@ -92,7 +92,7 @@ def _tokenizer(config: RunConfig, overwrite: bool) -> PreTrainedTokenizerBase:
                 "another vocab size than the config gives; pass --overwrite to retrain it "
                 "(and every stage), or choose another --run-dir."
             )
-        shutil.rmtree(paths.tokenizer)
+        remove_inside(paths.tokenizer, paths.root)
     texts: list[str] = []
     for records in corpora:
         for record in records:
@@ -196,8 +196,14 @@ def train(
     it or from any stage are removed; its descendants follow, as their parent changed. Without
     `overwrite` a changed stage is refused, naming what changed.
 
+    A stage trained here whose checkpoint files went missing is retrained; one whose weight
+    files changed (hash mismatch with the lineage) is retrained with `overwrite`. When the
+    retrained weights differ from those recorded, its descendants are stale and follow as
+    changed stages do.
+
     Raises:
-        LineageError: a stage changed since it was trained and `overwrite` is false.
+        LineageError: a stage (or its checkpoint's weights) changed since it was trained and
+            `overwrite` is false.
         DataError: a stage cannot be trained as configured.
         ConfigError: the accelerate launch config would save no weights; nothing is trained.
     """
@@ -213,14 +219,25 @@ def train(
         parent = lineage.get(stage.parent) if stage.parent else None
         wanted = _wanted(config, stage, records, tokenizer, parent)
         old = lineage.find(stage.name)
-        if old is not None and old.fingerprint == wanted.fingerprint:
-            if stage.data is None or (paths.checkpoint(stage.name) / "config.json").is_file():
+        parent_changed = stage.parent in changed
+        repairing = False
+        if old is not None and old.fingerprint == wanted.fingerprint and not parent_changed:
+            damage = _damage(config, stage, old)
+            if damage is None:
                 log.info("stage %s is up to date: %s", stage.name, old.checkpoint)
                 continue
-            remove_outputs(paths, stage.name)  # its checkpoint is gone: retrain, nothing to lose
+            if damage.endswith("changed") and not overwrite:  # missing files: nothing to lose
+                raise LineageError(
+                    f"the checkpoint of stage '{stage.name}' ({paths.checkpoint(stage.name)}) "
+                    f"{damage} since it was trained; it was left as it is. Pass --overwrite to "
+                    "retrain it (stages downstream follow if its new weights differ)."
+                )
+            log.warning("stage %s: its checkpoint %s; retraining it", stage.name, damage)
+            remove_outputs(paths, stage.name)
             _drop_points(config, lineage, stage.name)
+            repairing = True
         elif old is not None:
-            changes = changed_inputs(old, wanted, parent_changed=stage.parent in changed)
+            changes = changed_inputs(old, wanted, parent_changed=parent_changed)
             if not overwrite:
                 raise LineageError(
                     f"stage '{stage.name}' changed since it was trained ({'; '.join(changes)}); "
@@ -235,11 +252,32 @@ def train(
             lineage.put(_existing_checkpoint(config, stage, wanted))
         else:
             assert records is not None
-            for record in _train_one(config, stage, lineage, tokenizer, records, wanted, progress):
-                lineage.put(record)
+            trained = _train_one(config, stage, lineage, tokenizer, records, wanted, progress)
+            record = trained[-1]  # the stage itself, after its save_at points
+            if repairing and old is not None and record.weights_hash != old.weights_hash:
+                changed.add(stage.name)  # its children were trained from other weights
+            for point in trained:
+                lineage.put(point)
         lineage.save(paths.lineage)
         gc.collect()  # the finished Trainer holds its model and optimizer in reference cycles
     return lineage
+
+
+def _damage(config: RunConfig, stage: StageConfig, old: StageRecord) -> str | None:
+    """What happened to a trained stage's checkpoint since it was recorded: None when intact
+    (or not trained here), "files are missing" or "weight files changed"."""
+    if stage.data is None:
+        return None  # taken from elsewhere: extraction checks it against the lineage
+    checkpoint = config.paths.checkpoint(stage.name)
+    if not (checkpoint / "config.json").is_file():
+        return "files are missing"
+    try:
+        current = weights_hash(checkpoint)
+    except CheckpointError:
+        return "weight files are missing"
+    if old.weights_hash is not None and current != old.weights_hash:
+        return "weight files changed"
+    return None
 
 
 def _drop_unconfigured(config: RunConfig, lineage: Lineage, overwrite: bool) -> None:
@@ -349,7 +387,7 @@ def _launch(
         progress=progress,
     )
     if start is not None:
-        shutil.rmtree(start)
+        remove_inside(start, config.paths.root)
     return result
 
 
