@@ -130,6 +130,7 @@ def test_train_records_a_user_trajectory_without_training(tmp_path, tiny_model, 
     data = yaml.safe_load(config_path.read_text())
     data.update(demo_data=False, tokenizer_corpora=[])
     data["model"] = {"name_or_path": str(tmp_path / "base")}
+    data["extract"]["max_length"] = 128  # the tiny model's positions
     data["stages"] = [
         {"name": "base"},
         {"name": "theirs", "parent": "base", "checkpoint": str(out), "trajectory": str(out)},

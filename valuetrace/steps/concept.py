@@ -59,14 +59,13 @@ def concept_data(config: RunConfig) -> None:
     if config.concept_sources is None:
         return
     from valuetrace.concept_data import write_concept_data
-    from valuetrace.real_data import RealDataSizes
 
     write_concept_data(
         _shared_dir(config),
         config.paths.data,
         config.concept_sources,
         config.seed,
-        RealDataSizes(**config.real_data_sizes),
+        config.real_data_sizes,
     )
 
 
