@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         "analyze": "direction similarity, CKA, transfer, localisation, plots",
         "causal": "ablate / add the compassion direction at the localised layers",
         "report": "write report.html and the summary",
+        "export": "write the run's tables as Parquet (--to-hub pushes them) and control vectors",
     }
     for name, text in helps.items():
         cmd = sub.add_parser(name, help=text, description=text)
@@ -84,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="also show library logs, per-step losses and warnings (log.txt has them all)",
         )
+        if name == "export":
+            cmd.add_argument("--to-hub", default=None, help="hub dataset repo id or local folder")
+            cmd.add_argument(
+                "--control-vector",
+                default=None,
+                metavar="STAGE",
+                help="export this stage's direction",
+            )
+            cmd.add_argument("--probe-set", default=None, help="probe set of the direction")
+            cmd.add_argument("--direction", default="mean_diff", choices=["mean_diff", "probe"])
         if name == "demo":
             cmd.add_argument(
                 "--model",
@@ -176,7 +187,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _selftest(args)
     from valuetrace.config import config_from_dict, load_config
     from valuetrace.demo_model import demo_on_model
-    from valuetrace.steps import analyze, causal, evaluate, extract, prepare, probe, report, train
+    from valuetrace.steps import (
+        analyze,
+        causal,
+        evaluate,
+        export,
+        extract,
+        prepare,
+        probe,
+        report,
+        train,
+    )
 
     config = load_config(_config_path(args), run_dir=args.run_dir)
     if getattr(args, "model", None):
@@ -201,6 +222,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         "analyze": lambda: analyze.analyze(config),
         "causal": lambda: causal.causal(config),
         "report": lambda: report.report(config),
+        "export": lambda: print(
+            "\n".join(
+                export.export(
+                    config,
+                    to_hub=args.to_hub,
+                    control_vector=args.control_vector,
+                    probe_set=args.probe_set,
+                    kind=args.direction,
+                )
+            )
+        ),
     }
     chosen = list(STEPS) if args.command in ("demo", "run") else [args.command]
     if creates:
