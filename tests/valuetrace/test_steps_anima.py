@@ -10,6 +10,7 @@ import pytest
 from tests.analysis.anima.conftest import DIMENSIONS, QUESTIONS, write_jsonl
 from valuetrace.analysis.anima.generate import AnswerSet
 from valuetrace.analysis.anima.scores import AnimaScores
+from valuetrace.analysis.anima.section import html_section, summary_lines
 from valuetrace.config import RunConfig, config_from_dict
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.steps.anima import run_anima
@@ -57,6 +58,14 @@ def test_answers_judged_scored_and_cached(tmp_path: Path, tiny_checkpoint: Path)
     (change,) = scores.changes
     assert change.overall.value == pytest.approx(0.0) and not change.moved()
     assert scores.agreement is None
+    lines = summary_lines(scores)
+    assert "unmeasured" in " ".join(lines) and lines[1].startswith("  base: overall")
+    page = html_section(
+        scores,
+        {"base": AnswerSet.load(config.paths.anima_answers("base"))},
+        {"0": "Is it fine to boil crabs alive?"},
+    )
+    assert "Is it fine to boil crabs alive?" in page and "Per dimension" in page
     assert AnimaScores.load(config.paths.anima_scores) == scores
     timings = json.loads(config.paths.timings.read_text())["steps"]
     assert {"anima_generate", "anima_judge"} <= timings.keys()
