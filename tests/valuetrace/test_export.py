@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from valuetrace.analysis.anima.generate import Answer, AnswerSet
@@ -72,3 +73,28 @@ def test_tables_load_with_datasets_and_push_to_a_folder(tmp_path: Path, capsys) 
     assert (
         datasets.load_dataset(str(hub), "anima_answers", split="train")[0]["answer"] == "Be kind."
     )
+
+
+def test_control_vector_of_a_stage_equals_its_stored_direction(tmp_path: Path, capsys) -> None:
+    from tests.probing.synthetic import planted
+    from valuetrace.config import ProbingConfig
+    from valuetrace.probing.control_vector import read_control_vector
+    from valuetrace.probing.probe import probe_layers
+    from valuetrace.probing.store import load_results, save_results
+
+    config = fake_run(tmp_path)
+    acts, labels, groups = planted(20, (0.0, 1.0, 2.0, 3.0), d=8)
+    results = probe_layers(
+        acts, labels, groups, ProbingConfig(n_folds=2, n_bootstrap=10), layers=[0, 1, 2, 3]
+    )
+    path = config.paths.probes("compassion", "base")
+    path.parent.mkdir(parents=True)
+    save_results(results, path)
+    assert main(["export", "--run-dir", config.run_dir, "--control-vector", "base"]) == 0
+    out = config.paths.exports / "control_vectors" / "compassion_base_mean_diff.gguf"
+    assert str(out) in capsys.readouterr().out
+    stored = load_results(path).mean_direction
+    rows = read_control_vector(out)
+    assert sorted(rows) == [1, 2]  # hidden states 2 and 3
+    for il, row in rows.items():
+        np.testing.assert_array_equal(row, stored.vectors[stored.layers.index(il + 1)])
