@@ -50,7 +50,7 @@ def check_grader(grader: str) -> None:
 
     `hf/<folder>`: the folder must exist when it is given as a path (or be a hub id). An API
     provider: its key variable must be set, and Inspect must be able to build the model (its
-    client package installed).
+    client package installed). Other local providers (`vllm/...`) are not loaded here.
 
     Raises:
         ConfigError: the provider's key is missing, its package is absent, or the model id
@@ -75,7 +75,8 @@ def check_grader(grader: str) -> None:
                 f"anima.inspect_grader {grader}: the folder {name} does not exist; give a "
                 "checkpoint folder (hf/<folder>) or a hub id (hf/<org>/<model>)."
             )
-        return  # built (and loaded) only when grading starts
+    if key is None:
+        return  # a local provider (hf, vllm, ...): built, and loaded, only when grading starts
     from inspect_ai._util.error import PrerequisiteError
     from inspect_ai.model import get_model
 
