@@ -12,7 +12,7 @@ from valuetrace.analysis.anima.generate import AnswerSet
 from valuetrace.analysis.anima.scores import AnimaScores
 from valuetrace.analysis.anima.section import html_section, summary_lines
 from valuetrace.config import RunConfig, config_from_dict
-from valuetrace.errors import ConfigError, DataError
+from valuetrace.errors import CheckpointError, ConfigError, DataError
 from valuetrace.steps.anima import run_anima
 from valuetrace.training.lineage import Lineage, StageRecord
 
@@ -103,5 +103,9 @@ def test_reference_agreement_and_bad_inputs_fail_before_generation(
     assert not config.paths.anima("base").exists()  # refused before any answer
     config = tiny_run(tmp_path / "c", tiny_checkpoint, inspect_grader="anthropic/claude-x")
     with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
+        run_anima(config, progress=False)
+    assert not config.paths.anima("base").exists()
+    config = tiny_run(tmp_path / "d", tiny_checkpoint, judge=str(tmp_path / "no_judge"))
+    with pytest.raises(CheckpointError):
         run_anima(config, progress=False)
     assert not config.paths.anima("base").exists()

@@ -26,7 +26,12 @@ from valuetrace.analysis.anima.generate import (
     pick_backend,
 )
 from valuetrace.analysis.anima.inspect_task import check_grader, grade_with_inspect
-from valuetrace.analysis.anima.judge import JUDGE_PROMPT, JudgedAnswers, judge_answers
+from valuetrace.analysis.anima.judge import (
+    JUDGE_PROMPT,
+    JudgedAnswers,
+    judge_answers,
+    yes_no_tokens,
+)
 from valuetrace.analysis.anima.questions import Dimension, Question, load_anima
 from valuetrace.analysis.anima.scores import (
     Agreement,
@@ -114,6 +119,7 @@ def run_anima(config: RunConfig, *, progress: bool = True) -> AnimaScores:
     Raises:
         ConfigError: no question folder, an unusable Inspect grader or vLLM backend.
         DataError: a bad question, dimension or reference file (before any generation).
+        CheckpointError: the judge cannot be loaded (before any generation).
     """
     cfg = config.anima
     dims, questions = load_anima(anima_folder(config), languages=cfg.languages, limit=cfg.limit)
@@ -124,6 +130,7 @@ def run_anima(config: RunConfig, *, progress: bool = True) -> AnimaScores:
     )
     if cfg.inspect_grader:
         check_grader(cfg.inspect_grader)
+    yes_no_tokens(load_tokenizer(cfg.judge))  # a judge that cannot be loaded stops us here
     backend = pick_backend(cfg.backend)
     seed = config.seed if cfg.seed is None else cfg.seed
     lineage = Lineage.load(config.paths.lineage)
