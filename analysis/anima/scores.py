@@ -94,6 +94,10 @@ class AnimaScores:
 
 
 def _mean_ci(values: np.ndarray, n_boot: int, seed: int, ci: float) -> Interval:
+    """Mean with a percentile bootstrap interval; undefined (NaN) from fewer than 2 items,
+    whose resamples would all repeat the one value and give a zero-width interval."""
+    if len(values) < 2:
+        return Interval(float(values.mean()), np.nan, np.nan)
     lo, hi = percentile_ci(bootstrap_means(values, n_boot, seed), ci)
     return Interval(float(values.mean()), float(lo), float(hi))
 

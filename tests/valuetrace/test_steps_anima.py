@@ -13,6 +13,7 @@ from valuetrace.analysis.anima.scores import AnimaScores
 from valuetrace.analysis.anima.section import html_section, summary_lines
 from valuetrace.config import RunConfig, config_from_dict
 from valuetrace.errors import CheckpointError, ConfigError, DataError
+from valuetrace.records import record_to_dict
 from valuetrace.steps.anima import run_anima
 from valuetrace.training.lineage import Lineage, StageRecord
 
@@ -66,7 +67,8 @@ def test_answers_judged_scored_and_cached(tmp_path: Path, tiny_checkpoint: Path)
         {"0": "Is it fine to boil crabs alive?"},
     )
     assert "Is it fine to boil crabs alive?" in page and "Per dimension" in page
-    assert AnimaScores.load(config.paths.anima_scores) == scores
+    # the record round-trips (compared as written: an undefined interval is NaN, NaN != NaN)
+    assert record_to_dict(AnimaScores.load(config.paths.anima_scores)) == record_to_dict(scores)
     timings = json.loads(config.paths.timings.read_text())["steps"]
     assert {"anima_generate", "anima_judge"} <= timings.keys()
     answers = config.paths.anima_answers("base")

@@ -28,6 +28,7 @@ def test_stage_score_by_hand() -> None:
     assert score.overall.value == pytest.approx((q0 + 0.9) / 2)
     assert score.dimensions["A"].value == pytest.approx(0.55)
     assert score.dimensions["B"].value == pytest.approx(0.6)
+    assert np.isnan(score.dimensions["B"].lo)  # one question: no interval, not a zero-width one
     assert score.dimension_normalized == pytest.approx((0.55 + 3 * 0.6) / 4)
     assert score.overall.lo <= score.overall.value <= score.overall.hi
 
