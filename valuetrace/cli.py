@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         "first fires (run by `run` when a stage has save_at or a trajectory)",
         "causal": "ablate / add the compassion direction at the localised layers",
         "report": "write report.html and the summary",
+        "export": "write the run's tables as Parquet (--to-hub pushes them) and control vectors",
     }
     text = "known-answer arms (counter-value vs neutral) on a model: a sensitivity table"
     helps["calibrate"] = text
@@ -101,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--json", type=Path, default=None, help="write one object per arm and dose"
             )
+        if name == "export":
+            cmd.add_argument("--to-hub", default=None, help="hub dataset repo id or local folder")
+            cmd.add_argument(
+                "--control-vector",
+                default=None,
+                metavar="STAGE",
+                help="export this stage's direction",
+            )
+            cmd.add_argument("--probe-set", default=None, help="probe set of the direction")
+            cmd.add_argument("--direction", default="mean_diff", choices=["mean_diff", "probe"])
         if name == "demo":
             cmd.add_argument(
                 "--model",
@@ -211,6 +222,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         calibrate,
         causal,
         evaluate,
+        export,
         extract,
         prepare,
         probe,
@@ -247,6 +259,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         "trajectory": lambda: trajectory.trajectory(config),
         "causal": lambda: causal.causal(config),
         "report": lambda: report.report(config),
+        "export": lambda: print(
+            "\n".join(
+                export.export(
+                    config,
+                    to_hub=args.to_hub,
+                    control_vector=args.control_vector,
+                    probe_set=args.probe_set,
+                    kind=args.direction,
+                )
+            )
+        ),
     }
     chosen = list(STEPS) if args.command in ("demo", "run") else [args.command]
     if args.command == "calibrate":

@@ -465,6 +465,52 @@ class CausalConfig:
 
 
 @dataclass
+class AnimaConfig:
+    """ANIMA (Animal Harm Benchmark 2.x) answers per stage, judged per dimension.
+
+    `source` is a folder holding `questions.jsonl` and `dimensions.jsonl` (default: `anima/`
+    of `real_data_dir`); `languages` keeps questions in those languages (the original English
+    questions, `language: null`, count as "English"; leave it out for all languages); `limit`
+    keeps the first questions after that filter. Each stage answers each question
+    `samples_per_question` times under its chat template (greedy at `temperature` 0, which
+    allows one sample only; seeded sampling above it). `judge` is the offline judge's model
+    (built-in name, hub id, folder or GGUF); `inspect_grader` an Inspect model id (`hf/<folder>`,
+    `openai/gpt-4o`, ...) that grades the same cached answers through Inspect, and `reference`
+    a JSONL file of graded answers to measure the judge's agreement against.
+    """
+
+    enabled: bool = False
+    source: str | None = None
+    languages: list[str] | None = field(default_factory=lambda: ["English"])
+    limit: int | None = checked(None, ge=1)
+    samples_per_question: int = checked(1, ge=1)
+    temperature: float = checked(0.0, ge=0)
+    max_new_tokens: int = checked(128, ge=1)
+    batch_size: int = checked(8, ge=1)
+    seed: int | None = checked(None, ge=0, le=MAX_SEED)  # None: the run's seed
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    judge: str = "smollm2-135m-instruct"
+    judge_batch_size: int = checked(8, ge=1)
+    judge_max_length: int = checked(1024, ge=16)
+    inspect_grader: str | None = None
+    reference: str | None = None
+    n_bootstrap: int = checked(1000, ge=1)
+
+    def __post_init__(self) -> None:
+        if self.samples_per_question > 1 and self.temperature == 0:
+            raise ConfigError(
+                f"anima.samples_per_question is {self.samples_per_question} but temperature is "
+                "0 (greedy): every sample would be the same answer. Set temperature > 0 "
+                "(e.g. 0.7) or samples_per_question: 1."
+            )
+        if self.languages is not None and not self.languages:
+            raise ConfigError(
+                "anima.languages is an empty list; name languages (e.g. [English]) or leave it "
+                "out (null) for all languages."
+            )
+
+
+@dataclass
 class AnalysisConfig:
     """Which stage pairs to compare (parent first) and which layer the UMAP panel shows.
 
@@ -542,6 +588,7 @@ class RunConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     probing: ProbingConfig = field(default_factory=ProbingConfig)
     causal: CausalConfig = field(default_factory=CausalConfig)
+    anima: AnimaConfig = field(default_factory=AnimaConfig)
     seed: int = checked(0, ge=0, le=MAX_SEED)
     demo_data: bool = False
     real_data_dir: str | None = None

@@ -178,6 +178,32 @@ class RunPaths:
     def behaviour(self, stage: str) -> Path:
         return self.root / "behaviour" / f"{stage}.json"
 
+    def anima(self, stage: str) -> Path:
+        """A stage's ANIMA files: cached answers, offline-judge verdicts, Inspect logs."""
+        return self.root / "anima" / stage
+
+    def anima_answers(self, stage: str) -> Path:
+        """A stage's cached ANIMA answers with their generation settings (a JSON record)."""
+        return self.anima(stage) / "answers.json"
+
+    def anima_judged(self, stage: str) -> Path:
+        """The offline judge's per-dimension verdicts on a stage's cached answers."""
+        return self.anima(stage) / "judged.json"
+
+    def anima_inspect(self, stage: str) -> Path:
+        """The folder of the Inspect `.eval` logs that grade a stage's cached answers."""
+        return self.anima(stage) / "inspect"
+
+    @property
+    def anima_scores(self) -> Path:
+        """ANIMA scores of every stage, paired changes and the judge's agreement (a record)."""
+        return self.root / "anima" / "scores.json"
+
+    @property
+    def exports(self) -> Path:
+        """Parquet tables and control vectors written by `valuetrace export`."""
+        return self.root / "exports"
+
     @property
     def analysis(self) -> Path:
         return self.root / "analysis"
@@ -247,13 +273,15 @@ class RunPaths:
             *self.root.glob(f"activations/*/{stage}.h5"),
             *self.root.glob(f"probes/*/{stage}.h5"),
             self.behaviour(stage),
+            self.anima(stage),
         ]
 
     @property
     def cross_stage_outputs(self) -> list[Path]:
         """Files that compare stages, stale as soon as any one stage changes."""
         surface = sorted(self.root.glob("probes/*/surface_baselines.json"))
-        return [*surface, self.analysis, self.report, self.summary]
+        outputs = [*surface, self.analysis, self.report, self.summary, self.exports]
+        return [*outputs, self.anima_scores]
 
     def stored(self, path: str | Path) -> str:
         """`path` as this folder stores it (see `stored_path`)."""

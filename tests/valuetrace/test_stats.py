@@ -176,3 +176,19 @@ def test_pearson_r_matches_numpy_per_row() -> None:
     want = [np.corrcoef(row, y)[0, 1] for row in x]
     np.testing.assert_allclose(pearson_r(x, y), want)
     assert np.isnan(pearson_r(np.ones((1, 30)), y)[0])
+
+
+def test_spearman_ci_matches_scipy_and_covers_it() -> None:
+    from scipy.stats import spearmanr
+
+    from valuetrace.stats import spearman_ci
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    y = x + rng.normal(size=40)
+    y[:5] = y[5]  # ties get their average rank
+    rho = spearman_ci(x, y, n_boot=500, seed=0, ci=0.95)
+    assert rho.value == pytest.approx(spearmanr(x, y).statistic)
+    assert rho.lo < rho.value < rho.hi
+    with pytest.raises(DataError, match="at least 3"):
+        spearman_ci(x[:2], y[:2], n_boot=10, seed=0, ci=0.95)

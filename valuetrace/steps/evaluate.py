@@ -8,6 +8,7 @@ from valuetrace.analysis.behaviour import GENERATION_PROMPTS, BehaviourResult, b
 from valuetrace.config import RunConfig, resolve_data_path
 from valuetrace.console import progress_bar
 from valuetrace.errors import ConfigError
+from valuetrace.steps.anima import run_anima
 from valuetrace.steps.common import behaviour_items, load_options, stage_model, stage_tokenizer
 from valuetrace.training.datasets import PromptResponse, load_records
 from valuetrace.training.lineage import Lineage
@@ -80,4 +81,6 @@ def evaluate(config: RunConfig, *, progress: bool = True) -> dict[str, Behaviour
         )
         result.save(config.paths.behaviour(record.name))
         results[record.name] = result
+    if config.anima.enabled:
+        run_anima(config, progress=progress)
     return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from valuetrace.analysis.anima.section import html_section, summary_lines
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import Findings
@@ -42,5 +43,31 @@ def report(config: RunConfig) -> Path:
             if paths.surface(p.name).is_file()
         ],
     )
-    paths.summary.write_text(summary_text(inputs))
-    return render_html(inputs, paths.report)
+    summary, out = summary_text(inputs), render_html(inputs, paths.report)
+    if paths.anima_scores.is_file():  # ANIMA's own section; place it in the report as it grows
+        summary, page = anima_report(config, summary, out.read_text())
+        out.write_text(page)
+    paths.summary.write_text(summary)
+    return out
+
+
+def anima_report(config: RunConfig, summary: str, page: str) -> tuple[str, str]:
+    """The summary and report page with the ANIMA block and section added."""
+    from valuetrace.analysis.anima.generate import AnswerSet
+    from valuetrace.analysis.anima.questions import load_anima
+    from valuetrace.analysis.anima.scores import AnimaScores
+    from valuetrace.steps.anima import anima_folder
+
+    paths = config.paths
+    scores = AnimaScores.load(paths.anima_scores)
+    answers = {
+        s: AnswerSet.load(paths.anima_answers(s))
+        for s in scores.stages
+        if paths.anima_answers(s).is_file()
+    }
+    _, questions = load_anima(
+        anima_folder(config), languages=config.anima.languages, limit=config.anima.limit
+    )
+    section = html_section(scores, answers, {q.id: q.question for q in questions})
+    text = summary.rstrip("\n") + "\n\n" + "\n".join(summary_lines(scores)) + "\n"
+    return text, page.replace("</body>", section + "</body>", 1)
