@@ -4,8 +4,10 @@ The model's body (`model.base_model`) runs without the LM head, which extraction
 and stops right after the last requested layer. Hooks pool each layer's output as it is made,
 so only `[batch, d_model]` per layer is kept. Blocks of rows are sorted by length to cut
 padding, cut into batches of at most `batch_size` rows (and, with `max_batch_tokens`, at most
-that many padded tokens), and written by a background thread while the next block runs. On CUDA
-the pooled vectors come back through pinned memory without a sync per batch.
+that many padded tokens), and written by a background thread while the next block runs. Tokens
+that every row of a batch starts with (a chat template's system turn) run once, and the rows'
+own tokens on top of their cached keys and values (`activations.prefix`). On CUDA the pooled
+vectors come back through pinned memory without a sync per batch.
 `backend="transformer_lens"` reads the same layers from transformer-lens instead
 (`activations.tl_backend`), for cross-checks.
 """
@@ -35,6 +37,7 @@ from valuetrace.activations.pooling import (
     tokenise,
     warn_truncated,
 )
+from valuetrace.activations.prefix import SharedPrefixes, shared_prefix_length
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.errors import ConfigError, DataError
@@ -42,6 +45,9 @@ from valuetrace.models import decoder_layers, tokenizer_hash
 
 Backend = Literal["hooks", "transformer_lens"]
 PoolFn = Callable[[Batch, list[int]], torch.Tensor]
+# A batch's common first tokens run once only from this many on: below it the second forward
+# and the copies of the cache cost more than they save (a BOS alone, or a plain-format header).
+MIN_SHARED_TOKENS = 8
 
 
 class _StopForward(Exception):
@@ -101,26 +107,56 @@ def _pooling_hooks(
             handle.remove()
 
 
+def shared_length(batch: Batch) -> int:
+    """How many first tokens all rows of a right-padded batch share and can run once.
+
+    Every row keeps at least one token of its own, and a prefix shorter than
+    `MIN_SHARED_TOKENS` (or a batch of one row) gives 0: the batch runs whole.
+    """
+    lengths = batch.attention_mask.sum(-1).tolist()
+    if len(lengths) < 2:
+        return 0
+    rows = [ids[:n] for ids, n in zip(batch.input_ids.tolist(), lengths, strict=True)]
+    shared = min(shared_prefix_length(rows), min(lengths) - 1)
+    return shared if shared >= MIN_SHARED_TOKENS else 0
+
+
 @torch.inference_mode()
 def pooled_hidden_states(
     model: PreTrainedModel, batch: Batch, layers: list[int]
 ) -> Float[torch.Tensor, "l b d"]:
-    """Pooled hidden states of `layers` for one batch (fp32, on the model's device)."""
+    """Pooled hidden states of `layers` for one batch (fp32, on the model's device).
+
+    The first `shared_length(batch)` tokens, the same in every row, run once (batch 1) and are
+    pooled into every row with that row's weights on them; the rows' own tokens run on top of
+    the prefix's cached keys and values (`activations.prefix.SharedPrefixes`). Pooling is a
+    weighted sum, so the two parts add up to the whole row's pooled vector.
+    """
     device = next(model.parameters()).device
+    shared = shared_length(batch)
     pooled: dict[int, torch.Tensor] = {}
+    prefix: dict[int, torch.Tensor] = {}
+    cache = None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with _pooling_hooks(model, layers, pooled) as slot:
-        slot["weights"] = batch.weights.to(device)
-        with (
-            contextlib.suppress(_StopForward),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"),
-        ):
+        if shared:
+            prefixes = SharedPrefixes.one(batch.input_ids[0, :shared].tolist(), len(batch.weights))
+            slot["weights"] = batch.weights[:, :shared].to(device)  # hidden [1, shared, d]
+            with autocast:
+                cache = prefixes.cache(model, stop=(_StopForward,))
+            prefix = dict(pooled)
+        slot["weights"] = batch.weights[:, shared:].to(device)
+        with contextlib.suppress(_StopForward), autocast:
             model.base_model(
-                input_ids=batch.input_ids.to(device),
+                input_ids=batch.input_ids[:, shared:].to(device),
                 attention_mask=batch.attention_mask.to(device),
-                position_ids=batch.position_ids.to(device),
-                use_cache=False,
+                position_ids=batch.position_ids[:, shared:].to(device),
+                cache=cache,
+                use_cache=cache is not None,
             )
-    return torch.stack([pooled[layer] for layer in layers])
+    return torch.stack(
+        [pooled[layer] + prefix[layer] if prefix else pooled[layer] for layer in layers]
+    )
 
 
 def length_batches(

@@ -91,9 +91,9 @@ def build_model() -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def build_tokenizer(size: int = VOCAB) -> PreTrainedTokenizerFast:
     """A word-level tokenizer where the text `t17 t5` is exactly the ids [17, 5] (0 = pad)."""
-    vocab = {"<pad>": 0, **{f"t{i}": i for i in range(1, VOCAB)}}
+    vocab = {"<pad>": 0, **{f"t{i}": i for i in range(1, size)}}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>")

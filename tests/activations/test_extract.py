@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
@@ -10,14 +11,17 @@ import torch
 
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import (
+    MIN_SHARED_TOKENS,
     check_layers,
     extract_to_cache,
     length_batches,
     pooled_hidden_states,
+    shared_length,
 )
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.errors import CacheError, ConfigError, ValuetraceError
+from valuetrace.models import decoder_layers
 
 
 def _examples(n: int) -> LabelledExamples:
@@ -217,3 +221,60 @@ def test_batch_size_1_and_16_agree_and_a_resume_never_mixes_them(
             extract_to_cache(tiny_model, tiny_tokenizer, data, half, **other, **settings)
     extract_to_cache(tiny_model, tiny_tokenizer, data, half, batch_size=16, **settings)
     assert read_activations(half).attrs["batch_size"] == 16  # the same settings resume
+
+
+# like SmolLM2's: a conversation without a system turn gets a default one
+SYSTEM_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|system|>\nThe vet helped the cat."
+    "{{ eos_token }}\n{% endif %}"
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "layers"), [("last", None), ("mean", None), ("mean", [0, 1]), ("response", None)]
+)
+def test_a_shared_chat_prefix_runs_once_and_pools_as_each_row_alone(
+    tmp_path, tiny_model, tiny_tokenizer, pooling, layers
+):
+    chat = copy.deepcopy(tiny_tokenizer)
+    chat.chat_template = SYSTEM_TEMPLATE
+    data = _examples(24)
+    prompts = [p if i % 3 else "" for i, p in enumerate(data.prompts)]  # some without a prompt
+    data = LabelledExamples(data.ids, prompts, data.responses, data.labels, data.groups)
+    encoded = encode(chat, data.prompts, data.responses, 128, chat=True)
+    batch = collate(encoded[:8], chat.pad_token_id, chat.bos_token_id, pooling)
+    assert shared_length(batch) >= MIN_SHARED_TOKENS  # the system turn is shared
+    fed = []
+    handle = decoder_layers(tiny_model)[0].register_forward_pre_hook(
+        lambda _module, args: fed.append(args[0].shape[0] * args[0].shape[1])
+    )
+    try:
+        path = extract_to_cache(
+            tiny_model,
+            chat,
+            data,
+            tmp_path / "chat.h5",
+            chat=True,
+            provenance={**PROVENANCE, "pooling": pooling},
+            pooling=pooling,
+            batch_size=8,
+            max_length=128,
+            layers=layers,
+            progress=False,
+        )
+    finally:
+        handle.remove()
+    assert sum(fed) < sum(len(e.ids) for e in encoded)  # fewer than the rows' own tokens
+    chosen = [0, 1, 2] if layers is None else layers
+    alone = torch.cat(  # a batch of one row never shares: the full forward of each row
+        [
+            pooled_hidden_states(
+                tiny_model, collate([e], chat.pad_token_id, chat.bos_token_id, pooling), chosen
+            )
+            for e in encoded
+        ],
+        dim=1,
+    )
+    np.testing.assert_allclose(read_activations(path).acts, alone.numpy(), atol=1e-5, rtol=0)
