@@ -17,7 +17,8 @@ body, and the largest difference between the two caches' pooled vectors (goal <=
 by the layer's magnitude; SmolLM2's residual stream reaches |x| ~ 600). The extract step of the
 config runs this for seven checkpoints, so its time scales by the same ratio.
 
-    python benchmarks/bench_prefix.py --rounds 2      # ~4 minutes on 2 cores
+    python benchmarks/bench_prefix.py --rounds 2      # every row: ~25 minutes on 2 busy cores
+    python benchmarks/bench_prefix.py --rounds 2 --limit 64   # 64 rows of each set
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from valuetrace.activations import extract
-from valuetrace.activations.examples import load_labelled
+from valuetrace.activations.examples import LabelledExamples, load_labelled
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.config import load_config, resolve_data_path
@@ -43,6 +44,18 @@ from valuetrace.real_data import RealDataSizes, write_real_data
 from valuetrace.steps.common import BEHAVIOUR_SET, behaviour_examples
 
 CONFIG = Path(__file__).resolve().parents[1] / "valuetrace" / "configs" / "smollm2-135m.yaml"
+
+
+def first_rows(examples: LabelledExamples, n: int) -> LabelledExamples:
+    """The first `n` rows of a set (a shorter run; the rows and their order are the set's)."""
+    return LabelledExamples(
+        examples.ids[:n],
+        examples.prompts[:n],
+        examples.responses[:n],
+        None if examples.labels is None else examples.labels[:n],
+        examples.groups[:n],
+        None if examples.scores is None else examples.scores[:n],
+    )
 
 
 def fed_tokens(sets: dict, tokenizer, config, threshold: int) -> int:
@@ -69,6 +82,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default=None, help="checkpoint folder (default: built-in)")
+    parser.add_argument("--limit", type=int, default=None, help="first N rows of each set")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(args.threads)
@@ -82,6 +96,8 @@ def main() -> None:
         )
         sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
         sets[BEHAVIOUR_SET] = behaviour_examples(config)
+        if args.limit is not None:
+            sets = {name: first_rows(examples, args.limit) for name, examples in sets.items()}
         ext = config.extract
         thresholds = {"whole": 10**9, "shared": extract.MIN_SHARED_TOKENS}
         times: dict[str, list[float]] = {k: [] for k in thresholds}
@@ -105,6 +121,7 @@ def main() -> None:
                         progress=False,
                     )
                 times[how].append(time.perf_counter() - start)
+                print(f"round {r + 1} {how}: {times[how][-1]:.1f} s", flush=True)
         extract.MIN_SHARED_TOKENS = thresholds["shared"]
         worst = 0.0
         for name in sets:

@@ -25,6 +25,7 @@ from valuetrace.runtime import (
     record_timing,
     seed_everything,
     set_threads,
+    warn_if_oversubscribed,
 )
 
 STEPS = ("train", "extract", "evaluate", "probe", "analyze", "causal", "report")
@@ -191,7 +192,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     )
     log = logging.getLogger("valuetrace.cli")
     log.info("valuetrace %s: %s", args.command, " ".join(sys.argv[1:]))
-    threads = set_threads()
+    threads = set_threads(config.threads)
     log.info("torch threads: %d", threads)
     steps: dict[str, Callable[[], object]] = {
         "train": lambda: train.train(config, progress=progress, overwrite=args.overwrite),
@@ -208,6 +209,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     for step in chosen:
         seed_everything(config.seed)
+        warn_if_oversubscribed(step)
         record_environment(paths.environment, step)
         t0 = time.perf_counter()
         steps[step]()

@@ -351,8 +351,16 @@ class RunConfig:
     real_data_sizes: dict[str, int] = field(default_factory=dict)
     tokenizer_corpora: list[str] = field(default_factory=list)
     accelerate_config: str | None = None
+    # torch's CPU threads: "auto" uses every core (or OMP_NUM_THREADS when it is set); a number
+    # fixes it. On a shared machine, fewer threads than cores degrade gracefully when another
+    # process competes (benchmarks/bench_load.py); a step warns when the machine is busy.
+    threads: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.threads, str) and self.threads < 1:
+            raise ConfigError(
+                f"threads is {self.threads}; it must be 'auto' (every core) or a number >= 1."
+            )
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stages: stage names must be unique, got {names}.")

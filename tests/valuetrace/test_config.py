@@ -47,6 +47,8 @@ def test_paths_are_derived_from_the_run_dir():
         (lambda d: d.update(probes=[]), "at least one probe set"),
         (lambda d: d["model"].update(name_or_path="meta-llama/Llama-3.1-8B"), "exactly one of"),
         (lambda d: d["probing"].update(surface_margin=0.9), "probing.surface_margin is 0.9"),
+        (lambda d: d.update(threads=0), "threads is 0; it must be 'auto'"),
+        (lambda d: d.update(threads="many"), "threads"),
     ],
 )
 def test_bad_configs_name_the_problem(edit, message):
@@ -191,3 +193,8 @@ def test_a_causal_grid_without_zero_or_both_signs_is_refused(section, edit, mess
     with pytest.raises(ValuetraceError, match=message):
         config_from_dict(data)
     assert config_from_dict(_demo()).causal.alphas == [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0]
+
+
+def test_threads_default_to_auto_and_take_a_number():
+    assert config_from_dict(_demo()).threads == "auto"
+    assert config_from_dict({**_demo(), "threads": 1}).threads == 1
