@@ -43,6 +43,7 @@ time), printing every time and the ratio of the medians.
     python benchmarks/bench_extract.py --quick      # 32 x 128 tokens, a smoke run
     python benchmarks/bench_extract.py --alternate 6  # (b)/(a) only, paired (~2 minutes)
     python benchmarks/bench_extract.py --memory --quick  # peak RSS at 32/128/512 seqs only
+    python benchmarks/bench_extract.py --quick --no-memory  # the timing table only
 """
 
 from __future__ import annotations
@@ -289,6 +290,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
     parser.add_argument("--alternate", type=int, default=None, help="(b)/(a) only, K pairs")
     parser.add_argument("--memory", action="store_true", help="the peak RSS lines only")
+    parser.add_argument("--no-memory", action="store_true", help="the timing table only")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -376,7 +378,8 @@ def main() -> None:
         f"ratios (wall): (b)/(a) = {t_b / t_a:.3f} (goal <= 1.05)   (c)/(b) = {t_c / t_b:.2f}   "
         f"(d)/(b) = {t_d / t_b:.2f}   {nn_ratio}| (cpu): (b)/(a) = {c_b / c_a:.3f}"
     )
-    print_memory(n)
+    if not args.no_memory:
+        print_memory(n)
 
 
 def print_memory(n: int) -> None:
