@@ -108,16 +108,16 @@ def _pooling_hooks(
 
 
 def shared_length(batch: Batch) -> int:
-    """How many first tokens all rows of a right-padded batch share and can run once.
+    """How many first tokens all rows of a batch share and can run once.
 
-    Every row keeps at least one token of its own, and a prefix shorter than
-    `MIN_SHARED_TOKENS` (or a batch of one row) gives 0: the batch runs whole.
+    Only leading columns that are real tokens in every row count (a left-padded batch of
+    unequal rows shares nothing); every row keeps at least one token of its own, and a prefix
+    shorter than `MIN_SHARED_TOKENS` (or a batch of one row) gives 0: the batch runs whole.
     """
-    lengths = batch.attention_mask.sum(-1).tolist()
-    if len(lengths) < 2:
+    if len(batch.input_ids) < 2:
         return 0
-    rows = [ids[:n] for ids, n in zip(batch.input_ids.tolist(), lengths, strict=True)]
-    shared = min(shared_prefix_length(rows), min(lengths) - 1)
+    real = int(batch.attention_mask.all(0).long().cumprod(0).sum())  # leading all-real columns
+    shared = min(shared_prefix_length(batch.input_ids[:, :real].tolist()), real - 1)
     return shared if shared >= MIN_SHARED_TOKENS else 0
 
 

@@ -236,12 +236,10 @@ def check_extract(model, tokenizer, shape: Shape, device: torch.device, tmp: Pat
     }
 
 
-def check_padding(model, shape: Shape) -> dict:
+def check_padding(model, tokenizer, shape: Shape) -> dict:
     """Left- vs right-padded pooled vectors of one mixed-length batch: NaN rows and max diff."""
     rows = random_rows(shape, np.random.default_rng(1))[: shape.extract_batch]
-    encoded = encode(
-        build_tokenizer(shape.vocab), [""] * len(rows), [as_text(r) for r in rows], shape.max_len
-    )
+    encoded = encode(tokenizer, [""] * len(rows), [as_text(r) for r in rows], shape.max_len)
     layers = list(range(model.config.num_hidden_layers + 1))
     out = {}
     for side in ("left", "right"):
@@ -522,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         model = build_model(shape, device)
         result["params_b"] = sum(p.numel() for p in model.parameters()) / 1e9
         result["extract"] = check_extract(model, tokenizer, shape, device, tmp)
-        result["padding"] = check_padding(model, shape)
+        result["padding"] = check_padding(model, tokenizer, shape)
         result["generate"] = check_generate(model, shape, device)
         result["lora"] = check_training(model, tokenizer, "lora", shape, device, tmp)
         config = model.config

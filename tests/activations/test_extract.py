@@ -246,6 +246,8 @@ def test_a_shared_chat_prefix_runs_once_and_pools_as_each_row_alone(
     encoded = encode(chat, data.prompts, data.responses, 128, chat=True)
     batch = collate(encoded[:8], chat.pad_token_id, chat.bos_token_id, pooling)
     assert shared_length(batch) >= MIN_SHARED_TOKENS  # the system turn is shared
+    left = collate(encoded[:8], chat.pad_token_id, chat.bos_token_id, pooling, "left")
+    assert shared_length(left) == 0  # unequal rows, left-padded: no column is real in all
     fed = []
     handle = decoder_layers(tiny_model)[0].register_forward_pre_hook(
         lambda _module, args: fed.append(args[0].shape[0] * args[0].shape[1])
