@@ -16,6 +16,12 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+# OpenMP threads sleep at barriers instead of spinning. It is read once, when torch loads its
+# OpenMP runtime, so it is set before anything imports torch; a value the user set wins. Beside
+# one competing process on 2 cores, a LoRA stage kept 0.74 of its speed with it, and stalled
+# (< 5 tokens/s, 100 s timeout) with OpenMP's default spinning (benchmarks/bench_load.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from valuetrace import console
 from valuetrace.errors import ConfigError, ValuetraceError
 from valuetrace.paths import RunPaths

@@ -52,8 +52,9 @@ def warn_if_oversubscribed(step: str) -> bool:
     The 1-minute load average (`os.getloadavg`) counts runnable threads, this process's
     included, so a load above the core count means other processes compete for the cores. On 2
     cores a SmolLM2 LoRA stage then ran 9-11x slower with one thread per core, as torch's
-    threads wait for each other at every operation (benchmarks/bench_load.py). Returns whether
-    it warned.
+    threads spin waiting for each other at every operation; the CLI sets OMP_WAIT_POLICY=PASSIVE
+    against it, and `threads: 1` halves the loss again (benchmarks/bench_load.py). Returns
+    whether it warned.
     """
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
@@ -134,6 +135,7 @@ def environment_info() -> dict[str, Any]:
             k: os.environ[k]
             for k in (
                 "OMP_NUM_THREADS",
+                "OMP_WAIT_POLICY",
                 "MKL_NUM_THREADS",
                 "OPENBLAS_NUM_THREADS",
                 "MKL_CBWR",
