@@ -5,8 +5,10 @@ and stops right after the last requested layer. Hooks (`valuetrace.architecture.
 layer 0 is the input of the first block, layer l the output of block l-1) pool each layer as it
 is made, so only `[batch, d_model]` per layer is kept. Blocks of rows are sorted by length to cut
 padding, cut into batches of at most `batch_size` rows (and, with `max_batch_tokens`, at most
-that many padded tokens), and written by a background thread while the next block runs. On CUDA
-the pooled vectors come back through pinned memory without a sync per batch.
+that many padded tokens), and written by a background thread while the next block runs. Tokens
+that every row of a batch starts with (a chat template's system turn) run once, and the rows'
+own tokens on top of their cached keys and values (`activations.prefix`). On CUDA the pooled
+vectors come back through pinned memory without a sync per batch.
 `backend="transformer_lens"` reads the same layers from transformer-lens instead
 (`activations.tl_backend`), for cross-checks.
 """
@@ -36,6 +38,7 @@ from valuetrace.activations.pooling import (
     tokenise,
     warn_truncated,
 )
+from valuetrace.activations.prefix import SharedPrefixes, shared_prefix_length
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.architecture import decoder_layers, residual_hooks
@@ -47,6 +50,9 @@ from valuetrace.prompts import chat_render_hash
 
 Backend = Literal["hooks", "transformer_lens"]
 PoolFn = Callable[[Batch, list[int]], torch.Tensor]
+# A batch's common first tokens run once only from this many on: below it the second forward
+# and the copies of the cache cost more than they save (a BOS alone, or a plain-format header).
+MIN_SHARED_TOKENS = 8
 
 
 class _StopForward(Exception):
@@ -97,6 +103,20 @@ def _pooling_fns(
     return {layer: reader(layer) for layer in layers}
 
 
+def shared_length(batch: Batch) -> int:
+    """How many first tokens all rows of a batch share and can run once.
+
+    Only leading columns that are real tokens in every row count (a left-padded batch of
+    unequal rows shares nothing); every row keeps at least one token of its own, and a prefix
+    shorter than `MIN_SHARED_TOKENS` (or a batch of one row) gives 0: the batch runs whole.
+    """
+    if len(batch.input_ids) < 2:
+        return 0
+    real = int(batch.attention_mask.all(0).long().cumprod(0).sum())  # leading all-real columns
+    shared = min(shared_prefix_length(batch.input_ids[:, :real].tolist()), real - 1)
+    return shared if shared >= MIN_SHARED_TOKENS else 0
+
+
 @torch.inference_mode()
 def pooled_hidden_states(
     model: PreTrainedModel, batch: Batch, layers: list[int]
@@ -105,22 +125,34 @@ def pooled_hidden_states(
 
     Layer 0 is the input of the first decoder block, layer l the output of block l-1
     (`valuetrace.architecture.residual_site`); the body stops after the last requested layer.
+    The first `shared_length(batch)` tokens, the same in every row, run once (batch 1) and are
+    pooled into every row with that row's weights on them; the rows' own tokens run on top of
+    the prefix's cached keys and values (`activations.prefix.SharedPrefixes`). Pooling is a
+    weighted sum, so the two parts add up to the whole row's pooled vector.
     """
     device = next(model.parameters()).device
+    shared = shared_length(batch)
     pooled: dict[int, torch.Tensor] = {}
-    readers = _pooling_fns(layers, batch.weights.to(device), pooled)
-    with (
-        residual_hooks(model, readers),
-        contextlib.suppress(_StopForward),
-        torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"),
-    ):
+    prefix: dict[int, torch.Tensor] = {}
+    cache = None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    if shared:
+        prefixes = SharedPrefixes.one(batch.input_ids[0, :shared].tolist(), len(batch.weights))
+        weights = batch.weights[:, :shared].to(device)  # hidden [1, shared, d]
+        with residual_hooks(model, _pooling_fns(layers, weights, prefix)), autocast:
+            cache = prefixes.cache(model, stop=(_StopForward,))
+    readers = _pooling_fns(layers, batch.weights[:, shared:].to(device), pooled)
+    with residual_hooks(model, readers), contextlib.suppress(_StopForward), autocast:
         model.base_model(
-            input_ids=batch.input_ids.to(device),
+            input_ids=batch.input_ids[:, shared:].to(device),
             attention_mask=batch.attention_mask.to(device),
-            position_ids=batch.position_ids.to(device),
-            use_cache=False,
+            position_ids=batch.position_ids[:, shared:].to(device),
+            cache=cache,
+            use_cache=cache is not None,
         )
-    return torch.stack([pooled[layer] for layer in layers])
+    return torch.stack(
+        [pooled[layer] + prefix[layer] if prefix else pooled[layer] for layer in layers]
+    )
 
 
 def length_batches(

@@ -6,10 +6,9 @@ runs once and the head is applied only at the positions that predict a continuat
 
 Continuations that share a prompt (an eval item's compassionate and dismissive answers, or one
 item under several steering strengths) share its forward: the prompt's tokens run once and
-leave their keys and values in a cache (`transformers.DynamicCache`), and each continuation runs
-on top of it with its own position ids, as batched generation does after a left-padded prompt.
-This is the prefix reuse of lm-evaluation-harness's multiple-choice scoring and vLLM's prefix
-caching; the hidden states equal a full forward's up to float rounding.
+leave their keys and values in a cache, and each continuation runs on top of it with its own
+position ids (`activations.prefix`, which extraction uses too); the hidden states equal a full
+forward's up to float rounding.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from jaxtyping import Float, Int
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.pooling import Encoded, encode, pad_ids
+from valuetrace.activations.prefix import SharedPrefixes, shared_prefix_length
 from valuetrace.architecture import check_logits, lm_logits
 from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
@@ -78,13 +78,8 @@ def _shared_length(encoded: Sequence[Encoded], rows: list[int]) -> int:
     """Tokens the rows can share: their common prefix, stopping before the last prompt token."""
     if len(rows) == 1:
         return 0
-    ids = [encoded[r].ids for r in rows]
     first_scored = min(encoded[r].response.index(True) for r in rows)
-    common = next(
-        (i for i, tokens in enumerate(zip(*ids, strict=False)) if len(set(tokens)) > 1),
-        min(map(len, ids)),
-    )
-    return min(first_scored, common) - 1
+    return min(first_scored, shared_prefix_length([encoded[r].ids for r in rows])) - 1
 
 
 def _piece(encoded: Sequence[Encoded], rows: list[int], shared: int) -> PromptGroup:
@@ -186,20 +181,17 @@ def _score_batch(
     own, own_mask = pad_ids([encoded[r].ids[s:] for r, s in zip(rows, shared, strict=True)], pad_id)
     positions = own_mask.cumsum(-1) - 1 + torch.tensor(shared)[:, None]  # right-padded: >= 0
     attention_mask, cache = own_mask, None
-    prefixes = [g for g in batch if g.shared]
-    if prefixes:
-        ids, mask = pad_ids([encoded[g.rows[0]].ids[: g.shared] for g in prefixes], pad_id, "left")
-        cache = model.base_model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device),
-            use_cache=True,
-        ).cache
-        slot = {id(g): i for i, g in enumerate(prefixes)}
-        owner = torch.tensor([slot.get(id(g), 0) for g in batch for _ in g.rows])
-        cache.batch_select_indices(owner.to(device))
-        has_prefix = torch.tensor([bool(g.shared) for g in batch for _ in g.rows])
-        attention_mask = torch.cat([mask[owner] * has_prefix[:, None], own_mask], dim=1)
+    with_prefix = [g for g in batch if g.shared]
+    if with_prefix:
+        slot = {id(g): i for i, g in enumerate(with_prefix)}
+        prefixes = SharedPrefixes.pad(
+            [encoded[g.rows[0]].ids[: g.shared] for g in with_prefix],
+            owner=[slot.get(id(g), 0) for g in batch for _ in g.rows],
+            used=[bool(g.shared) for g in batch for _ in g.rows],
+            pad_id=pad_id,
+        )
+        cache = prefixes.cache(model)
+        attention_mask = prefixes.attention_mask(own_mask)
     hidden = model.base_model(
         input_ids=own.to(device),
         attention_mask=attention_mask.to(device),

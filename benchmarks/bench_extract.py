@@ -9,14 +9,18 @@ initialised GPT-2-small-sized Llama (hidden 768, 12 layers, 12 heads, MLP 3072, 
         layers, write the HDF5 cache
     (c) transformer-lens `run_with_cache` with a names filter (full-sequence cache + LM head)
     (d) HF `output_hidden_states=True` (full model forward with logits, as users usually do)
+    (e) nnsight 0.8 `trace`, saving the embeddings' and every block's `.output` (the whole
+        forward with the LM head; on a copy of the model, since nnsight replaces each module's
+        `forward` for good); only where nnsight is installed (`pip install -e .[bench]`)
 
-Each method runs once per round, the four in turn (each round starting one method later), for
+Each method runs once per round, the methods in turn (each round starting one method later), for
 `--rounds` rounds (default 2); the table gives each one's fastest round and lists every round,
 so a slow spell of a shared machine shows. `seconds` is wall time, `ms/seq` per sequence,
 `cpu s` the CPU time of all this process's threads, `max |diff| vs (b)` the largest difference
 of the pooled vectors from the cache (b) wrote (HF's last layer is after the final norm, so (d)
 is compared on layers 0..11 only). The ratio line gives (b)/(a), the overhead valuetrace adds
-to a plain forward (goal <= 1.05), and (c)/(b), (d)/(b), how much slower the alternatives are.
+to a plain forward (goal <= 1.05), and (c)/(b), (d)/(b), (e)/(b), how much slower the
+alternatives are.
 The header gives the load average: timings on a shared machine vary by 10% or more, so compare
 ratios from one run, not across runs.
 
@@ -39,11 +43,14 @@ time), printing every time and the ratio of the medians.
     python benchmarks/bench_extract.py --quick      # 32 x 128 tokens, a smoke run
     python benchmarks/bench_extract.py --alternate 6  # (b)/(a) only, paired (~2 minutes)
     python benchmarks/bench_extract.py --memory --quick  # peak RSS at 32/128/512 seqs only
+    python benchmarks/bench_extract.py --quick --no-memory  # the timing table only
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib.util
 import os
 import subprocess
 import sys
@@ -51,6 +58,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,9 +99,9 @@ def build_model() -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def build_tokenizer(size: int = VOCAB) -> PreTrainedTokenizerFast:
     """A word-level tokenizer where the text `t17 t5` is exactly the ids [17, 5] (0 = pad)."""
-    vocab = {"<pad>": 0, **{f"t{i}": i for i in range(1, VOCAB)}}
+    vocab = {"<pad>": 0, **{f"t{i}": i for i in range(1, size)}}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>")
@@ -166,6 +174,36 @@ def hf_hidden_states(model: LlamaForCausalLM, batches: list[Batch]) -> torch.Ten
             use_cache=False,
         ).hidden_states
         parts.append(torch.stack([torch.einsum("bt,btd->bd", b.weights, h) for h in states]))
+    return torch.cat(parts, dim=1)
+
+
+def wrap_nnsight(model: LlamaForCausalLM) -> Any:
+    """nnsight's wrapper around a copy of `model` (it replaces every module's `forward`)."""
+    from nnsight import NNsight
+
+    return NNsight(copy.deepcopy(model))
+
+
+@torch.inference_mode()
+def nnsight_hidden_states(wrapped: Any, batches: list[Batch]) -> torch.Tensor:
+    """(e): nnsight's `trace`, saving the embeddings' and each block's output, pooled like (b).
+
+    nnsight 0.8 runs the `with` body beside the forward; a value leaves the body only through
+    `.save()`, so the list is saved and filled with the modules' outputs (its documented way
+    of collecting many). A block's output is its `[batch, seq, d]` hidden state.
+    """
+    import nnsight
+
+    parts = []
+    for b in batches:
+        with wrapped.trace(
+            input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids
+        ):
+            saved = nnsight.save([])
+            saved.append(wrapped.model.embed_tokens.output)
+            for layer in wrapped.model.layers:
+                saved.append(layer.output)
+        parts.append(torch.stack([torch.einsum("bt,btd->bd", b.weights, h) for h in saved]))
     return torch.cat(parts, dim=1)
 
 
@@ -252,6 +290,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
     parser.add_argument("--alternate", type=int, default=None, help="(b)/(a) only, K pairs")
     parser.add_argument("--memory", action="store_true", help="the peak RSS lines only")
+    parser.add_argument("--no-memory", action="store_true", help="the timing table only")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -281,10 +320,15 @@ def main() -> None:
             ),
             "d": lambda: hf_hidden_states(model, batches),
         }
+        if importlib.util.find_spec("nnsight") is not None:
+            wrapped = wrap_nnsight(model)
+            nnsight_hidden_states(wrapped, batches[:1])  # warm up
+            methods["e"] = lambda: nnsight_hidden_states(wrapped, batches)
         runs: dict[str, list[tuple[float, float]]] = {key: [] for key in methods}
         out: dict[str, object] = {}
         for r in range(args.rounds):
-            keys = list(methods)[r % 4 :] + list(methods)[: r % 4]  # each round starts one later
+            k = r % len(methods)
+            keys = list(methods)[k:] + list(methods)[:k]  # each round starts one later
             for key in keys:
                 wall, cpu, out[key] = timed(methods[key])
                 runs[key].append((wall, cpu))
@@ -308,6 +352,12 @@ def main() -> None:
             f"{(hf[:12] - ours[:12]).abs().max().item():.1e}",
         ),
     ]
+    if "e" in runs:
+        t_e, c_e = min(runs["e"])
+        nn = out["e"]
+        assert isinstance(nn, torch.Tensor)
+        diff = f"{(nn - ours).abs().max().item():.1e}"
+        rows.append(("(e) nnsight trace, .output of each block (+ logits)", t_e, c_e, diff))
     print(
         f"load average {os.getloadavg()[0]:.1f} | "
         f"{n} sequences x {SEQ_LEN} tokens, batch {BATCH}, {torch.get_num_threads()} threads, "
@@ -318,14 +368,18 @@ def main() -> None:
         f"{'method':<58}{'seconds':>9}{'ms/seq':>9}{'cpu s':>9}{'max |diff| vs (b)':>19}"
         "   every round (s)"
     )
-    for (name, seconds, cpu, diff), key in zip(rows, "abcd", strict=True):
+    for (name, seconds, cpu, diff), key in zip(rows, runs, strict=True):
         every = " ".join(f"{wall:.1f}" for wall, _ in runs[key])
         print(f"{name:<58}{seconds:>9.2f}{1000 * seconds / n:>9.1f}{cpu:>9.2f}{diff:>19}   {every}")
+    if "e" not in runs:
+        print("(e) nnsight: not installed here (`pip install -e .[bench]`); skipped")
+    nn_ratio = f"(e)/(b) = {min(runs['e'])[0] / t_b:.2f}   " if "e" in runs else ""
     print(
         f"ratios (wall): (b)/(a) = {t_b / t_a:.3f} (goal <= 1.05)   (c)/(b) = {t_c / t_b:.2f}   "
-        f"(d)/(b) = {t_d / t_b:.2f}   | (cpu): (b)/(a) = {c_b / c_a:.3f}"
+        f"(d)/(b) = {t_d / t_b:.2f}   {nn_ratio}| (cpu): (b)/(a) = {c_b / c_a:.3f}"
     )
-    print_memory(n)
+    if not args.no_memory:
+        print_memory(n)
 
 
 def print_memory(n: int) -> None:

@@ -11,8 +11,9 @@ SEQ_LEN tokens (real text from the demo corpora, cut to length), mean pooling:
     (b) valuetrace `extract_to_cache`: tokenise, hooks, pool, write the HDF5 cache
     (c) transformer-lens `run_with_cache` (names filter; it always computes the LM head)
     (d) HF `output_hidden_states=True` (full forward with logits)
-    (e) nnsight, only when it is installed in this environment (it must not bring another torch;
-        it is not a valuetrace dependency)
+    (e) nnsight 0.8 `trace`, the embeddings' and each block's `.output` (on a copy of the model:
+        nnsight replaces every module's `forward`), only where it is installed (a benchmark-only
+        extra: `pip install -e .[bench]`)
 
 Ratios: (b)/(a) (goal <= 1.05), (c)/(b), (d)/(b), (e)/(b). Each method runs once per round, in a
 rotated order, for --rounds rounds; the best round counts and every round is listed.
@@ -56,7 +57,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
 from valuetrace.activations.examples import LabelledExamples
-from valuetrace.activations.pooling import Batch, collate, encode
+from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.training.datasets import Document
@@ -64,7 +65,14 @@ from valuetrace.training.stages import StageRun, peft_config, train_stage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_extract import BATCH as EXTRACT_BATCH
-from bench_extract import body_forward, hf_hidden_states, run_b, timed
+from bench_extract import (
+    body_forward,
+    hf_hidden_states,
+    nnsight_hidden_states,
+    run_b,
+    timed,
+    wrap_nnsight,
+)
 
 from valuetrace.config import LoraConfig, StageConfig
 from valuetrace.demo_data import write_demo_data
@@ -124,7 +132,9 @@ def extraction(model: PreTrainedModel, tokenizer, texts: list[str], rounds: int)
         }
         nnsight = importlib.util.find_spec("nnsight") is not None
         if nnsight:
-            methods["e"] = lambda: nnsight_hidden_states(model, batches)
+            wrapped = wrap_nnsight(model)
+            nnsight_hidden_states(wrapped, batches[:1])  # warm up
+            methods["e"] = lambda: nnsight_hidden_states(wrapped, batches)
         runs: dict[str, list[float]] = {k: [] for k in methods}
         out: dict[str, object] = {}
         keys = list(methods)
@@ -152,31 +162,15 @@ def extraction(model: PreTrainedModel, tokenizer, texts: list[str], rounds: int)
             f"{names[key]:<52}{best[key]:>9.2f}{n * SEQ_LEN / best[key]:>10.0f}{diff:>18}   {every}"
         )
     if not nnsight:
-        print("(e) nnsight: not installed here (not a dependency); skipped")
+        print("(e) nnsight: not installed here (`pip install -e .[bench]`); skipped")
     ratios = "   ".join(f"({k})/(b) = {best[k] / best['b']:.2f}" for k in methods if k in "cde")
     print(f"ratios: (b)/(a) = {best['b'] / best['a']:.3f} (goal <= 1.05)   {ratios}")
 
 
 def _diff(other: object, ours: torch.Tensor, key: str) -> str:
     assert isinstance(other, torch.Tensor)
-    upto = -1 if key in "de" else None  # HF's last hidden state is after the final norm
+    upto = -1 if key == "d" else None  # HF's last hidden state is after the final norm
     return f"{(other[:upto] - ours[:upto]).abs().max().item():.1e}"
-
-
-@torch.inference_mode()
-def nnsight_hidden_states(model: PreTrainedModel, batches: list[Batch]) -> torch.Tensor:
-    """(e): nnsight's `trace`, saving the embeddings and each block's output, pooled like (b)."""
-    from nnsight import NNsight
-
-    wrapped = NNsight(model)
-    parts = []
-    for b in batches:
-        with wrapped.trace(b.input_ids, attention_mask=b.attention_mask):
-            saved = [wrapped.model.embed_tokens.output.save()]
-            saved += [layer.output[0].save() for layer in wrapped.model.layers]
-        states = [getattr(s, "value", s) for s in saved]
-        parts.append(torch.stack([torch.einsum("bt,btd->bd", b.weights, h) for h in states]))
-    return torch.cat(parts, dim=1)
 
 
 def stage_config(method: str, steps: int, **settings: str) -> StageConfig:

@@ -16,6 +16,12 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+# OpenMP threads sleep at barriers instead of spinning. It is read once, when torch loads its
+# OpenMP runtime, so it is set before anything imports torch; a value the user set wins. Beside
+# one competing process on 2 cores, a LoRA stage kept 0.74 of its speed with it, and stalled
+# (< 5 tokens/s, 100 s timeout) with OpenMP's default spinning (benchmarks/bench_load.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from valuetrace import console
 from valuetrace.errors import ConfigError, ValuetraceError
 from valuetrace.paths import RunPaths, check_run_folder
@@ -25,6 +31,7 @@ from valuetrace.runtime import (
     record_timing,
     seed_everything,
     set_threads,
+    warn_if_oversubscribed,
 )
 
 STEPS = ("train", "extract", "evaluate", "probe", "analyze", "causal", "report")
@@ -248,7 +255,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     )
     log = logging.getLogger("valuetrace.cli")
     log.info("valuetrace %s: %s", args.command, " ".join(sys.argv[1:]))
-    threads = set_threads()
+    threads = set_threads(config.threads)
     log.info("torch threads: %d", threads)
     steps: dict[str, Callable[[], object]] = {
         "train": lambda: train.train(config, progress=progress, overwrite=args.overwrite),
@@ -281,6 +288,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     for step in chosen:
         seed_everything(config.seed)
+        warn_if_oversubscribed(step)
         record_environment(paths.environment, step)
         t0 = time.perf_counter()
         steps[step]()

@@ -602,8 +602,16 @@ class RunConfig:
     # is per process. With accelerate_config, that file's num_processes decides instead.
     train_processes: int = checked(1, ge=1)
     concept_sources: ConceptSourcesConfig | None = None
+    # torch's CPU threads: "auto" uses every core (or OMP_NUM_THREADS when it is set); a number
+    # fixes it. On a shared machine, fewer threads than cores degrade gracefully when another
+    # process competes (benchmarks/bench_load.py); a step warns when the machine is busy.
+    threads: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.threads, str) and self.threads < 1:
+            raise ConfigError(
+                f"threads is {self.threads}; it must be 'auto' (every core) or a number >= 1."
+            )
         if self.accelerate_config is not None and self.train_processes != 1:
             raise ConfigError(
                 f"train_processes is {self.train_processes} and accelerate_config is set; give "

@@ -10,13 +10,14 @@ they are recorded to explain differences, not hidden.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -25,17 +26,50 @@ from valuetrace import __version__
 from valuetrace.errors import ValuetraceError
 from valuetrace.records import load_record, save_record
 
+log = logging.getLogger(__name__)
+
 
 def deterministic_environment() -> None:
     """Environment settings that must precede CUDA's start (cuBLAS's deterministic workspace)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def set_threads() -> int:
-    """Use the machine's cores for torch unless the user chose a number; returns the count."""
-    if "OMP_NUM_THREADS" not in os.environ:
+def set_threads(threads: int | Literal["auto"] = "auto") -> int:
+    """Set torch's CPU threads (`threads` of the config); returns the count.
+
+    "auto" uses every core unless OMP_NUM_THREADS chose a number; an int fixes the count.
+    """
+    if threads != "auto":
+        torch.set_num_threads(threads)
+    elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     return torch.get_num_threads()
+
+
+def warn_if_oversubscribed(step: str) -> bool:
+    """Log a warning when the machine's load exceeds its cores at the start of `step`.
+
+    The 1-minute load average (`os.getloadavg`) counts runnable threads, this process's
+    included, so a load above the core count means other processes compete for the cores. On 2
+    cores a SmolLM2 LoRA stage then ran 9-11x slower with one thread per core, as torch's
+    threads spin waiting for each other at every operation; the CLI sets OMP_WAIT_POLICY=PASSIVE
+    against it, and `threads: 1` halves the loss again (benchmarks/bench_load.py). Returns
+    whether it warned.
+    """
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    if load <= cores:
+        return False
+    log.warning(
+        "%s: the machine is oversubscribed (load average %.1f on %d cores) with %d torch "
+        "threads; a step can run several times slower than alone. Set `threads: 1` in the "
+        "config (or fewer than the cores), or run when the machine is quieter.",
+        step,
+        load,
+        cores,
+        torch.get_num_threads(),
+    )
+    return True
 
 
 def seed_everything(seed: int) -> None:
@@ -101,6 +135,7 @@ def environment_info() -> dict[str, Any]:
             k: os.environ[k]
             for k in (
                 "OMP_NUM_THREADS",
+                "OMP_WAIT_POLICY",
                 "MKL_NUM_THREADS",
                 "OPENBLAS_NUM_THREADS",
                 "MKL_CBWR",

@@ -13,14 +13,17 @@ import torch
 from tests.valuetrace.test_prompts import DATED_TEMPLATE, set_today
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import (
+    MIN_SHARED_TOKENS,
     cache_provenance,
     check_layers,
     extract_to_cache,
     length_batches,
     pooled_hidden_states,
+    shared_length,
 )
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
+from valuetrace.architecture import decoder_layers
 from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import CacheError, ConfigError, ValuetraceError
 from valuetrace.prompts import chat_render_hash
@@ -291,3 +294,62 @@ def test_a_chat_cache_records_its_date_and_is_resumed_on_any_day_but_not_another
     assert cache.attrs["chat_date"] == DEFAULT_CHAT_DATE
     assert cache.attrs["chat_render"] == chat_render_hash(tokenizer, DEFAULT_CHAT_DATE)
     assert provenance("01 Dec 2026")["chat_render"] != cache.attrs["chat_render"]
+
+
+# like SmolLM2's: a conversation without a system turn gets a default one
+SYSTEM_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|system|>\nThe vet helped the cat."
+    "{{ eos_token }}\n{% endif %}"
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "layers"), [("last", None), ("mean", None), ("mean", [0, 1]), ("response", None)]
+)
+def test_a_shared_chat_prefix_runs_once_and_pools_as_each_row_alone(
+    tmp_path, tiny_model, tiny_tokenizer, pooling, layers
+):
+    chat = copy.deepcopy(tiny_tokenizer)
+    chat.chat_template = SYSTEM_TEMPLATE
+    data = _examples(24)
+    prompts = [p if i % 3 else "" for i, p in enumerate(data.prompts)]  # some without a prompt
+    data = LabelledExamples(data.ids, prompts, data.responses, data.labels, data.groups)
+    encoded = encode(chat, data.prompts, data.responses, 128, chat=True)
+    batch = collate(encoded[:8], chat.pad_token_id, chat.bos_token_id, pooling)
+    assert shared_length(batch) >= MIN_SHARED_TOKENS  # the system turn is shared
+    left = collate(encoded[:8], chat.pad_token_id, chat.bos_token_id, pooling, "left")
+    assert shared_length(left) == 0  # unequal rows, left-padded: no column is real in all
+    fed = []
+    handle = decoder_layers(tiny_model)[0].register_forward_pre_hook(
+        lambda _module, args: fed.append(args[0].shape[0] * args[0].shape[1])
+    )
+    try:
+        path = extract_to_cache(
+            tiny_model,
+            chat,
+            data,
+            tmp_path / "chat.h5",
+            chat=True,
+            provenance={**PROVENANCE, "pooling": pooling},
+            pooling=pooling,
+            batch_size=8,
+            max_length=128,
+            layers=layers,
+            progress=False,
+        )
+    finally:
+        handle.remove()
+    assert sum(fed) < sum(len(e.ids) for e in encoded)  # fewer than the rows' own tokens
+    chosen = [0, 1, 2] if layers is None else layers
+    alone = torch.cat(  # a batch of one row never shares: the full forward of each row
+        [
+            pooled_hidden_states(
+                tiny_model, collate([e], chat.pad_token_id, chat.bos_token_id, pooling), chosen
+            )
+            for e in encoded
+        ],
+        dim=1,
+    )
+    np.testing.assert_allclose(read_activations(path).acts, alone.numpy(), atol=1e-5, rtol=0)

@@ -50,6 +50,8 @@ def test_paths_are_derived_from_the_run_dir():
         (lambda d: d["model"].update(chat_date="2024-07-26"), "model.chat_date is '2024-07-26'"),
         (lambda d: d["model"].update(chat_date="1 Jul 2024"), "two-digit day"),
         (lambda d: d.update(train_processes=0), "train_processes is 0; it must be >= 1"),
+        (lambda d: d.update(threads=0), "threads is 0; it must be 'auto'"),
+        (lambda d: d.update(threads="many"), "threads"),
     ],
 )
 def test_bad_configs_name_the_problem(edit, message):
@@ -201,3 +203,8 @@ def test_the_chat_date_is_pinned_by_default_and_settable():
     data = _demo()
     data["model"]["chat_date"] = "02 Dec 2026"
     assert config_from_dict(data).model.chat_date == "02 Dec 2026"
+
+
+def test_threads_default_to_auto_and_take_a_number():
+    assert config_from_dict(_demo()).threads == "auto"
+    assert config_from_dict({**_demo(), "threads": 1}).threads == 1
