@@ -38,7 +38,7 @@ from valuetrace.activations.pooling import (
     tokenise,
     warn_truncated,
 )
-from valuetrace.activations.prefix import SharedPrefixes, shared_prefix_length
+from valuetrace.activations.prefix import SharedPrefixes, reuses_prefixes, shared_prefix_length
 from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.architecture import decoder_layers, residual_hooks
@@ -131,7 +131,7 @@ def pooled_hidden_states(
     weighted sum, so the two parts add up to the whole row's pooled vector.
     """
     device = next(model.parameters()).device
-    shared = shared_length(batch)
+    shared = shared_length(batch) if reuses_prefixes(model) else 0
     pooled: dict[int, torch.Tensor] = {}
     prefix: dict[int, torch.Tensor] = {}
     cache = None

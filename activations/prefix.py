@@ -20,8 +20,24 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Bool, Int
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer, LinearAttentionCacheLayerMixin
 
 from valuetrace.activations.pooling import pad_ids
+
+
+def reuses_prefixes(model: PreTrainedModel) -> bool:
+    """Whether a prefix's cache can be copied to rows that continue it: every layer of the
+    model's cache holds attention keys and values only.
+
+    Layers with recurrent state (state-space and linear-attention blocks of hybrid models such
+    as Falcon-H1, whose cache layers are `LinearAttentionCacheLayerMixin`) are left out: their
+    state is not copied row by row, so such a model runs every row whole.
+    """
+    layers = DynamicCache(config=model.config).layers
+    return all(
+        isinstance(layer, DynamicLayer) and not isinstance(layer, LinearAttentionCacheLayerMixin)
+        for layer in layers
+    )
 
 
 def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:

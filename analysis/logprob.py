@@ -22,7 +22,7 @@ from jaxtyping import Float, Int
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.pooling import Encoded, encode, pad_ids
-from valuetrace.activations.prefix import SharedPrefixes, shared_prefix_length
+from valuetrace.activations.prefix import SharedPrefixes, reuses_prefixes, shared_prefix_length
 from valuetrace.architecture import check_logits, lm_logits
 from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
@@ -42,6 +42,8 @@ def prompt_groups(
     prompts: Sequence[str],
     max_rows: int,
     max_tokens: int | None = None,
+    *,
+    share: bool = True,
 ) -> list[PromptGroup]:
     """Rows grouped by prompt, in pieces of similar length that fit one batch.
 
@@ -49,14 +51,16 @@ def prompt_groups(
     (and before the rows' first differing token), so every position that predicts a
     continuation token lies in a row's own part. A prompt's rows are sorted by length and cut
     into pieces of at most ``max_rows`` rows and ``max_tokens`` padded tokens; each piece runs
-    its shared part once. A row alone (or without a shared part) is its own group.
+    its shared part once. A row alone (or without a shared part), and every row when not
+    `share` (a model whose cache cannot be copied row by row, `reuses_prefixes`), is its own
+    group.
     """
     by_prompt: dict[str, list[int]] = {}
     for row, prompt in enumerate(prompts):
         by_prompt.setdefault(prompt, []).append(row)
     groups = []
     for rows in by_prompt.values():
-        shared = _shared_length(encoded, rows)
+        shared = _shared_length(encoded, rows) if share else 0
         if shared <= 0:
             groups.extend(PromptGroup([r], 0, len(encoded[r].ids)) for r in rows)
             continue
@@ -164,7 +168,9 @@ def continuation_logprob(
         )
     check_logits(model, torch.tensor(encoded[0].ids))
     out = np.empty(len(encoded))
-    groups = prompt_groups(encoded, prompts, batch_size, max_batch_tokens)
+    groups = prompt_groups(
+        encoded, prompts, batch_size, max_batch_tokens, share=reuses_prefixes(model)
+    )
     for batch in group_batches(groups, batch_size, max_batch_tokens):
         rows = [r for g in batch for r in g.rows]
         out[rows] = _score_batch(model, tokenizer.pad_token_id, encoded, batch)

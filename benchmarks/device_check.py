@@ -344,7 +344,7 @@ def check_training(model, tokenizer, method: str, shape: Shape, device, tmp: Pat
         method=method,
         lora=LoraConfig(r=16, alpha=32, dropout=0.0, target_modules=ALL_LINEAR),
     )
-    trained = get_peft_model(model, peft_config(stage)) if method == "lora" else model
+    trained = get_peft_model(model, peft_config(stage, model)) if method == "lora" else model
     with peak_memory(device, loop_mem):
         out["plain_tokens_per_s"] = plain_loop(trained, ids, shape.train_batch, device)
     out["plain_peak_gb"] = loop_mem["peak_gb"]

@@ -89,9 +89,6 @@ _FAMILIES: dict[str, tuple[str, str, dict[str, object] | None]] = {
     ),
 }
 FAMILIES = sorted(_FAMILIES)
-# Hybrid state-space families: transformers' cache of their conv states cannot be split per
-# row, so scoring's shared-prompt cache fails on them (a RuntimeError, not a wrong number).
-NO_SHARED_PROMPTS = {"falcon_h1"}
 
 
 GPT2_FIELDS = {

@@ -73,18 +73,21 @@ def test_last_layer_is_the_residual_before_the_final_norm(tiny_model, tiny_token
 
 def test_llama_layer_0_is_the_embedding_output_exactly(tiny_model, tiny_tokenizer):
     encoded = encode(tiny_tokenizer, ["Q: a cat? A:", "Q:"], [" the vet listened.", " a dog."], 64)
-    batch = collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "mean")
-    captured = {}
     embed = tiny_model.get_input_embeddings()
-    handle = embed.register_forward_hook(lambda _m, _i, out: captured.setdefault("embed", out))
-    try:
-        layer_0 = pooled_hidden_states(tiny_model, batch, [0])[0]
-    finally:
-        handle.remove()
-    # Llama feeds the embeddings to its first block untouched: the same numbers as before the
-    # residual stream was read at block boundaries (other families add positions or scales).
-    want = torch.einsum("bt,btd->bd", batch.weights, captured["embed"])
-    torch.testing.assert_close(layer_0, want, rtol=0, atol=0)
+    for row in encoded:  # a batch of one row runs whole (no shared prefix)
+        batch = collate([row], tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "mean")
+        assert shared_length(batch) == 0
+        captured = {}
+        handle = embed.register_forward_hook(lambda _m, _i, out, c=captured: c.update(embed=out))
+        try:
+            layer_0 = pooled_hidden_states(tiny_model, batch, [0])[0]
+        finally:
+            handle.remove()
+        # Llama feeds the embeddings to its first block untouched: the same numbers as before
+        # the residual stream was read at block boundaries (other families add positions or
+        # scales).
+        want = torch.einsum("bt,btd->bd", batch.weights, captured["embed"])
+        torch.testing.assert_close(layer_0, want, rtol=0, atol=0)
 
 
 def test_check_layers_names_the_valid_range(tiny_model):

@@ -1,7 +1,9 @@
 """On the real SmolLM2-135M-Instruct: the hook and transformer-lens backends pool exactly the
 hidden states HF's `output_hidden_states` returns, for all three poolings, on all 31 layers.
 
-Hooks and HF run the same kernels and agree to 1e-4 absolute (measured: exactly). transformer-lens
+Hooks and HF agree to 1e-4 absolute plus 1e-6 relative: the hook path runs the chat template's
+shared system turn once (`activations.prefix`), which changes float rounding (measured: one
+element of 34,560 off by 1.2e-4 at |x| ~ 550, 2.2e-7 relative). transformer-lens
 runs eager attention; it agrees to 1e-4 of each layer's largest magnitude (measured: <= 1e-6 of
 it; in absolute terms up to 4e-4 where SmolLM2's massive activations reach |x| ~ 600)."""
 
@@ -43,7 +45,7 @@ def test_backends_equal_hf_hidden_states_on_smollm2(smollm2, mode):
     assert hooks.shape == tl.shape == (31, 2, 576)
     assert_layers_close(tl, hooks)  # 1e-4 of each layer's largest magnitude (eager vs SDPA)
     # HF's last hidden state is after the final RMSNorm: blocks 0..29 compare directly ...
-    torch.testing.assert_close(hf[:-1], hooks[:-1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(hf[:-1], hooks[:-1], atol=1e-4, rtol=1e-6)
     if mode == "last":  # ... and one token's pooled state can be normed after pooling
         with torch.inference_mode():
             normed = model.model.norm(hooks[-1])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.analysis import texts
-from tests.architectures import FAMILIES, NO_SHARED_PROMPTS, family_model
+from tests.architectures import FAMILIES, family_model
 from valuetrace.activations.pooling import encode
 from valuetrace.analysis.logprob import continuation_logprob, group_batches, prompt_groups
 from valuetrace.architecture import logit_transform
@@ -48,10 +48,9 @@ def test_scoring_equals_the_full_logits_forward(tiny_model, tiny_tokenizer, batc
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_scores_its_own_full_forward_log_probs(family, tiny_tokenizer):
-    model = family_model(family, tiny_tokenizer)
-    n = len(texts.PROMPTS) if family in NO_SHARED_PROMPTS else len(PROMPTS)  # distinct prompts
-    got = continuation_logprob(model, tiny_tokenizer, PROMPTS[:n], CONTS[:n], batch_size=3)
-    pairs = zip(PROMPTS[:n], CONTS[:n], strict=True)
+    model = family_model(family, tiny_tokenizer)  # rows share prompts (hybrids run them whole)
+    got = continuation_logprob(model, tiny_tokenizer, PROMPTS, CONTS, batch_size=3)
+    pairs = zip(PROMPTS, CONTS, strict=True)
     want = [full_logits_logprob(model, tiny_tokenizer, p, c) for p, c in pairs]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
