@@ -38,7 +38,7 @@ from valuetrace.errors import CacheError, MissingStepError
 from valuetrace.probing.degenerate import undefined_from_json, undefined_to_json
 from valuetrace.probing.direction import Direction
 from valuetrace.probing.probe import Probe, ProbeResults
-from valuetrace.records import from_plain
+from valuetrace.records import check_version, from_plain
 
 FORMAT = "valuetrace.probe_results"
 FORMAT_VERSION = 3  # 2: config is a ProbingConfig, the seed an attribute; 3: undefined layers
@@ -113,12 +113,14 @@ def load_results(path: str | Path) -> ProbeResults:
                 f"{path} is not a valuetrace probe-results file (format "
                 f"{f.attrs.get('format')!r}); pass a file written by save_results"
             )
-        version = int(f.attrs.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise CacheError(
-                f"{path} has probe-results format_version {version}, this valuetrace reads "
-                f"{FORMAT_VERSION}; re-run the probes with this version"
-            )
+        check_version(
+            "probe-results format",
+            str(path),
+            f.attrs.get("format_version"),
+            FORMAT_VERSION,
+            FORMAT_VERSION,
+            fix="re-run the probes with this version",
+        )
         try:
             return _read(f)
         except (KeyError, ValueError) as err:

@@ -98,11 +98,21 @@ class RunPaths:
 
     @property
     def causal_figure(self) -> Path:
-        return self.figures / "causal_dose_response.png"
+        return self.figure("causal_dose_response")
 
     @property
     def figures(self) -> Path:
         return self.root / "analysis" / "figures"
+
+    def figure(self, name: str) -> Path:
+        """A figure the analysis draws (a PNG named after what it shows)."""
+        return self.figures / f"{name}.png"
+
+    @property
+    def behaviour_set(self) -> str:
+        """The name under which the behaviour eval items' activations are cached beside the
+        probe sets (`activations(behaviour_set, stage)`); no probe set may take it."""
+        return "behaviour_items"
 
     @property
     def report(self) -> Path:
