@@ -46,7 +46,7 @@ def test_paths_are_derived_from_the_run_dir():
         (lambda d: d["analysis"].update(compare=[["base", "x"]]), "unknown: \\['x'\\]"),
         (lambda d: d.update(probes=[]), "at least one probe set"),
         (lambda d: d["model"].update(name_or_path="meta-llama/Llama-3.1-8B"), "exactly one of"),
-        (lambda d: d["probing"].update(surface_margin=0.9), "probing.surface_margin is 0.9"),
+        (lambda d: d["probing"].update(surface={"margin": 0.9}), "probing.surface.margin is 0.9"),
     ],
 )
 def test_bad_configs_name_the_problem(edit, message):
