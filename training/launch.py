@@ -23,6 +23,7 @@ from accelerate import PartialState
 from valuetrace.config import Dtype, StageConfig
 from valuetrace.errors import DataError
 from valuetrace.models import load_model, load_tokenizer
+from valuetrace.paths import stage_spec
 from valuetrace.records import load_record, save_record
 from valuetrace.training.datasets import load_records
 from valuetrace.training.stages import StageResult, StageRun, train_stage
@@ -98,7 +99,7 @@ def launch_stage(
 ) -> StageResult:
     """Train a stage in child process(es) and return what its main process measured."""
     out_dir = Path(spec.out_dir)
-    spec_path = out_dir.parent / f".{out_dir.name}.spec.json"
+    spec_path = stage_spec(out_dir)
     spec.save(spec_path)
     command = launch_command(
         spec_path,

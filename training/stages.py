@@ -34,6 +34,7 @@ from trl import SFTConfig, SFTTrainer
 from valuetrace.config import Format, LoraConfig, LossHead, StageConfig, check_ranges
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import merge_in_float32
+from valuetrace.paths import trainer_dir
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
@@ -123,7 +124,7 @@ def peft_config(stage: StageConfig) -> Any:
 
 def work_dir_of(out_dir: Path) -> Path:
     """The Trainer's checkpoint folder of a stage, beside its output folder."""
-    return out_dir.parent / f".{out_dir.name}.trainer"
+    return trainer_dir(out_dir)
 
 
 def last_checkpoint(work_dir: Path) -> Path | None:

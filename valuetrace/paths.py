@@ -32,6 +32,17 @@ def resolved_path(stored: str, root: Path) -> str:
     return stored
 
 
+def trainer_dir(checkpoint: Path) -> Path:
+    """The Trainer's own checkpoint folder of a stage (kept beside the stage's output folder
+    while it trains, so a killed stage resumes; removed when the stage is done)."""
+    return checkpoint.parent / f".{checkpoint.name}.trainer"
+
+
+def stage_spec(checkpoint: Path) -> Path:
+    """The JSON spec a stage's child process(es) train from, beside the stage's output folder."""
+    return checkpoint.parent / f".{checkpoint.name}.spec.json"
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """Every file of a run folder, so no step hard-codes another's layout."""
