@@ -472,6 +472,11 @@ def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> Run
     """
     if run_dir is not None:
         data = {**data, "run_dir": run_dir}
+    probing = data.get("probing")
+    if isinstance(probing, dict) and "surface_margin" in probing:  # the flat key of older configs
+        probing = dict(probing)
+        surface = {"margin": probing.pop("surface_margin"), **(probing.get("surface") or {})}
+        data = {**data, "probing": {**probing, "surface": surface}}
     config = from_plain(RunConfig, data, "config", error=ConfigError)
     check_ranges(config, "")  # before the replicates: errors name the stages as listed
     config.stages = expand_replicates(config.stages, config.seed)

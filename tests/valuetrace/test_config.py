@@ -191,3 +191,10 @@ def test_a_causal_grid_without_zero_or_both_signs_is_refused(section, edit, mess
     with pytest.raises(ValuetraceError, match=message):
         config_from_dict(data)
     assert config_from_dict(_demo()).causal.alphas == [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0]
+
+
+def test_an_older_config_s_flat_surface_margin_reads_as_probing_surface_margin():
+    data = yaml.safe_load(demo_config_path().read_text())
+    data["probing"].pop("surface")
+    data["probing"]["surface_margin"] = 0.2
+    assert config_from_dict(data).probing.surface.margin == 0.2
