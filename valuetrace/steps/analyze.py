@@ -49,11 +49,12 @@ def analyze(config: RunConfig) -> Findings:
         s.name: s.replicate_of for s in config.stages if s.replicate_of and s.name in stages
     }
     inputs = StudyInputs(
+        # behaviour first: a missing `evaluate` is named before a missing `probe`, as before
+        behaviour={s: BehaviourResult.load(paths.behaviour(s)) for s in stages},
         concepts={
             p.name: (p.concept, {s: _load_stage(config, p.name, lineage.get(s)) for s in stages})
             for p in config.probes
         },
-        behaviour={s: BehaviourResult.load(paths.behaviour(s)) for s in stages},
         items={
             s: read_activations(paths.activations(paths.behaviour_set, s))
             for s in stages
