@@ -31,13 +31,14 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import torch
 
 from valuetrace.activations.examples import load_examples
 from valuetrace.activations.extract import cache_provenance
 from valuetrace.activations.shard import extract_sharded
-from valuetrace.config import DEFAULT_CHAT_DATE
+from valuetrace.config import DEFAULT_CHAT_DATE, ExtractConfig, Pooling
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, load_tokenizer, weights_hash
 from valuetrace.prompts import check_chat_template
@@ -58,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         help="example set (.jsonl/.csv): id, response/text; optional prompt, pair_id, label, score",
     )
     parser.add_argument("--out", required=True, type=Path, help="the HDF5 cache to write")
-    parser.add_argument("--pooling", choices=["last", "mean", "response"], default="mean")
+    parser.add_argument(
+        "--pooling", choices=get_args(Pooling), default=ExtractConfig.pooling, help="token pooling"
+    )
     parser.add_argument("--layers", type=int, nargs="*", default=None, help="default: all")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-batch-tokens", type=int, default=None, help="padded tokens/batch")

@@ -1,10 +1,13 @@
 """Tokenise prompt/response examples and pool hidden states over tokens.
 
-Pooling is a weighted sum over positions, so the three modes are one operation:
+Pooling is a weighted sum over positions, so every mode is one operation with its own weights:
 `last` (the last real token), `mean` (all real tokens but a leading BOS) and `response` (the
-response tokens only). Examples are tokenised by `valuetrace.prompts.token_spans`, so the ids and
-the response span are those SFT trained on, in the plain format or with the chat template; an
-example is fed up to its response's last token. Padding side does not matter: weights come from
+response tokens only). `POOLINGS` maps each mode's name to its weight function; add a mode
+with one function here, one line in `POOLINGS` and its name in `valuetrace.config.Pooling`.
+
+Examples are tokenised by `valuetrace.prompts.token_spans`, so the ids and the response span
+are those SFT trained on, in the plain format or with the chat template; an example is fed up
+to its response's last token. Padding side does not matter: weights come from
 masks, and position ids from the attention mask. The weighted sum itself (`pool`) runs in fp32
 whatever the model's dtype or autocast setting, so a bf16 or fp16 model's pooled vectors carry
 no extra rounding from the pooling.
@@ -13,20 +16,19 @@ no extra rounding from the pooling.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from jaxtyping import Float, Int
 from transformers import PreTrainedTokenizerBase
 
-from valuetrace.config import DEFAULT_CHAT_DATE
+from valuetrace.config import DEFAULT_CHAT_DATE, Pooling
 from valuetrace.errors import DataError
 from valuetrace.prompts import token_spans
 
 log = logging.getLogger(__name__)
-Pooling = Literal["last", "mean", "response"]
 
 
 @dataclass(frozen=True)
@@ -115,25 +117,69 @@ def warn_truncated(cut: int, total: int, max_length: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Masks:
+    """The masks a pooling's weights are built from, each [batch, tokens]."""
+
+    attention: Int[torch.Tensor, "b t"]  # 1 on every real (unpadded) token
+    response: torch.Tensor  # True on the response's tokens
+    real: torch.Tensor  # True on real tokens but a leading BOS
+
+
+def _share(mask: torch.Tensor, what: str) -> Float[torch.Tensor, "b t"]:
+    """Equal weights over the True positions of each row.
+
+    Raises:
+        DataError: a row has no True position.
+    """
+    mask = mask.float()
+    counts = mask.sum(-1, keepdim=True)
+    if (counts == 0).any():
+        rows = (counts.squeeze(-1) == 0).nonzero().flatten().tolist()
+        raise DataError(
+            f"rows {rows} of a batch have no {what} tokens to pool; drop empty examples or "
+            "raise max_length."
+        )
+    return mask / counts
+
+
+def last_token(masks: Masks) -> Float[torch.Tensor, "b t"]:
+    """All weight on each row's last real token."""
+    last = masks.attention.cumsum(-1).argmax(-1)
+    return torch.nn.functional.one_hot(last, masks.attention.shape[1]).float()
+
+
+def mean_tokens(masks: Masks) -> Float[torch.Tensor, "b t"]:
+    """Equal weights on every real token but a leading BOS (the attention sink)."""
+    return _share(masks.real, "text")
+
+
+def response_tokens(masks: Masks) -> Float[torch.Tensor, "b t"]:
+    """Equal weights on the response's tokens."""
+    return _share(masks.response, "response")
+
+
+POOLINGS: dict[str, Callable[[Masks], Float[torch.Tensor, "b t"]]] = {
+    "last": last_token,
+    "mean": mean_tokens,
+    "response": response_tokens,
+}
+if set(POOLINGS) != set(get_args(Pooling)):  # the config validates names before they get here
+    raise ImportError(f"POOLINGS {sorted(POOLINGS)} and config.Pooling {get_args(Pooling)} differ")
+
+
 def pooling_weights(
     attention_mask: Int[torch.Tensor, "b t"],
     response_mask: torch.Tensor,
     real_mask: torch.Tensor,
     mode: Pooling,
 ) -> Float[torch.Tensor, "b t"]:
-    """Per-position weights that sum to one per row, for the chosen pooling mode."""
-    if mode == "last":
-        last = attention_mask.cumsum(-1).argmax(-1)
-        return torch.nn.functional.one_hot(last, attention_mask.shape[1]).float()
-    mask = (response_mask if mode == "response" else real_mask).float()
-    counts = mask.sum(-1, keepdim=True)
-    if (counts == 0).any():
-        rows = (counts.squeeze(-1) == 0).nonzero().flatten().tolist()
-        raise DataError(
-            f"rows {rows} of a batch have no {'response' if mode == 'response' else 'text'} "
-            "tokens to pool; drop empty examples or raise max_length."
-        )
-    return mask / counts
+    """Per-position weights that sum to one per row, for the chosen pooling mode (`POOLINGS`).
+
+    Raises:
+        DataError: a row has no token the mode pools over.
+    """
+    return POOLINGS[mode](Masks(attention_mask, response_mask, real_mask))
 
 
 def pool(

@@ -156,64 +156,104 @@ def greedy_answers(
     return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
+@dataclass(frozen=True)
+class ScoringSet:
+    """The rows a checkpoint is scored on and how: eval items (a raw prompt with its
+    compassionate and dismissive continuation) and held-out helpfulness prompt/response pairs;
+    `chat` formats prompts with the chat template (rendered on `chat_date`), `max_length` caps
+    each row's tokens (the response's end is cut), `batch_size` rows are scored at once.
+
+    Raises:
+        DataError: no eval item, or the eval lists (or the helpfulness lists) differ in length.
+    """
+
+    eval_prompts: Sequence[str]
+    compassionate: Sequence[str]
+    dismissive: Sequence[str]
+    help_prompts: Sequence[str] = ()
+    help_responses: Sequence[str] = ()
+    chat: bool = False
+    chat_date: str = DEFAULT_CHAT_DATE
+    batch_size: int = 16
+    max_length: int = 256
+
+    def __post_init__(self) -> None:
+        n = len(self.eval_prompts)
+        if n == 0 or {len(self.compassionate), len(self.dismissive)} != {n}:
+            raise DataError(
+                f"eval_prompts ({n}), compassionate ({len(self.compassionate)}) and dismissive "
+                f"({len(self.dismissive)}) must be non-empty and of equal length, one entry per "
+                "eval item."
+            )
+        if len(self.help_prompts) != len(self.help_responses):
+            raise DataError(
+                f"{len(self.help_prompts)} helpfulness prompts but {len(self.help_responses)} "
+                "responses; give one response per prompt."
+            )
+
+    @property
+    def n_items(self) -> int:
+        """The number of eval items."""
+        return len(self.eval_prompts)
+
+    def score(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+    ) -> tuple[Float[np.ndarray, " n"], Float[np.ndarray, " h"]]:
+        """Per-item margins (compassionate minus dismissive mean log-prob, nats/token) and
+        per-response helpfulness losses (nats/token), in one length-sorted pass.
+
+        Raises:
+            DataError: a continuation has no token to score.
+        """
+        n = self.n_items
+        logprob = continuation_logprob(
+            model,
+            tokenizer,
+            [*self.eval_prompts, *self.eval_prompts, *self.help_prompts],
+            [*self.compassionate, *self.dismissive, *self.help_responses],
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            chat=self.chat,
+            chat_date=self.chat_date,
+        )
+        return logprob[:n] - logprob[n : 2 * n], -logprob[2 * n :]
+
+
 def behaviour_scores(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
+    rows: ScoringSet,
     *,
     stage: str,
     eval_source: str,
     eval_ids: Sequence[str],
-    eval_prompts: Sequence[str],
-    compassionate: Sequence[str],
-    dismissive: Sequence[str],
-    help_prompts: Sequence[str],
-    help_responses: Sequence[str],
     generation_prompts: Sequence[tuple[PromptKind, str]] = (),
     max_new_tokens: int = 48,
-    chat: bool = False,
-    chat_date: str = DEFAULT_CHAT_DATE,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
-    batch_size: int = 16,
-    max_length: int = 256,
 ) -> BehaviourResult:
     """Compassion margin and share, helpfulness loss and greedy answers of one checkpoint.
 
-    The compassionate, dismissive and helpfulness rows are scored in one length-sorted pass.
-    Prompts are raw; `chat` formats them (and the `generation_prompts`, (kind, prompt) pairs)
-    with the chat template (on `chat_date`). `max_length` caps each row's tokens (the response's
-    end is cut).
+    `rows` are scored with `ScoringSet.score`; the `generation_prompts` ((kind, prompt) pairs)
+    are answered greedily under the same prompt format.
 
     Raises:
-        DataError: the eval lists differ in length, or a continuation has no token to score.
+        DataError: `eval_ids` does not name one id per eval item, or a continuation has no
+            token to score.
     """
-    n = len(eval_ids)
-    if n == 0 or {len(eval_prompts), len(compassionate), len(dismissive)} != {n}:
+    if len(eval_ids) != rows.n_items:
         raise DataError(
-            f"eval_ids ({n}), eval_prompts ({len(eval_prompts)}), compassionate "
-            f"({len(compassionate)}) and dismissive ({len(dismissive)}) must be non-empty and of "
-            "equal length, one entry per eval item."
+            f"{len(eval_ids)} eval_ids for {rows.n_items} eval items; give one id per item."
         )
-    logprob = continuation_logprob(
-        model,
-        tokenizer,
-        [*eval_prompts, *eval_prompts, *help_prompts],
-        [*compassionate, *dismissive, *help_responses],
-        batch_size=batch_size,
-        max_length=max_length,
-        chat=chat,
-        chat_date=chat_date,
-    )
-    margins = logprob[:n] - logprob[n : 2 * n]
-    help_loss = -logprob[2 * n :]
+    margins, help_loss = rows.score(model, tokenizer)
     answers = greedy_answers(
         model,
         tokenizer,
         [p for _, p in generation_prompts],
         max_new_tokens=max_new_tokens,
-        chat=chat,
-        chat_date=chat_date,
+        chat=rows.chat,
+        chat_date=rows.chat_date,
     )
     return BehaviourResult(
         stage=stage,
@@ -226,7 +266,7 @@ def behaviour_scores(
         item_ids=list(eval_ids),
         preference=margins.tolist(),
         help_losses=help_loss.tolist(),
-        chat=chat,
+        chat=rows.chat,
         generations=[
             Generation(kind, prompt, answer)
             for (kind, prompt), answer in zip(generation_prompts, answers, strict=True)

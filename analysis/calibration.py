@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from valuetrace.analysis.localize import NO_CHANGE, StageComparison
+from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.trajectory import Trajectory, TrajectoryStep
+from valuetrace.analysis.verdict import Verdict
 from valuetrace.errors import DataError
 from valuetrace.stats import Interval
 
@@ -62,12 +63,12 @@ def value_specific(counter: StageComparison, neutral: StageComparison) -> list[i
         )
     out = []
     for i, layer in enumerate(counter.layers):
-        verdict = counter.verdicts[i]
+        verdict = Verdict(counter.verdicts[i])
         enc, rot = counter.encoded, counter.rotation
         beats = [
-            "weakening" in verdict and enc.drop[i] > abs(neutral.encoded.drop[i]),
-            "strengthening" in verdict and -enc.drop[i] > abs(neutral.encoded.drop[i]),
-            "rotation" in verdict and rot.drop[i] > abs(neutral.rotation.drop[i]),
+            verdict.weakened and enc.drop[i] > abs(neutral.encoded.drop[i]),
+            verdict.strengthened and -enc.drop[i] > abs(neutral.encoded.drop[i]),
+            verdict.rotated and rot.drop[i] > abs(neutral.rotation.drop[i]),
         ]
         if any(beats):
             out.append(layer)
@@ -76,17 +77,15 @@ def value_specific(counter: StageComparison, neutral: StageComparison) -> list[i
 
 def _fired(step: TrajectoryStep, layers: Sequence[int]) -> list[int]:
     return [
-        layer
-        for layer, v in zip(layers, step.comparison.verdicts, strict=True)
-        if v not in (NO_CHANGE, "undefined")
+        layer for layer, v in zip(layers, step.comparison.verdicts, strict=True) if Verdict(v).fired
     ]
 
 
 def _first_change(step: TrajectoryStep, layers: Sequence[int]) -> tuple[int | None, str]:
     for layer, v in zip(layers, step.comparison.verdicts, strict=True):
-        if "weakening" in v or "rotation" in v:
+        if Verdict(v).weakened or Verdict(v).rotated:
             return layer, v
-    return None, NO_CHANGE
+    return None, Verdict.NONE
 
 
 def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) -> list[DoseRow]:

@@ -26,10 +26,8 @@ from jaxtyping import Float
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.extract import check_layers
-from valuetrace.analysis.behaviour import mean_score
-from valuetrace.analysis.logprob import continuation_logprob
+from valuetrace.analysis.behaviour import ScoringSet, mean_score
 from valuetrace.architecture import residual_hooks
-from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.errors import DataError
 from valuetrace.records import load_record, save_record
 from valuetrace.stats import Interval, bootstrap_means, percentile_ci
@@ -199,12 +197,8 @@ def slope_score(
 def dose_response(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
+    rows: ScoringSet,
     *,
-    eval_prompts: Sequence[str],
-    compassionate: Sequence[str],
-    dismissive: Sequence[str],
-    help_prompts: Sequence[str],
-    help_responses: Sequence[str],
     direction: DirectionLike,
     add_layer: int,
     ablate_layers: Sequence[int],
@@ -214,52 +208,29 @@ def dose_response(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
-    batch_size: int = 16,
-    max_length: int = 256,
-    chat: bool = False,
-    chat_date: str = DEFAULT_CHAT_DATE,
 ) -> CausalRecord:
     """Interval `model` with alpha x scale x unit(direction) added at `add_layer` for each alpha,
     and with the direction ablated at `ablate_layers`; fit the slopes.
 
     `labels` names (stage steered, stage whose direction it is, probe set of the direction).
-    Prompts are raw; `chat` formats them (on `chat_date`) as `continuation_logprob` does.
+    `rows` are scored with `ScoringSet.score` under each intervention.
 
     Raises:
-        DataError: the grid lacks 0, the eval lists differ in length, or a bad direction / layer.
+        DataError: the grid lacks 0, fewer than 2 eval items, or a bad direction / layer.
     """
-    n = len(eval_prompts)
-    if n < 2 or len(compassionate) != n or len(dismissive) != n:
-        raise DataError(
-            f"eval_prompts ({n}), compassionate ({len(compassionate)}) and dismissive "
-            f"({len(dismissive)}) must be of equal length, at least 2 items."
-        )
+    n = rows.n_items
+    if n < 2:
+        raise DataError(f"{n} eval item(s); a dose-response needs at least 2 items.")
     grid = sorted(float(a) for a in alphas)
     if 0.0 not in grid or len(set(grid)) < 2:
         raise DataError(f"alphas {list(alphas)} must hold 0 and at least one other strength.")
-    kwargs = {
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "chat": chat,
-        "chat_date": chat_date,
-    }
-
-    def score() -> tuple[np.ndarray, np.ndarray]:
-        lp = continuation_logprob(
-            model,
-            tokenizer,
-            [*eval_prompts, *eval_prompts, *help_prompts],
-            [*compassionate, *dismissive, *help_responses],
-            **kwargs,
-        )
-        return lp[:n] - lp[n : 2 * n], -lp[2 * n :]
 
     runs: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for alpha in grid:
         with direction_hooks(model, {add_layer: direction}, "add", alpha=alpha, scale=scale):
-            runs[alpha] = score()
+            runs[alpha] = rows.score(model, tokenizer)
     with direction_hooks(model, dict.fromkeys(ablate_layers, direction), "ablate"):
-        ablated = score()
+        ablated = rows.score(model, tokenizer)
     base = runs[0.0][0]
 
     def point(alpha: float, margins: np.ndarray, help_loss: np.ndarray) -> DosePoint:
@@ -284,7 +255,7 @@ def dose_response(
         ci=ci,
         n_boot=n_boot,
         n_items=n,
-        n_help_items=len(help_prompts),
+        n_help_items=len(rows.help_prompts),
         points=[point(a, *runs[a]) for a in grid],
         ablation=point(float("nan"), *ablated),
         margin_slope=slope_score(np.array(grid), per_item, n_boot=n_boot, seed=seed, ci=ci),

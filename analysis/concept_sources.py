@@ -31,8 +31,9 @@ import numpy as np
 from jaxtyping import Float, Int, Shaped
 
 from valuetrace.analysis.findings import Concentration
-from valuetrace.analysis.localize import NO_CHANGE, StageComparison
+from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.similarity import cosine_per_layer, random_direction_null
+from valuetrace.analysis.verdict import Verdict
 from valuetrace.config import ConceptSourcesConfig, ProbingConfig
 from valuetrace.errors import DataError
 from valuetrace.probing import ProbeResults, probe_layers, transfer_matrix
@@ -322,7 +323,7 @@ def scope_notes(
         specific = [
             f"{layer} ({verdict})"
             for layer, verdict in zip(cmp.layers, cmp.verdicts, strict=True)
-            if verdict not in (NO_CHANGE, "undefined") and agreement.scope(layer) == SPECIFIC
+            if Verdict(verdict).fired and agreement.scope(layer) == SPECIFIC
         ]
         if specific:
             notes.append(

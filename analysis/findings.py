@@ -12,14 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from jaxtyping import Float
 
 from valuetrace import stats
 from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
-from valuetrace.analysis.localize import NO_CHANGE, StageComparison
+from valuetrace.analysis.localize import StageComparison, Verdict
 from valuetrace.errors import DataError
 from valuetrace.probing import ProbeResults
 from valuetrace.stats import Interval
@@ -44,6 +44,19 @@ class ProbeTable:
     selectivity: list[float] | None
     selectivity_lo: list[float] | None
     selectivity_hi: list[float] | None
+
+    def at(self, metric: str, i: int) -> Interval:
+        """`metric` ("accuracy", "auroc" or "selectivity") at layer index `i` with its interval.
+
+        Raises:
+            DataError: the table holds no such metric (selectivity without control tasks).
+        """
+        values = getattr(self, metric)
+        if values is None:
+            raise DataError(f"no {metric} in this probe table; fit the probes with controls.")
+        return Interval(
+            values[i], getattr(self, f"{metric}_lo")[i], getattr(self, f"{metric}_hi")[i]
+        )
 
     @classmethod
     def from_results(cls, r: ProbeResults) -> ProbeTable:
@@ -127,11 +140,34 @@ class Projection:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """One figure the analysis drew: its name, what it shows (`kind`: a comparison measure,
+    "accuracy", "cosine", "behaviour", "umap" …), the probe set it belongs to (None for
+    run-wide figures) and its path relative to the run folder."""
+
+    name: str
+    kind: str
+    concept: str | None
+    path: str
+
+
+def _figures_from_v2(figures: dict[str, str], concepts: Sequence[str]) -> list[dict[str, object]]:
+    """Version 2 kept figures as {name: path}, names `<probe set>_<kind>` or a run-wide kind."""
+    out: list[dict[str, object]] = []
+    for name, path in figures.items():
+        concept = next((c for c in concepts if name.startswith(f"{c}_")), None)
+        kind = name if concept is None else name[len(concept) + 1 :]
+        out.append({"name": name, "kind": kind, "concept": concept, "path": path})
+    return out
+
+
+@dataclass(frozen=True)
 class Findings:
     """Everything `valuetrace analyze` found; the report renders it and computes nothing."""
 
     SCHEMA: ClassVar[str] = "valuetrace.findings"
-    VERSION: ClassVar[int] = 2  # 2: behaviour changes carry their seed-replicate floor
+    # 2: behaviour changes carry their seed-replicate floor; 3: figures are `Figure` records
+    VERSION: ClassVar[int] = 3
 
     stages: list[str]
     replicate_of: dict[str, str]
@@ -143,7 +179,21 @@ class Findings:
     concepts: dict[str, ConceptFindings]
     concentration: list[Concentration]
     projection: dict[str, Projection]
-    figures: dict[str, str]  # figure name -> path relative to the run folder
+    figures: list[Figure]
+
+    @classmethod
+    def upgrade(cls, body: dict[str, Any], version: int) -> dict[str, Any]:
+        """The plain data of an older version in this version's layout (see `records`)."""
+        if version < 3:
+            concepts = sorted(body.get("concepts", {}), key=len, reverse=True)
+            body = {**body, "figures": _figures_from_v2(body.get("figures", {}), concepts)}
+        return body
+
+    def figures_of(self, concept: str | None, *kinds: str) -> list[Figure]:
+        """The figures of `concept` (None: run-wide ones) of the given kinds, in that order."""
+        return [
+            f for kind in kinds for f in self.figures if f.concept == concept and f.kind == kind
+        ]
 
     @property
     def primary(self) -> StageComparison:
@@ -193,13 +243,11 @@ def concentration_index(
 def mark_global_drift(
     primary: StageComparison, control: StageComparison, index: Concentration
 ) -> StageComparison:
-    """Relabel the primary's weakening as "global drift" at layers where the control concept
+    """Relabel the primary's weakening as global drift at layers where the control concept
     weakened too and the concentration interval covers 0 (the control moved as much)."""
     verdicts = [
-        "global drift"
-        if v.startswith("weakening")
-        and control.encoded.drop_found[i]
-        and index.per_layer[i].covers_zero()
+        Verdict.DRIFT
+        if v.weakened and control.encoded.drop_found[i] and index.per_layer[i].covers_zero()
         else v
         for i, v in enumerate(primary.verdicts)
     ]
@@ -276,17 +324,12 @@ def projection_vs_preference(
     return Projection(layer, r, found.lo, found.hi, int(gap.size), null)
 
 
-def verdict_bands(comparison: StageComparison) -> list[tuple[int, int, str]]:
+def verdict_bands(comparison: StageComparison) -> list[tuple[int, int, Verdict]]:
     """Runs of consecutive layers with the same verdict: (first layer, last layer, verdict)."""
-    bands: list[tuple[int, int, str]] = []
+    bands: list[tuple[int, int, Verdict]] = []
     for layer, verdict in zip(comparison.layers, comparison.verdicts, strict=True):
         if bands and bands[-1][2] == verdict:
             bands[-1] = (bands[-1][0], layer, verdict)
         else:
             bands.append((layer, layer, verdict))
     return bands
-
-
-def any_change(comparison: StageComparison) -> bool:
-    """Whether any layer shows something other than no meaningful change (or undefined)."""
-    return any(v not in (NO_CHANGE, "undefined") for v in comparison.verdicts)

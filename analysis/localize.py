@@ -35,6 +35,7 @@ from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
 
 from valuetrace import stats
+from valuetrace.analysis.measures import MEASURES, Separations
 from valuetrace.analysis.similarity import (
     cka_per_layer,
     cosine_per_layer,
@@ -42,10 +43,9 @@ from valuetrace.analysis.similarity import (
     random_direction_null,
     shuffled_label_null,
 )
+from valuetrace.analysis.verdict import Verdict
 from valuetrace.errors import DataError
 from valuetrace.probing.folds import check_fold_classes
-
-NO_CHANGE = "no meaningful change"
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ class LayerChange:
     first_drop: LayerEstimate
     largest_drop: LayerEstimate
 
+    def at(self, i: int) -> stats.Interval:
+        """The drop at layer index `i` with its interval."""
+        return stats.Interval(self.drop[i], self.lo[i], self.hi[i])
+
 
 @dataclass(frozen=True)
 class CosineChange:
@@ -101,15 +105,17 @@ class CosineChange:
     floor: list[float] | None
     below_floor: list[bool]
 
+    def at(self, i: int) -> stats.Interval:
+        """The cosine at layer index `i` with its interval."""
+        return stats.Interval(self.value[i], self.lo[i], self.hi[i])
+
 
 @dataclass(frozen=True)
 class StageComparison:
     """How one concept changed from stage A to stage B, per compared layer, with a verdict.
 
-    `verdicts[i]` is one of "weakening", "strengthening", "no meaningful change", "rotation",
-    "weakening + rotation", "strengthening + rotation", "global drift" (set by the concept-level
-    comparison with a control concept) or "undefined" (reason in `undefined`, keyed by the
-    layer index as a string).
+    `verdicts[i]` is the `Verdict` of layer index i; `undefined` holds the reason of each
+    undefined layer, keyed by its index.
     """
 
     stage_a: str
@@ -123,8 +129,8 @@ class StageComparison:
     relative_hi: list[float]
     cosine: CosineChange  # (b)
     cka: list[float]  # debiased linear CKA between the stages' activations
-    verdicts: list[str]
-    undefined: dict[str, str]
+    verdicts: list[Verdict]
+    undefined: dict[int, str]
     replicates: list[str]  # the seed replicates whose drift is the noise floor
     alpha: float
     ci: float
@@ -269,23 +275,15 @@ def _cosines(dir_a: np.ndarray, dir_b: np.ndarray) -> np.ndarray:
 
 def _separations(
     x: np.ndarray, other: np.ndarray, y: np.ndarray, folds: np.ndarray, w: np.ndarray
-) -> dict[str, np.ndarray]:
+) -> Separations:
     """Cohen's d [b, l] of two stages' examples along their own and each other's cross-fitted
-    directions ("xx", "yy", "xy" = x along y's direction, "yx"), and the rotation gap's
-    own and cross geometric means."""
-    d = {
-        "xx": stats.cohens_d(crossfit_projections(x, y, folds), y, w),
-        "yy": stats.cohens_d(crossfit_projections(other, y, folds), y, w),
-        "xy": stats.cohens_d(crossfit_projections(x, y, folds, reference=other), y, w),
-        "yx": stats.cohens_d(crossfit_projections(other, y, folds, reference=x), y, w),
-    }
-    d["own"] = _signed_sqrt(d["xx"] * d["yy"])
-    d["cross"] = _signed_sqrt(d["xy"] * d["yx"])
-    return d
-
-
-def _signed_sqrt(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.sqrt(np.abs(x))
+    directions (see `Separations`)."""
+    return Separations(
+        xx=stats.cohens_d(crossfit_projections(x, y, folds), y, w),
+        yy=stats.cohens_d(crossfit_projections(other, y, folds), y, w),
+        xy=stats.cohens_d(crossfit_projections(x, y, folds, reference=other), y, w),
+        yx=stats.cohens_d(crossfit_projections(other, y, folds, reference=x), y, w),
+    )
 
 
 def compare_stages(
@@ -358,9 +356,7 @@ def compare_stages(
             rs = _separations(x, r, y, f, ones)
             drift.append(
                 {
-                    "encoded": np.abs(rs["xx"][0] - rs["yy"][0]),
-                    "parent": np.abs(rs["xx"][0] - rs["yx"][0]),
-                    "rotation": np.abs(rs["own"][0] - rs["cross"][0]),
+                    **{m.name: np.abs(m.a(rs)[0] - m.b(rs)[0]) for m in MEASURES},
                     "cosine": -_cosines(_mean_directions(x, y, ones), _mean_directions(r, y, ones))[
                         0
                     ],
@@ -374,12 +370,10 @@ def compare_stages(
     def floor(key: str) -> np.ndarray | None:
         return None if floors is None else floors[key]
 
-    encoded = _change(sep["xx"], sep["yy"], floor("encoded"), alpha, ci)
-    parent = _change(sep["xx"], sep["yx"], floor("parent"), alpha, ci)
-    rotation = _change(sep["own"], sep["cross"], floor("rotation"), alpha, ci)
+    changes = {m.name: _change(m.a(sep), m.b(sep), floor(m.name), alpha, ci) for m in MEASURES}
     with np.errstate(invalid="ignore", divide="ignore"):
-        rel = (sep["xx"] - sep["yy"]) / sep["xx"]
-    rel = np.where(sep["xx"][:1] > 0, rel, np.nan)
+        rel = (sep.xx - sep.yy) / sep.xx
+    rel = np.where(sep.xx[:1] > 0, rel, np.nan)
     rel_ci = stats.percentile_ci(rel[1:], ci)
     cos_ci = stats.percentile_ci(cos[1:], ci)
     band = random_direction_null(d_model, seed=seed, ci=ci)
@@ -393,18 +387,16 @@ def compare_stages(
             if cos_floor_arr is None
             else cos_ci[:, 1] < cos_floor_arr
         )
-    undefined: dict[str, str] = {}
+    undefined: dict[int, str] = {}
     for stage, x in ((stage_a, a), (stage_b, b)):
         for i, reason in degenerate_layers(x, y).items():
             text = f"{stage}: {reason}"
-            undefined[str(i)] = f"{undefined[str(i)]}; {text}" if str(i) in undefined else text
+            undefined[i] = f"{undefined[i]}; {text}" if i in undefined else text
     comparison = StageComparison(
         stage_a=stage_a,
         stage_b=stage_b,
         layers=list(range(n_layers)) if layers is None else [int(v) for v in layers],
-        encoded=encoded,
-        parent=parent,
-        rotation=rotation,
+        **changes,
         relative=rel[0].tolist(),
         relative_lo=rel_ci[:, 0].tolist(),
         relative_hi=rel_ci[:, 1].tolist(),
@@ -418,7 +410,7 @@ def compare_stages(
             below_floor=below.tolist(),
         ),
         cka=cka_per_layer(a, b, debiased=True).tolist(),
-        verdicts=layer_verdicts(encoded, rotation, undefined),
+        verdicts=layer_verdicts(changes["encoded"], changes["rotation"], undefined),
         undefined=undefined,
         replicates=[r.name for r in replicates],
         alpha=alpha,
@@ -430,20 +422,16 @@ def compare_stages(
 
 
 def layer_verdicts(
-    encoded: LayerChange, rotation: LayerChange, undefined: dict[str, str]
-) -> list[str]:
-    """Per layer: weakening / strengthening / no meaningful change, with "+ rotation" or
-    "rotation" when the rotation gap rose beyond its floor; "undefined" where a stage's layer is
-    degenerate."""
-    out = []
-    for i, (down, up, rotated) in enumerate(
-        zip(encoded.drop_found, encoded.rise_found, rotation.drop_found, strict=True)
-    ):
-        if str(i) in undefined or not np.isfinite(encoded.drop[i]):
-            out.append("undefined")
-            continue
-        verdict = "weakening" if down else "strengthening" if up else NO_CHANGE
-        if rotated:
-            verdict = "rotation" if verdict == NO_CHANGE else f"{verdict} + rotation"
-        out.append(verdict)
-    return out
+    encoded: LayerChange, rotation: LayerChange, undefined: dict[int, str]
+) -> list[Verdict]:
+    """Per layer: weakening / strengthening / no meaningful change, each with or without
+    rotation (the rotation gap rose beyond its floor); undefined where a stage's layer is
+    degenerate or the separation is not finite."""
+    return [
+        Verdict.UNDEFINED
+        if i in undefined or not np.isfinite(encoded.drop[i])
+        else Verdict.of(down, up, rotated)
+        for i, (down, up, rotated) in enumerate(
+            zip(encoded.drop_found, encoded.rise_found, rotation.drop_found, strict=True)
+        )
+    ]

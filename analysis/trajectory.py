@@ -31,6 +31,7 @@ from valuetrace.analysis.behaviour import (
     replicate_drift,
 )
 from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
+from valuetrace.analysis.verdict import Verdict
 from valuetrace.errors import DataError
 from valuetrace.training.lineage import StageRecord
 
@@ -121,7 +122,7 @@ def _first(steps: Sequence[TrajectoryStep], layers: Sequence[int], verdict: str)
         hit = [
             layer
             for layer, v in zip(layers, point.comparison.verdicts, strict=True)
-            if verdict in v
+            if Verdict(v).shows(verdict)
         ]
         if hit:
             return FirstStep(verdict, point.step, hit)
@@ -236,7 +237,7 @@ def trajectory_section(record: TrajectoryRecord) -> list[dict[str, object]]:
                             for layer, verdict in zip(
                                 t.layers, point.comparison.verdicts, strict=True
                             )
-                            if v in verdict
+                            if Verdict(verdict).shows(v)
                         ]
                         for v in VERDICTS
                     },

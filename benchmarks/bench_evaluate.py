@@ -51,7 +51,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import extract_to_cache
 from valuetrace.activations.pooling import collate, encode
-from valuetrace.analysis.behaviour import GENERATION_PROMPTS, behaviour_scores, greedy_answers
+from valuetrace.analysis.behaviour import (
+    GENERATION_PROMPTS,
+    ScoringSet,
+    behaviour_scores,
+    greedy_answers,
+)
 from valuetrace.models import load_model, load_tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,16 +88,14 @@ def build_rows(n_items: int, n_help: int) -> dict[str, list[str]]:
 def config_rows(path: str, n_items: int, n_help: int) -> tuple[dict[str, list[str]], bool, int]:
     """A prepared run's first eval items and helpfulness pairs, its chat flag and max length."""
     from valuetrace.config import load_config
-    from valuetrace.steps.common import behaviour_items
-    from valuetrace.steps.evaluate import helpfulness_items, scored_rows
+    from valuetrace.steps.common import behaviour_items, helpfulness_items, scoring_set
 
     config = load_config(path)
-    scored = scored_rows(
+    scored = scoring_set(
         config, behaviour_items(config)[:n_items], helpfulness_items(config)[:n_help]
     )
-    chat, max_length = scored.pop("chat"), scored.pop("max_length")
-    scored.pop("batch_size")
-    return scored, chat, max_length
+    fields = ("eval_prompts", "compassionate", "dismissive", "help_prompts", "help_responses")
+    return {k: list(getattr(scored, k)) for k in fields}, scored.chat, scored.max_length
 
 
 def all_rows(rows: dict[str, list[str]]) -> tuple[list[str], list[str]]:
@@ -134,14 +137,11 @@ def run_evaluate(model, tokenizer, rows, chat: bool, max_length: int) -> np.ndar
     result = behaviour_scores(
         model,
         tokenizer,
+        ScoringSet(**rows, chat=chat, batch_size=BATCH, max_length=max_length),
         stage="bench",
         eval_source="random words",
         eval_ids=[str(i) for i in range(n)],
-        **rows,
         n_boot=1000,
-        batch_size=BATCH,
-        chat=chat,
-        max_length=max_length,
     )
     return np.concatenate([result.preference, result.help_losses])
 

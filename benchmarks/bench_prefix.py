@@ -41,7 +41,7 @@ from valuetrace.config import load_config, resolve_data_path
 from valuetrace.model_sources import BUILTINS, resolve_builtin
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.real_data import RealDataSizes, write_real_data
-from valuetrace.steps.common import BEHAVIOUR_SET, behaviour_examples
+from valuetrace.steps.common import behaviour_examples
 
 CONFIG = Path(__file__).resolve().parents[1] / "valuetrace" / "configs" / "smollm2-135m.yaml"
 
@@ -95,7 +95,7 @@ def main() -> None:
             Path(config.real_data_dir), config.paths.data, seed=config.seed, sizes=sizes
         )
         sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
-        sets[BEHAVIOUR_SET] = behaviour_examples(config)
+        sets[config.paths.behaviour_set] = behaviour_examples(config)
         if args.limit is not None:
             sets = {name: first_rows(examples, args.limit) for name, examples in sets.items()}
         ext = config.extract

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from valuetrace.errors import DataError
 from valuetrace.probing.degenerate import constant_layers, undefined_from_json, undefined_to_json
+from valuetrace.records import check_version
 from valuetrace.stats import check_labels
 
 if TYPE_CHECKING:
@@ -185,11 +186,15 @@ class Direction:
                 f"{path} is not a valuetrace direction file (format {metadata.get('format')!r}); "
                 "pass a file written by Direction.save"
             )
-        if metadata.get("format_version") != str(FORMAT_VERSION):
-            raise DataError(
-                f"{path} has direction format_version {metadata.get('format_version')}, this "
-                f"valuetrace reads {FORMAT_VERSION}; re-save it with this version"
-            )
+        check_version(
+            "direction format",
+            str(path),
+            metadata.get("format_version"),
+            FORMAT_VERSION,
+            FORMAT_VERSION,
+            fix="re-save it with this version",
+            error=DataError,
+        )
         direction = cls(
             vectors=tensors["vectors"].numpy(),
             layers=tensors["layers"].tolist(),

@@ -6,9 +6,9 @@ standardisation, both directions, config, provenance) goes in one self-describin
 written to a temporary file beside the target and moved into place, so a crash never leaves a
 half-written file under the real name.
 
-Layout (``format_version`` 3; float64 unless noted; ``L`` layers, ``N`` examples, ``D`` width):
+Layout (``format_version`` 4; float64 unless noted; ``L`` layers, ``N`` examples, ``D`` width):
 
-- root attributes: ``format`` = ``"valuetrace.probe_results"``, ``format_version`` = 3,
+- root attributes: ``format`` = ``"valuetrace.probe_results"``, ``format_version`` = 4,
   ``config`` (JSON of ``valuetrace.config.ProbingConfig``), ``seed`` (int), ``provenance``
   (JSON object of strings), ``undefined`` (JSON object: model layer index → why that layer
   could not be probed; its per-layer values are NaN);
@@ -38,10 +38,13 @@ from valuetrace.errors import CacheError, MissingStepError
 from valuetrace.probing.degenerate import undefined_from_json, undefined_to_json
 from valuetrace.probing.direction import Direction
 from valuetrace.probing.probe import Probe, ProbeResults
-from valuetrace.records import from_plain
+from valuetrace.records import check_version, from_plain
 
 FORMAT = "valuetrace.probe_results"
-FORMAT_VERSION = 3  # 2: config is a ProbingConfig, the seed an attribute; 3: undefined layers
+# 2: config is a ProbingConfig, the seed an attribute; 3: undefined layers; 4: the config's
+# surface settings nested (`surface`), where 3 had `surface_margin` (read and upgraded)
+FORMAT_VERSION = 4
+OLDEST_READ = 3
 _METRICS = ("accuracy", "accuracy_ci", "auroc", "auroc_ci", "C", "fold_C")
 _CONTROL_METRICS = ("control_accuracy", "control_accuracy_ci", "selectivity", "selectivity_ci")
 _PROBE = ("coef", "intercept", "mean", "std", "C")
@@ -113,21 +116,23 @@ def load_results(path: str | Path) -> ProbeResults:
                 f"{path} is not a valuetrace probe-results file (format "
                 f"{f.attrs.get('format')!r}); pass a file written by save_results"
             )
-        version = int(f.attrs.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise CacheError(
-                f"{path} has probe-results format_version {version}, this valuetrace reads "
-                f"{FORMAT_VERSION}; re-run the probes with this version"
-            )
+        version = check_version(
+            "probe-results format",
+            str(path),
+            f.attrs.get("format_version"),
+            FORMAT_VERSION,
+            OLDEST_READ,
+            fix="re-run the probes with this version",
+        )
         try:
-            return _read(f)
+            return _read(f, version)
         except (KeyError, ValueError) as err:
             raise CacheError(
                 f"{path} is incomplete ({err}); re-run the probes and save them again"
             ) from err
 
 
-def _read(f: h5py.File) -> ProbeResults:
+def _read(f: h5py.File, version: int) -> ProbeResults:
     """Rebuild the results from an open file whose header was checked."""
     layers = f["layers"][()].tolist()
     metrics = f["metrics"]
@@ -147,7 +152,10 @@ def _read(f: h5py.File) -> ProbeResults:
         )
         for key, attr in _DIRECTIONS.items()
     }
-    config = from_plain(ProbingConfig, json.loads(f.attrs["config"]), "config", error=CacheError)
+    plain = json.loads(f.attrs["config"])
+    if version < 4 and "surface_margin" in plain:
+        plain["surface"] = {"margin": plain.pop("surface_margin")}
+    config = from_plain(ProbingConfig, plain, "config", error=CacheError)
     return ProbeResults(
         layers=layers,
         labels=f["labels"][()],

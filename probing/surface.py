@@ -29,50 +29,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from valuetrace.config import ProbingConfig, SurfaceConfig
 from valuetrace.errors import DataError
 from valuetrace.stats import auroc, auroc_gain, group_bootstrap_weights, percentile_ci
 
 NGRAM = "ngram"
 LENGTH = "length"
 _ZERO = 1e-6
-
-
-@dataclass(frozen=True)
-class SurfaceConfig:
-    """Settings of the surface baselines and of the flag.
-
-    ``ngram_range`` is the (min, max) word n-gram length of the n-gram model; ``C`` the inverse
-    L2 strength of both logistic regressions; ``top_k`` how many n-grams per class are listed;
-    ``margin`` the AUROC distance below the best layer within which a baseline flags the set.
-    """
-
-    ngram_range: tuple[int, int] = (1, 2)
-    C: float = 1.0
-    top_k: int = 10
-    margin: float = 0.05
-    n_bootstrap: int = 1000
-    ci: float = 0.95
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        """Reject settings that cannot run, naming the value to change."""
-        lo, hi = self.ngram_range
-        if not 1 <= lo <= hi:
-            raise DataError(
-                f"ngram_range is {self.ngram_range}; pass (min, max) with 1 <= min <= max"
-            )
-        if not np.isfinite(self.C) or self.C <= 0:
-            raise DataError(f"C is {self.C}; pass a positive inverse regularisation strength")
-        if self.top_k < 0:
-            raise DataError(f"top_k is {self.top_k}; pass 0 or more n-grams to list")
-        if not 0.0 <= self.margin <= 0.5:
-            raise DataError(
-                f"surface margin is {self.margin}; pass an AUROC distance in [0, 0.5], e.g. 0.05"
-            )
-        if self.n_bootstrap < 0:
-            raise DataError(f"n_bootstrap is {self.n_bootstrap}; use 0 (no intervals) or more")
-        if not 0.0 < self.ci < 1.0:
-            raise DataError(f"ci is {self.ci}; pass a level between 0 and 1, e.g. 0.95")
 
 
 @dataclass
@@ -228,17 +191,20 @@ def surface_record(
     labels: Int[np.ndarray, " n"],
     groups: Shaped[np.ndarray, " n"],
     stage_scores: dict[str, tuple[list[int], Float[np.ndarray, "l n"]]],
-    config: SurfaceConfig | None = None,
+    probing: ProbingConfig | None = None,
+    seed: int = 0,
 ) -> SurfaceRecord:
     """Compare each stage's out-of-fold probe scores with the baselines on the same examples.
 
     ``stage_scores`` maps a stage to its layer ids and out-of-fold probe decision values
-    ``[l, n]``, scored on the folds the baselines used.
+    ``[l, n]``, scored on the folds the baselines used. Intervals: `probing.n_bootstrap` group
+    resamples (0: none) seeded by `seed`, at level `probing.ci`; the flag: `probing.surface`.
 
     Raises:
         DataError: scores, labels and groups do not line up.
     """
-    config = config or SurfaceConfig()
+    probing = probing or ProbingConfig()
+    config = probing.surface
     labels, groups = np.asarray(labels), np.asarray(groups)
     n = len(labels)
     if baselines.oof_scores.shape[1] != n or len(groups) != n:
@@ -247,13 +213,11 @@ def surface_record(
             f"{len(groups)}; pass the same examples in the same order"
         )
     weights = (
-        group_bootstrap_weights(groups, config.n_bootstrap, config.seed)
-        if config.n_bootstrap
-        else None
+        group_bootstrap_weights(groups, probing.n_bootstrap, seed) if probing.n_bootstrap else None
     )
     base_auc = auroc(baselines.oof_scores, labels)
     base_ci = (
-        percentile_ci(auroc(baselines.oof_scores, labels, weights), config.ci)
+        percentile_ci(auroc(baselines.oof_scores, labels, weights), probing.ci)
         if weights is not None
         else np.full((len(base_auc), 2), np.nan)
     )
@@ -268,7 +232,7 @@ def surface_record(
         # A layer the probe step left undefined (constant activations) has NaN scores: NaN here.
         undefined = np.isnan(scores).any(1)
         scores = np.where(undefined[:, None], 0.0, scores)
-        gain, gain_ci = auroc_gain(scores, baselines.oof_scores, labels, weights, config.ci)
+        gain, gain_ci = auroc_gain(scores, baselines.oof_scores, labels, weights, probing.ci)
         probe_auc = np.where(undefined, np.nan, auroc(scores, labels))
         gain = np.where(undefined, np.nan, gain)
         gain_ci = np.where(undefined[:, None], np.nan, gain_ci)
@@ -293,8 +257,8 @@ def surface_record(
         n_groups=len(np.unique(groups)),
         ngram_range=list(config.ngram_range),
         margin=config.margin,
-        ci=config.ci,
-        n_bootstrap=config.n_bootstrap,
+        ci=probing.ci,
+        n_bootstrap=probing.n_bootstrap,
         baselines=[
             BaselineScore(name, float(a), float(lo), float(hi))
             for name, a, (lo, hi) in zip(baselines.names, base_auc, base_ci, strict=True)

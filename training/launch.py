@@ -25,6 +25,7 @@ from accelerate import PartialState
 from valuetrace.config import Dtype, StageConfig
 from valuetrace.errors import ConfigError, DataError
 from valuetrace.models import load_model, load_tokenizer
+from valuetrace.paths import stage_spec
 from valuetrace.records import load_record, save_record
 from valuetrace.training.datasets import load_records
 from valuetrace.training.stages import StageResult, StageRun, train_stage
@@ -154,7 +155,7 @@ def launch_stage(
     if accelerate_config is not None:
         check_accelerate_config(accelerate_config)
     out_dir = Path(spec.out_dir)
-    spec_path = out_dir.parent / f".{out_dir.name}.spec.json"
+    spec_path = stage_spec(out_dir)
     spec.save(spec_path)
     command = launch_command(
         spec_path,

@@ -25,6 +25,9 @@ from typing import Any
 from valuetrace.errors import LineageError, MissingStepError
 from valuetrace.models import weights_hash
 from valuetrace.paths import resolved_path, stored_path
+from valuetrace.records import check_version
+
+LINEAGE_VERSION = 1  # lineage.json's format; a file without `format_version` is version 1
 
 
 @dataclass
@@ -118,12 +121,21 @@ class Lineage:
             )
         try:
             raw = json.loads(path.read_text())
+            # a hand-written lineage (no version) reads as version 1
+            check_version(
+                "lineage format",
+                str(path),
+                raw.get("format_version", 1),
+                LINEAGE_VERSION,
+                fix="write it again with `valuetrace train`",
+                error=LineageError,
+            )
             records = [StageRecord(**r) for r in raw["stages"]]
             for record in records:
                 record.checkpoint = resolved_path(record.checkpoint, path.parent)
                 if record.adapter is not None:
                     record.adapter = resolved_path(record.adapter, path.parent)
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
             raise LineageError(
                 f"{path} is not a valid lineage file ({err}); expected "
                 '{"stages": [{"name": ..., "checkpoint": ..., "parent": ...}, ...]}.'
@@ -145,7 +157,7 @@ class Lineage:
                 plain["adapter"] = stored_path(record.adapter, path.parent)
             stages.append(plain)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stages": stages}, indent=2))
+        tmp.write_text(json.dumps({"format_version": LINEAGE_VERSION, "stages": stages}, indent=2))
         tmp.replace(path)
 
     def names(self) -> list[str]:

@@ -44,7 +44,7 @@ from valuetrace.config import (
 from valuetrace.console import show_bars
 from valuetrace.errors import CheckpointError, ConfigError, DataError
 from valuetrace.models import merge_in_float32
-from valuetrace.paths import remove_inside
+from valuetrace.paths import remove_inside, trainer_dir
 from valuetrace.prompts import chat_template_kwargs
 from valuetrace.training.datasets import (
     Document,
@@ -190,7 +190,7 @@ def check_tied_targets(model: PreTrainedModel, config: Any, stage: str) -> None:
 
 def work_dir_of(out_dir: Path) -> Path:
     """The Trainer's checkpoint folder of a stage, beside its output folder."""
-    return out_dir.parent / f".{out_dir.name}.trainer"
+    return trainer_dir(out_dir)
 
 
 def last_checkpoint(work_dir: Path) -> Path | None:

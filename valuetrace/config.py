@@ -393,15 +393,43 @@ class ExtractConfig:
 
 
 @dataclass
+class SurfaceConfig:
+    """The surface baselines of each probe set (`valuetrace.probing.surface`): a word n-gram
+    and a length-only logistic regression on the raw text, scored on the probes' folds (their
+    intervals use `probing.n_bootstrap` and `probing.ci`).
+
+    `ngram_min` / `ngram_max` bound the word n-gram lengths; `C` is the inverse L2 strength of
+    both regressions; `top_k` n-grams per class are listed; `margin` flags a probe set whose best
+    baseline reaches within this many AUROC points of a stage's best layer.
+    """
+
+    ngram_min: int = checked(1, ge=1)
+    ngram_max: int = checked(2, ge=1)
+    C: float = checked(1.0, gt=0)
+    top_k: int = checked(10, ge=0)
+    margin: float = checked(0.05, ge=0, le=0.5)
+
+    def __post_init__(self) -> None:
+        if self.ngram_min > self.ngram_max:
+            raise ConfigError(
+                f"probing.surface.ngram_min ({self.ngram_min}) exceeds ngram_max "
+                f"({self.ngram_max}); give ngram_min <= ngram_max."
+            )
+
+    @property
+    def ngram_range(self) -> tuple[int, int]:
+        """(min, max) word n-gram length, as scikit-learn takes it."""
+        return self.ngram_min, self.ngram_max
+
+
+@dataclass
 class ProbingConfig:
     """Cross-validation, regularisation and interval settings of the per-layer probes.
 
     `C` is the inverse L2 strength of the logistic probes: one value, or a list of candidates
     chosen per layer by nested grouped CV (which needs `n_folds` >= 3). `ci` is the level of
     every group-bootstrap interval; `tol` / `max_iter` bound the batched solver.
-    `surface_margin` flags a probe set whose best surface baseline (word n-gram or length-only
-    logistic regression on the raw text, same folds; `valuetrace.probing.surface`) reaches within
-    this many AUROC points of a stage's best layer.
+    `surface` holds the settings of the surface baselines on the raw text (`SurfaceConfig`).
     """
 
     n_folds: int = checked(5, ge=2)
@@ -411,7 +439,7 @@ class ProbingConfig:
     ci: float = checked(0.95, gt=0, lt=1)
     tol: float = checked(1e-4, gt=0)
     max_iter: int = checked(1000, ge=1)
-    surface_margin: float = checked(0.05, ge=0, le=0.5)
+    surface: SurfaceConfig = field(default_factory=SurfaceConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.C, list | tuple) and not self.C:
@@ -744,6 +772,11 @@ def config_from_dict(data: dict[str, Any], *, run_dir: str | None = None) -> Run
     """
     if run_dir is not None:
         data = {**data, "run_dir": run_dir}
+    probing = data.get("probing")
+    if isinstance(probing, dict) and "surface_margin" in probing:  # the flat key of older configs
+        probing = dict(probing)
+        surface = {"margin": probing.pop("surface_margin"), **(probing.get("surface") or {})}
+        data = {**data, "probing": {**probing, "surface": surface}}
     config = from_plain(RunConfig, data, "config", error=ConfigError)
     check_ranges(config, "")  # before the replicates: errors name the stages as listed
     config.stages = expand_replicates(expand_trajectories(config.stages), config.seed)

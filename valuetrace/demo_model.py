@@ -7,18 +7,16 @@ run stays CPU-sized (~25 optimizer steps of 8 x 128 tokens per stage, as micro-b
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
-from valuetrace.config import RunConfig, config_to_dict
+from valuetrace.config import LoraConfig, RunConfig, config_to_dict
 
-DEMO_MODEL_LORA = {
-    "r": 16,
-    "alpha": 32,
-    "dropout": 0.05,
-    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "merge": True,
-}
+# LoraConfig's defaults, on every linear layer of the block (attention and MLP)
+DEMO_MODEL_LORA = LoraConfig(
+    target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+)
 STAGE_LIMIT = 200  # examples per trained stage: ~20-25k tokens, ~3 min of LoRA on 2 CPU cores
 
 
@@ -41,7 +39,7 @@ def demo_on_model(config: RunConfig, model: str) -> dict[str, Any]:
         stage["data"]["limit"] = min(stage["data"]["limit"] or STAGE_LIMIT, STAGE_LIMIT)
         stage.update(
             method="lora",
-            lora=dict(DEMO_MODEL_LORA),
+            lora=dataclasses.asdict(DEMO_MODEL_LORA),
             epochs=1.0,
             learning_rate=2e-4,
             batch_size=4,  # x 2 accumulation steps: an optimizer batch of 8 in half the memory

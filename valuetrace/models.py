@@ -25,7 +25,6 @@ from valuetrace.errors import CheckpointError
 from valuetrace.model_sources import resolve_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-LORA_SHAPES = ((".lora_A.", 1, "in_features"), (".lora_B.", 0, "out_features"))
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

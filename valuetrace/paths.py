@@ -135,6 +135,17 @@ def resolved_path(stored: str, root: Path) -> str:
     return stored
 
 
+def trainer_dir(checkpoint: Path) -> Path:
+    """The Trainer's own checkpoint folder of a stage (kept beside the stage's output folder
+    while it trains, so a killed stage resumes; removed when the stage is done)."""
+    return checkpoint.parent / f".{checkpoint.name}.trainer"
+
+
+def stage_spec(checkpoint: Path) -> Path:
+    """The JSON spec a stage's child process(es) train from, beside the stage's output folder."""
+    return checkpoint.parent / f".{checkpoint.name}.spec.json"
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """Every file of a run folder, so no step hard-codes another's layout."""
@@ -232,7 +243,7 @@ class RunPaths:
 
     @property
     def causal_figure(self) -> Path:
-        return self.figures / "causal_dose_response.png"
+        return self.figure("causal_dose_response")
 
     @property
     def trajectories(self) -> Path:
@@ -247,6 +258,16 @@ class RunPaths:
     @property
     def figures(self) -> Path:
         return self.root / "analysis" / "figures"
+
+    def figure(self, name: str) -> Path:
+        """A figure the analysis draws (a PNG named after what it shows)."""
+        return self.figures / f"{name}.png"
+
+    @property
+    def behaviour_set(self) -> str:
+        """The name under which the behaviour eval items' activations are cached beside the
+        probe sets (`activations(behaviour_set, stage)`); no probe set may take it."""
+        return "behaviour_items"
 
     @property
     def report(self) -> Path:

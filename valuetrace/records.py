@@ -4,11 +4,19 @@ A record is a dataclass that names its `SCHEMA` and `VERSION`. `save_record` wri
 (atomically: a temporary file, then a rename) with those two keys beside its fields;
 `load_record` refuses a file of another schema or a newer version, and rebuilds nested
 dataclasses from their annotations (`from_plain`), so a reader gets types, not dicts.
+
+Every on-disk format of valuetrace (these records, the probe store, direction files, the
+lineage) follows one versioning rule, `check_version`: a file states its format version; a
+reader reads its own version and the older ones it knows how to read (from its oldest
+readable version on, upgrading them in memory), and refuses a newer file (upgrade valuetrace)
+or an older one it cannot read (rerun the step), naming the file, both versions and the fix.
+A record upgrades older data with an optional `upgrade(body, version)` classmethod.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import re
@@ -79,6 +87,11 @@ def from_plain(tp: Any, value: Any, where: str, *, error: type[ValuetraceError] 
             return tp(**kwargs)
         except TypeError as err:
             raise error(f"{where}: {err}") from err
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise error(f"{where}: {value!r} is not one of {[m.value for m in tp]}.") from None
     if origin is Literal:
         if value not in args:
             raise error(f"{where}: {short_repr(value)} is not one of {list(args)}.")
@@ -91,7 +104,8 @@ def from_plain(tp: Any, value: Any, where: str, *, error: type[ValuetraceError] 
         if not isinstance(value, dict):
             raise error(f"{where}: expected a mapping, got {short_repr(value)}.")
         return {
-            str(k): from_plain(args[1], v, f"{where}.{k}", error=error) for k, v in value.items()
+            _key(args[0], k, where, error): from_plain(args[1], v, f"{where}.{k}", error=error)
+            for k, v in value.items()
         }
     if tp is float and value is None:
         return math.nan  # JSON has no NaN: an undefined value is written as null
@@ -106,6 +120,16 @@ def from_plain(tp: Any, value: Any, where: str, *, error: type[ValuetraceError] 
     ):
         raise error(f"{where}: expected {tp.__name__}, got {short_repr(value)}.")
     return value
+
+
+def _key(tp: Any, key: Any, where: str, error: type[ValuetraceError]) -> Any:
+    """A mapping key as its annotation says: JSON keys are strings, so int keys are parsed."""
+    if tp is not int:
+        return str(key)
+    try:
+        return int(key)
+    except ValueError:
+        raise error(f"{where}: key {key!r} is not an integer.") from None
 
 
 def _plain(value: Any) -> Any:
@@ -125,24 +149,58 @@ def record_to_dict(record: Record) -> dict[str, Any]:
     return {"schema": record.SCHEMA, "schema_version": record.VERSION, **_plain(body)}
 
 
+def check_version(
+    kind: str,
+    where: str,
+    found: object,
+    current: int,
+    oldest: int = 1,
+    *,
+    fix: str = "rerun the step that writes it",
+    error: type[ValuetraceError] = CacheError,
+) -> int:
+    """The versioning rule of every on-disk format: `found` (the file's stated version) must be
+    an integer from `oldest` to `current`; returns it.
+
+    Raises:
+        `error`: the version is missing or not an integer, newer than `current` (upgrade
+            valuetrace) or older than `oldest` (`fix`).
+    """
+    try:
+        version = int(found)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        version = None
+    if version is None or isinstance(found, bool) or version > current:
+        raise error(
+            f"{where} is {kind} version {found}, newer than this valuetrace reads ({current}) or "
+            f"not a version; upgrade valuetrace, or {fix}."
+        )
+    if version < oldest:
+        raise error(
+            f"{where} is {kind} version {version}, older than this valuetrace reads "
+            f"({oldest}–{current}); {fix}."
+        )
+    return version
+
+
 def record_from_dict(cls: type[R], data: dict[str, Any], where: str) -> R:
-    """Rebuild a record of type `cls` from plain data written by `record_to_dict`.
+    """Rebuild a record of type `cls` from plain data written by `record_to_dict`, upgrading an
+    older version with the record's `upgrade` classmethod when it has one.
 
     Raises:
         CacheError: the data is of another schema, a newer version, or does not fit `cls`.
     """
-    schema, version = data.get("schema"), data.get("schema_version")
+    schema = data.get("schema")
     if schema != cls.SCHEMA:
         raise CacheError(
             f"{where} holds a '{schema}' record, not '{cls.SCHEMA}'; it was not written by this "
             "step. Rerun the step that writes it."
         )
-    if not isinstance(version, int) or version > cls.VERSION:
-        raise CacheError(
-            f"{where} is '{cls.SCHEMA}' version {version}, newer than this valuetrace reads "
-            f"({cls.VERSION}); upgrade valuetrace or rerun the step."
-        )
+    version = check_version(f"'{cls.SCHEMA}'", where, data.get("schema_version"), cls.VERSION)
     body = {k: v for k, v in data.items() if k not in ("schema", "schema_version")}
+    upgrade = getattr(cls, "upgrade", None)
+    if version < cls.VERSION and upgrade is not None:
+        body = upgrade(body, version)
     return from_plain(cls, body, where, error=CacheError)
 
 

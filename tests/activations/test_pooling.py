@@ -109,3 +109,15 @@ def test_mean_pooling_drops_only_a_leading_bos() -> None:
     encoded = [Encoded(ids=[bos, 5, bos, 6], response=[False, False, True, True])]
     batch = collate(encoded, pad_id=0, bos_id=bos, mode="mean", padding_side="left")
     torch.testing.assert_close(batch.weights[0], torch.tensor([0.0, 1 / 3, 1 / 3, 1 / 3]))
+
+
+def test_every_configurable_pooling_has_a_weight_function_and_the_cli_defaults_to_the_config():
+    from typing import get_args
+
+    from valuetrace.activations.__main__ import _parser
+    from valuetrace.activations.pooling import POOLINGS
+    from valuetrace.config import ExtractConfig, Pooling
+
+    assert set(POOLINGS) == set(get_args(Pooling))
+    action = next(a for a in _parser()._actions if a.dest == "pooling")
+    assert action.default == ExtractConfig().pooling and set(action.choices) == set(POOLINGS)

@@ -12,6 +12,7 @@ import torch
 from tests.analysis.texts import CONTS, PROMPTS
 from valuetrace.analysis.behaviour import (
     BehaviourResult,
+    ScoringSet,
     behaviour_change,
     behaviour_scores,
     greedy_answers,
@@ -20,7 +21,7 @@ from valuetrace.analysis.behaviour import (
     replicate_drift,
 )
 from valuetrace.analysis.logprob import continuation_logprob
-from valuetrace.analysis.report import behaviour_verdict
+from valuetrace.analysis.report_words import behaviour_verdict
 from valuetrace.errors import CacheError, DataError, MissingStepError
 from valuetrace.prompts import format_prompt
 from valuetrace.records import record_to_dict
@@ -31,14 +32,10 @@ def _scores(model, tokenizer, dismissive, stage="s", n_boot=200):
     return behaviour_scores(
         model,
         tokenizer,
+        ScoringSet(PROMPTS, CONTS, dismissive, PROMPTS[:2], CONTS[:2]),
         stage=stage,
         eval_source="items.jsonl",
         eval_ids=[f"i{k}" for k in range(len(PROMPTS))],
-        eval_prompts=PROMPTS,
-        compassionate=CONTS,
-        dismissive=dismissive,
-        help_prompts=PROMPTS[:2],
-        help_responses=CONTS[:2],
         generation_prompts=[("everyday", "the cat"), ("animal_welfare", "a dog")],
         max_new_tokens=5,
         n_boot=n_boot,
@@ -146,3 +143,10 @@ def test_random_direction_band_shrinks_with_items_and_a_planted_direction_beats_
     assert np.corrcoef(gaps[:, 0], preference)[0, 1] > 0.9 > band
     with pytest.raises(DataError, match="3 items have activations but 2"):
         random_direction_band(np.ones((3, 4)), [1.0, 2.0], n_directions=5, seed=0, ci=0.95)
+
+
+def test_a_scoring_set_refuses_lists_of_other_lengths():
+    with pytest.raises(DataError, match="equal length"):
+        ScoringSet(PROMPTS, CONTS, CONTS[:-1])
+    with pytest.raises(DataError, match="one response per prompt"):
+        ScoringSet(PROMPTS, CONTS, CONTS, PROMPTS[:2], CONTS[:1])

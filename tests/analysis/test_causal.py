@@ -10,6 +10,7 @@ import torch
 from tests.architectures import FAMILIES, family_model
 from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import Batch, collate, encode
+from valuetrace.analysis.behaviour import ScoringSet
 from valuetrace.analysis.causal import (
     CausalRecord,
     direction_hooks,
@@ -140,11 +141,13 @@ def _dose(model, tokenizer, u, alphas, scale, **kwargs):
     return dose_response(
         model,
         tokenizer,
-        eval_prompts=PROMPTS,
-        compassionate=[" barn"] * 8,
-        dismissive=[" road"] * 8,
-        help_prompts=PROMPTS[:3],
-        help_responses=[" barn while the vet listened."] * 3,
+        ScoringSet(
+            PROMPTS,
+            [" barn"] * 8,
+            [" road"] * 8,
+            PROMPTS[:3],
+            [" barn while the vet listened."] * 3,
+        ),
         direction=u,
         add_layer=last,
         ablate_layers=[last],

@@ -15,7 +15,7 @@ from valuetrace.analysis.findings import (
     mark_global_drift,
     projection_vs_preference,
 )
-from valuetrace.analysis.localize import compare_stages
+from valuetrace.analysis.localize import Verdict, compare_stages
 from valuetrace.errors import ValuetraceError
 from valuetrace.probing.folds import grouped_folds
 from valuetrace.records import load_record, save_record
@@ -45,8 +45,8 @@ def test_concentration_excludes_zero_only_when_one_setting_weakened_more():
     assert not both.concentrated and both.overall.covers_zero()
     assert len(both.per_layer) == LAYERS
     drift = mark_global_drift(weak[0], also_weak[0], both)
-    assert weak[0].verdicts == ["weakening"] * LAYERS
-    assert drift.verdicts == ["global drift"] * LAYERS
+    assert weak[0].verdicts == [Verdict.WEAKENING] * LAYERS
+    assert drift.verdicts == [Verdict.DRIFT] * LAYERS
     assert mark_global_drift(weak[0], same[0], specific).verdicts == weak[0].verdicts
 
 
@@ -76,7 +76,7 @@ def test_findings_round_trip_through_the_versioned_record(tmp_path):
         concepts={"compassion": concept},
         concentration=[],
         projection={},
-        figures={},
+        figures=[],
     )
     path = save_record(findings, tmp_path / "findings.json")
     back = load_record(Findings, path)

@@ -6,7 +6,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from valuetrace.analysis.localize import Replicate, compare_stages, crossfit_projections
+from valuetrace.analysis.localize import Replicate, Verdict, compare_stages, crossfit_projections
 from valuetrace.errors import ValuetraceError
 from valuetrace.probing.folds import grouped_folds
 
@@ -47,8 +47,8 @@ def test_shrinking_the_signal_from_a_layer_is_weakening_there_and_not_rotation()
         size=b[FROM:, :, 0].shape
     )
     out = _compare(a, b, labels, groups, stage_a="mid", stage_b="sft")
-    assert out.verdicts[:FROM] == ["no meaningful change"] * FROM
-    assert all(v == "weakening" for v in out.verdicts[FROM:])
+    assert out.verdicts[:FROM] == [Verdict.NONE] * FROM
+    assert all(v is Verdict.WEAKENING for v in out.verdicts[FROM:])
     assert out.encoded.first_drop.layer == FROM
     assert not any(out.rotation.drop_found)
     assert out.encoded.drop[:FROM] == [0.0] * FROM
@@ -62,7 +62,7 @@ def test_rotating_the_signal_is_rotation_not_weakening() -> None:
     b[FROM:, :, 0], b[FROM:, :, 1] = -a[FROM:, :, 1], a[FROM:, :, 0]  # rotate e0 into e1
     out = _compare(a, b, labels, groups)
     assert not any(out.encoded.drop_found)
-    assert out.verdicts[FROM:] == ["rotation"] * (N_LAYERS - FROM)
+    assert out.verdicts[FROM:] == [Verdict.ROTATION] * (N_LAYERS - FROM)
     assert out.rotation.first_drop.layer == FROM
     assert all(v < 0.5 for v in out.cosine.value[FROM:])
     assert all(lo > 0.99 for lo in out.cosine.lo[:FROM])
@@ -73,7 +73,7 @@ def test_a_strengthened_signal_is_reported_as_strengthening() -> None:
     b = a.copy()
     b[:, :, 0] += 1.5 * labels
     out = _compare(a, b, labels, groups)
-    assert out.verdicts == ["strengthening"] * N_LAYERS
+    assert out.verdicts == [Verdict.STRENGTHENING] * N_LAYERS
 
 
 def test_a_change_within_the_replicate_drift_is_no_meaningful_change() -> None:
@@ -82,13 +82,13 @@ def test_a_change_within_the_replicate_drift_is_no_meaningful_change() -> None:
     b = a.copy()
     b[:, :, 0] -= 0.2 * labels  # a small but real weakening
     bare = _compare(a, b, labels, groups)
-    assert all(v == "weakening" for v in bare.verdicts)
+    assert all(v is Verdict.WEAKENING for v in bare.verdicts)
     twin = b.copy()
     twin[:, :, 0] += 0.5 * labels + 0.1 * rng.normal(size=twin.shape[:2])  # a noisy reseed
     floored = _compare(a, b, labels, groups, replicates=[Replicate("sft~seed1", b, twin)])
     assert floored.replicates == ["sft~seed1"]
     assert all(np.array(floored.encoded.floor) > np.array(floored.encoded.drop))
-    assert floored.verdicts == ["no meaningful change"] * N_LAYERS
+    assert floored.verdicts == [Verdict.NONE] * N_LAYERS
 
 
 def test_a_constant_layer_is_undefined_with_its_reason_and_the_others_proceed() -> None:
@@ -97,10 +97,10 @@ def test_a_constant_layer_is_undefined_with_its_reason_and_the_others_proceed() 
     a[0] = 1.0
     b[0] = 1.0
     out = _compare(a, b, labels, groups, stage_a="base", stage_b="mid")
-    assert out.verdicts[0] == "undefined"
-    assert "constant layer" in out.undefined["0"] and out.undefined["0"].startswith("base")
+    assert out.verdicts[0] is Verdict.UNDEFINED
+    assert "constant layer" in out.undefined[0] and out.undefined[0].startswith("base")
     assert np.isnan(out.encoded.drop[0]) and np.isnan(out.cka[0]) and np.isnan(out.cosine.value[0])
-    assert out.verdicts[1:] == ["no meaningful change"] * (N_LAYERS - 1)
+    assert out.verdicts[1:] == [Verdict.NONE] * (N_LAYERS - 1)
 
 
 def test_bad_input_names_the_problem() -> None:

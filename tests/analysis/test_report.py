@@ -63,7 +63,7 @@ def _findings(keep: float) -> Findings:
         },
         concentration=[index],
         projection={},
-        figures={},
+        figures=[],
     )
 
 

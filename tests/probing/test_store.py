@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import h5py
@@ -80,3 +81,19 @@ def test_a_results_file_being_written_is_locked_not_damaged(tmp_path: Path, resu
 def test_a_missing_results_file_names_the_step(tmp_path: Path) -> None:
     with pytest.raises(MissingStepError, match="run `valuetrace probe` first"):
         load_results(tmp_path / "none.h5")
+
+
+def test_a_version_3_file_reads_with_its_surface_margin_nested(tmp_path: Path, results) -> None:
+    """Version 3 stored `surface_margin` flat in the config; version 4 nests it under surface."""
+    path = tmp_path / "v3.h5"
+    save_results(results, path)
+    with h5py.File(path, "r+") as f:
+        plain = json.loads(f.attrs["config"])
+        plain["surface_margin"] = plain.pop("surface")["margin"] + 0.1
+        f.attrs["config"] = json.dumps(plain)
+        f.attrs["format_version"] = 3
+    assert load_results(path).config.surface.margin == pytest.approx(0.15)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 2
+    with pytest.raises(CacheError, match="older than this valuetrace reads"):
+        load_results(path)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from valuetrace.analysis.report import surface_section, surface_summary
-from valuetrace.errors import CacheError, DataError
+from valuetrace.analysis.report_sections import surface_section
+from valuetrace.analysis.summary import surface_summary
+from valuetrace.config import ProbingConfig, SurfaceConfig, check_ranges
+from valuetrace.errors import CacheError, ConfigError, DataError
 from valuetrace.probing.folds import grouped_folds
 from valuetrace.probing.surface import (
     LENGTH,
     NGRAM,
-    SurfaceConfig,
     SurfaceRecord,
     example_texts,
     fit_surface,
@@ -61,7 +62,7 @@ def _longer(rng, i):
 def test_giveaway_words_are_decoded_and_listed_on_top():
     texts, labels, groups, folds = _pairs(_giveaway)
     base = fit_surface(texts, labels, folds)
-    rec = surface_record("s", "c", base, labels, groups, {}, SurfaceConfig(n_bootstrap=200))
+    rec = surface_record("s", "c", base, labels, groups, {}, ProbingConfig(n_bootstrap=200))
     scores = {b.name: b for b in rec.baselines}
     assert scores[NGRAM].auroc > 0.95 and scores[NGRAM].auroc_lo > 0.9
     positive = [f.ngram for f in rec.features if f.weight > 0]
@@ -76,14 +77,14 @@ def test_swapped_pairs_give_the_surface_nothing():
     # Both sides of a pair share every n-gram up to length 2 and the length: tied scores.
     pair_scores = base.oof_scores.reshape(2, -1, 2)
     np.testing.assert_allclose(pair_scores[..., 0], pair_scores[..., 1], atol=1e-9)
-    rec = surface_record("s", "c", base, labels, groups, {}, SurfaceConfig(n_bootstrap=0))
+    rec = surface_record("s", "c", base, labels, groups, {}, ProbingConfig(n_bootstrap=0))
     assert all(b.auroc == pytest.approx(0.5) for b in rec.baselines)
 
 
 def test_a_length_confound_is_caught_by_the_length_model():
     texts, labels, groups, folds = _pairs(_longer)
     base = fit_surface(texts, labels, folds)
-    rec = surface_record("s", "c", base, labels, groups, {}, SurfaceConfig(n_bootstrap=0))
+    rec = surface_record("s", "c", base, labels, groups, {}, ProbingConfig(n_bootstrap=0))
     assert {b.name: b.auroc for b in rec.baselines}[LENGTH] > 0.95
 
 
@@ -94,7 +95,7 @@ def test_gain_and_flag_follow_the_probe_scores():
     strong = labels * 3.0 + rng.normal(size=len(labels))  # AUROC near 0.98
     noise = rng.normal(size=len(labels))
     stages = {"good": ([0, 1], np.stack([noise, strong])), "weak": ([0, 1], np.stack([noise] * 2))}
-    cfg = SurfaceConfig(n_bootstrap=300, margin=0.05)
+    cfg = ProbingConfig(n_bootstrap=300, surface=SurfaceConfig(margin=0.05))
     rec = surface_record("s", "c", base, labels, groups, stages, cfg)
     good, weak = rec.stages
     assert good.best_layer == 1 and not good.flagged and weak.flagged
@@ -122,15 +123,19 @@ def test_record_round_trips_and_renders(tmp_path):
     lines = surface_summary([back])
     assert all(len(line) <= 100 for line in lines)
     assert "FLAG" in " ".join(lines) and "gently" in " ".join(lines)
-    assert "Surface baselines" in surface_section([back]) and surface_section([]) == ""
+    section = surface_section([back])
+    assert section is not None and "Surface baselines" in section.title
+    assert surface_section([]) is None
     with pytest.raises(CacheError, match=r"not 'valuetrace\.surface_baselines'"):
         (tmp_path / "other.json").write_text('{"schema": "x", "schema_version": 1}')
         load_record(SurfaceRecord, tmp_path / "other.json")
 
 
 def test_bad_input_is_refused_with_the_fix_named():
-    with pytest.raises(DataError, match="margin"):
-        SurfaceConfig(margin=0.9)
+    with pytest.raises(ConfigError, match=r"probing\.surface\.margin"):
+        check_ranges(ProbingConfig(surface=SurfaceConfig(margin=0.9)), "probing")
+    with pytest.raises(ConfigError, match="ngram_min"):
+        SurfaceConfig(ngram_min=3, ngram_max=2)
     with pytest.raises(DataError, match="one prompt per response"):
         example_texts(["a"], ["b", "c"])
     with pytest.raises(DataError, match="one of each per example"):

@@ -115,3 +115,19 @@ def test_a_fingerprint_changes_with_settings_data_and_parent_and_names_the_chang
         "data (its content hash changed)",
         "parent 'mid' (changed upstream)",
     ]
+
+
+def test_the_lineage_file_states_its_format_version_and_refuses_a_newer_one(tmp_path):
+    import json
+
+    from valuetrace.errors import LineageError
+    from valuetrace.training.lineage import LINEAGE_VERSION, Lineage
+
+    path = tmp_path / "lineage.json"
+    Lineage().save(path)
+    assert json.loads(path.read_text())["format_version"] == LINEAGE_VERSION
+    path.write_text(json.dumps({"stages": []}))  # hand-written, no version: version 1
+    assert Lineage.load(path).records == []
+    path.write_text(json.dumps({"format_version": LINEAGE_VERSION + 1, "stages": []}))
+    with pytest.raises(LineageError, match="newer than this valuetrace reads"):
+        Lineage.load(path)

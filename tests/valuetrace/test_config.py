@@ -46,7 +46,7 @@ def test_paths_are_derived_from_the_run_dir():
         (lambda d: d["analysis"].update(compare=[["base", "x"]]), "unknown: \\['x'\\]"),
         (lambda d: d.update(probes=[]), "at least one probe set"),
         (lambda d: d["model"].update(name_or_path="meta-llama/Llama-3.1-8B"), "exactly one of"),
-        (lambda d: d["probing"].update(surface_margin=0.9), "probing.surface_margin is 0.9"),
+        (lambda d: d["probing"].update(surface={"margin": 0.9}), "probing.surface.margin is 0.9"),
         (lambda d: d["model"].update(chat_date="2024-07-26"), "model.chat_date is '2024-07-26'"),
         (lambda d: d["model"].update(chat_date="1 Jul 2024"), "two-digit day"),
         (lambda d: d.update(train_processes=0), "train_processes is 0; it must be >= 1"),
@@ -208,3 +208,10 @@ def test_the_chat_date_is_pinned_by_default_and_settable():
 def test_threads_default_to_auto_and_take_a_number():
     assert config_from_dict(_demo()).threads == "auto"
     assert config_from_dict({**_demo(), "threads": 1}).threads == 1
+
+
+def test_an_older_config_s_flat_surface_margin_reads_as_probing_surface_margin():
+    data = yaml.safe_load(demo_config_path().read_text())
+    data["probing"].pop("surface")
+    data["probing"]["surface_margin"] = 0.2
+    assert config_from_dict(data).probing.surface.margin == 0.2

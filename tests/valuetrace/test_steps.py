@@ -246,7 +246,7 @@ def test_run_writes_every_artifact(finished_run):
     first = findings.concepts["compassion"].comparisons["base→midtrain"]
     assert first.replicates == ["midtrain~seed1"] and first.encoded.floor is not None
     assert {c.kind for c in findings.concentration} == {"concept", "arm"}
-    for rel in findings.figures.values():
+    for rel in (f.path for f in findings.figures):
         assert (run_dir / rel).stat().st_size > 1000
     assert {p.name for p in (run_dir / "analysis").glob("*.csv")} == {
         "probes.csv",

@@ -10,8 +10,13 @@ from valuetrace.analysis.findings import Findings
 from valuetrace.config import RunConfig
 from valuetrace.probing import load_results
 from valuetrace.records import load_record
-from valuetrace.steps.common import behaviour_items, stage_model, stage_tokenizer
-from valuetrace.steps.evaluate import helpfulness_items, scored_rows
+from valuetrace.steps.common import (
+    behaviour_items,
+    helpfulness_items,
+    scoring_set,
+    stage_model,
+    stage_tokenizer,
+)
 from valuetrace.training.lineage import Lineage
 
 
@@ -52,7 +57,7 @@ def causal(config: RunConfig) -> CausalRecord:
     result = dose_response(
         stage_model(config, record),
         tokenizer,
-        **scored_rows(config, items, help_records),
+        scoring_set(config, items, help_records),
         direction=unit,
         add_layer=add_layer,
         ablate_layers=layers,

@@ -11,14 +11,16 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from valuetrace.activations.examples import LabelledExamples, read_jsonl
+from valuetrace.analysis.behaviour import ScoringSet
 from valuetrace.config import (
     DataSource,
     RunConfig,
     resolve_data_path,
 )
-from valuetrace.errors import CacheError, DataError
+from valuetrace.errors import CacheError, ConfigError, DataError
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.paths import RunPaths, remove_inside
+from valuetrace.training.datasets import PromptResponse, load_records
 from valuetrace.training.lineage import Lineage, StageRecord
 from valuetrace.training.stages import work_dir_of
 
@@ -120,9 +122,6 @@ def behaviour_items(config: RunConfig) -> list[dict[str, str]]:
     return [item for _, item in items]
 
 
-BEHAVIOUR_SET = "behaviour_items"
-
-
 def behaviour_examples(config: RunConfig) -> LabelledExamples:
     """The eval items as labelled pairs (compassionate = 1), to project them per item."""
     items = behaviour_items(config)
@@ -137,10 +136,38 @@ def behaviour_examples(config: RunConfig) -> LabelledExamples:
     return LabelledExamples(ids, prompts, responses, np.asarray(labels), groups)
 
 
-def primary_pair(compare: list[tuple[str, str]]) -> tuple[str, str]:
-    """The pair the headline is about: the first pair whose first stage is another's second."""
-    seconds = {b for _, b in compare}
-    for a, b in compare:
-        if a in seconds:
-            return a, b
-    return compare[0]
+def helpfulness_items(config: RunConfig) -> list[PromptResponse]:
+    """The held-out helpfulness prompt/response pairs (the first `limit`, in file order).
+
+    Raises:
+        ConfigError: the configured source is not prompt/response data.
+    """
+    help_cfg = config.behaviour.helpfulness_eval
+    records = load_records(
+        resolve_data_path(help_cfg.source, config),
+        **{**load_options(config, help_cfg), "shuffle": False},
+    )
+    if not all(isinstance(r, PromptResponse) for r in records):
+        raise ConfigError(
+            f"behaviour.helpfulness_eval: {help_cfg.source} holds plain documents; give it "
+            "prompt/response data (schema dolly, alpaca or messages)."
+        )
+    return records
+
+
+def scoring_set(
+    config: RunConfig, items: list[dict[str, str]], help_records: list[PromptResponse]
+) -> ScoringSet:
+    """The eval items and helpfulness pairs that `behaviour_scores` and `dose_response` score
+    (chat template as configured, rows capped at extract.max_length)."""
+    return ScoringSet(
+        eval_prompts=[i["prompt"] for i in items],
+        compassionate=[i["compassionate"] for i in items],
+        dismissive=[i["dismissive"] for i in items],
+        help_prompts=[r.prompt for r in help_records],
+        help_responses=[r.response for r in help_records],
+        chat=config.model.chat_template,
+        chat_date=config.model.chat_date,
+        batch_size=config.extract.batch_size,
+        max_length=config.extract.max_length,
+    )

@@ -9,7 +9,8 @@ from valuetrace.config import (
     resolve_data_path,
 )
 from valuetrace.console import progress_bar
-from valuetrace.steps.common import BEHAVIOUR_SET, behaviour_examples, stage_model, stage_tokenizer
+from valuetrace.errors import ConfigError
+from valuetrace.steps.common import behaviour_examples, stage_model, stage_tokenizer
 from valuetrace.steps.concept import persona_source
 from valuetrace.training.lineage import Lineage
 
@@ -21,9 +22,15 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
     lineage = Lineage.load(config.paths.lineage)
     lineage.verify()
     lineage.save(config.paths.lineage)
+    behaviour_set = config.paths.behaviour_set
+    if behaviour_set in {p.name for p in config.probes}:
+        raise ConfigError(
+            f"probes: a probe set is named '{behaviour_set}', the name under which the "
+            "behaviour eval items are cached; rename that probe set."
+        )
     persona_source(config, lineage)  # the multi-source concept's generated source, if any
     sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
-    sets[BEHAVIOUR_SET] = behaviour_examples(config)
+    sets[behaviour_set] = behaviour_examples(config)
     for record in lineage.records:
         model = stage_model(config, record)
         tokenizer = stage_tokenizer(record)

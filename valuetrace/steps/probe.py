@@ -19,7 +19,7 @@ from valuetrace.probing import (
     probe_layers,
     save_results,
 )
-from valuetrace.probing.surface import SurfaceConfig, example_texts, fit_surface, surface_record
+from valuetrace.probing.surface import example_texts, fit_surface, surface_record
 from valuetrace.records import save_record
 from valuetrace.steps.common import require_current
 from valuetrace.training.lineage import Lineage
@@ -29,12 +29,6 @@ def probe(config: RunConfig, *, progress: bool = True) -> None:
     """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage (one
     progress bar per probe set, over the stages, when `progress`)."""
     lineage = Lineage.load(config.paths.lineage)
-    surface_cfg = SurfaceConfig(
-        margin=config.probing.surface_margin,
-        n_bootstrap=config.probing.n_bootstrap,
-        ci=config.probing.ci,
-        seed=config.seed,
-    )
     for probe_set in config.probes:
         results: dict[str, ProbeResults] = {}
         ids: list[str] = []
@@ -64,7 +58,7 @@ def probe(config: RunConfig, *, progress: bool = True) -> None:
             save_results(results[stage], out, provenance)
         replicas = {s.name for s in config.stages if s.replicate_of}  # seed replicates: noise
         main = {stage: res for stage, res in results.items() if stage not in replicas}
-        surface_baselines(config, probe_set, ids, main, surface_cfg)
+        surface_baselines(config, probe_set, ids, main)
 
 
 def surface_baselines(
@@ -72,7 +66,6 @@ def surface_baselines(
     probe_set: ProbeSet,
     ids: list[str],
     results: dict[str, ProbeResults],
-    surface_cfg: SurfaceConfig,
 ) -> None:
     """Score the probe set's surface baselines on the probes' folds and save the record.
 
@@ -94,7 +87,7 @@ def surface_baselines(
                 "first stage; its cache holds other examples, rerun `valuetrace extract`."
             )
     texts = example_texts(examples.prompts, examples.responses)
-    baselines = fit_surface(texts, examples.labels, first.folds, surface_cfg)
+    baselines = fit_surface(texts, examples.labels, first.folds, config.probing.surface)
     record = surface_record(
         probe_set.name,
         probe_set.concept,
@@ -102,6 +95,7 @@ def surface_baselines(
         examples.labels,
         np.asarray(examples.groups),
         {stage: (res.layers, res.oof_scores) for stage, res in results.items()},
-        surface_cfg,
+        config.probing,
+        config.seed,
     )
     save_record(record, config.paths.surface(probe_set.name))

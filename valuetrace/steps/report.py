@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from valuetrace.analysis.anima.section import html_section, summary_lines
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
-from valuetrace.analysis.findings import Findings
+from valuetrace.analysis.findings import Figure, Findings
 from valuetrace.analysis.report import ReportInputs, lineage_summary, render_html, summary_text
 from valuetrace.config import RunConfig
 from valuetrace.probing.surface import SurfaceRecord
@@ -27,10 +28,10 @@ def report(config: RunConfig) -> Path:
     """
     paths = config.paths
     findings = load_record(Findings, paths.findings, step="analyze")
-    figures = {k: paths.root / v for k, v in findings.figures.items()}
+    figures = [dataclasses.replace(f, path=paths.resolved(f.path)) for f in findings.figures]
     causal = load_record(CausalRecord, paths.causal) if paths.causal.is_file() else None
     if causal is not None and paths.causal_figure.is_file():
-        figures["causal_dose_response"] = paths.causal_figure
+        figures.append(Figure("causal_dose_response", "causal", None, str(paths.causal_figure)))
     inputs = ReportInputs(
         findings=findings,
         figures=figures,

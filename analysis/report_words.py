@@ -1,0 +1,157 @@
+"""The report's words: how valuetrace states a verdict, a concentration index, a behavioural
+change and a causal contradiction, shared by the text summary and the HTML report.
+
+`ReportInputs` is what both render: the `Findings` record the analysis wrote, plus the lineage,
+each stage's behaviour record, the causal step's results and the surface baselines when those
+steps ran; the report computes nothing itself, so every number in it can be traced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
+from valuetrace.analysis.causal import CausalRecord
+from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_bands
+from valuetrace.analysis.localize import StageComparison
+from valuetrace.analysis.report_model import FigureRef, fmt, fmt_interval, signed
+from valuetrace.probing.surface import SurfaceRecord
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report renders: the findings, its figures (paths usable from the cwd), lineage,
+    each stage's behaviour record, the causal dose-response (when it ran) and the surface
+    baselines."""
+
+    findings: Findings
+    figures: Sequence[Figure] = ()
+    lineage: dict[str, Any] = field(default_factory=dict)
+    behaviour: dict[str, BehaviourResult] = field(default_factory=dict)
+    causal: CausalRecord | None = None
+    surface: Sequence[SurfaceRecord] = ()
+
+    def figure_refs(self, concept: str | None, *kinds: str) -> list[FigureRef]:
+        """The figures of `concept` (None: run-wide) of these kinds, captioned by name."""
+        return [
+            FigureRef(Path(f.path), f.name.replace("_", " "))
+            for kind in kinds
+            for f in self.figures
+            if f.concept == concept and f.kind == kind
+        ]
+
+
+def pct(findings: Findings) -> str:
+    """The interval level as the report names it, e.g. "95% CI"."""
+    return f"{round(100 * findings.ci)}% CI"
+
+
+def _layers(first: int, last: int) -> str:
+    return f"layer {first}" if first == last else f"layers {first}–{last}"
+
+
+def _strongest(cmp: StageComparison) -> str:
+    """The largest change in the still-encoded separation, with its CI and noise floor."""
+    enc = cmp.encoded
+    finite = [i for i, d in enumerate(enc.drop) if d == d]
+    if not finite:
+        return "no layer is defined"
+    i = max(finite, key=lambda j: abs(enc.drop[j]))
+    floor = (
+        f"replicate drift {fmt(enc.floor[i])}"
+        if enc.floor is not None
+        else "no seed replicate, so no noise floor"
+    )
+    kind = "drop" if enc.drop[i] >= 0 else "rise"
+    return (
+        f"largest {kind} at layer {cmp.layers[i]}: d {fmt(enc.a[i], 2)} → {fmt(enc.b[i], 2)} "
+        f"(Δ {fmt_interval(enc.at(i))}, relative "
+        f"{fmt(cmp.relative[i], 2)}; {floor})"
+    )
+
+
+def verdict_sentence(cmp: StageComparison) -> str:
+    """Which happened where, for one stage pair: verdict bands, then the largest change."""
+    bands = "; ".join(f"{_layers(a, b)}: {v}" for a, b, v in verdict_bands(cmp))
+    return f"{cmp.stage_a} → {cmp.stage_b}: {bands}. The {_strongest(cmp)}."
+
+
+def concentration_sentences(findings: Findings) -> list[str]:
+    """One sentence per concentration index: its overall interval and what it shows."""
+    out = []
+    for index in findings.concentration:
+        o = index.overall
+        if index.concentrated:
+            verdict = f"domain-concentrated: {index.first} weakened more than {index.second}"
+        elif o.hi < 0:
+            verdict = f"{index.second} weakened more than {index.first}"
+        else:
+            verdict = "not shown to differ (the interval covers 0)"
+        out.append(
+            f"{index.label}, relative weakening averaged over layers: {fmt_interval(o)} → "
+            f"{verdict}."
+        )
+    return out
+
+
+def causal_flags(causal: CausalRecord | None) -> list[str]:
+    """Causal results that contradict the claimed direction: ablating the parent's direction
+    raised the compassion margin, or steering along it lowered the margin (slope below 0)."""
+    if causal is None:
+        return []
+    flags = []
+    ablated = causal.ablation.margin_change
+    if ablated.lo > 0:
+        flags.append(
+            f"Contradiction: ablating {causal.parent}'s direction in {causal.stage} at layers "
+            f"{causal.ablate_layers} raised the compassion margin ({signed(ablated, 4)}); "
+            "this direction does not carry the preference the way the weakening claim assumes."
+        )
+    if causal.margin_slope.hi < 0:
+        flags.append(
+            f"Contradiction: adding {causal.parent}'s direction to {causal.stage} lowered the "
+            f"compassion margin (slope {signed(causal.margin_slope, 4)} per alpha)."
+        )
+    return flags
+
+
+def answer(inputs: ReportInputs) -> list[str]:
+    """The report's opening: what happened where in the headline pair, and whether it is
+    specific to the concept and the arm."""
+    f = inputs.findings
+    cmp = f.primary
+    a, b = f.primary_pair
+    beh = f.behaviour_changes.get(pair_key(a, b))
+    first = f"Compassion ({f.primary_dataset}), {verdict_sentence(cmp)}"
+    second = (
+        f"Judged on the separation along each stage's own cross-fitted direction (paired group "
+        f"bootstrap, {cmp.n_boot} resamples over {cmp.n_groups} groups, Holm α = {cmp.alpha}, "
+        f"{pct(f)}); a change counts only when it also exceeds the seed-replicate drift."
+    )
+    if beh is not None:
+        second += (
+            f" Behaviourally, the compassion preference changed by {fmt_interval(beh.compassion)} "
+            f"(share) and {fmt_interval(beh.margin)} (mean margin; {behaviour_verdict(beh)}), "
+            f"helpfulness loss by {fmt_interval(beh.helpfulness_loss)}."
+        )
+    return [first, second, *concentration_sentences(f), *causal_flags(inputs.causal)]
+
+
+def behaviour_verdict(change: BehaviourChange) -> str:
+    """Whether a margin change is real and larger than seed noise, in words, with the floor."""
+    moved = "CI covers 0" if change.margin.covers_zero() else "CI excludes 0"
+    drift = change.floor
+    if drift is None:
+        return f"{moved}; no noise floor (no seed replicate of either stage)"
+    floor = (
+        f"seed-replicate drift of {drift.stage}: margin {drift.margin:.4f}, share "
+        f"{drift.compassion:.3f}"
+    )
+    if change.margin_moved():
+        return f"{moved}, beyond the {floor}"
+    if change.margin.covers_zero():
+        return f"{moved}; {floor}"
+    return f"{moved} but within the {floor}: no meaningful change"
