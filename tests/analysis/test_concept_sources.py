@@ -13,7 +13,7 @@ from valuetrace.analysis.concept_sources import (
     scope_notes,
     source_agreement,
 )
-from valuetrace.analysis.localize import NO_CHANGE, compare_stages
+from valuetrace.analysis.localize import compare_stages
 from valuetrace.config import ConceptSourcesConfig, ProbingConfig
 from valuetrace.errors import DataError
 from valuetrace.probing import probe_layers
@@ -133,7 +133,7 @@ def test_verdicts_on_source_specific_layers_are_noted() -> None:
         layers=[0, 1],
         n_boot=200,
     )
-    assert cmp.verdicts[0] != NO_CHANGE and cmp.verdicts[1] != NO_CHANGE
+    assert cmp.verdicts[0].fired and cmp.verdicts[1].fired
     notes = scope_notes({"a": agreement}, [cmp], [])
     assert len(notes) == 1 and "a→b: source-specific at layer(s) 1 (" in notes[0]
     assert scope_notes({"other": agreement}, [cmp], []) == []

@@ -147,6 +147,7 @@ def run_anima(config: RunConfig, *, progress: bool = True) -> AnimaScores:
             max_new_tokens=cfg.max_new_tokens,
             seed=seed,
             chat=config.model.chat_template,
+            chat_date=config.model.chat_date,
             batch_size=cfg.batch_size,
             checkpoint=record.checkpoint,
             fingerprint=record.fingerprint,
@@ -157,6 +158,7 @@ def run_anima(config: RunConfig, *, progress: bool = True) -> AnimaScores:
             "max_new_tokens": cfg.max_new_tokens,
             "seed": seed,
             "chat": config.model.chat_template,
+            "chat_date": config.model.chat_date,
         }
 
         def produce(record=record, options=options):

@@ -79,7 +79,7 @@ def test_cache_reused_until_a_setting_changes(tmp_path: Path, anima_dir) -> None
         calls.append(1)
         return [Answer(q.id, 0, f"answer {len(calls)}") for q in questions]
 
-    def settings(max_new_tokens: int) -> dict[str, str]:
+    def settings(max_new_tokens: int, chat_date: str = "26 Jul 2024") -> dict[str, str]:
         return generation_settings(
             questions,
             backend="transformers",
@@ -87,7 +87,8 @@ def test_cache_reused_until_a_setting_changes(tmp_path: Path, anima_dir) -> None
             temperature=0.0,
             max_new_tokens=max_new_tokens,
             seed=0,
-            chat=False,
+            chat=True,
+            chat_date=chat_date,
             batch_size=2,
             checkpoint="ckpt",
             fingerprint=None,
@@ -100,3 +101,5 @@ def test_cache_reused_until_a_setting_changes(tmp_path: Path, anima_dir) -> None
     changed = cached_answers(path, "base", settings(16), produce)
     assert len(calls) == 2 and changed.answers[0].answer == "answer 2"
     assert changed.settings["max_new_tokens"] == "16"
+    cached_answers(path, "base", settings(16, "01 Dec 2026"), produce)  # another rendered date
+    assert len(calls) == 3
