@@ -37,7 +37,7 @@ from valuetrace.analysis.verdict import Verdict
 from valuetrace.config import ConceptSourcesConfig, ProbingConfig
 from valuetrace.errors import DataError
 from valuetrace.probing import ProbeResults, probe_layers, transfer_matrix
-from valuetrace.probing.surface import SurfaceConfig, fit_surface, surface_record
+from valuetrace.probing.surface import fit_surface, surface_record
 from valuetrace.stats import group_bootstrap_weights
 
 CROSS = "cross-source"
@@ -243,12 +243,11 @@ def _surface(
     layers: list[int],
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Best surface baseline AUROC per source and the lower end of each layer's gain over it."""
-    cfg = SurfaceConfig(n_bootstrap=probing.n_bootstrap, ci=probing.ci, seed=seed)
     best: dict[str, float] = {}
     gain_lo: dict[str, list[float]] = {}
     for name, source in sources.items():
         res = own[name]
-        baselines = fit_surface(source.texts, source.labels, res.folds, cfg)
+        baselines = fit_surface(source.texts, source.labels, res.folds, probing.surface)
         record = surface_record(
             name,
             "",
@@ -256,7 +255,8 @@ def _surface(
             source.labels,
             np.asarray(source.groups),
             {name: (layers, res.oof_scores)},
-            cfg,
+            probing,
+            seed,
         )
         best[name] = record.best_baseline.auroc
         gain_lo[name] = record.stages[0].gain_lo

@@ -40,6 +40,15 @@ def _config(tmp_path: Path, base: Path, tuned: Path) -> Path:
     return path
 
 
+def _long_copy(src: Path, dst: Path) -> Path:
+    """The tiny checkpoint with room for 512 positions (rotary: no weight depends on it), so
+    max_length 320 is within the model's positions."""
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 512}))
+    return dst
+
+
 def _perturbed_copy(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     model = load_model(str(dst))
@@ -51,12 +60,13 @@ def _perturbed_copy(src: Path, dst: Path) -> Path:
 
 
 def test_external_checkpoints_run_through_the_analysis(tmp_path, tiny_checkpoint):
-    tuned = _perturbed_copy(tiny_checkpoint, tmp_path / "tuned")
-    config = _config(tmp_path, tiny_checkpoint, tuned)
+    base = _long_copy(tiny_checkpoint, tmp_path / "base")
+    tuned = _perturbed_copy(base, tmp_path / "tuned")
+    config = _config(tmp_path, base, tuned)
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     lineage = json.loads((tmp_path / "run" / "lineage.json").read_text())["stages"]
     assert [(s["name"], s["checkpoint"]) for s in lineage] == [
-        ("base", str(tiny_checkpoint)),
+        ("base", str(base)),
         ("tuned", str(tuned)),
     ]
     assert all(s["weights_hash"] for s in lineage)
@@ -67,9 +77,10 @@ def test_external_checkpoints_run_through_the_analysis(tmp_path, tiny_checkpoint
 
 
 def test_identical_checkpoints_are_refused(tmp_path, tiny_checkpoint, capsys):
+    base = _long_copy(tiny_checkpoint, tmp_path / "base")
     same = tmp_path / "same"
-    shutil.copytree(tiny_checkpoint, same)
-    config = _config(tmp_path, tiny_checkpoint, same)
+    shutil.copytree(base, same)
+    config = _config(tmp_path, base, same)
     assert main(["train", "--config", str(config), "--no-progress"]) == 0
     assert main(["extract", "--config", str(config), "--no-progress"]) == 2
     assert "identical weights" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from valuetrace.analysis.anima.generate import Answer, AnswerSet
 from valuetrace.analysis.anima.judge import JudgedAnswers, Verdict
@@ -14,6 +15,7 @@ from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.cli import main
 from valuetrace.config import config_from_dict
 from valuetrace.stats import Interval
+from valuetrace.steps.prepare import stored_config
 from valuetrace.training.lineage import Lineage, StageRecord
 
 
@@ -29,6 +31,8 @@ def fake_run(tmp_path: Path):
         }
     )
     paths = config.paths
+    paths.root.mkdir(parents=True)
+    paths.config.write_text(yaml.safe_dump(stored_config(config), sort_keys=False))
     Lineage([StageRecord("base", "unused")]).save(paths.lineage)
     paths.analysis.mkdir(parents=True)
     with paths.table("comparisons").open("w", newline="") as fh:
