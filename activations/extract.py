@@ -119,7 +119,7 @@ def shared_length(batch: Batch) -> int:
 
 @torch.inference_mode()
 def pooled_hidden_states(
-    model: PreTrainedModel, batch: Batch, layers: list[int]
+    model: PreTrainedModel, batch: Batch, layers: list[int], *, share: bool | None = None
 ) -> Float[torch.Tensor, "l b d"]:
     """Pooled hidden states of `layers` for one batch (fp32, on the model's device).
 
@@ -128,10 +128,14 @@ def pooled_hidden_states(
     The first `shared_length(batch)` tokens, the same in every row, run once (batch 1) and are
     pooled into every row with that row's weights on them; the rows' own tokens run on top of
     the prefix's cached keys and values (`activations.prefix.SharedPrefixes`). Pooling is a
-    weighted sum, so the two parts add up to the whole row's pooled vector.
+    weighted sum, so the two parts add up to the whole row's pooled vector. `share` says
+    whether the model's cache can hold a shared prefix (`reuses_prefixes`); None asks the model
+    (a caller pooling many batches asks once and passes the answer).
     """
     device = next(model.parameters()).device
-    shared = shared_length(batch) if reuses_prefixes(model) else 0
+    if share is None:
+        share = reuses_prefixes(model)
+    shared = shared_length(batch) if share else 0
     pooled: dict[int, torch.Tensor] = {}
     prefix: dict[int, torch.Tensor] = {}
     cache = None
@@ -226,10 +230,11 @@ def _block_activations(
 
 
 def _pool_fn(model: PreTrainedModel, backend: Backend) -> PoolFn:
-    """The per-batch pooling function of the chosen backend."""
+    """The per-batch pooling function of the chosen backend (whether the model reuses shared
+    prefixes is asked here, once per extraction)."""
     if backend == "transformer_lens":
         return functools.partial(pooled_hidden_states_tl, boot_bridge(model))
-    return functools.partial(pooled_hidden_states, model)
+    return functools.partial(pooled_hidden_states, model, share=reuses_prefixes(model))
 
 
 def batching_provenance(batch_size: int, max_batch_tokens: int | None) -> dict[str, str | int]:

@@ -39,6 +39,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.extract import n_layers, pooled_hidden_states
 from valuetrace.activations.pooling import Encoded, collate, encode
+from valuetrace.activations.prefix import reuses_prefixes
 from valuetrace.analysis.findings import Concentration, concentration_index
 from valuetrace.analysis.localize import StageComparison, compare_stages
 from valuetrace.architecture import decoder_layers
@@ -292,10 +293,11 @@ def _pooled(
     """Mean-pooled activations of every layer for `encoded`, in order."""
     layers = list(range(n_layers(model)))
     pad, bos = tokenizer.pad_token_id, tokenizer.bos_token_id
+    share = reuses_prefixes(model)
     parts = []
     for start in range(0, len(encoded), batch_size):
         batch = collate(encoded[start : start + batch_size], pad, bos, "mean")
-        parts.append(pooled_hidden_states(model, batch, layers).cpu())
+        parts.append(pooled_hidden_states(model, batch, layers, share=share).cpu())
     return torch.cat(parts, dim=1).numpy().astype(np.float64)
 
 
