@@ -13,13 +13,15 @@ so this count is a loose upper bound).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from valuetrace.analysis.localize import StageComparison
-from valuetrace.analysis.trajectory import Trajectory, TrajectoryStep
+from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, TrajectoryStep
 from valuetrace.analysis.verdict import Verdict
-from valuetrace.errors import DataError
+from valuetrace.errors import DataError, MissingStepError
 from valuetrace.stats import Interval
 
 TESTS_PER_LAYER = 3  # weakening, strengthening, rotation
@@ -128,6 +130,31 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
                 )
             )
     return rows
+
+
+def arm_calibration(
+    record: TrajectoryRecord, dataset: str, counter: str, neutral: str, alpha: float
+) -> list[DoseRow]:
+    """The calibration table of one probe set's trajectories: the `counter` arm's and the
+    `neutral` arm's (`calibration_table`).
+
+    Raises:
+        MissingStepError: an arm has no trajectory over `dataset` in `record`.
+    """
+    by_stage = {t.stage: t for t in record.trajectories if t.dataset == dataset}
+    missing = [s for s in (counter, neutral) if s not in by_stage]
+    if missing:
+        raise MissingStepError(
+            f"arms {missing} have no trajectory; give both arms the same save_at and run "
+            "`valuetrace train` again."
+        )
+    return calibration_table(by_stage[counter], by_stage[neutral], alpha)
+
+
+def save_rows(rows: Sequence[DoseRow], path: Path) -> None:
+    """Write the table as JSON: a list of one object per arm and dose (`DoseRow`'s fields)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in rows], indent=1))
 
 
 def format_table(rows: Sequence[DoseRow]) -> str:

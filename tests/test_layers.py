@@ -109,3 +109,17 @@ def test_the_layer_map_knows_every_package() -> None:
     known = {"training", "activations", "probing", "analysis", "steps"}
     flat = {m for m in packages if (ROOT / "valuetrace" / f"{m}.py").is_file()}
     assert packages - flat <= known, packages - flat - known
+
+
+def test_no_step_imports_another_step() -> None:
+    """Steps share code through `steps/common.py` or a lower layer, never through each other
+    (CONTRIBUTING: a step is a thin adapter; one that imports a sibling hides shared logic)."""
+    steps = {m for m in modules() if m.startswith("valuetrace.steps.")}
+    allowed = {"valuetrace.steps.common"}
+    found = [
+        f"{module}:{line} imports {name}"
+        for module in sorted(steps)
+        for line, name in imported(modules()[module], module)
+        if any(name == s or name.startswith(s + ".") for s in steps - allowed - {module})
+    ]
+    assert not found, "\n".join(found)

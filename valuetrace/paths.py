@@ -238,7 +238,7 @@ class RunPaths:
 
     @property
     def concept_sources(self) -> Path:
-        """The multi-source concept section (`valuetrace.steps.concept.ConceptSourcesRecord`)."""
+        """The multi-source concept section (`analysis.concept_record.ConceptSourcesRecord`)."""
         return self.root / "analysis" / "concept_sources.json"
 
     @property

@@ -7,6 +7,7 @@ import dataclasses
 
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.behaviour import BehaviourResult
+from valuetrace.analysis.concept_record import concept_section
 from valuetrace.analysis.figures import draw_figures
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.study import StageData, StudyInputs, study
@@ -16,7 +17,6 @@ from valuetrace.errors import MissingStepError
 from valuetrace.probing import load_results
 from valuetrace.records import save_record
 from valuetrace.steps.common import require_current
-from valuetrace.steps.concept import concept_section
 from valuetrace.training.lineage import Lineage, StageRecord
 
 

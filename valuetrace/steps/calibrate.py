@@ -11,18 +11,15 @@ does for planted edits.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
-from valuetrace.analysis.calibration import DoseRow, format_table
+from valuetrace.analysis.calibration import DoseRow, arm_calibration, format_table, save_rows
 from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.config import RunConfig, config_from_dict, config_to_dict, load_config
 from valuetrace.errors import ConfigError
 from valuetrace.records import load_record
-from valuetrace.steps.trajectory import calibration_rows
 
 STEPS = ("train", "extract", "evaluate", "probe", "trajectory")
 
@@ -68,10 +65,9 @@ def calibration_result(config: RunConfig, json_path: Path | None = None) -> list
     record = load_record(TrajectoryRecord, config.paths.trajectories, step="trajectory")
     counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
     assert counter is not None and neutral is not None  # calibration_config checked them
-    rows = calibration_rows(config, record, counter, neutral)
+    rows = arm_calibration(record, config.probes[0].name, counter, neutral, config.analysis.alpha)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        save_rows(rows, json_path)
     return rows
 
 

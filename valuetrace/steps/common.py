@@ -1,4 +1,5 @@
-"""What several steps share: the lineage, a stage's model and tokenizer, the behaviour items."""
+"""What several steps share: the lineage, a stage's model and tokenizer, the multi-source
+concept's generated data, the behaviour items."""
 
 from __future__ import annotations
 
@@ -59,6 +60,61 @@ def stage_model(config: RunConfig, record: StageRecord):
 def stage_tokenizer(record: StageRecord) -> PreTrainedTokenizerBase:
     source = record.adapter if record.adapter else record.checkpoint
     return load_tokenizer(source, record.revision)
+
+
+def _shared_dir(config: RunConfig) -> Path:
+    if config.real_data_dir is None:
+        raise ConfigError(
+            "concept_sources builds its sources from the shared data folder; set real_data_dir "
+            "in the config (e.g. ${config_dir}/../../../shared/data)."
+        )
+    return Path(config.real_data_dir)
+
+
+def concept_data(config: RunConfig) -> None:
+    """Write the data-made concept sources into the run's data folder (at `prepare`); nothing
+    when the config has no `concept_sources`.
+
+    Raises:
+        ConfigError: `concept_sources` is set but `real_data_dir` is not.
+    """
+    if config.concept_sources is None:
+        return
+    from valuetrace.concept_data import write_concept_data
+
+    write_concept_data(
+        _shared_dir(config),
+        config.paths.data,
+        config.concept_sources,
+        config.seed,
+        config.real_data_sizes,
+    )
+
+
+def persona_source(config: RunConfig, lineage: Lineage) -> None:
+    """Generate the ANIMA persona source with the first stage's model, once (at `extract`);
+    nothing when the config asks for no ANIMA questions.
+
+    Raises:
+        ConfigError: `concept_sources` is set but `real_data_dir` is not.
+    """
+    concept = config.concept_sources
+    if concept is None or concept.anima_questions == 0:
+        return
+    from valuetrace.concept_data import PERSONA_FILE, write_persona_data
+
+    if (config.paths.data / PERSONA_FILE).is_file():
+        return
+    record = lineage.records[0]
+    write_persona_data(
+        stage_model(config, record),
+        stage_tokenizer(record),
+        _shared_dir(config),
+        config.paths.data,
+        concept,
+        chat=config.model.chat_template,
+        chat_date=config.model.chat_date,
+    )
 
 
 def remove_outputs(paths: RunPaths, stage: str) -> None:

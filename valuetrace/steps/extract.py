@@ -10,8 +10,12 @@ from valuetrace.config import (
 )
 from valuetrace.console import progress_bar
 from valuetrace.errors import ConfigError
-from valuetrace.steps.common import behaviour_examples, stage_model, stage_tokenizer
-from valuetrace.steps.concept import persona_source
+from valuetrace.steps.common import (
+    behaviour_examples,
+    persona_source,
+    stage_model,
+    stage_tokenizer,
+)
 from valuetrace.training.lineage import Lineage
 
 

@@ -9,14 +9,11 @@ Writes `analysis/trajectories.json` (a `TrajectoryRecord`), `analysis/calibratio
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
-
 import numpy as np
 
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.behaviour import BehaviourResult
-from valuetrace.analysis.calibration import DoseRow, calibration_table
+from valuetrace.analysis.calibration import DoseRow, arm_calibration, save_rows
 from valuetrace.analysis.plots import plot_heatmap
 from valuetrace.analysis.trajectory import (
     Trajectory,
@@ -115,26 +112,12 @@ def trajectory(config: RunConfig) -> TrajectoryRecord:
     return record
 
 
-def calibration_rows(
-    config: RunConfig, record: TrajectoryRecord, counter: str, neutral: str
-) -> list[DoseRow]:
-    """The calibration table of the primary probe set (the config's first)."""
-    dataset = config.probes[0].name
-    by_stage = {t.stage: t for t in record.trajectories if t.dataset == dataset}
-    missing = [s for s in (counter, neutral) if s not in by_stage]
-    if missing:
-        raise MissingStepError(
-            f"arms {missing} have no trajectory; give both arms the same save_at and run "
-            "`valuetrace train` again."
-        )
-    return calibration_table(by_stage[counter], by_stage[neutral], config.analysis.alpha)
-
-
 def write_calibration(
     config: RunConfig, record: TrajectoryRecord, counter: str, neutral: str
 ) -> list[DoseRow]:
-    """Write `analysis/calibration.json`: one object per arm and dose (see `DoseRow`)."""
-    rows = calibration_rows(config, record, counter, neutral)
-    config.paths.calibration.parent.mkdir(parents=True, exist_ok=True)
-    config.paths.calibration.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    """Write `analysis/calibration.json`: one object per arm and dose (see `DoseRow`), from the
+    primary probe set (the config's first)."""
+    dataset = config.probes[0].name
+    rows = arm_calibration(record, dataset, counter, neutral, config.analysis.alpha)
+    save_rows(rows, config.paths.calibration)
     return rows

@@ -1,16 +1,14 @@
-"""The multi-source concept in the pipeline: its generated source, and the analysis section.
+"""The multi-source concept's analysis section, read from a run folder and saved as a record.
 
-`persona_source` writes the ANIMA persona probe set (the first stage's own answers) before
-extraction; `concept_section` reads every source's caches per stage, computes their agreement
-(`valuetrace.analysis.concept_sources`), notes the verdicts that sit on source-specific layers,
-and writes `analysis/concept_sources.json`. Both do nothing when the config has no
-`concept_sources`.
+`concept_section` reads every source's caches and saved probes per stage, computes their
+agreement (`valuetrace.analysis.concept_sources`), notes the verdicts that sit on
+source-specific layers, and writes `analysis/concept_sources.json`. It does nothing when the
+config has no `concept_sources`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -26,12 +24,10 @@ from valuetrace.analysis.concept_sources import (
 from valuetrace.analysis.findings import Concentration
 from valuetrace.analysis.localize import StageComparison
 from valuetrace.config import RunConfig, resolve_data_path
-from valuetrace.errors import CacheError, ConfigError
+from valuetrace.errors import CacheError
 from valuetrace.probing import load_results
 from valuetrace.probing.surface import example_texts
 from valuetrace.records import save_record
-from valuetrace.steps.common import stage_model, stage_tokenizer
-from valuetrace.training.lineage import Lineage
 
 
 @dataclass
@@ -43,51 +39,6 @@ class ConceptSourcesRecord:
 
     stages: list[SourceAgreement]
     notes: list[str]
-
-
-def _shared_dir(config: RunConfig) -> Path:
-    if config.real_data_dir is None:
-        raise ConfigError(
-            "concept_sources builds its sources from the shared data folder; set real_data_dir "
-            "in the config (e.g. ${config_dir}/../../../shared/data)."
-        )
-    return Path(config.real_data_dir)
-
-
-def concept_data(config: RunConfig) -> None:
-    """Write the data-made concept sources into the run's data folder (at `prepare`)."""
-    if config.concept_sources is None:
-        return
-    from valuetrace.concept_data import write_concept_data
-
-    write_concept_data(
-        _shared_dir(config),
-        config.paths.data,
-        config.concept_sources,
-        config.seed,
-        config.real_data_sizes,
-    )
-
-
-def persona_source(config: RunConfig, lineage: Lineage) -> None:
-    """Generate the ANIMA persona source with the first stage's model, once (at `extract`)."""
-    concept = config.concept_sources
-    if concept is None or concept.anima_questions == 0:
-        return
-    from valuetrace.concept_data import PERSONA_FILE, write_persona_data
-
-    if (config.paths.data / PERSONA_FILE).is_file():
-        return
-    record = lineage.records[0]
-    write_persona_data(
-        stage_model(config, record),
-        stage_tokenizer(record),
-        _shared_dir(config),
-        config.paths.data,
-        concept,
-        chat=config.model.chat_template,
-        chat_date=config.model.chat_date,
-    )
 
 
 def concept_section(

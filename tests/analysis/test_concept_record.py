@@ -1,5 +1,5 @@
-"""The multi-source concept section as the analyze step runs it: caches and saved probes in, the
-record out (tiny real model, real extraction and probes)."""
+"""The multi-source concept section (`analysis.concept_record`) as the analyze step runs it:
+caches and saved probes in, the record out (tiny real model, real extraction and probes)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from tests.conftest import CORPUS
 from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.activations.store import read_activations
+from valuetrace.analysis.concept_record import ConceptSourcesRecord, concept_section
 from valuetrace.analysis.concept_sources import CROSS, SPECIFIC
 from valuetrace.concept_data import write_rows
 from valuetrace.config import config_from_dict, resolve_data_path
 from valuetrace.probing import probe_layers, save_results
 from valuetrace.records import load_record
-from valuetrace.steps.concept import ConceptSourcesRecord, concept_section
 
 KIND = ("cat", "dog", "goat", "hen")
 
