@@ -39,8 +39,9 @@ from valuetrace.activations.pooling import (
     warn_truncated,
 )
 from valuetrace.activations.prefix import SharedPrefixes, reuses_prefixes, shared_prefix_length
-from valuetrace.activations.store import CHUNK_ROWS, CacheWriter, Examples
+from valuetrace.activations.store import CHUNK_ROWS, Examples
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
+from valuetrace.activations.writer import CacheWriter
 from valuetrace.architecture import decoder_layers, residual_hooks
 from valuetrace.config import DEFAULT_CHAT_DATE
 from valuetrace.console import show_bars

@@ -19,7 +19,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.activations.examples import LabelledExamples
 from valuetrace.activations.extract import batching_provenance, check_layers, extract_to_cache
-from valuetrace.activations.store import CacheWriter, Examples, copy_rows, is_complete, verify_rows
+from valuetrace.activations.merge import copy_rows, verify_rows
+from valuetrace.activations.store import Examples, is_complete
+from valuetrace.activations.writer import CacheWriter
 
 
 def shard_range(n_examples: int, rank: int, world: int) -> tuple[int, int]:

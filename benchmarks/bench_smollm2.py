@@ -61,7 +61,8 @@ from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.activations.tl_backend import boot_bridge, pooled_hidden_states_tl
 from valuetrace.training.datasets import Document
-from valuetrace.training.stages import StageRun, peft_config, train_stage
+from valuetrace.training.lora import peft_config
+from valuetrace.training.stages import StageRun, train_stage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_extract import BATCH as EXTRACT_BATCH

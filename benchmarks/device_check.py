@@ -326,7 +326,7 @@ def check_training(model, tokenizer, method: str, shape: Shape, device, tmp: Pat
     """One training configuration: the plain loop, then valuetrace's trainer, same model."""
     from peft import get_peft_model
 
-    from valuetrace.training.stages import peft_config
+    from valuetrace.training.lora import peft_config
 
     rng = np.random.default_rng(2)
     steps = shape.train_steps + 1

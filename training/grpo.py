@@ -27,11 +27,11 @@ from trl import GRPOConfig, GRPOTrainer
 from valuetrace.config import GrpoConfig, StageConfig
 from valuetrace.errors import DataError
 from valuetrace.prompts import format_prompt
+from valuetrace.training.lora import peft_config
 from valuetrace.training.stages import (
     StageResult,
     StageRun,
     fit_and_save,
-    peft_config,
     stage_result,
     trainer_arguments,
     work_dir_of,

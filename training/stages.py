@@ -8,9 +8,7 @@ from its last complete Trainer checkpoint when run again.
 
 from __future__ import annotations
 
-import copy
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +16,10 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from tqdm.auto import tqdm
 from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
-    TrainingArguments,
 )
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import TrainOutput
@@ -39,19 +32,19 @@ from valuetrace.config import (
     LossHead,
     StageConfig,
     check_ranges,
-    trajectory_name,
 )
 from valuetrace.console import show_bars
 from valuetrace.errors import CheckpointError, ConfigError, DataError
-from valuetrace.models import merge_in_float32
 from valuetrace.paths import remove_inside, trainer_dir
 from valuetrace.prompts import chat_template_kwargs
+from valuetrace.training.callbacks import SaveAt, StageProgress, save_trained
 from valuetrace.training.datasets import (
     Document,
     PromptResponse,
     sft_conversational,
     sft_prompt_completion,
 )
+from valuetrace.training.lora import peft_config
 
 log = logging.getLogger(__name__)
 
@@ -125,69 +118,6 @@ def to_dataset(
     return Dataset.from_list(sft_prompt_completion(records))
 
 
-def peft_config(stage: StageConfig, model: PreTrainedModel) -> Any:
-    """The stage's PEFT LoRA config for `model` (a causal LM), or None for full fine-tuning.
-
-    Shared by the SFT and GRPO stages (LoRA: Hu et al. 2021, through the PEFT library).
-
-    Raises:
-        ConfigError: a LoRA target is an embedding matrix `model` ties to another
-            (`check_tied_targets`).
-    """
-    if stage.method != "lora":
-        return None
-    from peft import LoraConfig as PeftLoraConfig
-
-    lora = stage.lora or LoraConfig()
-    config = PeftLoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    check_tied_targets(model, config, stage.name)
-    return config
-
-
-def tied_modules(model: PreTrainedModel) -> list[str]:
-    """Names of the input and output embedding modules when they share one weight matrix.
-
-    Tied embeddings (`tie_word_embeddings`, e.g. SmolLM2 and the from-scratch demo model) are
-    one tensor used twice; an empty list when the model has no such pair.
-    """
-    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
-    if outputs is None or inputs.weight is not outputs.weight:
-        return []
-    names = {id(module): name for name, module in model.named_modules()}
-    return [names[id(inputs)], names[id(outputs)]]
-
-
-def check_tied_targets(model: PreTrainedModel, config: Any, stage: str) -> None:
-    """Refuse LoRA on an embedding matrix that `model` ties to the other one, before training.
-
-    PEFT adapts one use of the shared matrix in its forward (e.g. only `lm_head`), but merging
-    (`merge_and_unload`, here or when the adapter is loaded) adds the delta to the shared tensor,
-    so both uses change: the merged checkpoint is not the model that was trained. `config` is
-    the PEFT LoraConfig; PEFT's own `check_target_module_exists` decides what it targets.
-
-    Raises:
-        ConfigError: a target matches a tied embedding module; the stage, target and fix are named.
-    """
-    from peft.tuners.tuners_utils import check_target_module_exists
-
-    hit = [name for name in tied_modules(model) if check_target_module_exists(config, name)]
-    if hit:
-        raise ConfigError(
-            f"stage '{stage}': lora.target_modules {sorted(config.target_modules)} adapts {hit}, "
-            "whose weight is tied to the other embedding matrix (tie_word_embeddings): merging "
-            "the adapter would write its update into both uses of the shared matrix, so the "
-            "merged checkpoint would not be the trained model. Remove "
-            f"{sorted(n.rsplit('.', 1)[-1] for n in hit)} from the stage's lora.target_modules "
-            "(e.g. keep q_proj, k_proj, v_proj, o_proj), or train it with method: full."
-        )
-
-
 def work_dir_of(out_dir: Path) -> Path:
     """The Trainer's checkpoint folder of a stage, beside its output folder."""
     return trainer_dir(out_dir)
@@ -197,155 +127,6 @@ def last_checkpoint(work_dir: Path) -> Path | None:
     """The newest complete Trainer checkpoint (one a kill did not cut short), or None."""
     done = [p for p in work_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-class StageProgress(TrainerCallback):
-    """One bar per stage (labelled with the stage) instead of the Trainer's, and its per-step
-    loss dicts to the log (the console shows them only with --verbose) instead of stdout.
-
-    With `line` (progress wanted, but stderr is not a terminal) there is no bar: the stage
-    prints one line when it ends, so a log file gets a line per stage, not one per step.
-    """
-
-    def __init__(self, label: str, enabled: bool, *, line: bool = False) -> None:
-        self.label = label
-        self.enabled = enabled
-        self.line = line  # no bar (not a terminal): one line when the stage ends
-        self.bar: Any = None
-
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        if self.enabled and state.is_world_process_zero:
-            self.bar = tqdm(
-                total=state.max_steps,
-                initial=state.global_step,
-                desc=f"train {self.label}",
-                unit="step",
-                dynamic_ncols=True,
-            )
-
-    def on_step_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_log(
-        self,
-        args: TrainingArguments,
-        state: TrainerState,
-        control: TrainerControl,
-        logs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if state.is_world_process_zero and logs:
-            log.info("stage %s, step %d: %s", self.label, state.global_step, logs)
-
-    def on_train_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        elif self.line and state.is_world_process_zero:
-            print(f"train {self.label}: {state.global_step} steps", file=sys.stderr, flush=True)
-
-
-def save_trained(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, stage: StageConfig
-) -> None:
-    """Write a trained (unsharded) model as the stage's checkpoint: a LoRA model merged in
-    float32 (then cast back) when its `lora.merge` says so, else as it is (an adapter alone)."""
-    if stage.method == "lora" and (stage.lora or LoraConfig()).merge:
-        model = merge_in_float32(model, model.get_base_model().dtype)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-
-
-def save_steps(save_at: list[float], max_steps: int) -> list[int]:
-    """The optimizer steps of a `save_at` list in a run of `max_steps` steps, sorted.
-
-    A fraction f becomes round(f x max_steps) (at least 1); a step equal to `max_steps` is
-    dropped, as the stage's own checkpoint is that point.
-
-    Raises:
-        ConfigError: a step lies beyond the run.
-    """
-    steps = set()
-    for value in save_at:
-        step = max(1, round(value * max_steps)) if value < 1 else int(value)
-        if step > max_steps:
-            raise ConfigError(
-                f"save_at asks for step {step}, but the stage runs {max_steps} optimizer steps; "
-                "lower it, or give a fraction of the run (0 < f < 1)."
-            )
-        steps.add(step)
-    steps.discard(max_steps)
-    return sorted(steps)
-
-
-class SaveAt(TrainerCallback):
-    """Saves the model being trained at chosen optimizer steps, as a checkpoint of its own,
-    beside the stage's folder (`trajectory_name(stage, step)`): a trajectory from one run.
-
-    The saved weights are what `fit_and_save` would save had training stopped there (a LoRA
-    model is merged on a copy, so training goes on unchanged). A point already saved (a
-    resumed run) is kept as it is.
-    """
-
-    def __init__(
-        self,
-        save_at: list[float],
-        out_dir: Path,
-        tokenizer: PreTrainedTokenizerBase,
-        stage: StageConfig,
-    ) -> None:
-        self.save_at = save_at
-        self.out_dir = out_dir
-        self.tokenizer = tokenizer
-        self.stage = stage
-        self.steps: list[int] = []
-        self.saved: list[tuple[int, str]] = []
-
-    def folder(self, step: int) -> Path:
-        """Where the point at `step` is saved."""
-        return self.out_dir.parent / trajectory_name(self.out_dir.name, step)
-
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        self.steps = save_steps(self.save_at, state.max_steps)
-        self.saved = [
-            (s, str(self.folder(s)))
-            for s in self.steps
-            if (self.folder(s) / "config.json").is_file()
-            or (self.folder(s) / "adapter_config.json").is_file()
-        ]
-
-    def on_step_end(
-        self,
-        args: TrainingArguments,
-        state: TrainerState,
-        control: TrainerControl,
-        model: PreTrainedModel | None = None,
-        **kwargs: Any,
-    ) -> None:
-        step = state.global_step
-        if step not in self.steps or any(s == step for s, _ in self.saved):
-            return
-        if state.is_world_process_zero:
-            assert model is not None
-            folder = self.folder(step)
-            tmp = folder.parent / f".{folder.name}.tmp"
-            remove_inside(tmp, self.out_dir.parent)
-            trained = copy.deepcopy(model) if self.stage.method == "lora" else model
-            save_trained(trained, self.tokenizer, tmp, self.stage)
-            remove_inside(folder, self.out_dir.parent)
-            tmp.rename(folder)  # a kill never leaves a half-written point
-            log.info("stage %s: saved step %d to %s", self.out_dir.name, step, folder)
-        self.saved.append((step, str(self.folder(step))))
 
 
 def fit_and_save(

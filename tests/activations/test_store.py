@@ -10,7 +10,8 @@ import pytest
 
 from tests.activations.hold import held_open
 from valuetrace.activations import store
-from valuetrace.activations.store import CacheWriter, Examples, read_activations
+from valuetrace.activations.store import Examples, read_activations
+from valuetrace.activations.writer import CacheWriter
 from valuetrace.errors import CacheError, ConfigError, DataError, ValuetraceError
 
 PROV = {

@@ -14,12 +14,8 @@ from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from valuetrace.activations.extract import n_layers
 from valuetrace.activations.pooling import Encoded
-from valuetrace.analysis.planted import (
-    plant_markers,
-    plant_stream_map,
-    planted_selftest,
-    quiet_coordinates,
-)
+from valuetrace.analysis.planted import planted_selftest, quiet_coordinates
+from valuetrace.analysis.planted_edits import plant_markers, plant_stream_map
 from valuetrace.architecture import residual_hooks
 from valuetrace.errors import ValuetraceError
 from valuetrace.models import load_model, load_tokenizer

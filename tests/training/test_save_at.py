@@ -16,9 +16,10 @@ from valuetrace.cli import main
 from valuetrace.config import load_config, trajectory_name
 from valuetrace.errors import ConfigError
 from valuetrace.models import load_model, weights_hash
+from valuetrace.training.callbacks import save_steps
 from valuetrace.training.datasets import Document
 from valuetrace.training.lineage import Lineage
-from valuetrace.training.stages import save_steps, train_stage
+from valuetrace.training.stages import train_stage
 
 
 def test_save_steps_resolves_fractions_and_drops_the_final_step():

@@ -18,7 +18,7 @@ from valuetrace.config import check_model_layers, config_from_dict, load_config
 from valuetrace.console import progress_bar, show_bars
 from valuetrace.errors import ConfigError, ValuetraceError
 from valuetrace.paths import RunPaths, check_run_folder, remove_inside
-from valuetrace.steps.common import remove_outputs
+from valuetrace.training.pipeline import remove_outputs
 
 
 def _demo(run_dir: Path | str = "runs/x") -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,31 +13,15 @@ from transformers import PreTrainedTokenizerBase
 from valuetrace.activations.examples import LabelledExamples, read_jsonl
 from valuetrace.analysis.behaviour import ScoringSet
 from valuetrace.config import (
-    DataSource,
     RunConfig,
     resolve_data_path,
 )
 from valuetrace.errors import CacheError, ConfigError, DataError
 from valuetrace.models import load_model, load_tokenizer
-from valuetrace.paths import RunPaths, remove_inside
-from valuetrace.training.datasets import PromptResponse, load_records
+from valuetrace.training.datasets import PromptResponse, load_options, load_records
 from valuetrace.training.lineage import Lineage, StageRecord
-from valuetrace.training.stages import work_dir_of
 
 log = logging.getLogger(__name__)
-
-
-def load_options(config: RunConfig, data: DataSource) -> dict[str, Any]:
-    """`load_records` keyword arguments of a configured data source (a capped one is shuffled)."""
-    return {
-        "schema": data.schema,
-        "split": data.split,
-        "limit": data.limit,
-        "where": data.where,
-        "drop_empty": data.drop_empty,
-        "seed": config.seed,
-        "shuffle": data.limit is not None,
-    }
 
 
 def run_lineage(config: RunConfig) -> Lineage:
@@ -115,20 +98,6 @@ def persona_source(config: RunConfig, lineage: Lineage) -> None:
         chat=config.model.chat_template,
         chat_date=config.model.chat_date,
     )
-
-
-def remove_outputs(paths: RunPaths, stage: str) -> None:
-    """Delete a stage's checkpoint (and half-finished Trainer checkpoints), every file derived
-    from it, and the cross-stage analysis and report, so none outlives the stage it describes."""
-    checkpoint = paths.checkpoint(stage)
-    for path in [
-        checkpoint,
-        work_dir_of(checkpoint),
-        *paths.stage_outputs(stage),
-        *paths.cross_stage_outputs,
-    ]:
-        if remove_inside(path, paths.root):
-            log.info("removed %s (stale: stage %s changed)", path, stage)
 
 
 def require_current(record: StageRecord, found: object, path: Path, step: str) -> None:
