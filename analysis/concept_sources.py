@@ -33,6 +33,7 @@ from jaxtyping import Float, Int, Shaped
 from valuetrace.analysis.findings import Concentration
 from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.similarity import cosine_per_layer, random_direction_null
+from valuetrace.analysis.stage_pair import StagePair
 from valuetrace.analysis.verdict import Verdict
 from valuetrace.config import ConceptSourcesConfig, ProbingConfig
 from valuetrace.errors import DataError
@@ -327,13 +328,13 @@ def scope_notes(
         ]
         if specific:
             notes.append(
-                f"{cmp.stage_a}→{cmp.stage_b}: source-specific at layer(s) {', '.join(specific)}: "
+                f"{StagePair(cmp.stage_a, cmp.stage_b)}: source-specific at layer(s) "
+                f"{', '.join(specific)}: "
                 f"there {agreement.primary}'s direction does not transfer to the other sources, "
                 "so the verdict is about that source, not the concept"
             )
     for index in concentration:
-        stage_a = index.pair.split("→")[0] if index.pair else index.first.split("→")[0]
-        agreement = agreements.get(stage_a)
+        agreement = agreements.get(StagePair.parse(index.pair or index.first).parent)
         if agreement is None:
             continue
         n_specific = sum(agreement.scope(layer) == SPECIFIC for layer in agreement.layers)

@@ -20,14 +20,15 @@ from jaxtyping import Float
 from valuetrace import stats
 from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
 from valuetrace.analysis.localize import StageComparison, Verdict
+from valuetrace.analysis.stage_pair import StagePair
 from valuetrace.errors import DataError
 from valuetrace.probing import ProbeResults
 from valuetrace.stats import Interval
 
 
 def pair_key(a: str, b: str) -> str:
-    """The key of a stage pair in every findings mapping."""
-    return f"{a}→{b}"
+    """The key of a stage pair in every findings mapping (`StagePair`'s text form)."""
+    return str(StagePair(a, b))
 
 
 @dataclass(frozen=True)

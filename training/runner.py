@@ -24,6 +24,11 @@ from valuetrace.training.stages import StageResult, StageRun, train_stage
 
 
 def stage_records(config: RunConfig, stage: StageConfig) -> list[Document] | list[PromptResponse]:
+    """The stage's training records, read from its configured data source (`load_options`).
+
+    Raises:
+        DataError / ConfigError: the source cannot be read as configured.
+    """
     assert stage.data is not None
     return load_records(
         resolve_data_path(stage.data.source, config), **load_options(config, stage.data)
@@ -33,7 +38,11 @@ def stage_records(config: RunConfig, stage: StageConfig) -> list[Document] | lis
 def initial_model(
     config: RunConfig, stage: StageConfig, lineage: Lineage, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
-    """The model a stage starts from: its parent checkpoint, or a fresh from-scratch model."""
+    """The model a stage starts from: its parent checkpoint, or a fresh from-scratch model.
+
+    Raises:
+        ConfigError: a first stage with data while the model is not from scratch.
+    """
     if stage.parent is not None:
         parent = lineage.get(stage.parent)
         return load_model(
@@ -113,7 +122,11 @@ def train_one(
 ) -> list[StageRecord]:
     """Run one stage in this process (or under accelerate) and describe its checkpoint, after
     those of its `save_at` points; its wall time goes to timings.json, not to the lineage
-    (which must not differ between reruns)."""
+    (which must not differ between reruns).
+
+    Raises:
+        ConfigError: a prompt/response stage wants a chat template the tokenizer lacks.
+    """
     out = config.paths.checkpoint(stage.name)
     if stage.format != "documents" and config.model.chat_template and not tokenizer.chat_template:
         raise ConfigError(

@@ -107,7 +107,12 @@ def checkpoint_damage(config: RunConfig, stage: StageConfig, old: StageRecord) -
 
 
 def existing_checkpoint(config: RunConfig, stage: StageConfig, wanted: StageRecord) -> StageRecord:
-    """A stage trained elsewhere (or the configured model as is), recorded without training."""
+    """A stage trained elsewhere (or the configured model as is), recorded without training.
+
+    Raises:
+        ConfigError: the stage has no data and no checkpoint and the model is from scratch.
+        CheckpointError: its checkpoint cannot be resolved (`resolve_model`).
+    """
     checkpoint = stage.checkpoint or config.model.name_or_path
     if checkpoint is None:
         raise ConfigError(

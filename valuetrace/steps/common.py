@@ -3,7 +3,6 @@ concept's generated data, the behaviour items."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,6 @@ from valuetrace.errors import CacheError, ConfigError, DataError
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.training.datasets import PromptResponse, load_options, load_records
 from valuetrace.training.lineage import Lineage, StageRecord
-
-log = logging.getLogger(__name__)
-
 
 def run_lineage(config: RunConfig) -> Lineage:
     path = config.paths.lineage
