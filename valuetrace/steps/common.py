@@ -20,6 +20,7 @@ from valuetrace.models import load_model, load_tokenizer
 from valuetrace.training.datasets import PromptResponse, load_options, load_records
 from valuetrace.training.lineage import Lineage, StageRecord
 
+
 def run_lineage(config: RunConfig) -> Lineage:
     path = config.paths.lineage
     return Lineage.load(path) if path.is_file() else Lineage()
