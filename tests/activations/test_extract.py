@@ -22,6 +22,7 @@ from valuetrace.activations.extract import (
     shared_length,
 )
 from valuetrace.activations.pooling import collate, encode
+from valuetrace.activations.prefix import reuses_prefixes
 from valuetrace.activations.store import read_activations
 from valuetrace.architecture import decoder_layers
 from valuetrace.config import DEFAULT_CHAT_DATE
@@ -356,3 +357,31 @@ def test_a_shared_chat_prefix_runs_once_and_pools_as_each_row_alone(
         dim=1,
     )
     np.testing.assert_allclose(read_activations(path).acts, alone.numpy(), atol=1e-5, rtol=0)
+
+
+def test_extraction_asks_once_whether_the_model_reuses_prefixes(
+    tmp_path, tiny_model, tiny_tokenizer, monkeypatch
+):
+    """`reuses_prefixes` builds a cache description of the whole model: once per extraction,
+    not once per batch (10 batches here)."""
+    from valuetrace.activations import extract
+
+    calls = []
+
+    def counted(model):
+        calls.append(model)
+        return reuses_prefixes(model)
+
+    monkeypatch.setattr(extract, "reuses_prefixes", counted)
+    extract_to_cache(
+        tiny_model,
+        tiny_tokenizer,
+        _examples(40),
+        tmp_path / "once.h5",
+        provenance=PROVENANCE,
+        pooling="mean",
+        batch_size=4,
+        max_length=64,
+        progress=False,
+    )
+    assert len(calls) == 1
