@@ -13,7 +13,7 @@ import numpy as np
 
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.behaviour import BehaviourResult
-from valuetrace.analysis.calibration import DoseRow, arm_calibration, save_rows
+from valuetrace.analysis.calibration import arm_calibration, save_rows
 from valuetrace.analysis.plots import plot_heatmap
 from valuetrace.analysis.trajectory import (
     Trajectory,
@@ -107,17 +107,8 @@ def trajectory(config: RunConfig) -> TrajectoryRecord:
             annotate=len(t.layers) <= 16,
         )
     counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
-    if counter is not None and neutral is not None:
-        write_calibration(config, record, counter, neutral)
+    if counter is not None and neutral is not None:  # the primary probe set's table
+        alpha = config.analysis.alpha
+        rows = arm_calibration(record, config.probes[0].name, counter, neutral, alpha)
+        save_rows(rows, paths.calibration)
     return record
-
-
-def write_calibration(
-    config: RunConfig, record: TrajectoryRecord, counter: str, neutral: str
-) -> list[DoseRow]:
-    """Write `analysis/calibration.json`: one object per arm and dose (see `DoseRow`), from the
-    primary probe set (the config's first)."""
-    dataset = config.probes[0].name
-    rows = arm_calibration(record, dataset, counter, neutral, config.analysis.alpha)
-    save_rows(rows, config.paths.calibration)
-    return rows
