@@ -11,7 +11,7 @@ from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
-import valuetrace.training.datasets as td
+import valuetrace.training.sources as sources
 from valuetrace.errors import ValuetraceError
 from valuetrace.prompts import format_prompt
 from valuetrace.training.datasets import (
@@ -323,7 +323,7 @@ def test_hub_load_failure_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(td, "load_dataset", unreachable)
+    monkeypatch.setattr(sources, "load_dataset", unreachable)
     message = error_of("owner/name", split="test")
     assert "could not load dataset 'owner/name' (split 'test')" in message
     assert "ConnectionError: cannot reach owner/name" in message
