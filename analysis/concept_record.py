@@ -8,14 +8,12 @@ config has no `concept_sources`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 
 from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.concept_sources import (
+    ConceptSourcesRecord,
     SourceAgreement,
     SourceData,
     scope_notes,
@@ -28,17 +26,6 @@ from valuetrace.errors import CacheError
 from valuetrace.probing import load_results
 from valuetrace.probing.surface import example_texts
 from valuetrace.records import save_record
-
-
-@dataclass
-class ConceptSourcesRecord:
-    """Every main stage's source agreement, and the notes on source-specific verdicts."""
-
-    SCHEMA: ClassVar[str] = "valuetrace.concept_sources_section"
-    VERSION: ClassVar[int] = 1
-
-    stages: list[SourceAgreement]
-    notes: list[str]
 
 
 def concept_section(

@@ -11,8 +11,8 @@ from tests.conftest import CORPUS
 from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.activations.store import read_activations
-from valuetrace.analysis.concept_record import ConceptSourcesRecord, concept_section
-from valuetrace.analysis.concept_sources import CROSS, SPECIFIC
+from valuetrace.analysis.concept_record import concept_section
+from valuetrace.analysis.concept_sources import CROSS, SPECIFIC, ConceptSourcesRecord
 from valuetrace.concept_data import write_rows
 from valuetrace.config import config_from_dict, resolve_data_path
 from valuetrace.probing import probe_layers, save_results
