@@ -104,6 +104,18 @@ class SourceAgreement:
         return self.verdict[self.layers.index(layer)]
 
 
+@dataclass
+class ConceptSourcesRecord:
+    """Every main stage's source agreement, and the notes on source-specific verdicts
+    (`analysis/concept_sources.json`, written by `valuetrace analyze`, rendered by the report)."""
+
+    SCHEMA: ClassVar[str] = "valuetrace.concept_sources_section"
+    VERSION: ClassVar[int] = 1
+
+    stages: list[SourceAgreement]
+    notes: list[str]
+
+
 def rule_text(config: ConceptSourcesConfig, primary: str) -> str:
     """The stated rule, as the record and the report print it."""
     return (

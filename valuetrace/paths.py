@@ -238,7 +238,8 @@ class RunPaths:
 
     @property
     def concept_sources(self) -> Path:
-        """The multi-source concept section (`valuetrace.steps.concept.ConceptSourcesRecord`)."""
+        """The multi-source concept section
+        (`valuetrace.analysis.concept_sources.ConceptSourcesRecord`)."""
         return self.root / "analysis" / "concept_sources.json"
 
     @property

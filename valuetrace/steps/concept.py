@@ -9,15 +9,14 @@ and writes `analysis/concept_sources.json`. Both do nothing when the config has 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
 from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.concept_sources import (
+    ConceptSourcesRecord,
     SourceAgreement,
     SourceData,
     scope_notes,
@@ -32,17 +31,6 @@ from valuetrace.probing.surface import example_texts
 from valuetrace.records import save_record
 from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
-
-
-@dataclass
-class ConceptSourcesRecord:
-    """Every main stage's source agreement, and the notes on source-specific verdicts."""
-
-    SCHEMA: ClassVar[str] = "valuetrace.concept_sources_section"
-    VERSION: ClassVar[int] = 1
-
-    stages: list[SourceAgreement]
-    notes: list[str]
 
 
 def _shared_dir(config: RunConfig) -> Path:
