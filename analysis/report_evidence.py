@@ -38,10 +38,12 @@ def floor_sentence(floor: NeutralFloor) -> str:
     head = f"{floor.dataset} {floor.pair}"
     if not floor.comparable:
         return f"{head}: {floor.note}."
+    if not floor.fired:
+        return f"{head}: no layer verdict fired, so none to judge against the neutral floor."
     return (
         f"{head}: {len(floor.value_specific)} of {len(floor.fired)} fired layer verdicts survive "
-        f"the neutral floor (value-specific at layers {fmt_layers(floor.value_specific)}); "
-        f"within it: layers {fmt_layers(floor.within_floor)}."
+        f"the neutral floor (value-specific at layers: {fmt_layers(floor.value_specific)}); "
+        f"within it: {fmt_layers(floor.within_floor)}."
     )
 
 
@@ -52,8 +54,8 @@ def floor_sentences(inputs: ReportInputs) -> list[str]:
         return []
     first = floors[0]
     head = (
-        f"Neutral-arm floor ({first.neutral}, trained from {first.neutral_parent} on text with "
-        f"no animal or moral content at the compared arms' dose): {RULE}."
+        f"Neutral-arm floor (stage '{first.neutral}', trained from {first.neutral_parent}; a "
+        f"floor for pairs from {first.neutral_parent} of the same dose and method): {RULE}."
     )
     return [head, *[floor_sentence(f) for f in floors]]
 
@@ -151,10 +153,11 @@ def trajectory_sentences(t: Trajectory) -> list[str]:
             for v in VERDICTS
             if (hit := layers_showing(point, t.layers, v))
         ]
-        floor = ", ".join(point.floor_from) or "no seed replicate, no floor"
+        floor = ", ".join(point.floor_from)
+        floor = f"floor from {floor}" if floor else "no seed replicate: no floor"
         out.append(
             f"step {point.step} ({point.stage}): {_behaviour(point.behaviour)}; "
-            f"{'; '.join(fired) or 'no layer verdict'} (floor from {floor})."
+            f"{'; '.join(fired) or 'no layer verdict'} ({floor})."
         )
     return out
 
