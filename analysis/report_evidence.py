@@ -244,6 +244,12 @@ def _outside_band(a: SourceAgreement, j: int) -> int:
     return sum(1 for c in a.cosine[p][j] if not math.isnan(c) and not lo <= c <= hi)
 
 
+def _range(values: list[float]) -> str:
+    """The smallest to the largest defined value (undefined layers left out)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return f"{min(finite):+.2f} to {max(finite):+.2f}" if finite else "undefined"
+
+
 def concept_sentences(a: SourceAgreement) -> list[str]:
     """One stage's agreement: cross-source and source-specific layers, concept layers, and the
     cosine of the primary's direction with each other source's against the random band."""
@@ -252,8 +258,8 @@ def concept_sentences(a: SourceAgreement) -> list[str]:
     specific = [la for la in a.layers if la not in cross]
     band = fmt_bounds(Interval(math.nan, *a.cosine_null))
     cosines = "; ".join(
-        f"{a.sources[j]} {min(a.cosine[p][j]):+.2f} to {max(a.cosine[p][j]):+.2f}, outside the "
-        f"random band {band} at {_outside_band(a, j)} of {len(a.layers)} layers"
+        f"{a.sources[j]} {_range(a.cosine[p][j])}, outside the random band {band} at "
+        f"{_outside_band(a, j)} of {len(a.layers)} layers"
         for j in _others(a)
     )
     return [
