@@ -5,10 +5,11 @@ Per dose (optimizer step) and arm: did behaviour move beyond its floor, at which
 weakening or rotation fire, and which of those are *value-specific*: larger than the change a
 neutral fine-tune of the same dose makes at that layer (the neutral arm's change is used as a
 floor exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: |drop| must
-exceed it). On the neutral arm every fired stage x layer verdict is a false positive; it is
-counted against the number the test level allows, alpha x tests (three one-sided tests per layer
-and step: weakening, strengthening, rotation; Holm keeps the family-wise rate of each at alpha,
-so this count is a loose upper bound).
+exceed it; the rule is `valuetrace.analysis.neutral_floor.value_specific`, which the study
+applies to every compared pair too). On the neutral arm every fired stage x layer verdict is a
+false positive; it is counted against the number the test level allows, alpha x tests (three
+one-sided tests per layer and step: weakening, strengthening, rotation; Holm keeps the
+family-wise rate of each at alpha, so this count is a loose upper bound).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from valuetrace.analysis.localize import StageComparison
+from valuetrace.analysis.neutral_floor import value_specific
 from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, TrajectoryStep
 from valuetrace.analysis.verdict import Verdict
 from valuetrace.errors import DataError, MissingStepError
@@ -49,32 +50,6 @@ class DoseRow:
     value_specific_layers: list[int]
     false_positives: int
     false_positives_allowed: float
-
-
-def value_specific(counter: StageComparison, neutral: StageComparison) -> list[int]:
-    """Layer numbers where `counter` weakens, strengthens or rotates beyond what `neutral` (the
-    same dose on neutral text, same parent and examples) changes the same measure there.
-
-    Raises:
-        DataError: the two comparisons are over different layers.
-    """
-    if counter.layers != neutral.layers:
-        raise DataError(
-            f"counter ({counter.layers}) and neutral ({neutral.layers}) arms were compared over "
-            "different layers; extract both with the same extract.layers."
-        )
-    out = []
-    for i, layer in enumerate(counter.layers):
-        verdict = Verdict(counter.verdicts[i])
-        enc, rot = counter.encoded, counter.rotation
-        beats = [
-            verdict.weakened and enc.drop[i] > abs(neutral.encoded.drop[i]),
-            verdict.strengthened and -enc.drop[i] > abs(neutral.encoded.drop[i]),
-            verdict.rotated and rot.drop[i] > abs(neutral.rotation.drop[i]),
-        ]
-        if any(beats):
-            out.append(layer)
-    return out
 
 
 def _fired(step: TrajectoryStep, layers: Sequence[int]) -> list[int]:

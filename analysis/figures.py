@@ -21,6 +21,7 @@ from valuetrace.analysis.plots import (
     plot_umap,
 )
 from valuetrace.analysis.study import StageData, focus_index
+from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, heatmap_matrix
 from valuetrace.config import RunConfig
 from valuetrace.errors import ConfigError
 from valuetrace.paths import RunPaths
@@ -179,6 +180,31 @@ def umap_figure(
         layer_name=f"layer {layer}",
     )
     return fig
+
+
+def trajectory_figure(trajectory: Trajectory, paths: RunPaths) -> Figure:
+    """The record of a trajectory's layer x step heatmap (kind "trajectory", its probe set's;
+    file `RunPaths.figure(trajectory.figure_name)`)."""
+    return _figure(paths, trajectory.figure_name, "trajectory", trajectory.dataset)
+
+
+def trajectory_figures(record: TrajectoryRecord, paths: RunPaths) -> list[Figure]:
+    """Per trajectory, the layer x step heatmap of the relative weakening (drop / parent's
+    separation along its own cross-fitted direction): where and when a concept weakened."""
+    figures = []
+    for t in record.trajectories:
+        fig = trajectory_figure(t, paths)
+        plot_heatmap(
+            heatmap_matrix(t),
+            [f"L{layer}" for layer in t.layers],
+            [f"step {p.step}" for p in t.steps],
+            f"{t.dataset}: relative weakening {t.parent} → {t.stage} along its run",
+            paths.figure(fig.name),
+            "drop / parent separation",
+            annotate=len(t.layers) <= 16,
+        )
+        figures.append(fig)
+    return figures
 
 
 def draw_figures(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -20,6 +20,7 @@ from jaxtyping import Float
 from valuetrace import stats
 from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
 from valuetrace.analysis.localize import StageComparison, Verdict
+from valuetrace.analysis.neutral_floor import NeutralFloor
 from valuetrace.analysis.stage_pair import StagePair
 from valuetrace.errors import DataError
 from valuetrace.probing import ProbeResults
@@ -167,8 +168,9 @@ class Findings:
     """Everything `valuetrace analyze` found; the report renders it and computes nothing."""
 
     SCHEMA: ClassVar[str] = "valuetrace.findings"
-    # 2: behaviour changes carry their seed-replicate floor; 3: figures are `Figure` records
-    VERSION: ClassVar[int] = 3
+    # 2: behaviour changes carry their seed-replicate floor; 3: figures are `Figure` records;
+    # 4: `neutral_floor` (each pair's verdicts against the neutral arm; older files: none)
+    VERSION: ClassVar[int] = 4
 
     stages: list[str]
     replicate_of: dict[str, str]
@@ -181,6 +183,7 @@ class Findings:
     concentration: list[Concentration]
     projection: dict[str, Projection]
     figures: list[Figure]
+    neutral_floor: list[NeutralFloor] = field(default_factory=list)
 
     @classmethod
     def upgrade(cls, body: dict[str, Any], version: int) -> dict[str, Any]:

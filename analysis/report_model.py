@@ -40,6 +40,17 @@ def fmt_bounds(v: Interval, digits: int = 3, signed: bool = False) -> str:
     return f"[{fmt(v.lo, digits, signed)}, {fmt(v.hi, digits, signed)}]"
 
 
+def fmt_layers(layers: Sequence[int]) -> str:
+    """Layer numbers as runs: `3–6, 11, 24–26` ("none" when empty)."""
+    runs: list[list[int]] = []
+    for layer in sorted(layers):
+        if runs and layer == runs[-1][-1] + 1:
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs) or "none"
+
+
 @dataclass(frozen=True)
 class Table:
     """A table: header cells and rows of cells (rendered as text)."""

@@ -14,6 +14,11 @@ from collections.abc import Callable, Sequence
 from valuetrace.analysis.behaviour import NOT_JUDGE
 from valuetrace.analysis.findings import ConceptFindings
 from valuetrace.analysis.localize import StageComparison
+from valuetrace.analysis.report_evidence import (
+    concept_sources_section,
+    floor_section,
+    trajectory_section,
+)
 from valuetrace.analysis.report_model import (
     Section,
     Table,
@@ -362,8 +367,11 @@ SECTIONS: list[Callable[[ReportInputs], Section | list[Section] | None]] = [
     lambda inputs: surface_section(inputs.surface),
     concepts_sections,
     concentration_section,
+    floor_section,
     projection_section,
     causal_section,
+    trajectory_section,
+    concept_sources_section,
     umap_section,
     provenance_section,
 ]

@@ -15,9 +15,11 @@ from typing import Any
 
 from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
+from valuetrace.analysis.concept_sources import ConceptSourcesRecord
 from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_bands
 from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.report_model import FigureRef, fmt, fmt_interval, signed
+from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.probing.surface import SurfaceRecord
 
 
@@ -25,7 +27,8 @@ from valuetrace.probing.surface import SurfaceRecord
 class ReportInputs:
     """What the report renders: the findings, its figures (paths usable from the cwd), lineage,
     each stage's behaviour record, the causal dose-response (when it ran) and the surface
-    baselines."""
+    baselines; the trajectories and the multi-source concept record when those steps wrote
+    them (None: no section)."""
 
     findings: Findings
     figures: Sequence[Figure] = ()
@@ -33,6 +36,8 @@ class ReportInputs:
     behaviour: dict[str, BehaviourResult] = field(default_factory=dict)
     causal: CausalRecord | None = None
     surface: Sequence[SurfaceRecord] = ()
+    trajectories: TrajectoryRecord | None = None
+    concept_sources: ConceptSourcesRecord | None = None
 
     def figure_refs(self, concept: str | None, *kinds: str) -> list[FigureRef]:
         """The figures of `concept` (None: run-wide) of these kinds, captioned by name."""

@@ -3,7 +3,9 @@
 The domain rules of a valuetrace analysis live here, not in the pipeline step that calls it:
 which stage pair the headline is about (`primary_pair`), which other pair is its control arm
 (`control_arm`), whose seed replicates set a pair's noise floor (`floor_twins`), the
-concentration indices, the global-drift relabelling and the layer the detail figures show.
+concentration indices, the global-drift relabelling, the layer the detail figures show, and
+which verdicts survive the neutral arm's floor (`neutral_floor`, when `analysis.neutral_arm`
+names one).
 The step `valuetrace analyze` only reads the records (`StageData`), calls `study` and writes
 what it returns.
 """
@@ -37,6 +39,7 @@ from valuetrace.analysis.findings import (
     projection_vs_preference,
 )
 from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
+from valuetrace.analysis.neutral_floor import NeutralFloor, neutral_floors
 from valuetrace.config import RunConfig
 from valuetrace.probing import ProbeResults, transfer_matrix
 
@@ -133,21 +136,7 @@ def compare_concept(
     boots: dict[str, np.ndarray] = {}
     for a, b in config.analysis.compare:
         key = pair_key(a, b)
-        comparisons[key], boots[key] = compare_stages(
-            loaded[a].cache.acts,
-            loaded[b].cache.acts,
-            first.cache.labels,
-            first.cache.groups,
-            first.probes.folds,
-            stage_a=a,
-            stage_b=b,
-            layers=first.cache.layers,
-            replicates=_replicates(a, b, replicate_of, loaded),
-            n_boot=config.probing.n_bootstrap,
-            alpha=config.analysis.alpha,
-            ci=config.probing.ci,
-            seed=config.seed,
-        )
+        comparisons[key], boots[key] = _compare(config, a, b, loaded, replicate_of)
     main = [s for s in stages if s not in replicate_of]
     transfer = transfer_matrix(
         {s: loaded[s].probes.probe for s in main},
@@ -164,6 +153,61 @@ def compare_concept(
         comparisons=comparisons,
     )
     return found, boots
+
+
+def _compare(
+    config: RunConfig,
+    a: str,
+    b: str,
+    loaded: Mapping[str, StageData],
+    replicate_of: Mapping[str, str],
+) -> tuple[StageComparison, np.ndarray]:
+    """A → B over one probe set's cached activations, with its replicate floor."""
+    first = loaded[next(iter(loaded))]
+    return compare_stages(
+        loaded[a].cache.acts,
+        loaded[b].cache.acts,
+        first.cache.labels,
+        first.cache.groups,
+        first.probes.folds,
+        stage_a=a,
+        stage_b=b,
+        layers=first.cache.layers,
+        replicates=_replicates(a, b, replicate_of, loaded),
+        n_boot=config.probing.n_bootstrap,
+        alpha=config.analysis.alpha,
+        ci=config.probing.ci,
+        seed=config.seed,
+    )
+
+
+def neutral_floor(
+    config: RunConfig,
+    inputs: StudyInputs,
+    concepts: Mapping[str, ConceptFindings],
+) -> list[NeutralFloor]:
+    """Every compared pair of every probe set judged against `analysis.neutral_arm`'s change
+    from its parent (`valuetrace.analysis.neutral_floor`); empty without a neutral arm.
+
+    The neutral arm's change is its configured comparison when `analysis.compare` lists it,
+    else computed here the same way (same examples, replicate floor and seed).
+    """
+    neutral = config.analysis.neutral_arm
+    if neutral is None:
+        return []
+    parent = config.stage(neutral).parent
+    out: list[NeutralFloor] = []
+    for name, (_, loaded) in inputs.concepts.items():
+        comparisons = concepts[name].comparisons
+        change = None
+        if parent is not None and parent in loaded and neutral in loaded:
+            key = pair_key(parent, neutral)
+            change = (
+                comparisons.get(key)
+                or _compare(config, parent, neutral, loaded, inputs.replicate_of)[0]
+            )
+        out += neutral_floors(name, comparisons, neutral, str(parent), change)
+    return out
 
 
 def concentration(
@@ -309,5 +353,6 @@ def study(config: RunConfig, inputs: StudyInputs) -> Findings:
         concepts=concepts,
         concentration=indices,
         projection=projections(config, inputs, primary_loaded, main_concept, focus),
-        figures={},
+        figures=[],
+        neutral_floor=neutral_floor(config, inputs, concepts),
     )

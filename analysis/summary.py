@@ -11,6 +11,11 @@ import textwrap
 from collections.abc import Callable, Sequence
 
 from valuetrace.analysis.behaviour import NOT_JUDGE
+from valuetrace.analysis.report_evidence import (
+    concept_sources_lines,
+    floor_sentences,
+    trajectory_sentences,
+)
 from valuetrace.analysis.report_model import fmt_interval, signed
 from valuetrace.analysis.report_words import (
     ReportInputs,
@@ -146,12 +151,48 @@ def _summary_surface(inputs: ReportInputs) -> list[str]:
     return [*surface_summary(inputs.surface), ""] if inputs.surface else []
 
 
+def _summary_floor(inputs: ReportInputs) -> list[str]:
+    """Which verdicts survive the neutral-arm floor, per pair (none without a neutral arm)."""
+    head, *pairs = floor_sentences(inputs) or [""]
+    if not head:
+        return []
+    return [*_wrap(head), *[line for s in pairs for line in _wrap(s, "  ")], ""]
+
+
+def _summary_trajectories(inputs: ReportInputs) -> list[str]:
+    """Per trajectory: the first step of each verdict, then each saved step."""
+    record = inputs.trajectories
+    if record is None:
+        return []
+    out: list[str] = []
+    for t in record.trajectories:
+        head, *steps = trajectory_sentences(t)
+        out += [*_wrap(f"Trajectory {head}"), *[ln for s in steps for ln in _wrap(s, "  ")], ""]
+    return out
+
+
+def _summary_concept_sources(inputs: ReportInputs) -> list[str]:
+    """Where the concept's direction transfers across its sources, and the scope notes."""
+    lines = concept_sources_lines(inputs)
+    if not lines:
+        return []
+    head, *rest = lines
+    return [
+        *_wrap(f"A concept from several sources. {head}"),
+        *[ln for s in rest for ln in _wrap(s, "  ")],
+        "",
+    ]
+
+
 SUMMARY_SECTIONS: list[Callable[[ReportInputs], list[str]]] = [
     _summary_answer,
     _summary_verdicts,
+    _summary_floor,
     _summary_behaviour,
     _summary_probes,
     _summary_surface,
+    _summary_concept_sources,
+    _summary_trajectories,
     _summary_causal,
 ]
 

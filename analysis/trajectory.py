@@ -77,6 +77,11 @@ class Trajectory:
     steps: list[TrajectoryStep]
     first: list[FirstStep]
 
+    @property
+    def figure_name(self) -> str:
+        """The name of its layer x step heatmap (`valuetrace.analysis.figures`)."""
+        return f"{self.dataset}_{self.stage}_trajectory"
+
     def first_step(self, verdict: str) -> FirstStep:
         """The `FirstStep` of one verdict ("weakening", "rotation", "strengthening",
         "behaviour")."""
@@ -113,17 +118,24 @@ def trajectory_points(records: Sequence[StageRecord]) -> dict[str, list[tuple[in
     return out
 
 
+def layers_showing(point: TrajectoryStep, layers: Sequence[int], change: str) -> list[int]:
+    """The model layer numbers (`layers`, in the comparison's order) where `point`'s verdict
+    holds `change` ("weakening", "rotation" or "strengthening"), significant and beyond its
+    replicate floor."""
+    return [
+        layer
+        for layer, v in zip(layers, point.comparison.verdicts, strict=True)
+        if Verdict(v).shows(change)
+    ]
+
+
 def _first(steps: Sequence[TrajectoryStep], layers: Sequence[int], verdict: str) -> FirstStep:
     for point in steps:
         if verdict == "behaviour":
             if point.behaviour is not None and point.behaviour.margin_moved():
                 return FirstStep(verdict, point.step, [])
             continue
-        hit = [
-            layer
-            for layer, v in zip(layers, point.comparison.verdicts, strict=True)
-            if Verdict(v).shows(verdict)
-        ]
+        hit = layers_showing(point, layers, verdict)
         if hit:
             return FirstStep(verdict, point.step, hit)
     return FirstStep(verdict, None, [])
@@ -213,44 +225,3 @@ def heatmap_matrix(trajectory: Trajectory) -> Float[np.ndarray, "l s"]:
     """The relative weakening (drop / parent's separation, own cross-fitted direction) per
     layer (rows) and step (columns): the layer x step picture of where and when."""
     return np.array([point.comparison.relative for point in trajectory.steps]).T
-
-
-def trajectory_section(record: TrajectoryRecord) -> list[dict[str, object]]:
-    """What a report shows of each trajectory: per step, the behaviour change (nats/token, with
-    CI and floor) and the layers where each verdict fires; and the first step of each verdict.
-    Plain data, for the report to render."""
-    rows: list[dict[str, object]] = []
-    for t in record.trajectories:
-        steps = []
-        for point in t.steps:
-            beh = point.behaviour
-            steps.append(
-                {
-                    "step": point.step,
-                    "checkpoint": point.stage,
-                    "margin_change": None if beh is None else beh.margin,
-                    "margin_floor": None if beh is None or beh.floor is None else beh.floor.margin,
-                    "behaviour_changed": None if beh is None else beh.margin_moved(),
-                    "layers": {
-                        v: [
-                            layer
-                            for layer, verdict in zip(
-                                t.layers, point.comparison.verdicts, strict=True
-                            )
-                            if Verdict(verdict).shows(v)
-                        ]
-                        for v in VERDICTS
-                    },
-                    "floor_from": point.floor_from,
-                }
-            )
-        rows.append(
-            {
-                "stage": t.stage,
-                "parent": t.parent,
-                "dataset": t.dataset,
-                "steps": steps,
-                "first": {f.verdict: {"step": f.step, "layers": f.layers} for f in t.first},
-            }
-        )
-    return rows

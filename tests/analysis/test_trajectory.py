@@ -11,11 +11,10 @@ import pytest
 
 from valuetrace.analysis.calibration import calibration_table, format_table
 from valuetrace.analysis.trajectory import (
-    TrajectoryRecord,
     analyse_trajectory,
     heatmap_matrix,
+    layers_showing,
     trajectory_points,
-    trajectory_section,
 )
 from valuetrace.errors import DataError
 from valuetrace.probing.folds import grouped_folds
@@ -74,9 +73,8 @@ def test_the_first_step_of_a_weakening_and_its_layer_are_found(arms) -> None:
     assert heat.shape == (N_LAYERS, len(STEPS))
     assert heat[LAYER, 2] > 0.5 and abs(heat[0, 2]) < 0.2
     json.dumps(asdict(counter))  # a plain record
-    (section,) = trajectory_section(TrajectoryRecord([counter], 0.05, 0.95))
-    assert section["first"]["weakening"] == {"step": 20, "layers": [LAYER]}
-    assert [s["layers"]["weakening"] for s in section["steps"]] == [[], [LAYER], [LAYER]]
+    steps = [layers_showing(p, counter.layers, "weakening") for p in counter.steps]
+    assert steps == [[], [LAYER], [LAYER]]
 
 
 def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(arms) -> None:

@@ -10,12 +10,16 @@ import pytest
 import yaml
 
 from tests.conftest import CORPUS
+from valuetrace.analysis.findings import Findings
+from valuetrace.analysis.neutral_floor import value_specific
 from valuetrace.cli import main
 from valuetrace.errors import ConfigError
+from valuetrace.records import load_record
 from valuetrace.steps.calibrate import calibration_config, known_answer_config_path
 from valuetrace.training.scratch import build_scratch_model, train_tokenizer
 
 pytestmark = pytest.mark.slow
+PAIRS = ("base→counter", "base→neutral")
 
 
 def _tiny_known_answer(tmp_path: Path, shared_data: Path) -> Path:
@@ -96,6 +100,28 @@ def test_calibrate_runs_the_arms_and_writes_the_table(tmp_path, shared_data, cap
     texts = (run / "data" / "counter_docs.jsonl").read_text()
     held = (run / "data" / "probe_pairs.jsonl").read_text()
     assert texts and not any(json.loads(line)["response"] in texts for line in held.splitlines())
+    # the study on the same run: every pair judged against the neutral arm, and the report
+    # renders the neutral floor, the trajectories and their heatmaps
+    assert main(["analyze", "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["report", "--run-dir", str(run), "--no-progress"]) == 0
+    findings = load_record(Findings, run / "analysis" / "findings.json")
+    floors = {(f.dataset, f.pair): f for f in findings.neutral_floor}
+    assert set(floors) == {(p, k) for p in ("compassion", "ethics_cm") for k in PAIRS}
+    counter = floors["compassion", "base→counter"]
+    cmp = findings.concepts["compassion"].comparisons["base→counter"]
+    neutral = findings.concepts["compassion"].comparisons["base→neutral"]
+    assert counter.comparable and counter.value_specific == value_specific(cmp, neutral)
+    assert sorted(counter.value_specific + counter.within_floor) == counter.fired
+    assert not floors["compassion", "base→neutral"].comparable
+    summary = (run / "summary.txt").read_text()
+    assert "Neutral-arm floor (stage 'neutral', trained from base" in summary
+    assert (
+        "compassion base→counter: " in summary
+        and "Trajectory compassion: base → counter" in summary
+    )
+    page = (run / "report.html").read_text()
+    assert "Trajectories: where and when" in page and "neutral-arm floor" in page
+    assert page.count("relative weakening per layer and step") >= 4  # 2 arms x 2 probe sets
 
 
 def test_calibrate_refuses_a_config_without_arms(tmp_path):

@@ -8,8 +8,11 @@ from pathlib import Path
 from valuetrace.analysis.anima.section import html_section, summary_lines
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
+from valuetrace.analysis.concept_sources import ConceptSourcesRecord
+from valuetrace.analysis.figures import trajectory_figure
 from valuetrace.analysis.findings import Figure, Findings
 from valuetrace.analysis.report import ReportInputs, lineage_summary, render_html, summary_text
+from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.config import RunConfig
 from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.records import load_record
@@ -19,8 +22,9 @@ from valuetrace.training.lineage import Lineage
 def report(config: RunConfig) -> Path:
     """Render report.html and summary.txt from the records earlier steps wrote.
 
-    Reads `analysis/findings.json`, each stage's behaviour record, the causal dose-response and
-    the surface baselines when those steps ran.
+    Reads `analysis/findings.json`, each stage's behaviour record, and the causal
+    dose-response, surface baselines, trajectories and multi-source concept when those steps
+    ran.
 
     Raises:
         MissingStepError: `valuetrace analyze` (or `evaluate`) has not run.
@@ -32,6 +36,14 @@ def report(config: RunConfig) -> Path:
     causal = load_record(CausalRecord, paths.causal) if paths.causal.is_file() else None
     if causal is not None and paths.causal_figure.is_file():
         figures.append(Figure("causal_dose_response", "causal", None, str(paths.causal_figure)))
+    trajectories = None
+    if paths.trajectories.is_file():
+        trajectories = load_record(TrajectoryRecord, paths.trajectories)
+        for t in trajectories.trajectories:
+            fig = trajectory_figure(t, paths)
+            if paths.figure(fig.name).is_file():
+                figures.append(dataclasses.replace(fig, path=paths.resolved(fig.path)))
+    concept = paths.concept_sources
     inputs = ReportInputs(
         findings=findings,
         figures=figures,
@@ -43,6 +55,8 @@ def report(config: RunConfig) -> Path:
             for p in config.probes
             if paths.surface(p.name).is_file()
         ],
+        trajectories=trajectories,
+        concept_sources=load_record(ConceptSourcesRecord, concept) if concept.is_file() else None,
     )
     summary, out = summary_text(inputs), render_html(inputs, paths.report)
     if paths.anima_scores.is_file():  # ANIMA's own section; place it in the report as it grows

@@ -14,12 +14,11 @@ import numpy as np
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.calibration import arm_calibration, save_rows
-from valuetrace.analysis.plots import plot_heatmap
+from valuetrace.analysis.figures import trajectory_figures
 from valuetrace.analysis.trajectory import (
     Trajectory,
     TrajectoryRecord,
     analyse_trajectory,
-    heatmap_matrix,
     trajectory_points,
 )
 from valuetrace.config import RunConfig, trajectory_name
@@ -96,16 +95,7 @@ def trajectory(config: RunConfig) -> TrajectoryRecord:
     ]
     record = TrajectoryRecord(found, config.analysis.alpha, config.probing.ci)
     save_record(record, paths.trajectories)
-    for t in found:
-        plot_heatmap(
-            heatmap_matrix(t),
-            [f"L{layer}" for layer in t.layers],
-            [f"step {p.step}" for p in t.steps],
-            f"{t.dataset}: relative weakening {t.parent} → {t.stage} along its run",
-            paths.figures / f"{t.dataset}_{t.stage}_trajectory.png",
-            "drop / parent separation",
-            annotate=len(t.layers) <= 16,
-        )
+    trajectory_figures(record, paths)
     counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
     if counter is not None and neutral is not None:  # the primary probe set's table
         alpha = config.analysis.alpha

@@ -1,0 +1,140 @@
+"""The neutral arm as a floor: a verdict counts as value-specific only where the change exceeds
+what a neutral fine-tune of the same dose does at that layer.
+
+A neutral arm is a stage trained from the same parent, with the same method and dose as the
+compared stage, on text with no animal or moral content (`analysis.neutral_arm`). Fine-tuning as
+such moves representations; a verdict the neutral arm's change matches is the instrument's
+response to training, not to the value.
+
+The rule (`value_specific`, the one implementation the study and the calibration table share):
+at a layer where parent → B fired weakening (strengthening, rotation), the change is
+value-specific when its observed drop (rise, rotation gap) exceeds |the same measure's change
+from the parent to the neutral arm| at that layer. The neutral change is used as a floor
+exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: point estimates,
+|change| > floor, on top of the pair's own significance test and replicate floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from valuetrace.analysis.localize import StageComparison
+from valuetrace.analysis.verdict import Verdict
+from valuetrace.errors import DataError
+
+RULE = (
+    "a fired verdict is value-specific where its change (drop, rise or rotation gap) exceeds "
+    "|the neutral arm's change of the same measure from the same parent| at that layer"
+)
+
+
+def value_specific(counter: StageComparison, neutral: StageComparison) -> list[int]:
+    """Layer numbers where `counter` weakens, strengthens or rotates beyond what `neutral` (the
+    same dose on neutral text, same parent and examples) changes the same measure there.
+
+    Raises:
+        DataError: the two comparisons are over different layers.
+    """
+    if counter.layers != neutral.layers:
+        raise DataError(
+            f"counter ({counter.layers}) and neutral ({neutral.layers}) arms were compared over "
+            "different layers; extract both with the same extract.layers."
+        )
+    out = []
+    for i, layer in enumerate(counter.layers):
+        verdict = Verdict(counter.verdicts[i])
+        enc, rot = counter.encoded, counter.rotation
+        beats = [
+            verdict.weakened and enc.drop[i] > abs(neutral.encoded.drop[i]),
+            verdict.strengthened and -enc.drop[i] > abs(neutral.encoded.drop[i]),
+            verdict.rotated and rot.drop[i] > abs(neutral.rotation.drop[i]),
+        ]
+        if any(beats):
+            out.append(layer)
+    return out
+
+
+def changed_layers(comparison: StageComparison) -> list[int]:
+    """Layer numbers whose verdict is a weakening, strengthening or rotation (global drift and
+    undefined layers are not: the first is already not concept-specific)."""
+    return [
+        layer
+        for layer, v in zip(comparison.layers, comparison.verdicts, strict=True)
+        if Verdict(v).weakened or Verdict(v).strengthened or Verdict(v).rotated
+    ]
+
+
+@dataclass(frozen=True)
+class NeutralFloor:
+    """One compared pair of one probe set judged against the neutral arm.
+
+    `comparable` is False when the neutral arm does not branch from the pair's parent (its
+    change is then no floor for this pair; `note` says why) or the pair's child is the neutral
+    arm itself. `fired`: layers with a weakening, strengthening or rotation verdict;
+    `value_specific`: those beyond the neutral arm's change (see `RULE`); `within_floor`: the
+    rest of `fired`. `floor_drop` / `floor_rotation`: per layer, |the neutral arm's drop in
+    separation| and |its rotation gap| (Cohen's d; empty when not comparable).
+    """
+
+    dataset: str
+    pair: str  # pair_key(parent, child)
+    neutral: str
+    neutral_parent: str
+    comparable: bool
+    fired: list[int]
+    value_specific: list[int]
+    within_floor: list[int]
+    floor_drop: list[float]
+    floor_rotation: list[float]
+    note: str
+
+
+def neutral_floors(
+    dataset: str,
+    comparisons: Mapping[str, StageComparison],
+    neutral: str,
+    neutral_parent: str,
+    neutral_change: StageComparison | None,
+) -> list[NeutralFloor]:
+    """Each comparison (keyed by pair) judged against `neutral_change` (neutral_parent →
+    neutral over the same examples and layers; None when no pair shares its parent).
+
+    Raises:
+        DataError: a comparison and the neutral change are over different layers.
+    """
+    out = []
+    for key, cmp in comparisons.items():
+        fired = changed_layers(cmp)
+        specific: list[int] = []
+        drop: list[float] = []
+        rotation: list[float] = []
+        if cmp.stage_b == neutral:
+            note = "the neutral arm itself: its verdicts are the floor's own changes"
+        elif cmp.stage_a != neutral_parent or neutral_change is None:
+            note = (
+                f"the neutral arm '{neutral}' branches from '{neutral_parent}', not "
+                f"'{cmp.stage_a}': its change is no floor for this pair"
+            )
+        else:
+            specific = value_specific(cmp, neutral_change)
+            drop = [abs(d) for d in neutral_change.encoded.drop]
+            rotation = [abs(d) for d in neutral_change.rotation.drop]
+            note = f"{len(specific)} of {len(fired)} fired layer verdicts beyond the neutral arm"
+        comparable = bool(drop)
+        out.append(
+            NeutralFloor(
+                dataset=dataset,
+                pair=key,
+                neutral=neutral,
+                neutral_parent=neutral_parent,
+                comparable=comparable,
+                fired=fired,
+                value_specific=specific,
+                within_floor=[x for x in fired if x not in specific] if comparable else [],
+                floor_drop=drop,
+                floor_rotation=rotation,
+                note=note,
+            )
+        )
+    return out
