@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from valuetrace.analysis.anima.section import AnimaReport
 from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_bands
@@ -24,8 +25,8 @@ from valuetrace.probing.surface import SurfaceRecord
 @dataclass(frozen=True)
 class ReportInputs:
     """What the report renders: the findings, its figures (paths usable from the cwd), lineage,
-    each stage's behaviour record, the causal dose-response (when it ran) and the surface
-    baselines."""
+    each stage's behaviour record, the causal dose-response (when it ran), the surface
+    baselines and the ANIMA scores (when ANIMA ran)."""
 
     findings: Findings
     figures: Sequence[Figure] = ()
@@ -33,6 +34,7 @@ class ReportInputs:
     behaviour: dict[str, BehaviourResult] = field(default_factory=dict)
     causal: CausalRecord | None = None
     surface: Sequence[SurfaceRecord] = ()
+    anima: AnimaReport | None = None
 
     def figure_refs(self, concept: str | None, *kinds: str) -> list[FigureRef]:
         """The figures of `concept` (None: run-wide) of these kinds, captioned by name."""
