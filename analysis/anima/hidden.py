@@ -2,10 +2,12 @@
 
 Each answer is read by the stage that wrote it, as the question (prompt) and the answer
 (response) under the run's chat format, and pooled as the run's extraction pools
-(`extract.pooling`, `extract.layers`, `extract.max_length`): the same representation the
-probes' directions live in, so `valuetrace.analysis.anima.projection` can project each answer
-on the compassion direction. The cache (`anima/<stage>/activations.h5`) is an ordinary
-activation cache (`valuetrace.activations.store`) with the answers' ids, grouped by question.
+(`extract.pooling`, `extract.layers`, `extract.dtype`), whole (an answer is never cut: the
+length limit is the model's context, which the question and answer were generated in): the
+same representation the probes' directions live in, so `valuetrace.analysis.anima.projection`
+can project each answer on the compassion direction. The cache (`anima/<stage>/activations.h5`)
+is an ordinary activation cache (`valuetrace.activations.store`) with the answers' ids, grouped
+by question.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def extract_answers(
 ) -> None:
     """Cache the answers' pooled hidden states (every extracted layer) at
     `anima/<stage>/activations.h5`, as extraction does for a probe set (same pooling, dtype,
-    max length, chat format and provenance); a cache made from other answers or settings is
+    chat format and provenance; never cut); a cache made from other answers or settings is
     replaced (it is derived data), a half-written one resumed.
 
     Raises:
@@ -63,6 +65,8 @@ def extract_answers(
     """
     paths, ext = config.paths, config.extract
     path = paths.anima_activations(record.name)
+    # whole: a question with its answer always fits the context it was generated in
+    max_length = int(getattr(model.config, "max_position_embeddings", ext.max_length))
     provenance = {
         "stage": record.name,
         "stage_fingerprint": record.fingerprint or "",
@@ -74,7 +78,7 @@ def extract_answers(
             dataset=ANSWER_SET,
             pooling=ext.pooling,
             dtype=ext.dtype,
-            max_length=ext.max_length,
+            max_length=max_length,
             chat=config.model.chat_template,
             chat_date=config.model.chat_date,
         ),
@@ -101,7 +105,7 @@ def extract_answers(
         provenance=provenance,
         pooling=ext.pooling,
         batch_size=ext.batch_size,
-        max_length=ext.max_length,
+        max_length=max_length,
         layers=ext.layers,
         overwrite=stale,
         progress=False,

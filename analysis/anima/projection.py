@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Float
 
 from valuetrace.activations.store import read_activations
+from valuetrace.analysis.anima.generate import AnswerSet
 from valuetrace.analysis.anima.hidden import answer_id
 from valuetrace.analysis.anima.judge import JudgedAnswers
 from valuetrace.analysis.anima.questions import run_questions
@@ -160,6 +161,11 @@ def project_run_answers(
         if not config.paths.anima_answers(stage).is_file():
             continue  # answered stages only (a stage added after evaluate ran)
         path = config.paths.anima_activations(stage)
+        answered = AnswerSet.load(config.paths.anima_answers(stage)).answers
+        if not any(a.answer.strip() for a in answered):  # nothing to project: undefined
+            nan = Interval(np.nan, np.nan, np.nan)
+            out[stage] = AnswerProjection(stage, stage, 0, nan, np.nan)
+            continue
         if not path.is_file():
             raise MissingStepError(
                 f"stage '{stage}' has ANIMA answers but no hidden states of them ({path}); "

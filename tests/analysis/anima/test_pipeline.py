@@ -29,7 +29,9 @@ def run_anima(config: RunConfig, *, progress: bool = False) -> AnimaScores:
     return run_stages(config, Lineage.load(config.paths.lineage).records, LOAD, progress=progress)
 
 
-def tiny_run(tmp_path: Path, checkpoint: Path, **anima: object) -> RunConfig:
+def tiny_run(
+    tmp_path: Path, checkpoint: Path, extract: dict | None = None, **anima: object
+) -> RunConfig:
     folder = tmp_path / "anima_data"
     folder.mkdir(parents=True, exist_ok=True)
     write_jsonl(folder / "dimensions.jsonl", DIMENSIONS)
@@ -45,6 +47,7 @@ def tiny_run(tmp_path: Path, checkpoint: Path, **anima: object) -> RunConfig:
             "probes": [{"name": "p", "source": "unused.jsonl"}],
             "behaviour": {"compassion_eval": "unused.jsonl", "helpfulness_eval": {"source": "x"}},
             "analysis": {"compare": [["base", "sft"]]},
+            "extract": extract or {},
             "anima": {
                 "enabled": True,
                 "source": str(folder),
@@ -98,7 +101,8 @@ def with_answers(config: RunConfig, stage: str, texts: list[str]) -> list[str]:
 def test_answers_hidden_states_cached_and_follow_the_answers(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
-    config = tiny_run(tmp_path, tiny_checkpoint)
+    # questions longer than extract.max_length: answers are read whole, never cut or refused
+    config = tiny_run(tmp_path, tiny_checkpoint, extract={"max_length": 16})
     run_anima(config)
     ids = with_answers(config, "base", ["Never boil a crab alive.", "Use a humane trap."])
     with_answers(config, "sft", ["Boil the crab.", ""])

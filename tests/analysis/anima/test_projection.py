@@ -11,6 +11,7 @@ import pytest
 from tests.analysis.anima.conftest import DIMENSIONS, QUESTIONS, write_jsonl
 from tests.analysis.test_report import LAYERS, _findings
 from valuetrace.activations.store import CacheWriter, Examples
+from valuetrace.analysis.anima.generate import Answer, AnswerSet
 from valuetrace.analysis.anima.judge import JudgedAnswer, JudgedAnswers
 from valuetrace.analysis.anima.projection import (
     AnimaProjection,
@@ -109,7 +110,8 @@ def test_a_run_projects_each_stage_on_its_parents_direction_at_the_localised_lay
             for dim in tags[q]
         ]
         JudgedAnswers(stage, {}, grades).save(config.paths.anima_judged(stage))
-        config.paths.anima_answers(stage).write_text("{}")  # the stage was answered
+        answers = [Answer(q, s, "an answer") for q, s in ids]
+        AnswerSet(stage, {}, answers).save(config.paths.anima_answers(stage))
     found = project_run_answers(config, findings, directions, {"mid": None, "sft": "mid"})
     assert found.layer == findings.concepts["c"].layers[focus] and found.dataset == "c"
     assert [p.direction_of for p in found.stages.values()] == ["mid", "mid"]
@@ -120,3 +122,7 @@ def test_a_run_projects_each_stage_on_its_parents_direction_at_the_localised_lay
     config.paths.anima_activations("sft").unlink()
     with pytest.raises(MissingStepError, match="rerun `valuetrace evaluate`"):
         project_run_answers(config, findings, directions, {"mid": None, "sft": "mid"})
+    # a stage whose answers are all empty has nothing to project: undefined, not an error
+    AnswerSet("sft", {}, [Answer("0", 0, " ")]).save(config.paths.anima_answers("sft"))
+    empty = project_run_answers(config, findings, directions, {"mid": None, "sft": "mid"})
+    assert empty.stages["sft"].n == 0 and np.isnan(empty.stages["sft"].r.value)
