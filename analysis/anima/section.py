@@ -190,8 +190,9 @@ def anima_section(report: AnimaReport | None) -> Section | None:
     return Section(
         "ANIMA: judged compassion per stage",
         [
-            f"Each stage answered {n_questions} ANIMA (Animal Harm Benchmark 2.x) questions under "
-            f"its chat template. Judge {scores.judge}: its probability of 'yes' to each tagged "
+            f"Each stage answered {n_questions} ANIMA (Animal Harm Benchmark 2.x) questions, "
+            "formatted as the run formats prompts (its chat template when on). Judge "
+            f"{scores.judge}: its probability of 'yes' to each tagged "
             "dimension's guiding question (0–1, higher = more compassionate by the judge). "
             "Overall: the mean over questions of each answer's weight-averaged dimension scores; "
             "dimension-normalised: the weight-averaged mean of the per-dimension means (as "
