@@ -7,8 +7,8 @@ generated. Per stage, in the run folder (`anima/<stage>/`): the answers and the 
 each cached with the settings that made them, and the answers' pooled hidden states
 (`activations.h5`, an activation cache like a probe set's, read by the analysis to project
 each answer on the compassion direction, `valuetrace.analysis.anima.projection`). The scores of
-every stage go to `anima/scores.json`, the wall seconds of generation and judging to
-`timings.json` (`anima_generate`, `anima_judge`).
+every stage go to `anima/scores.json`, the wall seconds of generation (with the answers'
+hidden states) and of judging to `timings.json` (`anima_generate`, `anima_judge`).
 
 Models are loaded by the caller (`StageLoader`), so this module never decides where a
 checkpoint lives or on which device it runs.
@@ -26,7 +26,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from valuetrace.analysis.anima.agreement import load_reference, reference_answers
+from valuetrace.analysis.anima.agreement import ReferenceItem, load_reference, reference_answers
 from valuetrace.analysis.anima.generate import (
     Answer,
     AnswerSet,
@@ -176,7 +176,7 @@ def _answers(
 
 def _agreement(
     config: RunConfig,
-    reference: list | None,
+    reference: list[ReferenceItem] | None,
     questions: list[Question],
     dims: dict[str, Dimension],
     judge: dict[str, Any],
