@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 
+from valuetrace.analysis.anima.section import anima_section
 from valuetrace.analysis.behaviour import NOT_JUDGE
 from valuetrace.analysis.findings import ConceptFindings
 from valuetrace.analysis.localize import StageComparison
@@ -364,6 +365,7 @@ def surface_section(records: Sequence[SurfaceRecord]) -> Section | None:
 SECTIONS: list[Callable[[ReportInputs], Section | list[Section] | None]] = [
     behaviour_section,
     generations_section,
+    lambda inputs: anima_section(inputs.anima),
     lambda inputs: surface_section(inputs.surface),
     concepts_sections,
     concentration_section,

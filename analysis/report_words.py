@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from valuetrace.analysis.anima.section import AnimaReport
 from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.concept_sources import ConceptSourcesRecord
@@ -26,9 +27,9 @@ from valuetrace.probing.surface import SurfaceRecord
 @dataclass(frozen=True)
 class ReportInputs:
     """What the report renders: the findings, its figures (paths usable from the cwd), lineage,
-    each stage's behaviour record, the causal dose-response (when it ran) and the surface
-    baselines; the trajectories and the multi-source concept record when those steps wrote
-    them (None: no section)."""
+    each stage's behaviour record, the causal dose-response (when it ran), the surface
+    baselines and the ANIMA scores (when ANIMA ran); the trajectories and the multi-source
+    concept record when those steps wrote them (None: no section)."""
 
     findings: Findings
     figures: Sequence[Figure] = ()
@@ -38,6 +39,7 @@ class ReportInputs:
     surface: Sequence[SurfaceRecord] = ()
     trajectories: TrajectoryRecord | None = None
     concept_sources: ConceptSourcesRecord | None = None
+    anima: AnimaReport | None = None
 
     def figure_refs(self, concept: str | None, *kinds: str) -> list[FigureRef]:
         """The figures of `concept` (None: run-wide) of these kinds, captioned by name."""

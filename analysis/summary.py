@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable, Sequence
 
+from valuetrace.analysis.anima.section import anima_section
 from valuetrace.analysis.behaviour import NOT_JUDGE
 from valuetrace.analysis.report_evidence import (
     concept_sources_lines,
@@ -17,6 +18,7 @@ from valuetrace.analysis.report_evidence import (
     trajectory_sentences,
 )
 from valuetrace.analysis.report_model import fmt_interval, signed
+from valuetrace.analysis.report_text import render_text
 from valuetrace.analysis.report_words import (
     ReportInputs,
     answer,
@@ -79,6 +81,12 @@ def _summary_behaviour(inputs: ReportInputs) -> list[str]:
             "  ",
         )
     return [*out, *_wrap(NOT_JUDGE, "  "), ""]
+
+
+def _summary_anima(inputs: ReportInputs) -> list[str]:
+    """The ANIMA section as text (the same `Section` the HTML report shows), when it ran."""
+    section = anima_section(inputs.anima)
+    return [] if section is None else [*render_text(section, width=WIDTH), ""]
 
 
 def _summary_causal(inputs: ReportInputs) -> list[str]:
@@ -189,6 +197,7 @@ SUMMARY_SECTIONS: list[Callable[[ReportInputs], list[str]]] = [
     _summary_verdicts,
     _summary_floor,
     _summary_behaviour,
+    _summary_anima,
     _summary_probes,
     _summary_surface,
     _summary_concept_sources,

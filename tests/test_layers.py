@@ -111,14 +111,6 @@ def test_the_layer_map_knows_every_package() -> None:
     assert packages - flat <= known, packages - flat - known
 
 
-# Step modules that still import a sibling step (issue 23 moves what they share out of them);
-# the list may only shrink.
-STEP_IMPORTS_LEFT = {
-    ("valuetrace.steps.evaluate", "valuetrace.steps.anima"),
-    ("valuetrace.steps.report", "valuetrace.steps.anima"),
-}
-
-
 def test_no_step_imports_another_step() -> None:
     """What several steps share lives in `steps/common.py` or a lower layer, never in a step."""
     found = {
@@ -128,4 +120,4 @@ def test_no_step_imports_another_step() -> None:
         for _, name in imported(path, module)
         if name.startswith("valuetrace.steps.") and name != "valuetrace.steps.common"
     }
-    assert found <= STEP_IMPORTS_LEFT, sorted(found - STEP_IMPORTS_LEFT)
+    assert not found, sorted(found)

@@ -201,6 +201,10 @@ class RunPaths:
         """The offline judge's per-dimension verdicts on a stage's cached answers."""
         return self.anima(stage) / "judged.json"
 
+    def anima_activations(self, stage: str) -> Path:
+        """The pooled hidden states of a stage's cached ANIMA answers (an activation cache)."""
+        return self.anima(stage) / "activations.h5"
+
     def anima_inspect(self, stage: str) -> Path:
         """The folder of the Inspect `.eval` logs that grade a stage's cached answers."""
         return self.anima(stage) / "inspect"
@@ -209,6 +213,12 @@ class RunPaths:
     def anima_scores(self) -> Path:
         """ANIMA scores of every stage, paired changes and the judge's agreement (a record)."""
         return self.root / "anima" / "scores.json"
+
+    @property
+    def anima_projection(self) -> Path:
+        """Each stage's answers projected on the compassion direction against their judged
+        score (`valuetrace.analysis.anima.projection`, written by `valuetrace analyze`)."""
+        return self.root / "analysis" / "anima_projection.json"
 
     @property
     def exports(self) -> Path:

@@ -359,6 +359,52 @@ def cohens_d(
     return d[0] if single else d
 
 
+def _paired(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Two equal-length float64 vectors of at least 3 values, for a correlation.
+
+    Raises:
+        DataError: fewer than 3 pairs, or ``x`` and ``y`` differ in length.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
+        raise DataError(
+            f"a correlation needs two equal-length lists of at least 3 values, got "
+            f"{x.shape} and {y.shape}; give more paired items."
+        )
+    return x, y
+
+
+def _row_r(x: Float[np.ndarray, "b n"], y: Float[np.ndarray, "b n"]) -> Float[np.ndarray, " b"]:
+    """Pearson r of each row of ``x`` with the same row of ``y`` (NaN for a constant row)."""
+    x = x - x.mean(1, keepdims=True)
+    y = y - y.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (x * y).sum(1) / np.sqrt((x**2).sum(1) * (y**2).sum(1))
+
+
+def _resampled(n: int, n_boot: int, seed: int) -> Int[np.ndarray, "b n"]:
+    """Item indices of ``n_boot`` resamples of ``n`` pairs with replacement."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def pearson_ci(x: ArrayLike, y: ArrayLike, n_boot: int, seed: int, ci: float) -> Interval:
+    """Pearson correlation of ``x`` and ``y`` with a percentile item-bootstrap interval.
+
+    Each bootstrap replicate resamples the pairs with replacement (Efron & Tibshirani 1993);
+    a replicate in which either side is constant is undefined and ignored by `percentile_ci`.
+    The estimate is NaN when either side is constant.
+
+    Raises:
+        DataError: fewer than 3 pairs, or ``x`` and ``y`` differ in length.
+    """
+    x, y = _paired(x, y)
+    r = float(pearson_r(x[None], y)[0])
+    idx = _resampled(len(x), n_boot, seed)
+    lo, hi = percentile_ci(_row_r(x[idx], y[idx]), ci)
+    return Interval(r, float(lo), float(hi))
+
+
 def spearman_ci(
     x: Float[np.ndarray, " n"], y: Float[np.ndarray, " n"], n_boot: int, seed: int, ci: float
 ) -> Interval:
@@ -373,20 +419,8 @@ def spearman_ci(
     """
     from scipy.stats import rankdata
 
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
-        raise DataError(
-            f"a rank correlation needs two equal-length lists of at least 3 scores, got "
-            f"{x.shape} and {y.shape}; give more graded answers."
-        )
+    x, y = _paired(x, y)
     rho = float(pearson_r(rankdata(x)[None], rankdata(y))[0])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    rx, ry = rankdata(x[idx], axis=1), rankdata(y[idx], axis=1)
-    rx -= rx.mean(1, keepdims=True)
-    ry -= ry.mean(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
-    lo, hi = percentile_ci(boot, ci)
+    idx = _resampled(len(x), n_boot, seed)
+    lo, hi = percentile_ci(_row_r(rankdata(x[idx], axis=1), rankdata(y[idx], axis=1)), ci)
     return Interval(rho, float(lo), float(hi))

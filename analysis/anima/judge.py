@@ -55,7 +55,7 @@ Reply with one word: yes or no."""
 
 
 @dataclass(frozen=True)
-class Verdict:
+class JudgedAnswer:
     """The judge's P(yes) for one answer on one dimension (mean over variable combinations)."""
 
     question_id: str
@@ -73,7 +73,7 @@ class JudgedAnswers:
 
     stage: str
     settings: dict[str, str]
-    verdicts: list[Verdict]
+    verdicts: list[JudgedAnswer]
 
     def save(self, path: Path) -> Path:
         """Write the record as versioned JSON (atomically)."""
@@ -189,7 +189,7 @@ def judge_answers(
     *,
     batch_size: int,
     max_length: int,
-) -> list[Verdict]:
+) -> list[JudgedAnswer]:
     """One verdict per answer and tagged dimension (P(yes), mean over variable combinations).
 
     Raises:
@@ -211,4 +211,4 @@ def judge_answers(
     grouped: dict[tuple[str, int, str], list[float]] = {}
     for key, value in zip(keys, p, strict=True):
         grouped.setdefault(key, []).append(float(value))
-    return [Verdict(q, s, d, float(np.mean(v))) for (q, s, d), v in grouped.items()]
+    return [JudgedAnswer(q, s, d, float(np.mean(v))) for (q, s, d), v in grouped.items()]

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from valuetrace.errors import DataError
+from valuetrace.config import RunConfig, resolve_data_path
+from valuetrace.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -242,3 +243,30 @@ def load_anima(
     folder = Path(folder)
     dims = load_dimensions(folder / "dimensions.jsonl")
     return dims, load_questions(folder / "questions.jsonl", dims, languages=languages, limit=limit)
+
+
+def anima_folder(config: RunConfig) -> Path:
+    """The folder of the ANIMA questions: `anima.source`, else `<real_data_dir>/anima`.
+
+    Raises:
+        ConfigError: neither is set.
+    """
+    if config.anima.source is not None:
+        return Path(resolve_data_path(config.anima.source, config))
+    if config.real_data_dir is not None:
+        return Path(config.real_data_dir) / "anima"
+    raise ConfigError(
+        "anima.enabled needs the ANIMA questions: set anima.source to a folder holding "
+        "questions.jsonl and dimensions.jsonl (e.g. ../shared/data/anima) or real_data_dir."
+    )
+
+
+def run_questions(config: RunConfig) -> tuple[dict[str, Dimension], list[Question]]:
+    """The run's dimensions and questions (its `anima.languages` and `anima.limit` applied).
+
+    Raises:
+        ConfigError: no question folder is configured.
+        DataError: a bad question or dimension file.
+    """
+    cfg = config.anima
+    return load_anima(anima_folder(config), languages=cfg.languages, limit=cfg.limit)

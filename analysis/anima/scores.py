@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from valuetrace.analysis.anima.judge import Verdict
+from valuetrace.analysis.anima.judge import JudgedAnswer
 from valuetrace.analysis.anima.questions import Dimension
 from valuetrace.errors import DataError
 from valuetrace.records import load_record, save_record
@@ -103,10 +103,10 @@ def _mean_ci(values: np.ndarray, n_boot: int, seed: int, ci: float) -> Interval:
 
 
 def answer_overall(
-    verdicts: Sequence[Verdict], dimensions: dict[str, Dimension]
+    verdicts: Sequence[JudgedAnswer], dimensions: dict[str, Dimension]
 ) -> dict[tuple[str, int], float]:
     """Each answer's overall score: the weight-averaged mean of its dimension scores."""
-    by_answer: dict[tuple[str, int], list[Verdict]] = {}
+    by_answer: dict[tuple[str, int], list[JudgedAnswer]] = {}
     for v in verdicts:
         by_answer.setdefault((v.question_id, v.sample), []).append(v)
     out = {}
@@ -119,7 +119,7 @@ def answer_overall(
 
 def stage_score(
     stage: str,
-    verdicts: Sequence[Verdict],
+    verdicts: Sequence[JudgedAnswer],
     dimensions: dict[str, Dimension],
     *,
     n_boot: int,

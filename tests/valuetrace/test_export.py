@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from valuetrace.analysis.anima.generate import Answer, AnswerSet
-from valuetrace.analysis.anima.judge import JudgedAnswers, Verdict
+from valuetrace.analysis.anima.judge import JudgedAnswer, JudgedAnswers
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.cli import main
 from valuetrace.config import config_from_dict
@@ -45,7 +45,7 @@ def fake_run(tmp_path: Path):
         "base", i, i, i, 0.95, 10, "eval.jsonl", ["e1", "e2"], [0.25, -0.5], [2.0], False, []
     ).save(paths.behaviour("base"))
     AnswerSet("base", {}, [Answer("0", 0, "Be kind.")]).save(paths.anima_answers("base"))
-    JudgedAnswers("base", {}, [Verdict("0", 0, "Moral Consideration", 0.75)]).save(
+    JudgedAnswers("base", {}, [JudgedAnswer("0", 0, "Moral Consideration", 0.75)]).save(
         paths.anima_judged("base")
     )
     return config

@@ -192,3 +192,21 @@ def test_spearman_ci_matches_scipy_and_covers_it() -> None:
     assert rho.lo < rho.value < rho.hi
     with pytest.raises(DataError, match="at least 3"):
         spearman_ci(x[:2], y[:2], n_boot=10, seed=0, ci=0.95)
+
+
+def test_pearson_ci_matches_numpy_covers_it_and_is_undefined_for_a_constant_side() -> None:
+    from valuetrace.stats import pearson_ci
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    y = 0.5 * x + rng.normal(size=50)
+    r = pearson_ci(x, y, n_boot=500, seed=0, ci=0.95)
+    assert r.value == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert r.lo < r.value < r.hi
+    # the interval is the percentile interval of resampled pairs' r, computed the plain way
+    idx = np.random.default_rng(0).integers(0, 50, size=(500, 50))
+    boot = [np.corrcoef(x[i], y[i])[0, 1] for i in idx]
+    assert (r.lo, r.hi) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))
+    assert np.isnan(pearson_ci(x, np.ones(50), n_boot=50, seed=0, ci=0.95).value)
+    with pytest.raises(DataError, match="at least 3"):
+        pearson_ci(x[:2], y[:2], n_boot=10, seed=0, ci=0.95)

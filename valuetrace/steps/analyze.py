@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from valuetrace.activations.store import read_activations
+from valuetrace.analysis.anima.projection import project_run_answers
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.concept_record import concept_section
 from valuetrace.analysis.figures import draw_figures
@@ -73,4 +74,8 @@ def analyze(config: RunConfig) -> Findings:
     write_tables(findings, paths)
     comparisons = findings.concepts[findings.primary_dataset].comparisons
     concept_section(config, findings.stages, list(comparisons.values()), findings.concentration)
+    if paths.anima_scores.is_file():  # ANIMA answers on the compassion direction
+        directions = {s: data.probes.mean_direction.vectors for s, data in primary.items()}
+        parents = {s: lineage.get(s).parent for s in findings.stages}
+        project_run_answers(config, findings, directions, parents).save(paths.anima_projection)
     return findings

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from valuetrace.analysis.anima.pipeline import StageLoader, run_anima
 from valuetrace.analysis.behaviour import GENERATION_PROMPTS, BehaviourResult, behaviour_scores
 from valuetrace.config import RunConfig
 from valuetrace.console import progress_bar
-from valuetrace.steps.anima import run_anima
 from valuetrace.steps.common import (
     behaviour_items,
     helpfulness_items,
@@ -47,5 +47,6 @@ def evaluate(config: RunConfig, *, progress: bool = True) -> dict[str, Behaviour
         result.save(config.paths.behaviour(record.name))
         results[record.name] = result
     if config.anima.enabled:
-        run_anima(config, progress=progress)
+        load = StageLoader(lambda record: stage_model(config, record), stage_tokenizer)
+        run_anima(config, lineage.records, load, progress=progress)
     return results

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from valuetrace.analysis.anima.section import html_section, summary_lines
+from valuetrace.analysis.anima.generate import AnswerSet
+from valuetrace.analysis.anima.projection import AnimaProjection
+from valuetrace.analysis.anima.questions import run_questions
+from valuetrace.analysis.anima.scores import AnimaScores
+from valuetrace.analysis.anima.section import AnimaReport, example_answers
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.concept_sources import ConceptSourcesRecord
@@ -23,8 +27,8 @@ def report(config: RunConfig) -> Path:
     """Render report.html and summary.txt from the records earlier steps wrote.
 
     Reads `analysis/findings.json`, each stage's behaviour record, and the causal
-    dose-response, surface baselines, trajectories and multi-source concept when those steps
-    ran.
+    dose-response, surface baselines, trajectories, multi-source concept and ANIMA records when
+    those steps ran.
 
     Raises:
         MissingStepError: `valuetrace analyze` (or `evaluate`) has not run.
@@ -57,32 +61,25 @@ def report(config: RunConfig) -> Path:
         ],
         trajectories=trajectories,
         concept_sources=load_record(ConceptSourcesRecord, concept) if concept.is_file() else None,
+        anima=anima_report(config, findings.stages),
     )
     summary, out = summary_text(inputs), render_html(inputs, paths.report)
-    if paths.anima_scores.is_file():  # ANIMA's own section; place it in the report as it grows
-        summary, page = anima_report(config, summary, out.read_text())
-        out.write_text(page)
     paths.summary.write_text(summary)
     return out
 
 
-def anima_report(config: RunConfig, summary: str, page: str) -> tuple[str, str]:
-    """The summary and report page with the ANIMA block and section added."""
-    from valuetrace.analysis.anima.generate import AnswerSet
-    from valuetrace.analysis.anima.questions import load_anima
-    from valuetrace.analysis.anima.scores import AnimaScores
-    from valuetrace.steps.anima import anima_folder
-
+def anima_report(config: RunConfig, stages: list[str]) -> AnimaReport | None:
+    """The ANIMA section's records (None when ANIMA has not run): scores, the projection when
+    `analyze` wrote it, and example answers of `stages` (the main stages)."""
     paths = config.paths
+    if not paths.anima_scores.is_file():
+        return None
     scores = AnimaScores.load(paths.anima_scores)
-    answers = {
-        s: AnswerSet.load(paths.anima_answers(s))
-        for s in scores.stages
-        if paths.anima_answers(s).is_file()
-    }
-    _, questions = load_anima(
-        anima_folder(config), languages=config.anima.languages, limit=config.anima.limit
+    answers = {s: AnswerSet.load(paths.anima_answers(s)) for s in stages if s in scores.stages}
+    _, questions = run_questions(config)
+    projection = (
+        AnimaProjection.load(paths.anima_projection) if paths.anima_projection.is_file() else None
     )
-    section = html_section(scores, answers, {q.id: q.question for q in questions})
-    text = summary.rstrip("\n") + "\n\n" + "\n".join(summary_lines(scores)) + "\n"
-    return text, page.replace("</body>", section + "</body>", 1)
+    texts = {q.id: q.question for q in questions}
+    examples = example_answers(scores, answers, texts, stages)
+    return AnimaReport(scores, list(answers), examples, projection)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from valuetrace.analysis.anima.judge import Verdict
+from valuetrace.analysis.anima.judge import JudgedAnswer
 from valuetrace.analysis.anima.questions import Dimension
 from valuetrace.analysis.anima.scores import replicate_floor, score_change, stage_score
 from valuetrace.errors import DataError
@@ -17,8 +17,12 @@ DIMS = {
 BOOT = {"n_boot": 500, "seed": 0, "ci": 0.95}
 
 
-def verdicts(a0: float, b0: float, a1: float) -> list[Verdict]:
-    return [Verdict("q0", 0, "A", a0), Verdict("q0", 0, "B", b0), Verdict("q1", 0, "A", a1)]
+def verdicts(a0: float, b0: float, a1: float) -> list[JudgedAnswer]:
+    return [
+        JudgedAnswer("q0", 0, "A", a0),
+        JudgedAnswer("q0", 0, "B", b0),
+        JudgedAnswer("q1", 0, "A", a1),
+    ]
 
 
 def test_stage_score_by_hand() -> None:
@@ -34,7 +38,11 @@ def test_stage_score_by_hand() -> None:
 
 
 def test_samples_are_averaged_within_a_question() -> None:
-    rows = [Verdict("q0", 0, "A", 0.0), Verdict("q0", 1, "A", 1.0), Verdict("q1", 0, "A", 1.0)]
+    rows = [
+        JudgedAnswer("q0", 0, "A", 0.0),
+        JudgedAnswer("q0", 1, "A", 1.0),
+        JudgedAnswer("q1", 0, "A", 1.0),
+    ]
     assert stage_score("s", rows, DIMS, **BOOT).per_question == [0.5, 1.0]
 
 
@@ -50,6 +58,6 @@ def test_paired_change_and_floor() -> None:
     )
     assert change.moved()
     assert not score_change(a, b, floor=1.0, **BOOT).moved()
-    other = stage_score("c", [Verdict("q9", 0, "A", 0.5)], DIMS, **BOOT)
+    other = stage_score("c", [JudgedAnswer("q9", 0, "A", 0.5)], DIMS, **BOOT)
     with pytest.raises(DataError, match="different ANIMA questions"):
         score_change(a, other, **BOOT)
