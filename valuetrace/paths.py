@@ -237,6 +237,11 @@ class RunPaths:
         return self.root / "analysis" / "causal.json"
 
     @property
+    def transplant(self) -> Path:
+        """Each pair's causal transplant (`valuetrace.analysis.transplant.TransplantRecord`)."""
+        return self.root / "analysis" / "transplant.json"
+
+    @property
     def concept_sources(self) -> Path:
         """The multi-source concept section (`valuetrace.steps.concept.ConceptSourcesRecord`)."""
         return self.root / "analysis" / "concept_sources.json"

@@ -10,6 +10,7 @@ from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.findings import Figure, Findings
 from valuetrace.analysis.report import ReportInputs, lineage_summary, render_html, summary_text
+from valuetrace.analysis.transplant import TransplantRecord
 from valuetrace.config import RunConfig
 from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.records import load_record
@@ -20,7 +21,7 @@ def report(config: RunConfig) -> Path:
     """Render report.html and summary.txt from the records earlier steps wrote.
 
     Reads `analysis/findings.json`, each stage's behaviour record, the causal dose-response and
-    the surface baselines when those steps ran.
+    transplants, and the surface baselines when those steps ran.
 
     Raises:
         MissingStepError: `valuetrace analyze` (or `evaluate`) has not run.
@@ -38,6 +39,7 @@ def report(config: RunConfig) -> Path:
         lineage=lineage_summary(Lineage.load(paths.lineage).records),
         behaviour={s: BehaviourResult.load(paths.behaviour(s)) for s in findings.stages},
         causal=causal,
+        transplant=TransplantRecord.load(paths.transplant) if paths.transplant.is_file() else None,
         surface=[
             load_record(SurfaceRecord, paths.surface(p.name), step="probe")
             for p in config.probes
