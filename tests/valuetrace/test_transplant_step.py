@@ -11,8 +11,16 @@ import yaml
 
 from tests.conftest import CORPUS
 from tests.valuetrace.test_calibrate import _tiny_known_answer
-from valuetrace.analysis.transplant import COUNTER, NEUTRAL, PRIMARY, TransplantRecord
+from valuetrace.analysis.findings import Findings
+from valuetrace.analysis.transplant import (
+    COUNTER,
+    NEUTRAL,
+    PRIMARY,
+    TransplantRecord,
+    plan_transplants,
+)
 from valuetrace.cli import main
+from valuetrace.records import load_record
 from valuetrace.training.scratch import build_scratch_model, train_tokenizer
 
 pytestmark = pytest.mark.slow
@@ -52,6 +60,14 @@ def test_causal_transplants_both_arms_of_a_known_answer_run(tmp_path: Path, shar
     for result in record.results:
         assert result.n_items == 6 and result.n_controls == 2
         assert (result.recovery is None) == result.change.covers_zero()
+    findings = load_record(Findings, run / "analysis" / "findings.json")
+    planned, skipped = plan_transplants(findings, None, "neutral")  # arms the config lacks
+    assert [p.roles for p in planned] == [[PRIMARY]]
+    assert [s.reason for s in skipped] == [
+        "no counter-value arm was compared (analysis.counter_arm), so no layers."
+    ]
+    _, skipped = plan_transplants(findings, "base", None)
+    assert "'base' is the second stage of no pair in analysis.compare" in skipped[0].reason
     summary = (run / "summary.txt").read_text()
     assert "Causal transplant" in summary and "Transplant base → neutral (neutral arm)" in summary
     assert "Causal transplant" in (run / "report.html").read_text()
