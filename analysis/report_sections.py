@@ -34,6 +34,9 @@ from valuetrace.analysis.report_words import (
     causal_flags,
     concentration_sentences,
     pct,
+    recovery_verdict,
+    transplant_layers,
+    transplant_sentences,
     verdict_sentence,
 )
 from valuetrace.probing.surface import SurfaceRecord
@@ -294,6 +297,44 @@ def causal_section(inputs: ReportInputs) -> Section | None:
     )
 
 
+def transplant_section(inputs: ReportInputs) -> Section | None:
+    """Each causal transplant: behaviour change, patch effect, recovery beside its control."""
+    rec = inputs.transplant
+    if rec is None:
+        return None
+    rows = []
+    for r in rec.results:
+        recovery = r.recovery
+        rows.append(
+            [
+                f"{r.parent} → {r.child}",
+                ", ".join(r.roles),
+                transplant_layers(r),
+                signed(r.change, 4),
+                signed(r.patch_effect, 4),
+                "—" if recovery is None else fmt_interval(recovery.direction),
+                "—" if recovery is None else fmt_interval(recovery.control),
+                recovery_verdict(r),
+            ]
+        )
+    header = ["pair", "role", "patched at", "Δ margin", "patch effect", "recovery", "control"]
+    return Section(
+        "Causal transplant",
+        [
+            "Cross-model activation patching (Prakash et al. 2024): the child runs the parent's "
+            "token ids with its component along the parent's unit mean-difference direction "
+            f"({rec.dataset}) set to the parent's, at every position of the patched layers. "
+            "Δ margin: child − parent mean margin (nats/token); patch effect: patched − child; "
+            "recovery: patch effect / (parent − child), a ratio of item means, reported only "
+            "where behaviour changed (Δ margin's CI excludes 0). Control: the same patch along "
+            "random unit directions orthogonal to the parent's (seeded), averaged. "
+            f"{round(100 * rec.ci)}% CIs from {rec.n_boot} paired item resamples.",
+            *transplant_sentences(rec),
+        ],
+        blocks=[Table([*header, "verdict"], rows)],
+    )
+
+
 def umap_section(inputs: ReportInputs) -> Section | None:
     """The UMAP panels, when the analysis drew them."""
     figures = inputs.figure_refs(inputs.findings.primary_dataset, "umap")
@@ -372,6 +413,7 @@ SECTIONS: list[Callable[[ReportInputs], Section | list[Section] | None]] = [
     floor_section,
     projection_section,
     causal_section,
+    transplant_section,
     trajectory_section,
     concept_sources_section,
     umap_section,

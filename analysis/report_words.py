@@ -21,15 +21,16 @@ from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_ban
 from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.report_model import FigureRef, fmt, fmt_interval, signed
 from valuetrace.analysis.trajectory import TrajectoryRecord
+from valuetrace.analysis.transplant import TransplantRecord, TransplantResult
 from valuetrace.probing.surface import SurfaceRecord
 
 
 @dataclass(frozen=True)
 class ReportInputs:
     """What the report renders: the findings, its figures (paths usable from the cwd), lineage,
-    each stage's behaviour record, the causal dose-response (when it ran), the surface
-    baselines and the ANIMA scores (when ANIMA ran); the trajectories and the multi-source
-    concept record when those steps wrote them (None: no section)."""
+    each stage's behaviour record, the causal dose-response and transplants (when they ran),
+    the surface baselines and the ANIMA scores (when ANIMA ran); the trajectories and the
+    multi-source concept record when those steps wrote them (None: no section)."""
 
     findings: Findings
     figures: Sequence[Figure] = ()
@@ -40,6 +41,7 @@ class ReportInputs:
     trajectories: TrajectoryRecord | None = None
     concept_sources: ConceptSourcesRecord | None = None
     anima: AnimaReport | None = None
+    transplant: TransplantRecord | None = None
 
     def figure_refs(self, concept: str | None, *kinds: str) -> list[FigureRef]:
         """The figures of `concept` (None: run-wide) of these kinds, captioned by name."""
@@ -123,6 +125,56 @@ def causal_flags(causal: CausalRecord | None) -> list[str]:
             f"compassion margin (slope {signed(causal.margin_slope, 4)} per alpha)."
         )
     return flags
+
+
+def transplant_layers(result: TransplantResult) -> str:
+    """The layers a transplant patched, and whether a weakening was found there."""
+    found = "" if result.layers_found else " (the largest drop; no weakening found there)"
+    return f"layer{'s' if len(result.layers) > 1 else ''} {result.layers}{found}"
+
+
+def recovery_verdict(result: TransplantResult) -> str:
+    """What a transplant's recovery shows against its random-direction control, in words."""
+    rec = result.recovery
+    if rec is None:
+        return "no behaviour change to recover (the change's CI covers 0)"
+    if rec.excess.lo > 0:
+        return "more than random directions recover: the change runs along this direction here"
+    if rec.excess.hi < 0:
+        return "less than random directions recover"
+    return "not distinguishable from random directions"
+
+
+def transplant_sentences(record: TransplantRecord | None) -> list[str]:
+    """One sentence per transplant (the behaviour change, what patching the parent's direction
+    recovers beside the random-direction control) and one per transplant not run."""
+    if record is None:
+        return []
+    out = []
+    for r in record.results:
+        head = (
+            f"Transplant {r.parent} → {r.child} ({', '.join(r.roles)}) at {transplant_layers(r)}: "
+            f"Δ margin {signed(r.change, 4)}"
+        )
+        rec = r.recovery
+        if rec is None:
+            out.append(
+                f"{head}: {recovery_verdict(r)}; the patch moves the margin by "
+                f"{signed(r.patch_effect, 4)}, {r.n_controls} random directions by "
+                f"{signed(r.control_effect, 4)}."
+            )
+            continue
+        out.append(
+            f"{head}; setting {r.child}'s component along {r.parent}'s direction to "
+            f"{r.parent}'s recovers {fmt_interval(rec.direction)} of it, {r.n_controls} random "
+            f"directions of the same norm {fmt_interval(rec.control)} (difference "
+            f"{signed(rec.excess)}: {recovery_verdict(r)})."
+        )
+    out += [
+        f"Transplant for {s.child} ({', '.join(s.roles)}) not run: {s.reason}"
+        for s in record.skipped
+    ]
+    return out
 
 
 def answer(inputs: ReportInputs) -> list[str]:

@@ -25,6 +25,7 @@ from valuetrace.analysis.report_words import (
     behaviour_verdict,
     causal_flags,
     pct,
+    transplant_sentences,
     verdict_sentence,
 )
 from valuetrace.probing.surface import SurfaceRecord
@@ -103,6 +104,18 @@ def _summary_causal(inputs: ReportInputs) -> list[str]:
         f"{signed(rec.ablation.margin_change, 4)}."
     )
     return [*_wrap(text), *[line for flag in causal_flags(rec) for line in _wrap(flag, "  ")], ""]
+
+
+def _summary_transplant(inputs: ReportInputs) -> list[str]:
+    """Each causal transplant's recovery beside its control, when `valuetrace causal` ran."""
+    rec = inputs.transplant
+    if rec is None:
+        return []
+    out = _wrap(
+        f"Causal transplant (the child's component along the parent's {rec.dataset} direction "
+        f"set to the parent's at every position; {round(100 * rec.ci)}% CI, item bootstrap):"
+    )
+    return [*out, *[line for s in transplant_sentences(rec) for line in _wrap(s, "  ")], ""]
 
 
 def _summary_probes(inputs: ReportInputs) -> list[str]:
@@ -203,6 +216,7 @@ SUMMARY_SECTIONS: list[Callable[[ReportInputs], list[str]]] = [
     _summary_concept_sources,
     _summary_trajectories,
     _summary_causal,
+    _summary_transplant,
 ]
 
 

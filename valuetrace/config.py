@@ -470,7 +470,8 @@ class BehaviourConfig:
 
 @dataclass
 class CausalConfig:
-    """The causal dose-response: steering strengths (in class gaps) and how many items to score.
+    """The causal dose-response: steering strengths (in class gaps) and how many items to score;
+    and the causal transplant's number of random control directions (`analysis.transplant`).
 
     alpha = 1 adds one class gap of the parent's direction (mean projection of class 1 minus
     class 0) at the localised layer; the grid must hold 0 and both signs.
@@ -478,6 +479,8 @@ class CausalConfig:
 
     alphas: list[float] = field(default_factory=lambda: [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0])
     max_items: int | None = checked(None, ge=2)  # eval and helpfulness items per strength
+    # random unit directions per layer the causal transplant patches as its control
+    transplant_controls: int = checked(3, ge=1)
 
     def __post_init__(self) -> None:
         grid = self.alphas

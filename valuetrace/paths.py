@@ -247,6 +247,11 @@ class RunPaths:
         return self.root / "analysis" / "causal.json"
 
     @property
+    def transplant(self) -> Path:
+        """Each pair's causal transplant (`valuetrace.analysis.transplant.TransplantRecord`)."""
+        return self.root / "analysis" / "transplant.json"
+
+    @property
     def concept_sources(self) -> Path:
         """The multi-source concept section
         (`valuetrace.analysis.concept_sources.ConceptSourcesRecord`)."""

@@ -1,4 +1,5 @@
-"""Step `causal`: the dose-response of the post-trained stage along its parent's direction."""
+"""Step `causal`: the dose-response of the post-trained stage along its parent's direction, and
+the causal transplant of the primary pair and the known-answer arms (`analysis.transplant`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import numpy as np
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.causal import CausalRecord, dose_response, plot_dose_response
 from valuetrace.analysis.findings import Findings
+from valuetrace.analysis.transplant import (
+    TransplantRecord,
+    parent_directions,
+    plan_transplants,
+    record_parent,
+    transplant,
+)
 from valuetrace.config import RunConfig
 from valuetrace.probing import load_results
 from valuetrace.records import load_record
@@ -20,13 +28,8 @@ from valuetrace.steps.common import (
 from valuetrace.training.lineage import Lineage
 
 
-def _localised(config: RunConfig) -> tuple[str, str, str, list[int]]:
-    """(probe set, parent stage, post-trained stage, localised layers) of the primary pair.
-
-    Raises:
-        MissingStepError: `valuetrace analyze` has not written its findings yet.
-    """
-    findings = load_record(Findings, config.paths.findings, step="analyze")
+def _localised(findings: Findings) -> tuple[str, str, str, list[int]]:
+    """(probe set, parent stage, post-trained stage, localised layers) of the primary pair."""
     dataset = findings.primary_dataset
     a, b = findings.primary_pair
     layers = findings.concepts[dataset].layers
@@ -34,14 +37,20 @@ def _localised(config: RunConfig) -> tuple[str, str, str, list[int]]:
 
 
 def causal(config: RunConfig) -> CausalRecord:
-    """Steer the post-trained stage along its parent's compassion direction and ablate it.
+    """Steer the post-trained stage along its parent's compassion direction and ablate it;
+    then the transplants (`transplants`).
 
     At the first localised layer, alpha x the parent's class gap along its unit mean-difference
     direction is added for each `causal.alphas`; the direction is ablated over all localised
-    layers. Writes `analysis/causal.json` and the dose-response figure.
+    layers. Writes `analysis/causal.json`, the dose-response figure and
+    `analysis/transplant.json`.
+
+    Raises:
+        MissingStepError: `valuetrace analyze` has not written its findings yet.
     """
     paths = config.paths
-    dataset, a, b, layers = _localised(config)
+    findings = load_record(Findings, paths.findings, step="analyze")
+    dataset, a, b, layers = _localised(findings)
     add_layer = layers[0]
     parent_acts = read_activations(paths.activations(dataset, a), layers=[add_layer])
     results = load_results(paths.probes(dataset, a))
@@ -70,4 +79,37 @@ def causal(config: RunConfig) -> CausalRecord:
     )
     result.save(paths.causal)
     plot_dose_response(result, paths.causal_figure)
+    transplants(config, findings).save(paths.transplant)
     return result
+
+
+def transplants(config: RunConfig, findings: Findings) -> TransplantRecord:
+    """Each planned child with its component along its parent's mean-difference direction set
+    to the parent's (`plan_transplants`: the primary pair, and the counter-value and neutral arms
+    at the counter arm's localised layers), on the first `causal.max_items` eval items; parent
+    and child are loaded one at a time."""
+    paths, dataset = config.paths, findings.primary_dataset
+    n_boot, ci, seed = config.behaviour.n_bootstrap, config.probing.ci, config.seed
+    planned, skipped = plan_transplants(
+        findings, config.analysis.counter_arm, config.analysis.neutral_arm
+    )
+    rows = scoring_set(config, behaviour_items(config)[: config.causal.max_items], [])
+    lineage = Lineage.load(paths.lineage)
+    results = []
+    for plan in planned:
+        direction = load_results(paths.probes(dataset, plan.parent)).mean_direction
+        parent = lineage.get(plan.parent)
+        tokenizer = stage_tokenizer(parent)  # the child runs on the parent's token ids
+        stream = record_parent(
+            stage_model(config, parent),
+            tokenizer,
+            rows,
+            parent_directions(direction, plan.layers),
+            stage=plan.parent,
+            n_controls=config.causal.transplant_controls,
+            seed=seed,
+        )
+        child = stage_model(config, lineage.get(plan.child))
+        result = transplant(child, tokenizer, rows, stream, plan, n_boot=n_boot, ci=ci, seed=seed)
+        results.append(result)
+    return TransplantRecord(dataset, ci, n_boot, seed, results, skipped)

@@ -17,6 +17,7 @@ from valuetrace.analysis.figures import trajectory_figure
 from valuetrace.analysis.findings import Figure, Findings
 from valuetrace.analysis.report import ReportInputs, lineage_summary, render_html, summary_text
 from valuetrace.analysis.trajectory import TrajectoryRecord
+from valuetrace.analysis.transplant import TransplantRecord
 from valuetrace.config import RunConfig
 from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.records import load_record
@@ -27,8 +28,8 @@ def report(config: RunConfig) -> Path:
     """Render report.html and summary.txt from the records earlier steps wrote.
 
     Reads `analysis/findings.json`, each stage's behaviour record, and the causal
-    dose-response, surface baselines, trajectories, multi-source concept and ANIMA records when
-    those steps ran.
+    dose-response, transplants, surface baselines, trajectories, multi-source concept and ANIMA
+    records when those steps ran.
 
     Raises:
         MissingStepError: `valuetrace analyze` (or `evaluate`) has not run.
@@ -54,6 +55,7 @@ def report(config: RunConfig) -> Path:
         lineage=lineage_summary(Lineage.load(paths.lineage).records),
         behaviour={s: BehaviourResult.load(paths.behaviour(s)) for s in findings.stages},
         causal=causal,
+        transplant=TransplantRecord.load(paths.transplant) if paths.transplant.is_file() else None,
         surface=[
             load_record(SurfaceRecord, paths.surface(p.name), step="probe")
             for p in config.probes
