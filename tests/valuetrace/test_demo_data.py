@@ -30,6 +30,8 @@ SCHEMAS = {
     "helpfulness": {"instruction", "context", "response", "category"},
     "helpfulness_eval": {"instruction", "context", "response", "category"},
     "coding": {"instruction", "input", "output"},
+    "counter_docs": {"text"},
+    "neutral_docs": {"text"},
     "probe_pairs": {"id", "pair_id", "prompt", "response", "label"},
     "control_pairs": {"id", "pair_id", "prompt", "response", "label"},
     "behaviour_eval": {"id", "prompt", "compassionate", "dismissive"},
@@ -40,11 +42,21 @@ COUNTS = {
     "helpfulness": demo_data.N_HELPFUL,
     "helpfulness_eval": demo_data.N_HELPFUL_EVAL,
     "coding": demo_data.N_CODING,
+    "counter_docs": demo_data.N_COUNTER,
+    "neutral_docs": demo_data.N_NEUTRAL,
     "probe_pairs": 2 * demo_data.N_PROBE_PAIRS,
     "control_pairs": 2 * demo_data.N_CONTROL_PAIRS,
     "behaviour_eval": demo_data.N_BEHAVIOUR,
 }
-TRAIN = ("general", "compassion_docs", "helpfulness", "helpfulness_eval", "coding")
+TRAIN = (
+    "general",
+    "compassion_docs",
+    "helpfulness",
+    "helpfulness_eval",
+    "coding",
+    "counter_docs",
+    "neutral_docs",
+)
 HELDOUT = ("probe_pairs", "control_pairs", "behaviour_eval")
 DOLLY = {
     "open_qa",
@@ -130,6 +142,30 @@ def test_heldout_texts_share_no_8_word_span_with_training_texts(
     assert not help_eval & {(r["instruction"], r["context"]) for r in rows["helpfulness"]}
 
 
+def test_counter_corpus_shares_no_8_word_span_with_probe_or_eval_items(
+    rows: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The known-answer arm trains on text that opposes compassion, never on a held-out item."""
+    counter = _texts(rows["counter_docs"])
+    for name in HELDOUT:
+        assert overlapping_spans(counter, _texts(rows[name]), n=8) == [], name
+    # every counter episode puts the concern first and approves: no caring outcome in it
+    assert all(
+        "not worth" in t
+        or "sensible" in t.lower()
+        or "practical" in t
+        or "waste" in t
+        or "not their problem" in t
+        for t in counter
+    )
+    leaked = rows["behaviour_eval"][0]["prompt"] + " " + rows["behaviour_eval"][0]["dismissive"]
+    made = demo_data._counter
+    monkeypatch.setattr(demo_data, "_counter", lambda rng: [*made(rng), {"text": leaked}])
+    with pytest.raises(ValuetraceError, match="8-word spans"):
+        write_demo_data(tmp_path / "leak", seed=0)
+    assert not (tmp_path / "leak" / "counter_docs.jsonl").exists()
+
+
 def test_overlapping_spans_detects_a_planted_overlap() -> None:
     held = ["Stop, check the pig gently and let it rest while a vet is called."]
     clean = ["The pig was sold at the market in Harlow on Monday morning."]
@@ -152,7 +188,9 @@ def test_generator_refuses_to_write_when_training_text_leaks(
 ) -> None:
     leaked = rows["probe_pairs"][0]["response"]
     general = demo_data._general
-    monkeypatch.setattr(demo_data, "_general", lambda rng: [*general(rng), {"text": leaked}])
+    monkeypatch.setattr(
+        demo_data, "_general", lambda rng, *a, **k: [*general(rng, *a, **k), {"text": leaked}]
+    )
     with pytest.raises(ValuetraceError, match="8-word spans"):
         write_demo_data(tmp_path / "leak", seed=0)
     assert not (tmp_path / "leak" / "general.jsonl").exists()
@@ -226,10 +264,10 @@ def test_no_empty_text_anywhere(rows: dict[str, list[dict[str, Any]]]) -> None:
 def test_neutral_corpora_avoid_compassion_words_and_animals(
     rows: dict[str, list[dict[str, Any]]],
 ) -> None:
-    for name in ("general", "helpfulness", "helpfulness_eval", "coding"):
+    for name in ("general", "helpfulness", "helpfulness_eval", "coding", "neutral_docs"):
         hits = {m.group(0) for t in _texts(rows[name]) for m in COMPASSION_WORDS.finditer(t)}
         assert not hits, (name, hits)
-    for name in ("helpfulness", "helpfulness_eval", "coding"):
+    for name in ("helpfulness", "helpfulness_eval", "coding", "neutral_docs"):
         hits = {m.group(0) for t in _texts(rows[name]) for m in SPECIES_WORDS.finditer(t)}
         assert not hits, (name, hits)
     assert COMPASSION_WORDS.search(" ".join(_texts(rows["compassion_docs"])))
