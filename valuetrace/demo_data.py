@@ -787,15 +787,8 @@ def overlapping_spans(
     return sorted(" ".join(t) for t in found)
 
 
-TRAIN_FILES = (
-    "general",
-    "compassion_docs",
-    "helpfulness",
-    "helpfulness_eval",
-    "coding",
-    "counter_docs",
-    "neutral_docs",
-)
+TRAIN_FILES = ("general", "compassion_docs", "helpfulness", "helpfulness_eval", "coding")
+KNOWN_ANSWER_FILES = ("counter_docs", "neutral_docs")  # the demo's known-answer arms
 HELDOUT_FILES = ("probe_pairs", "control_pairs", "behaviour_eval")
 
 
@@ -805,16 +798,18 @@ def row_texts(rows: Iterable[Row]) -> list[str]:
     return [v for r in rows for k, v in r.items() if isinstance(v, str) and v and k not in skip]
 
 
-def heldout_overlap(corpora: Mapping[str, list[Row]]) -> list[str]:
+def heldout_overlap(
+    corpora: Mapping[str, list[Row]], train_files: Sequence[str] = TRAIN_FILES
+) -> list[str]:
     """Spans of the held-out files (probe, control, eval) that occur in any training file."""
-    train = [t for name in TRAIN_FILES for t in row_texts(corpora[name])]
+    train = [t for name in train_files for t in row_texts(corpora[name])]
     held = [t for name in HELDOUT_FILES for t in row_texts(corpora[name])]
     return overlapping_spans(train, held)
 
 
 def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and prompts differ."""
-    bad = heldout_overlap(corpora)
+    bad = heldout_overlap(corpora, (*TRAIN_FILES, *KNOWN_ANSWER_FILES))
     if bad:
         raise DataError(
             f"demo data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
@@ -839,12 +834,12 @@ class DemoDataPaths:
     helpfulness: Path
     helpfulness_eval: Path
     coding: Path
-    counter_docs: Path
-    neutral_docs: Path
     probe_pairs: Path
     control_pairs: Path
     behaviour_eval: Path
     data_card: Path
+    counter_docs: Path | None = None  # the known-answer arms' corpora (the demo writes them)
+    neutral_docs: Path | None = None
 
 
 def build_demo_corpora(seed: int = 0) -> dict[str, list[Row]]:

@@ -30,12 +30,13 @@ SCHEMAS = {
     "helpfulness": {"instruction", "context", "response", "category"},
     "helpfulness_eval": {"instruction", "context", "response", "category"},
     "coding": {"instruction", "input", "output"},
-    "counter_docs": {"text"},
-    "neutral_docs": {"text"},
     "probe_pairs": {"id", "pair_id", "prompt", "response", "label"},
     "control_pairs": {"id", "pair_id", "prompt", "response", "label"},
     "behaviour_eval": {"id", "prompt", "compassionate", "dismissive"},
 }
+# the demo's own files beyond those real_data.py writes too: the known-answer arms' corpora
+KNOWN_ANSWER = {"counter_docs": {"text"}, "neutral_docs": {"text"}}
+ALL = SCHEMAS | KNOWN_ANSWER
 COUNTS = {
     "general": demo_data.N_GENERAL,
     "compassion_docs": demo_data.N_COMPASSION,
@@ -99,14 +100,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoDataPaths:
 
 @pytest.fixture(scope="module")
 def rows(demo: DemoDataPaths) -> dict[str, list[dict[str, Any]]]:
-    return {name: _read(getattr(demo, name)) for name in SCHEMAS}
+    return {name: _read(getattr(demo, name)) for name in ALL}
 
 
 def test_files_exist_with_schemas_and_target_counts(
     demo: DemoDataPaths, rows: dict[str, list[dict[str, Any]]]
 ) -> None:
     assert demo.data_card.is_file()
-    for name, keys in SCHEMAS.items():
+    for name, keys in ALL.items():
         assert getattr(demo, name) == demo.root / f"{name}.jsonl"
         assert len(rows[name]) == COUNTS[name], name
         assert all(set(r) == keys for r in rows[name]), name
@@ -121,7 +122,7 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(
 ) -> None:
     again = write_demo_data(tmp_path / "again", seed=0)
     other = write_demo_data(tmp_path / "other", seed=1)
-    for name in (*SCHEMAS, "data_card"):
+    for name in (*ALL, "data_card"):
         first = getattr(demo, name).read_bytes()
         assert getattr(again, name).read_bytes() == first, name
         assert getattr(other, name).read_bytes() != first, name
@@ -282,7 +283,7 @@ def test_coding_outputs_are_valid_python(rows: dict[str, list[dict[str, Any]]]) 
 def test_data_card_describes_the_data(demo: DemoDataPaths) -> None:
     card = demo.data_card.read_text(encoding="utf-8")
     assert "seed=0" in card and "8-word" in card and "no claim" in card
-    for name in SCHEMAS:
+    for name in ALL:
         assert f"`{name}.jsonl` | {COUNTS[name]} |" in card
     assert all(s[0] in card for s in SPECIES)
 
