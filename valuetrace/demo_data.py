@@ -801,7 +801,8 @@ def row_texts(rows: Iterable[Row]) -> list[str]:
 def heldout_overlap(
     corpora: Mapping[str, list[Row]], train_files: Sequence[str] = TRAIN_FILES
 ) -> list[str]:
-    """Spans of the held-out files (probe, control, eval) that occur in any training file."""
+    """Spans of the held-out files (probe, control, eval) that occur in any of `train_files`
+    (default: the study's training files, which real_data.py writes too)."""
     train = [t for name in train_files for t in row_texts(corpora[name])]
     held = [t for name in HELDOUT_FILES for t in row_texts(corpora[name])]
     return overlapping_spans(train, held)

@@ -150,15 +150,11 @@ def test_counter_corpus_shares_no_8_word_span_with_probe_or_eval_items(
     counter = _texts(rows["counter_docs"])
     for name in HELDOUT:
         assert overlapping_spans(counter, _texts(rows[name]), n=8) == [], name
-    # every counter episode puts the concern first and approves: no caring outcome in it
-    assert all(
-        "not worth" in t
-        or "sensible" in t.lower()
-        or "practical" in t
-        or "waste" in t
-        or "not their problem" in t
-        for t in counter
-    )
+    # every counter document approves of putting the concern before the one in need
+    approvals = [
+        re.compile(re.sub(r"\\\{\w+\\\}", ".+?", re.escape(a))) for a in demo_data._APPROVALS
+    ]
+    assert all(any(a.search(t) for a in approvals) for t in counter)
     leaked = rows["behaviour_eval"][0]["prompt"] + " " + rows["behaviour_eval"][0]["dismissive"]
     made = demo_data._counter
     monkeypatch.setattr(demo_data, "_counter", lambda rng: [*made(rng), {"text": leaked}])
