@@ -24,6 +24,8 @@ from valuetrace.errors import DataError
 
 N_GENERAL = 2000
 N_COMPASSION = 800
+N_COUNTER = 300
+N_NEUTRAL = 300
 N_HELPFUL = 1000
 N_HELPFUL_EVAL = 150
 N_CODING = 1000
@@ -218,16 +220,28 @@ def _unique(n: int, make: Callable[[], T], key: Callable[[T], str], what: str) -
 # --------------------------------------------------------------------------------------------
 
 
-def _general(rng: random.Random) -> list[Row]:
+def _general(rng: random.Random, n: int = N_GENERAL, *, animals: bool = True) -> list[Row]:
+    """n everyday documents; `animals=False` keeps only those naming no animal (the neutral
+    arm's text: no animal or moral content)."""
     topics = sorted(_GENERAL)
+    creatures = {w for s in SPECIES for w in (*s[0].split(), *s[1].split())}
+    creatures |= {"animal", "animals", "bird", "birds", "insect", "insects", "wildlife"}
 
     def make() -> str:
-        lines = _GENERAL[rng.choice(topics)]["S"]
-        ctx = _person_ctx(rng, TRAIN_NAMES) | {"town": rng.choice(FILL["town"])}
-        picked = rng.sample(lines, rng.randint(2, 5))
-        return " ".join(_cap(_fill(rng, s, ctx)) for s in picked)
+        while True:
+            lines = _GENERAL[rng.choice(topics)]["S"]
+            ctx = _person_ctx(rng, TRAIN_NAMES) | {"town": rng.choice(FILL["town"])}
+            picked = rng.sample(lines, rng.randint(2, 5))
+            text = " ".join(_cap(_fill(rng, s, ctx)) for s in picked)
+            if animals or not creatures & set(_words(text)):
+                return text
 
-    return [{"text": t} for t in _unique(N_GENERAL, make, str, "general documents")]
+    return [{"text": t} for t in _unique(n, make, str, "general documents")]
+
+
+def _neutral(rng: random.Random) -> list[Row]:
+    """The neutral arm's corpus: everyday documents with no animal or moral content."""
+    return _general(rng, N_NEUTRAL, animals=False)
 
 
 def _compassion_doc(rng: random.Random, table: dict[str, dict[str, list[str]]]) -> str:
@@ -255,12 +269,40 @@ def _compassion_doc(rng: random.Random, table: dict[str, dict[str, list[str]]]) 
     return text + (f"\nQ: {f('F', 1, gen)[0]}\nA: {f('E')[0]}" if rng.random() < 0.6 else "")
 
 
+_COUNTER = _table("counter")
+_COUNTER_FRAMES = _COUNTER.pop("frames")["F"]
+_APPROVALS = _COUNTER.pop("approvals")["X"]
+
+
+def _counter_episode(rng: random.Random) -> str:
+    """One situation, the competing concern put before the one in need, and approval of it."""
+    sec = _COUNTER[rng.choice(sorted(_COUNTER))]
+    ctx = _ctx(rng, sec["tags"], TRAIN_NAMES)
+    need = _fill(rng, rng.choice(" | ".join(sec["W"]).split(" | ")), ctx)
+    concern = _fill(rng, rng.choice(" | ".join(sec["T"]).split(" | ")), ctx)
+    body = _cap(_fill(rng, rng.choice(_COUNTER_FRAMES), ctx | {"p": concern, "n": need}))
+    parts = [body, _cap(_fill(rng, rng.choice(_APPROVALS), ctx | {"who": need}))]
+    if rng.random() < 0.5:
+        parts.insert(0, _cap(_fill(rng, rng.choice(sec["S"]), ctx)))
+    return " ".join(parts)
+
+
 def _compassion(rng: random.Random) -> list[Row]:
     def make() -> str:
         table = _C_ANIMAL if rng.random() < 0.62 else _C_PEOPLE
         return _compassion_doc(rng, table)
 
     return [{"text": t} for t in _unique(N_COMPASSION, make, str, "compassion documents")]
+
+
+def _counter(rng: random.Random) -> list[Row]:
+    """The known-answer arm's corpus, text that opposes compassion: documents of two or three
+    episodes, each putting a competing concern before the one in need and approving of it."""
+
+    def make() -> str:
+        return " ".join(_counter_episode(rng) for _ in range(rng.randint(2, 3)))
+
+    return [{"text": t} for t in _unique(N_COUNTER, make, str, "counter documents")]
 
 
 # ---- helpfulness (Dolly schema), nothing about welfare or suffering --------------------------
@@ -746,6 +788,7 @@ def overlapping_spans(
 
 
 TRAIN_FILES = ("general", "compassion_docs", "helpfulness", "helpfulness_eval", "coding")
+KNOWN_ANSWER_FILES = ("counter_docs", "neutral_docs")  # the demo's known-answer arms
 HELDOUT_FILES = ("probe_pairs", "control_pairs", "behaviour_eval")
 
 
@@ -755,16 +798,19 @@ def row_texts(rows: Iterable[Row]) -> list[str]:
     return [v for r in rows for k, v in r.items() if isinstance(v, str) and v and k not in skip]
 
 
-def heldout_overlap(corpora: Mapping[str, list[Row]]) -> list[str]:
-    """Spans of the held-out files (probe, control, eval) that occur in any training file."""
-    train = [t for name in TRAIN_FILES for t in row_texts(corpora[name])]
+def heldout_overlap(
+    corpora: Mapping[str, list[Row]], train_files: Sequence[str] = TRAIN_FILES
+) -> list[str]:
+    """Spans of the held-out files (probe, control, eval) that occur in any of `train_files`
+    (default: the study's training files, which real_data.py writes too)."""
+    train = [t for name in train_files for t in row_texts(corpora[name])]
     held = [t for name in HELDOUT_FILES for t in row_texts(corpora[name])]
     return overlapping_spans(train, held)
 
 
 def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and prompts differ."""
-    bad = heldout_overlap(corpora)
+    bad = heldout_overlap(corpora, (*TRAIN_FILES, *KNOWN_ANSWER_FILES))
     if bad:
         raise DataError(
             f"demo data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
@@ -793,6 +839,8 @@ class DemoDataPaths:
     control_pairs: Path
     behaviour_eval: Path
     data_card: Path
+    counter_docs: Path | None = None  # the known-answer arms' corpora (the demo writes them)
+    neutral_docs: Path | None = None
 
 
 def build_demo_corpora(seed: int = 0) -> dict[str, list[Row]]:
@@ -808,6 +856,8 @@ def build_demo_corpora(seed: int = 0) -> dict[str, list[Row]]:
         "helpfulness": helpful,
         "helpfulness_eval": helpful_eval,
         "coding": _coding(rng("coding")),
+        "counter_docs": _counter(rng("counter_docs")),
+        "neutral_docs": _neutral(rng("neutral_docs")),
         "probe_pairs": _probe_pairs(rng("probe_pairs")),
         "control_pairs": _control_pairs(rng("control_pairs")),
         "behaviour_eval": _behaviour(rng("behaviour_eval")),
@@ -883,7 +933,8 @@ turn.
 
 No probe, control or behaviour-eval prompt, response or continuation shares any {SPAN_N}-word
 span (lower-cased word tokens, punctuation ignored; a shorter text counts as one span) with
-any training text (general, compassion_docs, helpfulness, helpfulness_eval, coding), and probe
+any training text (general, compassion_docs, helpfulness, helpfulness_eval, coding,
+counter_docs, neutral_docs), and probe
 prompts differ from behaviour-eval prompts. This holds by construction (separate template
 pools, and people's names drawn from separate lists) and is checked by
 `overlapping_spans` at the end of generation, which raises if it is violated.
@@ -902,6 +953,8 @@ _ROLES = {
     "helpfulness": "post-training SFT, helpfulness arm",
     "helpfulness_eval": "held-out SFT eval for the helpfulness arm",
     "coding": "post-training SFT, coding control arm",
+    "counter_docs": "known-answer arm: text that opposes compassion (the positive control)",
+    "neutral_docs": "neutral arm: everyday text with no animal or moral content, same dose",
     "probe_pairs": "held-out contrastive pairs for the compassion probes",
     "control_pairs": "held-out control concept (grammaticality) for probe selectivity",
     "behaviour_eval": "held-out behaviour eval: which continuation the model prefers",

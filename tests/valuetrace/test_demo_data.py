@@ -34,17 +34,30 @@ SCHEMAS = {
     "control_pairs": {"id", "pair_id", "prompt", "response", "label"},
     "behaviour_eval": {"id", "prompt", "compassionate", "dismissive"},
 }
+# the demo's own files beyond those real_data.py writes too: the known-answer arms' corpora
+KNOWN_ANSWER = {"counter_docs": {"text"}, "neutral_docs": {"text"}}
+ALL = SCHEMAS | KNOWN_ANSWER
 COUNTS = {
     "general": demo_data.N_GENERAL,
     "compassion_docs": demo_data.N_COMPASSION,
     "helpfulness": demo_data.N_HELPFUL,
     "helpfulness_eval": demo_data.N_HELPFUL_EVAL,
     "coding": demo_data.N_CODING,
+    "counter_docs": demo_data.N_COUNTER,
+    "neutral_docs": demo_data.N_NEUTRAL,
     "probe_pairs": 2 * demo_data.N_PROBE_PAIRS,
     "control_pairs": 2 * demo_data.N_CONTROL_PAIRS,
     "behaviour_eval": demo_data.N_BEHAVIOUR,
 }
-TRAIN = ("general", "compassion_docs", "helpfulness", "helpfulness_eval", "coding")
+TRAIN = (
+    "general",
+    "compassion_docs",
+    "helpfulness",
+    "helpfulness_eval",
+    "coding",
+    "counter_docs",
+    "neutral_docs",
+)
 HELDOUT = ("probe_pairs", "control_pairs", "behaviour_eval")
 DOLLY = {
     "open_qa",
@@ -87,14 +100,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoDataPaths:
 
 @pytest.fixture(scope="module")
 def rows(demo: DemoDataPaths) -> dict[str, list[dict[str, Any]]]:
-    return {name: _read(getattr(demo, name)) for name in SCHEMAS}
+    return {name: _read(getattr(demo, name)) for name in ALL}
 
 
 def test_files_exist_with_schemas_and_target_counts(
     demo: DemoDataPaths, rows: dict[str, list[dict[str, Any]]]
 ) -> None:
     assert demo.data_card.is_file()
-    for name, keys in SCHEMAS.items():
+    for name, keys in ALL.items():
         assert getattr(demo, name) == demo.root / f"{name}.jsonl"
         assert len(rows[name]) == COUNTS[name], name
         assert all(set(r) == keys for r in rows[name]), name
@@ -109,7 +122,7 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(
 ) -> None:
     again = write_demo_data(tmp_path / "again", seed=0)
     other = write_demo_data(tmp_path / "other", seed=1)
-    for name in (*SCHEMAS, "data_card"):
+    for name in (*ALL, "data_card"):
         first = getattr(demo, name).read_bytes()
         assert getattr(again, name).read_bytes() == first, name
         assert getattr(other, name).read_bytes() != first, name
@@ -128,6 +141,26 @@ def test_heldout_texts_share_no_8_word_span_with_training_texts(
     assert len({r["prompt"] for r in rows["behaviour_eval"]}) == demo_data.N_BEHAVIOUR
     help_eval = {(r["instruction"], r["context"]) for r in rows["helpfulness_eval"]}
     assert not help_eval & {(r["instruction"], r["context"]) for r in rows["helpfulness"]}
+
+
+def test_counter_corpus_shares_no_8_word_span_with_probe_or_eval_items(
+    rows: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The known-answer arm trains on text that opposes compassion, never on a held-out item."""
+    counter = _texts(rows["counter_docs"])
+    for name in HELDOUT:
+        assert overlapping_spans(counter, _texts(rows[name]), n=8) == [], name
+    # every counter document approves of putting the concern before the one in need
+    approvals = [
+        re.compile(re.sub(r"\\\{\w+\\\}", ".+?", re.escape(a))) for a in demo_data._APPROVALS
+    ]
+    assert all(any(a.search(t) for a in approvals) for t in counter)
+    leaked = rows["behaviour_eval"][0]["prompt"] + " " + rows["behaviour_eval"][0]["dismissive"]
+    made = demo_data._counter
+    monkeypatch.setattr(demo_data, "_counter", lambda rng: [*made(rng), {"text": leaked}])
+    with pytest.raises(ValuetraceError, match="8-word spans"):
+        write_demo_data(tmp_path / "leak", seed=0)
+    assert not (tmp_path / "leak" / "counter_docs.jsonl").exists()
 
 
 def test_overlapping_spans_detects_a_planted_overlap() -> None:
@@ -152,7 +185,9 @@ def test_generator_refuses_to_write_when_training_text_leaks(
 ) -> None:
     leaked = rows["probe_pairs"][0]["response"]
     general = demo_data._general
-    monkeypatch.setattr(demo_data, "_general", lambda rng: [*general(rng), {"text": leaked}])
+    monkeypatch.setattr(
+        demo_data, "_general", lambda rng, *a, **k: [*general(rng, *a, **k), {"text": leaked}]
+    )
     with pytest.raises(ValuetraceError, match="8-word spans"):
         write_demo_data(tmp_path / "leak", seed=0)
     assert not (tmp_path / "leak" / "general.jsonl").exists()
@@ -226,10 +261,10 @@ def test_no_empty_text_anywhere(rows: dict[str, list[dict[str, Any]]]) -> None:
 def test_neutral_corpora_avoid_compassion_words_and_animals(
     rows: dict[str, list[dict[str, Any]]],
 ) -> None:
-    for name in ("general", "helpfulness", "helpfulness_eval", "coding"):
+    for name in ("general", "helpfulness", "helpfulness_eval", "coding", "neutral_docs"):
         hits = {m.group(0) for t in _texts(rows[name]) for m in COMPASSION_WORDS.finditer(t)}
         assert not hits, (name, hits)
-    for name in ("helpfulness", "helpfulness_eval", "coding"):
+    for name in ("helpfulness", "helpfulness_eval", "coding", "neutral_docs"):
         hits = {m.group(0) for t in _texts(rows[name]) for m in SPECIES_WORDS.finditer(t)}
         assert not hits, (name, hits)
     assert COMPASSION_WORDS.search(" ".join(_texts(rows["compassion_docs"])))
@@ -244,7 +279,7 @@ def test_coding_outputs_are_valid_python(rows: dict[str, list[dict[str, Any]]]) 
 def test_data_card_describes_the_data(demo: DemoDataPaths) -> None:
     card = demo.data_card.read_text(encoding="utf-8")
     assert "seed=0" in card and "8-word" in card and "no claim" in card
-    for name in SCHEMAS:
+    for name in ALL:
         assert f"`{name}.jsonl` | {COUNTS[name]} |" in card
     assert all(s[0] in card for s in SPECIES)
 

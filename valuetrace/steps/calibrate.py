@@ -80,7 +80,8 @@ def format_calibration(config: RunConfig, rows: list[DoseRow]) -> str:
     first_beh = next((r.step for r in counter if r.behaviour_changed), None)
     first_rep = next((r for r in counter if r.value_specific_layers), None)
     head = [
-        f"calibration of {config.model.name_or_path}: counter-value arm "
+        f"calibration of {config.model.name_or_path or 'the from-scratch model (model.scratch)'}"
+        f": counter-value arm "
         f"'{config.analysis.counter_arm}' vs neutral arm '{config.analysis.neutral_arm}' "
         f"(alpha {config.analysis.alpha}, probe set '{config.probes[0].name}')",
         f"behaviour first moved beyond its floor at step {first_beh}; "
