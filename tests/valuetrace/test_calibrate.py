@@ -131,3 +131,12 @@ def test_calibrate_refuses_a_config_without_arms(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="neutral_arm"):
         calibration_config(path)
+
+
+def test_calibrate_keeps_the_run_folder_for_the_configs_own_model():
+    """`--model` naming the config's model reuses the stages `valuetrace run` cached; another
+    model gets its own folder."""
+    own = calibration_config(model="smollm2-135m-instruct")
+    assert own.run_dir == calibration_config().run_dir
+    other = calibration_config(model="/models/My Model")
+    assert other.run_dir != own.run_dir and str(other.run_dir).endswith("-My_Model")

@@ -34,7 +34,8 @@ def calibration_config(
 ) -> RunConfig:
     """The known-answer config to calibrate with, its model replaced by `model` (a built-in
     name, hub id, folder or GGUF) and its run folder by `run_dir` (default: the config's, with
-    the model's name appended when the model is replaced, so two models never share one).
+    the model's name appended when the model differs from the config's, so two models never
+    share one and the config's own model reuses the stages a `valuetrace run` of it cached).
 
     Raises:
         ConfigError: the config is invalid or names no counter and neutral arm.
@@ -47,7 +48,7 @@ def calibration_config(
             "smollm2-known-answer.yaml)."
         )
     data = config_to_dict(config)
-    if model is not None:
+    if model is not None and model != config.model.name_or_path:
         data["model"] = {**data["model"], "name_or_path": model, "scratch": None}
         if run_dir is None:
             slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model).strip("_")
