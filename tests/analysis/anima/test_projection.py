@@ -10,7 +10,8 @@ import pytest
 
 from tests.analysis.anima.conftest import DIMENSIONS, QUESTIONS, write_jsonl
 from tests.analysis.test_report import LAYERS, _findings
-from valuetrace.activations.store import CacheWriter, Examples
+from valuetrace.activations.store import Examples
+from valuetrace.activations.writer import CacheWriter
 from valuetrace.analysis.anima.generate import Answer, AnswerSet
 from valuetrace.analysis.anima.judge import JudgedAnswer, JudgedAnswers
 from valuetrace.analysis.anima.projection import (
