@@ -87,8 +87,8 @@ def build_rows(n_items: int, n_help: int) -> dict[str, list[str]]:
 
 def config_rows(path: str, n_items: int, n_help: int) -> tuple[dict[str, list[str]], bool, int]:
     """A prepared run's first eval items and helpfulness pairs, its chat flag and max length."""
+    from valuetrace.analysis.eval_items import behaviour_items, helpfulness_items, scoring_set
     from valuetrace.config import load_config
-    from valuetrace.steps.common import behaviour_items, helpfulness_items, scoring_set
 
     config = load_config(path)
     scored = scoring_set(

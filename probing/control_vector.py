@@ -26,8 +26,11 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from valuetrace.errors import DataError
+from valuetrace.errors import ConfigError, DataError, MissingStepError
+from valuetrace.paths import RunPaths
 from valuetrace.probing.direction import Direction
+from valuetrace.probing.store import load_results
+from valuetrace.training.lineage import Lineage
 
 ARCH = "controlvector"
 LAYER_CONVENTION = (
@@ -104,3 +107,34 @@ def read_control_vector(path: str | Path) -> dict[int, Float[np.ndarray, " d"]]:
         for t in reader.tensors
         if t.name.startswith("direction.")
     }
+
+
+def export_control_vector(
+    paths: RunPaths, stage: str, probe_set: str, kind: str = "mean_diff"
+) -> Path:
+    """The run's direction of `probe_set` at `stage` (the mean difference or the probe's) as a
+    llama.cpp control vector under `exports/control_vectors/`; returns its path. The model hint
+    is the stage checkpoint's `model_type` (`llama` when its config.json is not at hand).
+
+    Raises:
+        MissingStepError: the stage has no probe results (run `valuetrace probe`).
+        ConfigError: `kind` is not probe or mean_diff.
+    """
+    if kind not in ("probe", "mean_diff"):
+        raise ConfigError(f"direction kind {kind!r}: use probe or mean_diff.")
+    path = paths.probes(probe_set, stage)
+    if not path.is_file():
+        raise MissingStepError(f"no probe results at {path}; run `valuetrace probe` first.")
+    results = load_results(path)
+    direction = results.mean_direction if kind == "mean_diff" else results.probe_direction
+    checkpoint = Lineage.load(paths.lineage).get(stage).checkpoint
+    hint = "llama"
+    config_json = Path(paths.resolved(checkpoint)) / "config.json"
+    if config_json.is_file():
+        hint = json.loads(config_json.read_text()).get("model_type", hint)
+    return write_control_vector(
+        direction,
+        paths.exports / "control_vectors" / f"{probe_set}_{stage}_{kind}.gguf",
+        model=checkpoint,
+        model_hint=hint,
+    )

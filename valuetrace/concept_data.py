@@ -30,8 +30,8 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.analysis.behaviour import greedy_answers
-from valuetrace.config import DEFAULT_CHAT_DATE, ConceptSourcesConfig
-from valuetrace.errors import DataError
+from valuetrace.config import DEFAULT_CHAT_DATE, ConceptSourcesConfig, RunConfig
+from valuetrace.errors import ConfigError, DataError
 from valuetrace.real_data import (
     EMPATHY,
     MINIMAL_PAIRS,
@@ -42,6 +42,8 @@ from valuetrace.real_data import (
     _path,
     _rng,
 )
+from valuetrace.steps.common import stage_model, stage_tokenizer
+from valuetrace.training.lineage import Lineage
 
 Row = dict[str, Any]
 
@@ -259,3 +261,54 @@ def write_persona_data(
         chat_date=chat_date,
     )
     return write_rows(rows, path)
+
+
+def _shared_dir(config: RunConfig) -> Path:
+    if config.real_data_dir is None:
+        raise ConfigError(
+            "concept_sources builds its sources from the shared data folder; set real_data_dir "
+            "in the config (e.g. ${config_dir}/../../../shared/data)."
+        )
+    return Path(config.real_data_dir)
+
+
+def write_concept_sources(config: RunConfig) -> None:
+    """Write the data-made concept sources into the run's data folder (at `prepare`); nothing
+    when the config has no `concept_sources`.
+
+    Raises:
+        ConfigError: `concept_sources` is set but `real_data_dir` is not.
+    """
+    if config.concept_sources is None:
+        return
+    write_concept_data(
+        _shared_dir(config),
+        config.paths.data,
+        config.concept_sources,
+        config.seed,
+        config.real_data_sizes,
+    )
+
+
+def write_persona_source(config: RunConfig, lineage: Lineage) -> None:
+    """Generate the ANIMA persona source with the first stage's model, once (at `extract`);
+    nothing when the config asks for no ANIMA questions.
+
+    Raises:
+        ConfigError: `concept_sources` is set but `real_data_dir` is not.
+    """
+    concept = config.concept_sources
+    if concept is None or concept.anima_questions == 0:
+        return
+    if (config.paths.data / PERSONA_FILE).is_file():
+        return
+    record = lineage.records[0]
+    write_persona_data(
+        stage_model(config, record),
+        stage_tokenizer(record),
+        _shared_dir(config),
+        config.paths.data,
+        concept,
+        chat=config.model.chat_template,
+        chat_date=config.model.chat_date,
+    )

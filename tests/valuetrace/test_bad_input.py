@@ -213,8 +213,8 @@ def test_progress_bars_only_on_a_terminal_a_line_per_item_in_a_log(capsys):
 )
 def test_a_bad_eval_item_names_the_file_and_line(tmp_path, line, message):
     """Issue 20: an eval item missing a field was a KeyError; a broken line a JSONDecodeError."""
+    from valuetrace.analysis.eval_items import behaviour_items
     from valuetrace.errors import DataError
-    from valuetrace.steps.common import behaviour_items
 
     path = tmp_path / "eval.jsonl"
     good = '{"id": "q1", "prompt": "p", "compassionate": "c", "dismissive": "d"}'

@@ -7,6 +7,7 @@ import numpy as np
 
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.causal import CausalRecord, dose_response, plot_dose_response
+from valuetrace.analysis.eval_items import behaviour_items, helpfulness_items, scoring_set
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.transplant import (
     TransplantRecord,
@@ -18,13 +19,7 @@ from valuetrace.analysis.transplant import (
 from valuetrace.config import RunConfig
 from valuetrace.probing import load_results
 from valuetrace.records import load_record
-from valuetrace.steps.common import (
-    behaviour_items,
-    helpfulness_items,
-    scoring_set,
-    stage_model,
-    stage_tokenizer,
-)
+from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
 

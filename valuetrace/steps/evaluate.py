@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from valuetrace.analysis.anima.pipeline import StageLoader, run_anima
 from valuetrace.analysis.behaviour import GENERATION_PROMPTS, BehaviourResult, behaviour_scores
+from valuetrace.analysis.eval_items import behaviour_items, helpfulness_items, scoring_set
 from valuetrace.config import RunConfig
 from valuetrace.console import progress_bar
-from valuetrace.steps.common import (
-    behaviour_items,
-    helpfulness_items,
-    scoring_set,
-    stage_model,
-    stage_tokenizer,
-)
+from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
 

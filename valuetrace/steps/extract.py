@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.extract import cache_provenance, extract_to_cache
+from valuetrace.analysis.eval_items import behaviour_examples
+from valuetrace.concept_data import write_persona_source
 from valuetrace.config import (
     RunConfig,
     resolve_data_path,
 )
 from valuetrace.console import progress_bar
 from valuetrace.errors import ConfigError
-from valuetrace.steps.common import (
-    behaviour_examples,
-    persona_source,
-    stage_model,
-    stage_tokenizer,
-)
+from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
 
@@ -32,7 +29,7 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
             f"probes: a probe set is named '{behaviour_set}', the name under which the "
             "behaviour eval items are cached; rename that probe set."
         )
-    persona_source(config, lineage)  # the multi-source concept's generated source, if any
+    write_persona_source(config, lineage)  # the multi-source concept's generated source, if any
     sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
     sets[behaviour_set] = behaviour_examples(config)
     for record in lineage.records:

@@ -112,6 +112,6 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
                 documents=config.known_answer_documents,
             )
     if config.concept_sources is not None:
-        from valuetrace.steps.common import concept_data  # torch only when a concept needs it
+        from valuetrace.concept_data import write_concept_sources  # torch only when needed
 
-        concept_data(config)
+        write_concept_sources(config)
