@@ -9,24 +9,23 @@ import h5py
 import numpy as np
 
 from valuetrace.activations.checksums import verify_layer_rows
-from valuetrace.activations.store import CHUNK_ROWS, PROVENANCE_KEYS, open_complete, plain
+from valuetrace.activations.store import CHUNK_ROWS, open_complete, plain
 from valuetrace.activations.writer import CacheWriter
 from valuetrace.errors import CacheError
 
 
 def _check_part(source: Path, part: h5py.File, writer: CacheWriter, offset: int) -> None:
     """Refuse to join a part cache made for another request or other rows."""
-    target = writer._file
-    keys = [k for k in (*PROVENANCE_KEYS, "layers") if k in target.attrs]
-    diffs = [k for k in keys if str(plain(part.attrs.get(k))) != str(plain(target.attrs[k]))]
+    wanted = writer.provenance()
+    diffs = [k for k, v in wanted.items() if str(plain(part.attrs.get(k))) != str(v)]
     n, ids = part["hidden"].shape[1], part["example_id"][()]
-    if diffs or part["hidden"].dtype != writer._hidden.dtype:
+    if diffs or part["hidden"].dtype != writer.dtype:
         raise CacheError(
             f"{source} was made for a different request ({diffs or 'dtype'} differ from "
             f"{writer.path}); delete it and rerun its extraction."
         )
-    if offset + n > writer._hidden.shape[1] or not np.array_equal(
-        ids, target["example_id"][offset : offset + n]
+    if offset + n > writer.n_rows or not np.array_equal(
+        ids, writer.example_ids(offset, offset + n)
     ):
         raise CacheError(
             f"{source} does not hold rows {offset}..{offset + n} of {writer.path} (example ids "
@@ -62,7 +61,7 @@ def verify_rows(source: Path, writer: CacheWriter, offset: int) -> None:
         hidden = part["hidden"]
         for begin in range(0, hidden.shape[1], CHUNK_ROWS):
             stop = min(begin + CHUNK_ROWS, hidden.shape[1])
-            written = writer._hidden[:, offset + begin : offset + stop]
+            written = writer.read(offset + begin, offset + stop)
             if not np.array_equal(written, hidden[:, begin:stop]):
                 raise CacheError(
                     f"{writer.path} rows {offset + begin}..{offset + stop} differ from {source} "

@@ -18,12 +18,14 @@ from valuetrace.activations.checksums import meta_checksum, row_checksums
 from valuetrace.activations.store import (
     CHUNK_ROWS,
     FORMAT,
+    PROVENANCE_KEYS,
     SCHEMA_VERSION,
     Examples,
     check_disk,
     check_matches,
     h5_file,
     open_cache,
+    plain,
     required_bytes,
 )
 from valuetrace.errors import CacheError, ConfigError, DataError, ValuetraceError
@@ -78,6 +80,30 @@ class CacheWriter:
     def complete(self) -> bool:
         """True once every row is written and verified."""
         return bool(self._file.attrs["complete"])
+
+    @property
+    def n_rows(self) -> int:
+        """How many rows (examples) the cache holds when complete."""
+        return int(self._hidden.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype the hidden states are stored in."""
+        return self._hidden.dtype
+
+    def provenance(self) -> dict[str, object]:
+        """The request the cache was made for: its provenance entries and `layers`, as plain
+        Python values (what a part cache joined into it must match)."""
+        attrs = self._file.attrs
+        return {k: plain(attrs[k]) for k in (*PROVENANCE_KEYS, "layers") if k in attrs}
+
+    def example_ids(self, start: int, stop: int) -> np.ndarray:
+        """The example ids of rows [start, stop)."""
+        return self._file["example_id"][start:stop]
+
+    def read(self, start: int, stop: int) -> Float[np.ndarray, "l b d"]:
+        """Rows [start, stop) of every layer, read back from the file as stored."""
+        return self._hidden[:, start:stop]
 
     def write(self, start: int, block: Float[np.ndarray, "l b d"]) -> None:
         """Write rows [start, start + b) of every layer, then record them as done.
