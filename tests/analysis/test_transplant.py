@@ -12,13 +12,9 @@ import pytest
 import torch
 
 from valuetrace.analysis.behaviour import ScoringSet
-from valuetrace.analysis.transplant import (
-    PlannedTransplant,
-    TransplantRecord,
-    record_parent,
-    recovery,
-    transplant,
-)
+from valuetrace.analysis.transplant import TransplantRecord, recovery, transplant
+from valuetrace.analysis.transplant_patch import record_parent
+from valuetrace.analysis.transplant_plan import PlannedTransplant
 from valuetrace.errors import DataError
 from valuetrace.training.scratch import build_scratch_model
 

@@ -12,13 +12,8 @@ import yaml
 from tests.conftest import CORPUS
 from tests.valuetrace.test_calibrate import _tiny_known_answer
 from valuetrace.analysis.findings import Findings
-from valuetrace.analysis.transplant import (
-    COUNTER,
-    NEUTRAL,
-    PRIMARY,
-    TransplantRecord,
-    plan_transplants,
-)
+from valuetrace.analysis.transplant import TransplantRecord
+from valuetrace.analysis.transplant_plan import COUNTER, NEUTRAL, PRIMARY, plan_transplants
 from valuetrace.cli import main
 from valuetrace.records import load_record
 from valuetrace.training.scratch import build_scratch_model, train_tokenizer

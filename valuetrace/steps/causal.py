@@ -9,13 +9,9 @@ from valuetrace.activations.store import read_activations
 from valuetrace.analysis.causal import CausalRecord, dose_response, plot_dose_response
 from valuetrace.analysis.eval_items import behaviour_items, helpfulness_items, scoring_set
 from valuetrace.analysis.findings import Findings
-from valuetrace.analysis.transplant import (
-    TransplantRecord,
-    parent_directions,
-    plan_transplants,
-    record_parent,
-    transplant,
-)
+from valuetrace.analysis.transplant import TransplantRecord, transplant
+from valuetrace.analysis.transplant_patch import parent_directions, record_parent
+from valuetrace.analysis.transplant_plan import plan_transplants
 from valuetrace.config import RunConfig
 from valuetrace.probing import load_results
 from valuetrace.records import load_record
