@@ -33,6 +33,10 @@ def layer_of(module: str) -> str:
     if len(parts) > 1 and parts[1] in (
         "steps",
         "demo_data",
+        "demo_templates",
+        "demo_documents",
+        "demo_instructions",
+        "demo_heldout",
         "real_data",
         "demo_model",
         "concept_data",

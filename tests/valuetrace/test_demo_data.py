@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from valuetrace import demo_data
+from valuetrace import demo_data, demo_documents, demo_heldout, demo_instructions
 from valuetrace.activations.examples import load_labelled
 from valuetrace.demo_data import (
     SPECIES,
@@ -38,16 +38,16 @@ SCHEMAS = {
 KNOWN_ANSWER = {"counter_docs": {"text"}, "neutral_docs": {"text"}}
 ALL = SCHEMAS | KNOWN_ANSWER
 COUNTS = {
-    "general": demo_data.N_GENERAL,
-    "compassion_docs": demo_data.N_COMPASSION,
-    "helpfulness": demo_data.N_HELPFUL,
-    "helpfulness_eval": demo_data.N_HELPFUL_EVAL,
-    "coding": demo_data.N_CODING,
-    "counter_docs": demo_data.N_COUNTER,
-    "neutral_docs": demo_data.N_NEUTRAL,
-    "probe_pairs": 2 * demo_data.N_PROBE_PAIRS,
-    "control_pairs": 2 * demo_data.N_CONTROL_PAIRS,
-    "behaviour_eval": demo_data.N_BEHAVIOUR,
+    "general": demo_documents.N_GENERAL,
+    "compassion_docs": demo_documents.N_COMPASSION,
+    "helpfulness": demo_instructions.N_HELPFUL,
+    "helpfulness_eval": demo_instructions.N_HELPFUL_EVAL,
+    "coding": demo_instructions.N_CODING,
+    "counter_docs": demo_documents.N_COUNTER,
+    "neutral_docs": demo_documents.N_NEUTRAL,
+    "probe_pairs": 2 * demo_heldout.N_PROBE_PAIRS,
+    "control_pairs": 2 * demo_heldout.N_CONTROL_PAIRS,
+    "behaviour_eval": demo_heldout.N_BEHAVIOUR,
 }
 TRAIN = (
     "general",
@@ -138,7 +138,7 @@ def test_heldout_texts_share_no_8_word_span_with_training_texts(
     assert not held & {t.lower() for t in train}
     probe = {r["prompt"] for r in rows["probe_pairs"]}
     assert not probe & {r["prompt"] for r in rows["behaviour_eval"]}
-    assert len({r["prompt"] for r in rows["behaviour_eval"]}) == demo_data.N_BEHAVIOUR
+    assert len({r["prompt"] for r in rows["behaviour_eval"]}) == demo_heldout.N_BEHAVIOUR
     help_eval = {(r["instruction"], r["context"]) for r in rows["helpfulness_eval"]}
     assert not help_eval & {(r["instruction"], r["context"]) for r in rows["helpfulness"]}
 
@@ -152,12 +152,12 @@ def test_counter_corpus_shares_no_8_word_span_with_probe_or_eval_items(
         assert overlapping_spans(counter, _texts(rows[name]), n=8) == [], name
     # every counter document approves of putting the concern before the one in need
     approvals = [
-        re.compile(re.sub(r"\\\{\w+\\\}", ".+?", re.escape(a))) for a in demo_data._APPROVALS
+        re.compile(re.sub(r"\\\{\w+\\\}", ".+?", re.escape(a))) for a in demo_documents._APPROVALS
     ]
     assert all(any(a.search(t) for a in approvals) for t in counter)
     leaked = rows["behaviour_eval"][0]["prompt"] + " " + rows["behaviour_eval"][0]["dismissive"]
-    made = demo_data._counter
-    monkeypatch.setattr(demo_data, "_counter", lambda rng: [*made(rng), {"text": leaked}])
+    made = demo_documents.counter_documents
+    monkeypatch.setattr(demo_data, "counter_documents", lambda rng: [*made(rng), {"text": leaked}])
     with pytest.raises(ValuetraceError, match="8-word spans"):
         write_demo_data(tmp_path / "leak", seed=0)
     assert not (tmp_path / "leak" / "counter_docs.jsonl").exists()
@@ -184,9 +184,11 @@ def test_generator_refuses_to_write_when_training_text_leaks(
     rows: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     leaked = rows["probe_pairs"][0]["response"]
-    general = demo_data._general
+    general = demo_documents.general_documents
     monkeypatch.setattr(
-        demo_data, "_general", lambda rng, *a, **k: [*general(rng, *a, **k), {"text": leaked}]
+        demo_data,
+        "general_documents",
+        lambda rng, *a, **k: [*general(rng, *a, **k), {"text": leaked}],
     )
     with pytest.raises(ValuetraceError, match="8-word spans"):
         write_demo_data(tmp_path / "leak", seed=0)
@@ -220,7 +222,7 @@ def test_pairs_have_two_rows_same_prompt_balanced_labels_similar_length(
 def test_probe_prompts_are_distinct_and_control_negatives_reuse_the_words(
     rows: dict[str, list[dict[str, Any]]],
 ) -> None:
-    assert len({r["prompt"] for r in rows["probe_pairs"]}) == demo_data.N_PROBE_PAIRS
+    assert len({r["prompt"] for r in rows["probe_pairs"]}) == demo_heldout.N_PROBE_PAIRS
     by_pair: dict[str, dict[int, str]] = defaultdict(dict)
     for r in rows["control_pairs"]:
         by_pair[r["pair_id"]][r["label"]] = r["response"].lower().rstrip(".").replace(",", "")
@@ -288,11 +290,11 @@ def test_probe_pairs_swap_roles_in_one_frame_and_the_surface_reads_chance(
     rows: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     need, chore = "the one in need", "the chore"
-    frames = [f.replace("{p}", need).replace("{n}", chore) for f in demo_data._FRAMES]
-    swapped = [f.replace("{p}", chore).replace("{n}", need) for f in demo_data._FRAMES]
-    assert all(demo_data.shared_ngrams(a, b) for a, b in zip(frames, swapped, strict=True))
+    frames = [f.replace("{p}", need).replace("{n}", chore) for f in demo_heldout._FRAMES]
+    swapped = [f.replace("{p}", chore).replace("{n}", need) for f in demo_heldout._FRAMES]
+    assert all(demo_heldout.shared_ngrams(a, b) for a, b in zip(frames, swapped, strict=True))
     # Every frame comes in both orders: the priority slot is first in half of them.
-    first = [f.index("{p}") < f.index("{n}") for f in demo_data._FRAMES]
+    first = [f.index("{p}") < f.index("{n}") for f in demo_heldout._FRAMES]
     assert first.count(True) == first.count(False)
     # The surface baselines the probe step runs read (close to) nothing on the written pairs,
     # where the old giveaway-word pairs gave the n-gram model an AUROC of 1.0.
@@ -310,18 +312,18 @@ def test_probe_pairs_swap_roles_in_one_frame_and_the_surface_reads_chance(
 def test_shared_ngrams_catches_a_frame_whose_slots_have_different_neighbours() -> None:
     frame = "{} first that day and {} last that day"
     good, bad = frame.format("the hurt pig", "the bill"), frame.format("the bill", "the hurt pig")
-    assert demo_data.shared_ngrams(good, bad, n=1)
-    assert not demo_data.shared_ngrams(good, bad, n=2)  # "pig first" on one side only
+    assert demo_heldout.shared_ngrams(good, bad, n=1)
+    assert not demo_heldout.shared_ngrams(good, bad, n=2)  # "pig first" on one side only
     wrapped = "about {} that day and not about {} that day"
     good, bad = wrapped.format("the pig", "a cow"), wrapped.format("a cow", "the pig")
-    assert demo_data.shared_ngrams(good, bad, n=2)
-    assert not demo_data.shared_ngrams(good, bad, n=3)  # "not about the" on one side only
+    assert demo_heldout.shared_ngrams(good, bad, n=2)
+    assert not demo_heldout.shared_ngrams(good, bad, n=3)  # "not about the" on one side only
 
 
 def test_generator_refuses_probe_frames_that_give_the_stance_away(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(demo_data, "_FRAMES", ["{Name} put {p} first and {n} last."])
+    monkeypatch.setattr(demo_heldout, "_FRAMES", ["{Name} put {p} first and {n} last."])
     with pytest.raises(ValuetraceError, match="which role fills the priority slot"):
         write_demo_data(tmp_path / "bad", seed=0)
     assert not (tmp_path / "bad" / "probe_pairs.jsonl").exists()
