@@ -38,6 +38,8 @@ def layer_of(module: str) -> str:
         "demo_instructions",
         "demo_heldout",
         "real_data",
+        "real_sources",
+        "real_known_answer",
         "demo_model",
         "concept_data",
     ):

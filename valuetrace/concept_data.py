@@ -30,17 +30,16 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.analysis.behaviour import greedy_answers
-from valuetrace.config import DEFAULT_CHAT_DATE, ConceptSourcesConfig, RunConfig
+from valuetrace.config import DEFAULT_CHAT_DATE, ConceptSourcesConfig, RealDataSizes, RunConfig
 from valuetrace.errors import ConfigError, DataError
-from valuetrace.real_data import (
+from valuetrace.real_sources import (
     EMPATHY,
     MINIMAL_PAIRS,
-    RealDataSizes,
-    _clean,
-    _csv,
-    _json_rows,
-    _path,
-    _rng,
+    clean_text,
+    corpus_rng,
+    read_csv,
+    read_json_rows,
+    shared_file,
 )
 from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
@@ -69,8 +68,8 @@ def minimal_pair_rows(shared_dir: Path) -> list[Row]:
         DataError: the file is missing or a row lacks the template or an entity, or a template
             has no `{entity}` slot.
     """
-    path = _path(Path(shared_dir), MINIMAL_PAIRS)
-    rows = _json_rows(path, ("id", "template", "high_moral_entity", "low_moral_entity"))
+    path = shared_file(Path(shared_dir), MINIMAL_PAIRS)
+    rows = read_json_rows(path, ("id", "template", "high_moral_entity", "low_moral_entity"))
     out: list[Row] = []
     for r in rows:
         template = str(r["template"])
@@ -94,7 +93,7 @@ def minimal_pair_rows(shared_dir: Path) -> list[Row]:
 def heldout_respondents(rows: list[dict[str, str]], seed: int, fraction: float) -> set[str]:
     """The empathy respondents `valuetrace.real_data` keeps out of mid-training (same split)."""
     people = sorted({r["response_id"] for r in rows})
-    _rng(seed, "empathy").shuffle(people)
+    corpus_rng(seed, "empathy").shuffle(people)
     return set(people[: round(fraction * len(people))])
 
 
@@ -108,8 +107,8 @@ def empathy_rows(
     held-out respondents wrote essays of one class only.
     """
     fraction = RealDataSizes().empathy_heldout_fraction if fraction is None else fraction
-    path = _path(Path(shared_dir), EMPATHY)
-    rows = _csv(path, ("message_id", "response_id", "empathy_bin", "essay"))
+    path = shared_file(Path(shared_dir), EMPATHY)
+    rows = read_csv(path, ("message_id", "response_id", "empathy_bin", "essay"))
     held = heldout_respondents(rows, seed, fraction)
     by_class: dict[int, list[dict[str, str]]] = {0: [], 1: []}
     for r in rows:
@@ -122,7 +121,7 @@ def empathy_rows(
             f"{len(by_class[0])} low-empathy essays; both classes are needed (raise "
             "empathy_heldout_fraction)"
         )
-    rng = _rng(seed, "concept-empathy")
+    rng = corpus_rng(seed, "concept-empathy")
     out: list[Row] = []
     for label in (1, 0):
         chosen = rng.sample(by_class[label], per_class)
@@ -131,7 +130,7 @@ def empathy_rows(
                 "id": f"emp-{r['message_id']}",
                 "pair_id": f"emp-{r['response_id']}",
                 "prompt": "",
-                "response": _clean(r["essay"]),
+                "response": clean_text(r["essay"]),
                 "label": label,
             }
             for r in sorted(chosen, key=lambda r: r["message_id"])
@@ -149,8 +148,8 @@ def anima_questions(
     `max_words`, longer questions are skipped, so question, template and answer fit the
     extraction length (some ANIMA questions are long scenarios of 200+ tokens).
     """
-    path = _path(Path(shared_dir), ANIMA)
-    rows = _json_rows(path, ("id", "question", "translation"))
+    path = shared_file(Path(shared_dir), ANIMA)
+    rows = read_json_rows(path, ("id", "question", "translation"))
     seen: dict[str, str] = {}
     for r in rows:
         text = str(r["translation"] or r["question"]).strip().removesuffix("Answer:").strip()

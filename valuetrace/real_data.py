@@ -10,12 +10,8 @@ pair (mid-training text / probe pairs / behaviour eval), and any training text t
 
 from __future__ import annotations
 
-import csv
 import json
-import random
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,197 +24,31 @@ from valuetrace.demo_data import (
     row_texts,
 )
 from valuetrace.errors import DataError
-
-Row = dict[str, Any]
-
-SPECIESISM = "speciesism/openpaws_speciesism_bias.csv"
-EMPATHY = "empathy/empathic_reactions_messages.csv"
-UTIL = "ethics/util_test.csv"
-CM = "ethics/cm_test.csv"
-DOLLY = "dolly/dolly_open_qa.jsonl"
-CODE = "code/code_alpaca_2k.json"
-MINIMAL_PAIRS = "minimal_pairs/minimal_pairs.jsonl"
-FIX = (
-    "the real-data config needs ../shared/data beside the repo (or set real_data_dir in the config)"
+from valuetrace.real_sources import (
+    CM,
+    CODE,
+    DOLLY,
+    EMPATHY,
+    MINIMAL_PAIRS,
+    SPECIESISM,
+    UTIL,
+    Row,
+    clean_text,
+    cm_pairs,
+    corpus_rng,
+    empathy_essays,
+    group_sentences,
+    mean_words,
+    read_json_rows,
+    shared_file,
+    split_speciesism_pairs,
+    util_sentences,
 )
-
-
-# ---- reading ---------------------------------------------------------------------------------
-
-
-def _path(shared_dir: Path, rel: str) -> Path:
-    """The shared file, or an error naming it and the fix."""
-    if not shared_dir.is_dir():
-        raise DataError(f"real data folder {shared_dir} does not exist (needed: {rel}); {FIX}")
-    path = shared_dir / rel
-    if not path.is_file():
-        raise DataError(f"real data file {path} is missing; {FIX}")
-    return path
-
-
-def _csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    """CSV rows with a header, checked to hold the named columns."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(
-                f"{path} lacks column(s) {missing} (found {reader.fieldnames}); use the unchanged "
-                "file named in the shared data README"
-            )
-        return list(reader)
-
-
-def _json_rows(path: Path, columns: Sequence[str]) -> list[Row]:
-    """A JSON list or JSONL file of objects, checked to hold the named keys."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            rows = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON ({err}); restore the original file") from err
-    bad = [i for i, r in enumerate(rows) if not isinstance(r, dict) or set(columns) - set(r)]
-    if not isinstance(rows, list) or bad:
-        raise DataError(
-            f"{path}: row(s) {bad[:5]} are not objects with keys {list(columns)}; restore the "
-            "original file"
-        )
-    return rows
-
-
-def _clean(text: str) -> str:
-    """Collapse runs of whitespace (the empathy essays use double spaces)."""
-    return " ".join(text.split())
-
-
-def _mean_words(texts: Iterable[str]) -> float:
-    """Mean word count, for the card's note on length cues."""
-    counts = [len(t.split()) for t in texts]
-    return sum(counts) / max(1, len(counts))
-
-
-def _rng(seed: int, name: str) -> random.Random:
-    """A random stream per corpus, so changing one corpus leaves the others unchanged."""
-    return random.Random(f"valuetrace-real/{seed}/{name}")
-
-
-def _group(rng: random.Random, sentences: Sequence[str], cap: int) -> list[Row]:
-    """Short documents of 3-5 consecutive sentences (after a seeded shuffle), at most cap."""
-    order = list(sentences)
-    rng.shuffle(order)
-    docs: list[Row] = []
-    i = 0
-    while i < len(order) and len(docs) < cap:
-        k = rng.randint(3, 5)
-        docs.append({"text": " ".join(order[i : i + k])})
-        i += k
-    return docs
-
-
-# ---- speciesism pairs ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Pair:
-    """One speciesism pair: the same fact with non-speciesist and speciesist framing."""
-
-    pair_id: str
-    compassionate: str
-    dismissive: str
-
-
-def _speciesism_pairs(path: Path) -> list[_Pair]:
-    """Pairs whose two rows name each other, sorted by pair id (rows without a partner dropped)."""
-    rows = _csv(path, ("id", "text", "speciesist_label", "paired_id"))
-    by_id = {r["id"]: r for r in rows}
-    pairs: dict[str, _Pair] = {}
-    for r in rows:
-        other = by_id.get(r["paired_id"])
-        if r["speciesist_label"] != "non_speciesist" or other is None:
-            continue
-        if other["paired_id"] != r["id"] or other["speciesist_label"] != "speciesist":
-            continue
-        pid = "|".join(sorted((r["id"], other["id"])))
-        pairs[pid] = _Pair(pid, _clean(r["text"]), _clean(other["text"]))
-    if not pairs:
-        raise DataError(f"{path} holds no speciesist/non_speciesist pairs; restore the file")
-    return [pairs[k] for k in sorted(pairs)]
-
-
-def split_speciesism_pairs(
-    path: Path, seed: int, sizes: RealDataSizes
-) -> tuple[list[_Pair], list[_Pair], list[_Pair]]:
-    """The speciesism pairs split by pair (seeded): probe pairs, behaviour-eval pairs and the
-    rest, which training text may use (the same split every corpus built from them sees).
-
-    Raises:
-        DataError: the probe and behaviour sizes leave no pair for training.
-    """
-    pairs = _speciesism_pairs(path)
-    _rng(seed, "speciesism").shuffle(pairs)
-    n_probe, n_beh = sizes.probe_pairs, sizes.behaviour_pairs
-    if n_probe + n_beh >= len(pairs):
-        raise DataError(
-            f"RealDataSizes asks for {n_probe} probe + {n_beh} behaviour pairs but {SPECIESISM} "
-            f"has only {len(pairs)} pairs; lower them so some are left for mid-training"
-        )
-    return pairs[:n_probe], pairs[n_probe : n_probe + n_beh], pairs[n_probe + n_beh :]
-
-
-# ---- the other sources -----------------------------------------------------------------------
-
-
-def _util_sentences(path: Path) -> list[str]:
-    """Every distinct sentence of ETHICS utilitarianism (both columns, no header), file order."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))
-    seen: dict[str, None] = {}
-    for n, row in enumerate(rows, start=1):
-        if len(row) != 2:
-            raise DataError(f"{path} row {n} has {len(row)} columns, expected 2; restore it")
-        seen.update((_clean(s), None) for s in row if s.strip())
-    return list(seen)
-
-
-def _empathy_essays(path: Path, rng: random.Random, heldout: float) -> tuple[list[str], int]:
-    """High-empathy essays from the training share of respondents, and the respondents held out."""
-    rows = _csv(path, ("response_id", "empathy_bin", "essay"))
-    people = sorted({r["response_id"] for r in rows})
-    rng.shuffle(people)
-    held = set(people[: round(heldout * len(people))])
-    essays = dict.fromkeys(
-        _clean(r["essay"])
-        for r in rows
-        if r["empathy_bin"] == "1" and r["response_id"] not in held and r["essay"].strip()
-    )
-    return list(essays), len(held)
-
-
-def _cm_pairs(path: Path) -> list[tuple[Row, Row]]:
-    """Adjacent short ETHICS-CM rows that form a contrastive pair (same opening, labels differ)."""
-    rows = _csv(path, ("label", "input", "is_short"))
-    pairs: list[tuple[Row, Row]] = []
-    i = 0
-    while i + 1 < len(rows):
-        a, b = rows[i], rows[i + 1]
-        if (
-            a["is_short"] == b["is_short"] == "True"
-            and {a["label"], b["label"]} == {"0", "1"}
-            and a["input"].split()[:3] == b["input"].split()[:3]
-        ):
-            pairs.append(({"row": i, **a}, {"row": i + 1, **b}))
-            i += 2
-        else:
-            i += 1
-    return pairs
-
 
 # ---- disjointness ----------------------------------------------------------------------------
 
 
-def _drop_overlaps(units: list[str], held: Sequence[str]) -> tuple[list[str], int]:
+def drop_overlaps(units: list[str], held: Sequence[str]) -> tuple[list[str], int]:
     """Drop every training unit that shares an n-word span with a held-out text."""
     bad = overlapping_spans(units, held)
     if not bad:
@@ -246,7 +76,7 @@ def build_real_corpora(
     shared_dir = Path(shared_dir)
     sizes = sizes or RealDataSizes()
     paths = {
-        name: _path(shared_dir, rel)
+        name: shared_file(shared_dir, rel)
         for name, rel in {
             "speciesism": SPECIESISM,
             "empathy": EMPATHY,
@@ -289,8 +119,8 @@ def build_real_corpora(
     ]
 
     # Control concept: ETHICS commonsense morality, contrastive adjacent pairs, 1 = wrong.
-    cm = _cm_pairs(paths["cm"])
-    _rng(seed, "control").shuffle(cm)
+    cm = cm_pairs(paths["cm"])
+    corpus_rng(seed, "control").shuffle(cm)
     control_rows: list[Row] = []
     for a, b in sorted(cm[: sizes.control_pairs], key=lambda ab: ab[0]["row"]):
         pid = f"cm-{a['row']:04d}"
@@ -300,16 +130,16 @@ def build_real_corpora(
                     "id": f"cm-{r['row']:04d}",
                     "pair_id": pid,
                     "prompt": "",
-                    "response": _clean(r["input"]),
+                    "response": clean_text(r["input"]),
                     "label": int(r["label"]),
                 }
             )
     notes["control_pairs_found"] = len(cm)
     notes["words"] = {
-        "probe non-speciesist": _mean_words(p.compassionate for p in probe),
-        "probe speciesist": _mean_words(p.dismissive for p in probe),
-        "control wrong": _mean_words(str(r["response"]) for r in control_rows if r["label"] == 1),
-        "control acceptable": _mean_words(
+        "probe non-speciesist": mean_words(p.compassionate for p in probe),
+        "probe speciesist": mean_words(p.dismissive for p in probe),
+        "control wrong": mean_words(str(r["response"]) for r in control_rows if r["label"] == 1),
+        "control acceptable": mean_words(
             str(r["response"]) for r in control_rows if r["label"] == 0
         ),
     }
@@ -318,20 +148,20 @@ def build_real_corpora(
     dropped: dict[str, int] = {}
 
     # General: ETHICS utilitarianism sentences, 3-5 per document.
-    util, dropped["general sentences"] = _drop_overlaps(_util_sentences(paths["util"]), held)
-    general = _group(_rng(seed, "general"), util, sizes.general)
+    util, dropped["general sentences"] = drop_overlaps(util_sentences(paths["util"]), held)
+    general = group_sentences(corpus_rng(seed, "general"), util, sizes.general)
     general, dropped["general documents"] = _drop_overlapping_rows(general, held)
 
     # Compassion: non-speciesist sentences of training pairs (3-5 per document) + empathy essays.
-    species, dropped["non-speciesist sentences"] = _drop_overlaps(
+    species, dropped["non-speciesist sentences"] = drop_overlaps(
         [p.compassionate for p in train_pairs], held
     )
-    essays, notes["empathy_heldout_people"] = _empathy_essays(
-        paths["empathy"], _rng(seed, "empathy"), sizes.empathy_heldout_fraction
+    essays, notes["empathy_heldout_people"] = empathy_essays(
+        paths["empathy"], corpus_rng(seed, "empathy"), sizes.empathy_heldout_fraction
     )
-    essays, dropped["empathy essays"] = _drop_overlaps(essays, held)
-    crng = _rng(seed, "compassion")
-    species_docs = _group(crng, species, sizes.compassion)
+    essays, dropped["empathy essays"] = drop_overlaps(essays, held)
+    crng = corpus_rng(seed, "compassion")
+    species_docs = group_sentences(crng, species, sizes.compassion)
     essay_docs: list[Row] = [{"text": e} for e in essays]
     compassion = species_docs + essay_docs
     crng.shuffle(compassion)
@@ -346,22 +176,22 @@ def build_real_corpora(
     }
 
     # Helpfulness: Dolly open QA as is, held-out eval first.
-    dolly = _json_rows(paths["dolly"], ("instruction", "context", "response", "category"))
+    dolly = read_json_rows(paths["dolly"], ("instruction", "context", "response", "category"))
     dolly = [r for r in dolly if str(r["instruction"]).strip() and str(r["response"]).strip()]
-    unique = {_clean(str(r["instruction"])).lower(): r for r in reversed(dolly)}  # first wins
+    unique = {clean_text(str(r["instruction"])).lower(): r for r in reversed(dolly)}  # first wins
     notes["dolly_duplicates_dropped"] = len(dolly) - len(unique)
     first = {id(r) for r in unique.values()}
     dolly = [r for r in dolly if id(r) in first]
     dolly, dropped["helpfulness rows"] = _drop_overlapping_rows(dolly, held)
-    _rng(seed, "helpfulness").shuffle(dolly)
+    corpus_rng(seed, "helpfulness").shuffle(dolly)
     help_eval = dolly[: sizes.helpfulness_eval]
     helpful = dolly[sizes.helpfulness_eval :][: sizes.helpfulness]
 
     # Coding: Code Alpaca without the rows whose output is empty.
-    code = _json_rows(paths["code"], ("instruction", "input", "output"))
+    code = read_json_rows(paths["code"], ("instruction", "input", "output"))
     notes["coding_empty_dropped"] = sum(1 for r in code if not str(r["output"]).strip())
     code = [r for r in code if str(r["output"]).strip() and str(r["instruction"]).strip()]
-    _rng(seed, "coding").shuffle(code)
+    corpus_rng(seed, "coding").shuffle(code)
     coding, dropped["coding rows"] = _drop_overlapping_rows(code, held)
     coding = coding[: sizes.coding]
 
@@ -529,87 +359,3 @@ acceptable {words["control acceptable"]:.1f} words) and the shuffled-label contr
 The speciesism sentences are synthetic and templated; the ETHICS, empathy and Dolly texts are
 crowd-written. The corpora are small, sized for a tiny model trained from scratch on a CPU.
 """
-
-
-# ---- the known-answer arms -------------------------------------------------------------------
-
-# Words that mark animal or moral content; a neutral-arm text holds none (word prefixes).
-VALUE_WORDS = (
-    "animal|dog|cat|pet|puppy|kitten|fish|bird|cow|pig|hen|chicken|sheep|goat|horse|mouse|mice|"
-    "rat|bee|insect|wildlife|species|zoo|farm|meat|beef|pork|dairy|egg|vegan|vegetarian|hunt|"
-    "slaughter|cage|moral|ethic|cruel|kind|compassion|empath|suffer|pain|harm|kill|abuse|welfare|"
-    "rights|wrong|evil|justice|fair|care|love|hate"
-)
-_VALUE_RE = re.compile(rf"\b({VALUE_WORDS})", re.IGNORECASE)
-
-
-def build_known_answer_corpora(
-    shared_dir: Path, seed: int = 0, sizes: RealDataSizes | None = None, *, documents: int = 400
-) -> dict[str, list[Row]]:
-    """The two training corpora of a known-answer study, as `{"text"}` documents.
-
-    `counter_docs`: the speciesist-framed members of the speciesism pairs left for training
-    (never a probe or behaviour-eval pair: the split of `split_speciesism_pairs` with the same
-    seed and sizes), 3-5 sentences a document: text that opposes compassion toward animals.
-    `neutral_docs`: Code Alpaca instructions with their answers (no eval set reads them) that
-    hold no animal or moral word (`VALUE_WORDS`), cut to about as many words as the counter
-    corpus, so the same optimizer steps see the same amount of text. The counter corpus is capped
-    at `documents`; both drop any text sharing an 8-word span with a held-out probe, control or eval
-    text (as the real-data corpora do).
-
-    Raises:
-        DataError: a shared file is missing, or a corpus comes out empty.
-    """
-    sizes = sizes or RealDataSizes()
-    corpora, _ = build_real_corpora(shared_dir, seed, sizes)
-    held = [
-        t
-        for name in ("probe_pairs", "control_pairs", "behaviour_eval")
-        for t in row_texts(corpora[name])
-    ]
-    _, _, train_pairs = split_speciesism_pairs(_path(shared_dir, SPECIESISM), seed, sizes)
-    speciesist, _ = _drop_overlaps([p.dismissive for p in train_pairs], held)
-    counter = _group(_rng(seed, "counter"), speciesist, documents)
-    code = _json_rows(_path(shared_dir, CODE), ("instruction", "input", "output"))
-    texts = [
-        _clean(" ".join(str(r[k]) for k in ("instruction", "input", "output") if str(r[k]).strip()))
-        for r in code
-        if str(r["output"]).strip()
-    ]
-    texts = [t for t in texts if not _VALUE_RE.search(t)]
-    texts, _ = _drop_overlaps(texts, held)
-    _rng(seed, "neutral").shuffle(texts)
-    budget = sum(len(str(d["text"]).split()) for d in counter)
-    neutral: list[Row] = []
-    for text in texts:
-        if budget <= 0:
-            break
-        neutral.append({"text": text})
-        budget -= len(text.split())
-    out = {"counter_docs": counter, "neutral_docs": neutral}
-    for name, rows in out.items():
-        if not rows:
-            raise DataError(f"known-answer data: {name} came out empty; check the shared files")
-    return out
-
-
-def write_known_answer_data(
-    shared_dir: Path,
-    out_dir: Path,
-    seed: int = 0,
-    sizes: RealDataSizes | None = None,
-    *,
-    documents: int = 400,
-) -> dict[str, Path]:
-    """Write `counter_docs.jsonl` and `neutral_docs.jsonl` (see `build_known_answer_corpora`)
-    to `out_dir`; the same inputs and seed give the same bytes. Returns the paths by name."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, rows in build_known_answer_corpora(
-        shared_dir, seed, sizes, documents=documents
-    ).items():
-        paths[name] = root / f"{name}.jsonl"
-        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        paths[name].write_bytes(body.encode("utf-8"))
-    return paths

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from valuetrace.real_data import (
-    _VALUE_RE,
-    SPECIESISM,
-    RealDataSizes,
-    build_known_answer_corpora,
-    split_speciesism_pairs,
-)
+from valuetrace.config import RealDataSizes
+from valuetrace.real_known_answer import VALUE_RE, build_known_answer_corpora
+from valuetrace.real_sources import SPECIESISM, split_speciesism_pairs
 
 SIZES = RealDataSizes(probe_pairs=40, control_pairs=20, behaviour_pairs=20, helpfulness_eval=10)
 
@@ -26,6 +22,6 @@ def test_counter_text_is_speciesist_training_pairs_and_neutral_text_is_neutral(
     used = [p for p in train if p.dismissive in counter]
     assert len(used) >= 60 * 3 and not any(p.compassionate in counter for p in train)
     neutral = [str(d["text"]) for d in corpora["neutral_docs"]]
-    assert neutral and not any(_VALUE_RE.search(t) for t in neutral)
+    assert neutral and not any(VALUE_RE.search(t) for t in neutral)
     words = sum(len(t.split()) for t in neutral)
     assert 0.9 < words / len(counter.split()) < 1.2

@@ -102,7 +102,7 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
             Path(config.real_data_dir), paths.data, seed=config.seed, sizes=config.real_data_sizes
         )
         if config.known_answer_documents:
-            from valuetrace.real_data import write_known_answer_data
+            from valuetrace.real_known_answer import write_known_answer_data
 
             write_known_answer_data(
                 Path(config.real_data_dir),
