@@ -34,21 +34,20 @@ test_device_check.py), so the script cannot rot. See benchmarks/README.md for th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
+from transformers import LlamaConfig, LlamaForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,105 +65,11 @@ from valuetrace.activations.extract import (  # noqa: E402
     pooled_hidden_states,
 )
 from valuetrace.activations.pooling import Batch, collate, encode  # noqa: E402
-from valuetrace.config import LoraConfig, StageConfig  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_extract import build_tokenizer  # noqa: E402
-
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A model shape and the sizes of each measurement."""
-
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    intermediate: int
-    vocab: int
-    dtype: str
-    rows: int  # extraction rows
-    min_len: int
-    max_len: int
-    extract_batch: int
-    train_batch: int
-    train_len: int
-    train_steps: int  # timed steps, after one warm-up step
-    full_layers: int
-    gen_batch: int
-    gen_prompt: int
-    gen_new: int
-
-
-SHAPES = {
-    # Llama-3.1-8B's config (hidden 4096, 32 blocks, GQA 32/8, MLP 14336, vocab 128256); probe
-    # rows of 64-320 tokens (SmolLM2's probe rows under a chat template: ~60-128)
-    "8b": Shape(
-        4096, 32, 32, 8, 14336, 128256, "bfloat16", 512, 64, 320, 16, 4, 512, 3, 8, 16, 128, 64
-    ),
-    "tiny": Shape(32, 2, 4, 2, 64, 512, "float32", 24, 8, 32, 8, 2, 32, 2, 2, 4, 8, 4),
-}
-
-
-def build_model(shape: Shape, device: torch.device, layers: int | None = None) -> LlamaForCausalLM:
-    """A randomly initialised Llama of `shape`, created on `device` in its dtype (no CPU copy)."""
-    config = LlamaConfig(
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=layers or shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
-        intermediate_size=shape.intermediate,
-        max_position_embeddings=4 * max(shape.max_len, shape.train_len),
-        rope_theta=500000.0,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=None,
-    )
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = LlamaForCausalLM._from_config(config, dtype=getattr(torch, shape.dtype))
-    return model.eval()
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work, so wall times cover it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def peak_memory(device: torch.device, out: dict[str, Any]) -> Iterator[None]:
-    """Record the peak GPU memory (GB) of the block in `out["peak_gb"]` (None on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    yield
-    out["peak_gb"] = (
-        round(torch.cuda.max_memory_allocated(device) / 1e9, 2) if device.type == "cuda" else None
-    )
-
-
-def timed(device: torch.device, fn: Callable[[], object]) -> float:
-    """Wall seconds of one call, the device's queue included."""
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def random_rows(shape: Shape, rng: np.random.Generator) -> list[list[int]]:
-    """Token-id rows of random lengths in [min_len, max_len] (ids >= 2: 0 pads, 1 ends)."""
-    lengths = rng.integers(shape.min_len, shape.max_len + 1, size=shape.rows)
-    return [rng.integers(2, shape.vocab, size=n).tolist() for n in lengths]
-
-
-def as_text(ids: Sequence[int]) -> str:
-    """The text the word-level tokenizer reads back as exactly `ids`."""
-    return " ".join(f"t{i}" for i in ids)
+from device_model import SHAPES, Shape, as_text, build_model, peak_memory, random_rows, timed  # noqa: E402
+from device_training import check_training  # noqa: E402
 
 
 @torch.inference_mode()
@@ -255,119 +160,6 @@ def check_padding(model, tokenizer, shape: Shape) -> dict:
             ((out["left"] - out["right"]).abs() / scale).max()
         ),
     }
-
-
-class StepClock(TrainerCallback):
-    """Wall time at the end of every optimizer step (device queue included)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.ends = device, []
-
-    def on_step_begin(self, args, state, control, **kwargs) -> None:
-        if not self.ends:
-            sync(self.device)
-            self.ends.append(time.perf_counter())
-
-    def on_step_end(self, args, state, control, **kwargs) -> None:
-        sync(self.device)
-        self.ends.append(time.perf_counter())
-
-
-def plain_loop(model, ids: torch.Tensor, batch: int, device: torch.device) -> float:
-    """Forward + backward + AdamW on fixed batches; tokens/s over the steps after the first."""
-    model.train()
-    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    ends = []
-    for i in range(0, len(ids), batch):
-        chunk = ids[i : i + batch].to(device)
-        model(input_ids=chunk, labels=chunk).loss.backward()
-        optim.step()
-        optim.zero_grad(set_to_none=True)
-        sync(device)
-        ends.append(time.perf_counter())
-    del optim
-    return (len(ends) - 1) * batch * ids.shape[1] / (ends[-1] - ends[0])
-
-
-def stage_trainer(model, tokenizer, texts, method: str, shape: Shape, device, tmp: Path) -> float:
-    """valuetrace's stage trainer (documents packed into [batch, train_len] rows): tokens/s."""
-    from valuetrace.training.datasets import Document
-    from valuetrace.training.stages import StageRun, sft_trainer
-
-    stage = StageConfig(
-        name=f"check_{method}",
-        method=method,
-        lora=LoraConfig(r=16, alpha=32, dropout=0.0, target_modules=ALL_LINEAR),
-        max_steps=shape.train_steps + 1,
-        learning_rate=1e-4,
-        batch_size=shape.train_batch,
-        max_length=shape.train_len,
-        warmup_ratio=0.0,
-    )
-    run = StageRun(seed=0, bf16=shape.dtype == "bfloat16", save_steps=10**6, logging_steps=10**6)
-    trainer = sft_trainer(
-        model,
-        tokenizer,
-        [Document(t) for t in texts],
-        stage,
-        run,
-        tmp / method,
-        use_cpu=device.type == "cpu",
-        progress=False,
-    )
-    clock = StepClock(device)
-    trainer.add_callback(clock)
-    trainer.train()
-    steps = len(clock.ends) - 2  # the first interval is the warm-up step
-    return steps * shape.train_batch * shape.train_len / (clock.ends[-1] - clock.ends[1])
-
-
-def check_training(model, tokenizer, method: str, shape: Shape, device, tmp: Path) -> dict:
-    """One training configuration: the plain loop, then valuetrace's trainer, same model."""
-    from peft import get_peft_model
-
-    from valuetrace.training.lora import peft_config
-
-    rng = np.random.default_rng(2)
-    steps = shape.train_steps + 1
-    ids = torch.from_numpy(
-        rng.integers(2, shape.vocab, size=(steps * shape.train_batch, shape.train_len))
-    )
-    out: dict[str, Any] = {
-        "batch": shape.train_batch,
-        "length": shape.train_len,
-        "timed_steps": shape.train_steps,
-    }
-    loop_mem: dict[str, Any] = {}
-    stage = StageConfig(
-        name="plain",
-        method=method,
-        lora=LoraConfig(r=16, alpha=32, dropout=0.0, target_modules=ALL_LINEAR),
-    )
-    trained = get_peft_model(model, peft_config(stage, model)) if method == "lora" else model
-    with peak_memory(device, loop_mem):
-        out["plain_tokens_per_s"] = plain_loop(trained, ids, shape.train_batch, device)
-    out["plain_peak_gb"] = loop_mem["peak_gb"]
-    base = trained.unload() if method == "lora" else trained
-    for p in base.parameters():
-        p.grad = None
-    if importlib.util.find_spec("trl") is None or importlib.util.find_spec("datasets") is None:
-        out["valuetrace_tokens_per_s"] = None
-        out["valuetrace_note"] = "skipped: trl/datasets not installed (see benchmarks/README.md)"
-        return out
-    # documents long enough for the packed [batch, length] rows of every step, twice over
-    texts = [
-        as_text(r)
-        for r in rng.integers(2, shape.vocab, size=(2 * steps * shape.train_batch, shape.train_len))
-    ]
-    stage_mem: dict[str, Any] = {}
-    with peak_memory(device, stage_mem):
-        out["valuetrace_tokens_per_s"] = stage_trainer(
-            base, tokenizer, texts, method, shape, device, tmp
-        )
-    out["valuetrace_peak_gb"] = stage_mem["peak_gb"]
-    out["ratio"] = out["valuetrace_tokens_per_s"] / out["plain_tokens_per_s"]
-    return out
 
 
 @torch.inference_mode()
