@@ -6,6 +6,8 @@ config shaped like the demo's runs on real text. Nothing is copied into the repo
 files are written into the run folder at run time. Speciesism pairs are split three ways by
 pair (mid-training text / probe pairs / behaviour eval), and any training text that shares an
 8-word span with a held-out text is dropped before writing (see :func:`overlapping_spans`).
+The shared files are read through `valuetrace.real_sources`; the known-answer arms' corpora are
+built in `valuetrace.real_known_answer`.
 """
 
 from __future__ import annotations
