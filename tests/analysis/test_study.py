@@ -140,6 +140,7 @@ def test_a_drop_where_the_parent_does_not_encode_the_concept_is_no_weakening(tmp
     assert all(parent[i, 0] <= 0.5 for i in WEAK) and all(parent[2:, 0] > 0.5)
     for i in WEAK:  # what the paired test alone would call a weakening
         assert cmp.encoded.drop[i] > 0 and cmp.encoded.p_drop[i] <= cmp.alpha
+    assert not any(cmp.verdicts[i].weakened or cmp.verdicts[i].fired for i in WEAK)
     assert [cmp.verdicts[i] for i in WEAK] == [Verdict.NOT_ENCODED] * len(WEAK)
     assert not any(cmp.encoded.drop_found[i] for i in WEAK) and cmp.not_encoded() == WEAK
     plain, _ = compare_stages(
