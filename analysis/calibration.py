@@ -8,8 +8,10 @@ floor exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: 
 exceed it; the rule is `valuetrace.analysis.neutral_floor.value_specific`, which the study
 applies to every compared pair too). On the neutral arm every fired stage x layer verdict is a
 false positive; it is counted against the number the test level allows, alpha x tests (three
-one-sided tests per layer and step: weakening, strengthening, rotation; Holm keeps the
-family-wise rate of each at alpha, so this count is a loose upper bound).
+one-sided tests per judged layer and step: weakening, strengthening, rotation; Holm keeps the
+family-wise rate of each at alpha, so this count is a loose upper bound). A layer where the
+arms' parent does not encode the concept (`valuetrace.analysis.verdict.parent_encodes`) is not
+judged: it is never a first layer, never a false positive, and not among the allowed tests.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from valuetrace.analysis.neutral_floor import value_specific
+from valuetrace.analysis.report_model import fmt_layers, layer_word
 from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, TrajectoryStep
-from valuetrace.analysis.verdict import Verdict
+from valuetrace.analysis.verdict import NOT_ENCODED_WHY, Verdict
 from valuetrace.errors import DataError, MissingStepError
 from valuetrace.stats import Interval
 
@@ -36,7 +39,8 @@ class DoseRow:
     None if none; `verdict` the verdict there (with "(value-specific)" when it beats the
     neutral arm at that layer). `false_positives` is the neutral arm's number of fired layer
     verdicts at this dose (the same on both arms' rows), `false_positives_allowed` = alpha x
-    its tests.
+    its tests. `not_encoded`: the layers this row's stage was not judged at, because the parent
+    does not encode the concept there; none of them is a first layer or a false positive.
     """
 
     arm: str
@@ -50,6 +54,7 @@ class DoseRow:
     value_specific_layers: list[int]
     false_positives: int
     false_positives_allowed: float
+    not_encoded: list[int]
 
 
 def _fired(step: TrajectoryStep, layers: Sequence[int]) -> list[int]:
@@ -78,11 +83,12 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
             f"{list(by_step)} differ; give both arms the same data size, batch and save_at."
         )
     layers = counter.layers
-    allowed = alpha * TESTS_PER_LAYER * len(layers)
     rows: list[DoseRow] = []
     for point in counter.steps:
         twin = by_step[point.step]
         fp = len(_fired(twin, layers))
+        judged = sum(Verdict(v).judged for v in twin.comparison.verdicts)
+        allowed = alpha * TESTS_PER_LAYER * judged
         specific = value_specific(point.comparison, twin.comparison)
         for arm, p, spec in (("counter", point, specific), ("neutral", twin, [])):
             first, verdict = _first_change(p, layers)
@@ -102,6 +108,7 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
                     value_specific_layers=spec,
                     false_positives=fp,
                     false_positives_allowed=allowed,
+                    not_encoded=p.comparison.not_encoded(),
                 )
             )
     return rows
@@ -146,5 +153,13 @@ def format_table(rows: Sequence[DoseRow]) -> str:
         lines.append(
             f"{r.arm:<8} {r.step:>5}  {margin:<30} {moved:<5} {r.first_layer!s:>5}  "
             f"{r.verdict:<34} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:.2f}"
+        )
+    unjudged = sorted({layer for r in rows for layer in r.not_encoded})
+    if unjudged:
+        lines.append(
+            f"not judged at {layer_word(unjudged)} {fmt_layers(unjudged)}: the parent does not "
+            "encode the concept "
+            f"there ({NOT_ENCODED_WHY}), so they are neither first layers nor false positives, "
+            "and not among the allowed tests"
         )
     return "\n".join(lines)

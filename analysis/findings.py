@@ -169,8 +169,10 @@ class Findings:
 
     SCHEMA: ClassVar[str] = "valuetrace.findings"
     # 2: behaviour changes carry their seed-replicate floor; 3: figures are `Figure` records;
-    # 4: `neutral_floor` (each pair's verdicts against the neutral arm; older files: none)
-    VERSION: ClassVar[int] = 4
+    # 4: `neutral_floor` (each pair's verdicts against the neutral arm; older files: none);
+    # 5: each comparison's `parent_auroc` and the verdict "not encoded in the parent" (older
+    # files: parent_auroc None, every layer judged), a neutral floor's `not_encoded` layers
+    VERSION: ClassVar[int] = 5
 
     stages: list[str]
     replicate_of: dict[str, str]

@@ -22,6 +22,12 @@ shifted-bootstrap p-values for a drop and for a rise, Holm across layers, and th
 distribution of the first significant layer and of the largest drop. Noise floor: the same
 measures between a stage and a seed replicate of it (the replicate's drift); a change counts as
 found only when it is significant *and* larger than that floor at its layer.
+
+Encoding: given the parent's probe AUROC per layer (`parent_auroc`), a change is judged only at
+layers where the parent encodes the concept (`valuetrace.analysis.verdict.parent_encodes`);
+elsewhere the verdict is `Verdict.NOT_ENCODED`, nothing is found, and the first and largest
+drop skip the layer. Holm still runs over every compared layer, so the p-values of encoded
+layers do not depend on how many layers are encoded.
 """
 
 from __future__ import annotations
@@ -43,9 +49,10 @@ from valuetrace.analysis.similarity import (
     random_direction_null,
     shuffled_label_null,
 )
-from valuetrace.analysis.verdict import Verdict
+from valuetrace.analysis.verdict import Verdict, parent_encodes
 from valuetrace.errors import DataError
 from valuetrace.probing.folds import check_fold_classes
+from valuetrace.stats import Interval
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,9 @@ class LayerChange:
 
     `p_drop` / `p_rise` are Holm-adjusted one-sided p-values; `floor` is |drop| of the same
     measure between a stage and its seed replicate (None without replicates). `drop_found` =
-    significant drop larger than the floor; `rise_found` likewise for a rise. NaN = undefined.
+    significant drop larger than the floor at a layer where the parent encodes the concept;
+    `rise_found` likewise for a rise; `first_drop` and `largest_drop` range over those layers
+    only (layer None when the parent encodes it nowhere). NaN = undefined.
     """
 
     a: list[float]
@@ -115,7 +124,10 @@ class StageComparison:
     """How one concept changed from stage A to stage B, per compared layer, with a verdict.
 
     `verdicts[i]` is the `Verdict` of layer index i; `undefined` holds the reason of each
-    undefined layer, keyed by its index.
+    undefined layer, keyed by its index. `parent_auroc[i]` is stage A's probe's held-out AUROC
+    with its interval, which decides whether A encodes the concept there
+    (`valuetrace.analysis.verdict.parent_encodes`); None when no probe results were given (then
+    every defined layer is judged; findings written before schema 5 read as None).
     """
 
     stage_a: str
@@ -136,15 +148,26 @@ class StageComparison:
     ci: float
     n_boot: int
     n_groups: int
+    parent_auroc: list[Interval] | None = None
 
     def localised(self) -> list[int]:
-        """Indices of found weakening at least half the largest found drop; else the largest."""
+        """Indices of found weakening at least half the largest found drop; else the largest
+        drop; empty when stage A encodes the concept at no defined layer."""
         found = [i for i, f in enumerate(self.encoded.drop_found) if f]
         if not found:
             best = self.encoded.largest_drop.layer
             return [] if best is None else [best]
         top = max(self.encoded.drop[i] for i in found)
         return [i for i in found if self.encoded.drop[i] >= top / 2]
+
+    def not_encoded(self) -> list[int]:
+        """The layer numbers where stage A does not encode the concept (`Verdict.NOT_ENCODED`):
+        no change is judged there."""
+        return [
+            layer
+            for layer, v in zip(self.layers, self.verdicts, strict=True)
+            if v is Verdict.NOT_ENCODED
+        ]
 
 
 @dataclass(frozen=True)
@@ -221,10 +244,12 @@ def _change(
     a: Float[np.ndarray, "b1 l"],
     b: Float[np.ndarray, "b1 l"],
     floor: Float[np.ndarray, " l"] | None,
+    judged: np.ndarray,
     alpha: float,
     ci: float,
 ) -> LayerChange:
-    """Drop a - b per layer (row 0 observed, rows 1: bootstrap) with CI, tests and floor."""
+    """Drop a - b per layer (row 0 observed, rows 1: bootstrap) with CI, tests and floor;
+    found, first and largest only at `judged` layers [l] (bool: the parent encodes the concept)."""
     drop = a[0] - b[0]
     boot = a[1:] - b[1:]
     lo, hi = stats.percentile_ci(boot, ci).T if boot.size else (drop, drop)
@@ -232,12 +257,15 @@ def _change(
     p_rise = stats.holm(stats.shifted_bootstrap_p(-drop, -boot, -drop))
     above = np.ones_like(drop, dtype=bool) if floor is None else np.abs(drop) > floor
     with np.errstate(invalid="ignore"):
-        drop_found = (p_drop <= alpha) & (drop > 0) & above
-        rise_found = (p_rise <= alpha) & (drop < 0) & above
+        drop_found = (p_drop <= alpha) & (drop > 0) & above & judged
+        rise_found = (p_rise <= alpha) & (drop < 0) & above & judged
         boot_above = True if floor is None else boot > floor
         sig_boot = (stats.holm(stats.shifted_bootstrap_p(boot, boot, drop)) <= alpha) & boot_above
-    largest = int(np.nanargmax(drop)) if np.isfinite(drop).any() else None
-    filled = np.where(np.isnan(boot), -np.inf, boot)
+    sig_boot &= judged
+    candidates = np.isfinite(drop) & judged
+    largest = int(np.nanargmax(np.where(candidates, drop, np.nan))) if candidates.any() else None
+    filled = np.where(np.isnan(boot) | ~judged, -np.inf, boot)
+    picks = np.where(np.isfinite(filled).any(1), filled.argmax(1), -1)
     first = int(_first(drop_found)) if drop_found.any() else None
     return LayerChange(
         a=a[0].tolist(),
@@ -251,7 +279,7 @@ def _change(
         drop_found=drop_found.tolist(),
         rise_found=rise_found.tolist(),
         first_drop=_layer_estimate(first, _first(sig_boot), ci),
-        largest_drop=_layer_estimate(largest, filled.argmax(1), ci),
+        largest_drop=_layer_estimate(largest, picks, ci),
     )
 
 
@@ -302,17 +330,22 @@ def compare_stages(
     ci: float = 0.95,
     seed: int = 0,
     n_shuffles: int = 100,
+    parent_auroc: Sequence[Interval] | None = None,
 ) -> tuple[StageComparison, Float[np.ndarray, "b l"]]:
     """Weakening, rotation and direction change of one concept from stage A to stage B.
 
     acts_*: both stages' activations of the same examples ([n_layers, n_examples, d_model]);
     folds: grouped fold ids (pairs kept together) for the cross-fitting; replicates: a stage
-    and its seed replicate(s) for the noise floor. Returns the comparison and the bootstrap
-    samples [n_boot, n_layers] of the relative drop (for paired concentration indices).
+    and its seed replicate(s) for the noise floor; parent_auroc: stage A's probe's held-out
+    AUROC per layer with its interval (`valuetrace.analysis.verdict.held_out_auroc`): layers
+    where A does not encode the concept (`parent_encodes`) get `Verdict.NOT_ENCODED` and no
+    found change; None judges every layer. Returns the comparison and the bootstrap samples
+    [n_boot, n_layers] of the relative drop (for paired concentration indices).
 
     Raises:
         DataError: shapes, labels or groups disagree, the CI level or alpha is outside (0, 1),
-            n_boot is too small for Holm over the layers, or too few groups hold each class.
+            n_boot is too small for Holm over the layers, too few groups hold each class, or
+            parent_auroc does not give one interval per layer.
     """
     a = np.asarray(acts_a)
     b = np.asarray(acts_b)
@@ -333,6 +366,14 @@ def compare_stages(
         )
     if n_examples < 4:
         raise DataError("compare_stages needs at least 4 examples (debiased CKA, Cohen's d).")
+    if parent_auroc is not None and len(parent_auroc) != n_layers:
+        raise DataError(
+            f"parent_auroc gives {len(parent_auroc)} intervals for {n_layers} layers; pass the "
+            "parent's probe results of the same cache (held_out_auroc(results))."
+        )
+    judged = np.array(
+        [True] * n_layers if parent_auroc is None else [parent_encodes(x) for x in parent_auroc]
+    )
     w = stats.group_bootstrap_weights(codes, n_boot, seed)
     valid = ((w * y).sum(1) > 0) & ((w * (1 - y)).sum(1) > 0) & (w.sum(1) > 2)
     if valid.mean() < 0.9:
@@ -370,7 +411,9 @@ def compare_stages(
     def floor(key: str) -> np.ndarray | None:
         return None if floors is None else floors[key]
 
-    changes = {m.name: _change(m.a(sep), m.b(sep), floor(m.name), alpha, ci) for m in MEASURES}
+    changes = {
+        m.name: _change(m.a(sep), m.b(sep), floor(m.name), judged, alpha, ci) for m in MEASURES
+    }
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = (sep.xx - sep.yy) / sep.xx
     rel = np.where(sep.xx[:1] > 0, rel, np.nan)
@@ -410,26 +453,33 @@ def compare_stages(
             below_floor=below.tolist(),
         ),
         cka=cka_per_layer(a, b, debiased=True).tolist(),
-        verdicts=layer_verdicts(changes["encoded"], changes["rotation"], undefined),
+        verdicts=layer_verdicts(changes["encoded"], changes["rotation"], undefined, judged),
         undefined=undefined,
         replicates=[r.name for r in replicates],
         alpha=alpha,
         ci=ci,
         n_boot=int(valid.sum()),
         n_groups=int(codes.max()) + 1,
+        parent_auroc=None if parent_auroc is None else list(parent_auroc),
     )
     return comparison, rel[1:]
 
 
 def layer_verdicts(
-    encoded: LayerChange, rotation: LayerChange, undefined: dict[int, str]
+    encoded: LayerChange,
+    rotation: LayerChange,
+    undefined: dict[int, str],
+    judged: Sequence[bool],
 ) -> list[Verdict]:
     """Per layer: weakening / strengthening / no meaningful change, each with or without
     rotation (the rotation gap rose beyond its floor); undefined where a stage's layer is
-    degenerate or the separation is not finite."""
+    degenerate or the separation is not finite; not encoded in the parent where `judged[i]` is
+    False (`valuetrace.analysis.verdict.parent_encodes`)."""
     return [
         Verdict.UNDEFINED
         if i in undefined or not np.isfinite(encoded.drop[i])
+        else Verdict.NOT_ENCODED
+        if not judged[i]
         else Verdict.of(down, up, rotated)
         for i, (down, up, rotated) in enumerate(
             zip(encoded.drop_found, encoded.rise_found, rotation.drop_found, strict=True)

@@ -11,13 +11,15 @@ at a layer where parent → B fired weakening (strengthening, rotation), the cha
 value-specific when its observed drop (rise, rotation gap) exceeds |the same measure's change
 from the parent to the neutral arm| at that layer. The neutral change is used as a floor
 exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: point estimates,
-|change| > floor, on top of the pair's own significance test and replicate floor.
+|change| > floor, on top of the pair's own significance test and replicate floor. A layer
+where the pair's parent does not encode the concept has no verdict to judge
+(`Verdict.NOT_ENCODED`): it is neither fired nor value-specific, and is listed apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.verdict import Verdict
@@ -56,8 +58,9 @@ def value_specific(counter: StageComparison, neutral: StageComparison) -> list[i
 
 
 def changed_layers(comparison: StageComparison) -> list[int]:
-    """Layer numbers whose verdict is a weakening, strengthening or rotation (global drift and
-    undefined layers are not: the first is already not concept-specific)."""
+    """Layer numbers whose verdict is a weakening, strengthening or rotation (global drift,
+    undefined and not-encoded layers are not: the first is already not concept-specific, the
+    others judge no change)."""
     return [
         layer
         for layer, v in zip(comparison.layers, comparison.verdicts, strict=True)
@@ -74,7 +77,9 @@ class NeutralFloor:
     arm itself. `fired`: layers with a weakening, strengthening or rotation verdict;
     `value_specific`: those beyond the neutral arm's change (see `RULE`); `within_floor`: the
     rest of `fired`. `floor_drop` / `floor_rotation`: per layer, |the neutral arm's drop in
-    separation| and |its rotation gap| (Cohen's d; empty when not comparable).
+    separation| and |its rotation gap| (Cohen's d; empty when not comparable). `not_encoded`:
+    layers where the pair's parent does not encode the concept, so nothing was judged there
+    (findings before schema 5: empty).
     """
 
     dataset: str
@@ -88,6 +93,7 @@ class NeutralFloor:
     floor_drop: list[float]
     floor_rotation: list[float]
     note: str
+    not_encoded: list[int] = field(default_factory=list)
 
 
 def neutral_floors(
@@ -135,6 +141,7 @@ def neutral_floors(
                 floor_drop=drop,
                 floor_rotation=rotation,
                 note=note,
+                not_encoded=cmp.not_encoded(),
             )
         )
     return out

@@ -23,27 +23,44 @@ from valuetrace.analysis.report_model import (
     fmt_bounds,
     fmt_interval,
     fmt_layers,
+    layer_word,
     signed,
 )
 from valuetrace.analysis.report_words import ReportInputs, behaviour_verdict
+from valuetrace.analysis.stage_pair import StagePair
 from valuetrace.analysis.trajectory import VERDICTS, Trajectory, layers_showing
+from valuetrace.analysis.verdict import ENCODING_RULE, NOT_ENCODED_WHY
 from valuetrace.stats import Interval
 
 # --- the neutral-arm floor -------------------------------------------------------------------
 
 
+def _unjudged(layers: list[int], parent: str) -> str:
+    """The note on layers where `parent` does not encode the concept ("" when none)."""
+    if not layers:
+        return ""
+    return (
+        f" Not judged at {layer_word(layers)} {fmt_layers(layers)}: {parent} does not encode the "
+        f"concept there ({NOT_ENCODED_WHY}), so no verdict there counts."
+    )
+
+
 def floor_sentence(floor: NeutralFloor) -> str:
     """Which of a pair's verdicts survive the neutral arm's floor (count and layers), or why the
-    neutral arm is no floor for it."""
+    neutral arm is no floor for it; the layers not judged because the parent does not encode the
+    concept there."""
     head = f"{floor.dataset} {floor.pair}"
+    unjudged = _unjudged(floor.not_encoded, StagePair.parse(floor.pair).parent)
     if not floor.comparable:
-        return f"{head}: {floor.note}."
+        return f"{head}: {floor.note}.{unjudged}"
     if not floor.fired:
-        return f"{head}: no layer verdict fired, so none to judge against the neutral floor."
+        return (
+            f"{head}: no layer verdict fired, so none to judge against the neutral floor.{unjudged}"
+        )
     return (
         f"{head}: {len(floor.value_specific)} of {len(floor.fired)} fired layer verdicts survive "
         f"the neutral floor (value-specific at layers: {fmt_layers(floor.value_specific)}); "
-        f"within it: {fmt_layers(floor.within_floor)}."
+        f"within it: {fmt_layers(floor.within_floor)}.{unjudged}"
     )
 
 
@@ -141,11 +158,12 @@ def _first_text(t: Trajectory) -> str:
 def trajectory_sentences(t: Trajectory) -> list[str]:
     """One trajectory: what it compares, per saved step the behaviour change and the layers of
     each verdict, then the first step of each verdict (significant and beyond its floor)."""
+    unjudged = _unjudged(t.steps[0].comparison.not_encoded(), t.parent) if t.steps else ""
     out = [
         f"{t.dataset}: {t.parent} → {t.stage} along its run, each saved checkpoint compared with "
         f"{t.parent} as a configured pair is (floor: the seed replicate's drift at the same "
         "step, else at the end of the run). First step beyond the floor: "
-        f"{_first_text(t)}."
+        f"{_first_text(t)}.{unjudged}"
     ]
     for point in t.steps:
         fired = [
@@ -221,8 +239,9 @@ def trajectory_section(inputs: ReportInputs) -> Section | None:
         [
             "Each checkpoint saved along a stage's run is compared with the stage's parent: "
             "per layer, weakening, rotation and strengthening are significant (Holm over layers, "
-            f"α = {record.alpha}) and beyond the seed replicate's drift; behaviour is the paired "
-            "change of the eval margin (nats/token) against the replicate's drift."
+            f"α = {record.alpha}) and beyond the seed replicate's drift, and {ENCODING_RULE}; "
+            "behaviour is the paired change of the eval margin (nats/token) against the "
+            "replicate's drift."
         ],
         blocks=parts,
     )

@@ -51,6 +51,11 @@ def fmt_layers(layers: Sequence[int]) -> str:
     return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs) or "none"
 
 
+def layer_word(layers: Sequence[int]) -> str:
+    """ "layer" for one layer, "layers" for several (before `fmt_layers`)."""
+    return "layer" if len(layers) == 1 else "layers"
+
+
 @dataclass(frozen=True)
 class Table:
     """A table: header cells and rows of cells (rendered as text)."""

@@ -39,6 +39,7 @@ from valuetrace.analysis.report_words import (
     transplant_sentences,
     verdict_sentence,
 )
+from valuetrace.analysis.verdict import ENCODING_RULE
 from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.stats import Interval
 
@@ -117,9 +118,11 @@ def _comparison_rows(cmp: StageComparison) -> list[list[object]]:
     for i, layer in enumerate(cmp.layers):
         enc, rot, cos = cmp.encoded, cmp.rotation, cmp.cosine
         reason = f" ({cmp.undefined[i]})" if i in cmp.undefined else ""
+        parent = "—" if cmp.parent_auroc is None else fmt_interval(cmp.parent_auroc[i], 2)
         rows.append(
             [
                 layer,
+                parent,
                 f"{fmt(enc.a[i], 2)} → {fmt(enc.b[i], 2)}",
                 fmt_interval(enc.at(i)),
                 "—" if enc.floor is None else fmt(enc.floor[i]),
@@ -137,6 +140,7 @@ def _comparison_rows(cmp: StageComparison) -> list[list[object]]:
 
 COMPARISON_HEADER = [
     "layer",
+    "A's AUROC",
     "d A → B",
     "drop",
     "floor",
@@ -192,7 +196,9 @@ def concept_section(inputs: ReportInputs, name: str, concept: ConceptFindings) -
             "(~0 when the direction is kept). Floors: the same change between a stage and its "
             f"seed replicate. Cosine of the full-data directions with its {pct(f)}; random unit "
             f"vectors of this width fall in {fmt_bounds(Interval(math.nan, *band))}; 'shuffled' "
-            "is the same quantile of |cosine| under within-group shuffled labels."
+            "is the same quantile of |cosine| under within-group shuffled labels. A's AUROC: "
+            f"A's probe's held-out AUROC with its {pct(f)}; {ENCODING_RULE}, elsewhere the "
+            "verdict is 'not encoded in the parent'."
         ],
         [
             *pairs,

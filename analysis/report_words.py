@@ -22,6 +22,7 @@ from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.report_model import FigureRef, fmt, fmt_interval, signed
 from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.analysis.transplant import TransplantRecord, TransplantResult
+from valuetrace.analysis.verdict import ENCODING_RULE, NOT_ENCODED_WHY, Verdict
 from valuetrace.probing.surface import SurfaceRecord
 
 
@@ -63,12 +64,17 @@ def _layers(first: int, last: int) -> str:
 
 
 def _strongest(cmp: StageComparison) -> str:
-    """The largest change in the still-encoded separation, with its CI and noise floor."""
+    """The largest change in the still-encoded separation, with its CI and noise floor, among
+    the layers where a change is judged (defined, and encoded in stage A)."""
     enc = cmp.encoded
-    finite = [i for i, d in enumerate(enc.drop) if d == d]
-    if not finite:
-        return "no layer is defined"
-    i = max(finite, key=lambda j: abs(enc.drop[j]))
+    judged = [i for i, v in enumerate(cmp.verdicts) if v.judged and enc.drop[i] == enc.drop[i]]
+    if not judged:
+        if cmp.not_encoded():
+            return (
+                f"No largest change is named: {cmp.stage_a} encodes the concept at no defined layer"
+            )
+        return "No layer is defined"
+    i = max(judged, key=lambda j: abs(enc.drop[j]))
     floor = (
         f"replicate drift {fmt(enc.floor[i])}"
         if enc.floor is not None
@@ -76,16 +82,23 @@ def _strongest(cmp: StageComparison) -> str:
     )
     kind = "drop" if enc.drop[i] >= 0 else "rise"
     return (
-        f"largest {kind} at layer {cmp.layers[i]}: d {fmt(enc.a[i], 2)} → {fmt(enc.b[i], 2)} "
+        f"The largest {kind} at layer {cmp.layers[i]}: d {fmt(enc.a[i], 2)} → {fmt(enc.b[i], 2)} "
         f"(Δ {fmt_interval(enc.at(i))}, relative "
         f"{fmt(cmp.relative[i], 2)}; {floor})"
     )
 
 
+def _band(cmp: StageComparison, verdict: Verdict) -> str:
+    """A band's verdict in words; a not-encoded band says why no change is judged there."""
+    if verdict is Verdict.NOT_ENCODED:
+        return f"not encoded in {cmp.stage_a} ({NOT_ENCODED_WHY}), so no change can be judged"
+    return str(verdict)
+
+
 def verdict_sentence(cmp: StageComparison) -> str:
     """Which happened where, for one stage pair: verdict bands, then the largest change."""
-    bands = "; ".join(f"{_layers(a, b)}: {v}" for a, b, v in verdict_bands(cmp))
-    return f"{cmp.stage_a} → {cmp.stage_b}: {bands}. The {_strongest(cmp)}."
+    bands = "; ".join(f"{_layers(a, b)}: {_band(cmp, v)}" for a, b, v in verdict_bands(cmp))
+    return f"{cmp.stage_a} → {cmp.stage_b}: {bands}. {_strongest(cmp)}."
 
 
 def concentration_sentences(findings: Findings) -> list[str]:
@@ -188,7 +201,8 @@ def answer(inputs: ReportInputs) -> list[str]:
     second = (
         f"Judged on the separation along each stage's own cross-fitted direction (paired group "
         f"bootstrap, {cmp.n_boot} resamples over {cmp.n_groups} groups, Holm α = {cmp.alpha}, "
-        f"{pct(f)}); a change counts only when it also exceeds the seed-replicate drift."
+        f"{pct(f)}); a change counts only when it also exceeds the seed-replicate drift, and "
+        f"{ENCODING_RULE}."
     )
     if beh is not None:
         second += (

@@ -40,6 +40,7 @@ from valuetrace.analysis.findings import (
 )
 from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
 from valuetrace.analysis.neutral_floor import NeutralFloor, neutral_floors
+from valuetrace.analysis.verdict import held_out_auroc
 from valuetrace.config import RunConfig
 from valuetrace.probing import ProbeResults, transfer_matrix
 
@@ -97,7 +98,8 @@ def floor_twins(
 
 
 def focus_index(comparison: StageComparison) -> int:
-    """The layer index the detail figures show: the largest weakening of the headline pair."""
+    """The layer index the detail figures show: the largest weakening of the headline pair
+    (among the layers its parent encodes; index 0 when it encodes the concept at none)."""
     layer = comparison.encoded.largest_drop.layer
     return 0 if layer is None else layer
 
@@ -162,7 +164,8 @@ def _compare(
     loaded: Mapping[str, StageData],
     replicate_of: Mapping[str, str],
 ) -> tuple[StageComparison, np.ndarray]:
-    """A → B over one probe set's cached activations, with its replicate floor."""
+    """A → B over one probe set's cached activations, with its replicate floor, judged only
+    at layers where A's probe shows that A encodes the concept (`parent_encodes`)."""
     first = loaded[next(iter(loaded))]
     return compare_stages(
         loaded[a].cache.acts,
@@ -178,6 +181,7 @@ def _compare(
         alpha=config.analysis.alpha,
         ci=config.probing.ci,
         seed=config.seed,
+        parent_auroc=held_out_auroc(loaded[a].probes),
     )
 
 

@@ -11,7 +11,9 @@ drift between the stage and its replicate at the end of the run. Behaviour: the 
 the eval margin from the parent, with the same floors (`valuetrace.analysis.behaviour`).
 
 From these, per verdict (weakening, rotation, strengthening, behaviour), the first step at
-which it is significant and beyond the floor, and the layers where it is.
+which it is significant and beyond the floor, and the layers where it is. Layers where the
+parent does not encode the concept (`valuetrace.analysis.verdict.parent_encodes`, from the
+parent's probe) are judged at no step, so they never count as a first detection.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from valuetrace.analysis.behaviour import (
 from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
 from valuetrace.analysis.verdict import Verdict
 from valuetrace.errors import DataError
+from valuetrace.stats import Interval
 from valuetrace.training.lineage import StageRecord
 
 VERDICTS = ("weakening", "rotation", "strengthening")
@@ -68,7 +71,7 @@ class Trajectory:
     """A stage's trajectory for one probe set: per step, the comparison with its parent."""
 
     SCHEMA: ClassVar[str] = "trajectory"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # as `TrajectoryRecord`
 
     stage: str
     parent: str
@@ -93,7 +96,9 @@ class TrajectoryRecord:
     """Every trajectory of a run (one per trained stage with points and probe set)."""
 
     SCHEMA: ClassVar[str] = "trajectories"
-    VERSION: ClassVar[int] = 1
+    # 2: each step's comparison carries its parent's probe AUROC (`parent_auroc`) and the
+    # verdict "not encoded in the parent"; version 1 files read with parent_auroc None
+    VERSION: ClassVar[int] = 2
 
     trajectories: list[Trajectory]
     alpha: float
@@ -121,7 +126,7 @@ def trajectory_points(records: Sequence[StageRecord]) -> dict[str, list[tuple[in
 def layers_showing(point: TrajectoryStep, layers: Sequence[int], change: str) -> list[int]:
     """The model layer numbers (`layers`, in the comparison's order) where `point`'s verdict
     holds `change` ("weakening", "rotation" or "strengthening"), significant and beyond its
-    replicate floor."""
+    replicate floor (never a layer the parent does not encode: no change is judged there)."""
     return [
         layer
         for layer, v in zip(layers, point.comparison.verdicts, strict=True)
@@ -159,6 +164,7 @@ def analyse_trajectory(
     alpha: float = 0.05,
     ci: float = 0.95,
     seed: int = 0,
+    parent_auroc: Sequence[Interval] | None = None,
 ) -> Trajectory:
     """Compare each checkpoint of `stage`'s trajectory with `parent`, and find the first step of
     each verdict.
@@ -169,6 +175,9 @@ def analyse_trajectory(
     replicate checkpoints saved at that step (their drift from the point is the floor);
     final_replicates: the stage's seed replicates, the floor of a step that has none of its own
     (the end of the run's drift). behaviour: per stage name, its scored behaviour.
+    parent_auroc: the parent's probe's held-out AUROC per layer with its interval
+    (`valuetrace.analysis.verdict.held_out_auroc`): layers where the parent does not encode the
+    concept are judged at no step (`Verdict.NOT_ENCODED`); None judges every layer.
 
     Raises:
         DataError: no points, steps out of order, or a named stage has no activations (and what
@@ -207,6 +216,7 @@ def analyse_trajectory(
             alpha=alpha,
             ci=ci,
             seed=seed,
+            parent_auroc=parent_auroc,
         )
         change = None
         if behaviour is not None and parent in behaviour and name in behaviour:

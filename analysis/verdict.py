@@ -1,8 +1,50 @@
-"""The verdict of one layer between two stages, as a type rather than a phrase."""
+"""The verdict of one layer between two stages, as a type rather than a phrase, and the rule
+that decides whether a change can be judged at a layer at all (`parent_encodes`)."""
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
+
+from valuetrace.probing import ProbeResults
+from valuetrace.stats import Interval
+
+CHANCE_AUROC = 0.5
+ENCODING_RULE = (
+    "a change is judged only at layers where the parent encodes the concept: the lower bound of "
+    "its probe's held-out AUROC interval lies above chance (0.5)"
+)
+NOT_ENCODED_WHY = "its probe's held-out AUROC interval does not lie above 0.5"
+
+
+def parent_encodes(auroc: Interval) -> bool:
+    """Whether the parent stage encodes the concept at a layer, so that a change of it from the
+    parent to the child (weakening, strengthening, rotation) can be judged there.
+
+    `auroc` is the parent's probe's held-out (out-of-fold, grouped folds) AUROC at that layer
+    with its group-bootstrap percentile interval at the configured `probing.ci`
+    (`valuetrace.probing.probe_layers`). The rule: its lower bound lies above chance,
+    `CHANCE_AUROC` = 0.5 (a one-sided test of AUROC > 0.5 at level (1 − ci) / 2). An undefined
+    interval (NaN: a degenerate layer) does not pass.
+
+    Why: a weakening (or rotation) is a change *of* an encoded concept; where the parent's probe
+    reads it no better than chance there is nothing to weaken, and a drop in class separation
+    there is a change of noise, however significant the paired test of the drop is (paired
+    bootstraps make small drops of a near-zero separation look precise). Probing results mean
+    something only against a baseline the probe must beat (Hewitt & Liang 2019, *Designing and
+    Interpreting Probes with Control Tasks*; Belinkov 2022, *Probing Classifiers: Promises,
+    Shortcomings, and Advances*); chance, AUROC 0.5, is the first such baseline.
+    """
+    return not math.isnan(auroc.lo) and auroc.lo > CHANCE_AUROC
+
+
+def held_out_auroc(results: ProbeResults) -> list[Interval]:
+    """Per probed layer (in `results.layers` order), the probe's held-out AUROC with its
+    interval: what `parent_encodes` judges."""
+    return [
+        Interval(float(v), float(lo), float(hi))
+        for v, (lo, hi) in zip(results.auroc, results.auroc_ci, strict=True)
+    ]
 
 
 class Verdict(StrEnum):
@@ -11,7 +53,8 @@ class Verdict(StrEnum):
     The values are the words the report, the CSV and `findings.json` show. `DRIFT` ("global
     drift") is set by the concept-level comparison with a control concept
     (`valuetrace.analysis.findings.mark_global_drift`); `UNDEFINED` where a stage's layer is
-    degenerate (the reason is in `StageComparison.undefined`).
+    degenerate (the reason is in `StageComparison.undefined`); `NOT_ENCODED` where stage A (the
+    parent) does not encode the concept (`parent_encodes`), so no change is judged there.
     """
 
     NONE = "no meaningful change"
@@ -22,6 +65,7 @@ class Verdict(StrEnum):
     STRENGTHENING_ROTATION = "strengthening + rotation"
     DRIFT = "global drift"
     UNDEFINED = "undefined"
+    NOT_ENCODED = "not encoded in the parent"
 
     @classmethod
     def of(cls, weakened: bool, strengthened: bool, rotated: bool) -> Verdict:
@@ -53,9 +97,15 @@ class Verdict(StrEnum):
         )
 
     @property
+    def judged(self) -> bool:
+        """A change could be judged at this layer: it is defined and the parent encodes the
+        concept there (not `UNDEFINED`, not `NOT_ENCODED`)."""
+        return self not in (Verdict.UNDEFINED, Verdict.NOT_ENCODED)
+
+    @property
     def fired(self) -> bool:
-        """Any change was found (not `NONE`, not `UNDEFINED`)."""
-        return self not in (Verdict.NONE, Verdict.UNDEFINED)
+        """Any change was found (not `NONE`, and judged)."""
+        return self.judged and self is not Verdict.NONE
 
     def shows(self, change: str) -> bool:
         """Whether this verdict holds the change named "weakening", "strengthening" or

@@ -22,6 +22,7 @@ from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.activations.store import Activations, read_activations
 from valuetrace.analysis.localize import StageComparison, compare_stages
 from valuetrace.analysis.plots import LayerCurve, plot_layer_curves
+from valuetrace.analysis.verdict import held_out_auroc
 from valuetrace.config import DEFAULT_CHAT_DATE, Pooling, ProbingConfig
 from valuetrace.errors import DataError
 from valuetrace.model_sources import resolve_model
@@ -153,6 +154,7 @@ def compare_checkpoints(
     ci: float = 0.95,
     alpha: float = 0.05,
     seed: int = 0,
+    before_probes: ProbeResults | None = None,
 ) -> StageComparison:
     """How the concept changed from one checkpoint to the next, per layer, with a verdict.
 
@@ -162,7 +164,10 @@ def compare_checkpoints(
     shuffled-label nulls; (c) B's separation along A's direction, whose gap from (a) is
     rotation. Paired group-bootstrap CIs, Holm over layers, the first significant layer with a
     bootstrap interval (`valuetrace.analysis.localize.compare_stages`). Without seed replicates
-    there is no noise floor: the CLI's `replicates:` adds one.
+    there is no noise floor: the CLI's `replicates:` adds one. Pass `before_probes`
+    (`fit_probes(before)`) to judge a change only at layers where `before` encodes the concept
+    (its probe's held-out AUROC interval above 0.5; elsewhere "not encoded in the parent"), as
+    the CLI does; without it every layer is judged.
 
     Raises:
         DataError: the two caches hold other examples, layers or labels, or too few pairs.
@@ -187,6 +192,7 @@ def compare_checkpoints(
         alpha=alpha,
         ci=ci,
         seed=seed,
+        parent_auroc=None if before_probes is None else held_out_auroc(before_probes),
     )
     return comparison
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ from valuetrace.records import load_record, save_record
 N_PAIRS, LAYERS, D = 50, 3, 8
 
 
-def _pair(seed: int, keep: float, strength: float = 2.0):
+def _pair(seed: int, keep: float, strength: float = 2.0, **kwargs):
     """Stage A with a class signal along e0; stage B keeps `keep` of the gap (noise added)."""
     rng = np.random.default_rng(seed)
     labels = np.tile([0, 1], N_PAIRS)
@@ -33,7 +35,7 @@ def _pair(seed: int, keep: float, strength: float = 2.0):
     b = a.copy()
     b[:, :, 0] = a[:, :, 0] - (1 - keep) * strength * labels
     folds = grouped_folds(groups, 5, seed=0, labels=labels)
-    return compare_stages(a, b, labels, groups, folds, n_boot=300, seed=seed)
+    return compare_stages(a, b, labels, groups, folds, n_boot=300, seed=seed, **kwargs)
 
 
 def test_concentration_excludes_zero_only_when_one_setting_weakened_more():
@@ -51,7 +53,9 @@ def test_concentration_excludes_zero_only_when_one_setting_weakened_more():
 
 
 def test_findings_round_trip_through_the_versioned_record(tmp_path):
-    comparison, _ = _pair(4, 0.5)
+    auroc = [Interval(0.9, 0.8, 1.0), Interval(0.9, 0.8, 1.0), Interval(0.52, 0.41, 0.63)]
+    comparison, _ = _pair(4, 0.5, parent_auroc=auroc)
+    assert comparison.verdicts[2] is Verdict.NOT_ENCODED
     concept = ConceptFindings(
         name="compassion",
         concept="compassion",
@@ -84,6 +88,13 @@ def test_findings_round_trip_through_the_versioned_record(tmp_path):
     assert back.primary.encoded.first_drop == comparison.encoded.first_drop
     assert np.isnan(back.concepts["compassion"].transfer_auroc[0][0][2])
     assert back.primary.localised() == comparison.localised()
+    assert back.primary.parent_auroc == auroc and back.primary.not_encoded() == [2]
+    # a version 4 file (no parent_auroc) reads with every layer judged as it was written
+    plain = json.loads(path.read_text())
+    del plain["concepts"]["compassion"]["comparisons"]["A→B"]["parent_auroc"]
+    path.write_text(json.dumps({**plain, "schema_version": 4}))
+    old = load_record(Findings, path)
+    assert old.primary.parent_auroc is None and old.primary.verdicts == comparison.verdicts
 
 
 def test_stages_over_other_examples_or_widths_are_refused():

@@ -9,6 +9,7 @@ import pytest
 from valuetrace.analysis.localize import Replicate, Verdict, compare_stages, crossfit_projections
 from valuetrace.errors import ValuetraceError
 from valuetrace.probing.folds import grouped_folds
+from valuetrace.stats import Interval
 
 N_LAYERS, N_PAIRS, D, FROM = 5, 60, 16, 3
 
@@ -103,6 +104,43 @@ def test_a_constant_layer_is_undefined_with_its_reason_and_the_others_proceed() 
     assert out.verdicts[1:] == [Verdict.NONE] * (N_LAYERS - 1)
 
 
+def test_no_change_is_judged_where_the_parent_does_not_encode_the_concept() -> None:
+    """Weakened below FROM, rotated from FROM on; the parent's probe reads the concept only
+    below FROM: from FROM on the verdict is "not encoded", nothing is found or localised there,
+    and the encoded layers keep every number they have without the rule."""
+    a, labels, groups = _base(7)
+    b = a.copy()
+    b[:FROM, :, 0] *= 0.3
+    b[FROM:, :, 0], b[FROM:, :, 1] = -a[FROM:, :, 1], a[FROM:, :, 0]
+    auroc = [Interval(0.8, 0.7, 0.9)] * FROM + [Interval(0.55, 0.45, 0.65)] * (N_LAYERS - FROM)
+    judged = _compare(a, b, labels, groups, stage_a="mid", parent_auroc=auroc)
+    plain = _compare(a, b, labels, groups, stage_a="mid")
+    assert plain.verdicts[FROM:] == [Verdict.ROTATION] * (N_LAYERS - FROM)  # without the rule
+    assert judged.verdicts[FROM:] == [Verdict.NOT_ENCODED] * (N_LAYERS - FROM)
+    assert judged.not_encoded() == list(range(FROM, N_LAYERS))
+    assert not any(judged.rotation.drop_found) and not any(judged.encoded.drop_found[FROM:])
+    assert judged.verdicts[:FROM] == plain.verdicts[:FROM] == [Verdict.WEAKENING] * FROM
+    for name in ("encoded", "rotation"):
+        before, after = getattr(plain, name), getattr(judged, name)
+        assert after.drop == before.drop and after.p_drop == before.p_drop
+        assert after.drop_found[:FROM] == before.drop_found[:FROM]
+    assert judged.encoded.first_drop.layer == 0 and judged.rotation.first_drop.layer is None
+    assert set(judged.localised()) <= set(range(FROM))
+    assert judged.parent_auroc == auroc and plain.parent_auroc is None
+
+
+def test_a_parent_that_encodes_the_concept_nowhere_localises_nothing() -> None:
+    a, labels, groups = _base(8)
+    b = a.copy()
+    b[:, :, 0] *= 0.3
+    chance = [Interval(0.5, 0.4, 0.6)] * N_LAYERS
+    out = _compare(a, b, labels, groups, parent_auroc=chance)
+    assert out.verdicts == [Verdict.NOT_ENCODED] * N_LAYERS
+    assert out.localised() == []
+    assert out.encoded.largest_drop.layer is None and out.encoded.largest_drop.found_freq == 0
+    assert out.encoded.first_drop.layer is None
+
+
 def test_bad_input_names_the_problem() -> None:
     a, labels, groups = _base(6)
     folds = grouped_folds(groups, 5, seed=0, labels=labels)
@@ -112,3 +150,5 @@ def test_bad_input_names_the_problem() -> None:
         compare_stages(a, a, labels, groups, folds, n_boot=20)
     with pytest.raises(ValuetraceError, match=r"\(0, 1\)"):
         compare_stages(a, a, labels, groups, folds, ci=95)
+    with pytest.raises(ValuetraceError, match="parent_auroc gives 1 intervals for 5 layers"):
+        compare_stages(a, a, labels, groups, folds, parent_auroc=[Interval(0.9, 0.8, 1.0)])

@@ -15,11 +15,13 @@ import yaml
 
 from valuetrace.activations.store import Activations
 from valuetrace.analysis.findings import Findings
-from valuetrace.analysis.neutral_floor import value_specific
+from valuetrace.analysis.localize import StageComparison, compare_stages
+from valuetrace.analysis.neutral_floor import neutral_floors, value_specific
 from valuetrace.analysis.study import StageData, StudyInputs, compare_concept, neutral_floor
 from valuetrace.config import ProbingConfig, RunConfig, load_config
 from valuetrace.probing import probe_layers
 from valuetrace.records import load_record, save_record
+from valuetrace.stats import Interval
 
 N_LAYERS, N_PAIRS, D = 4, 60, 12
 GENERIC, VALUE = 1, 2
@@ -112,6 +114,29 @@ def test_only_the_change_the_neutral_arm_does_not_make_is_value_specific(tmp_pat
     assert value_specific(concept2.comparisons["mid→sft"], concept2.comparisons["mid→neutral"]) == [
         VALUE
     ]
+
+
+def test_a_layer_the_parent_does_not_encode_is_neither_fired_nor_value_specific(loaded):
+    first = loaded["mid"]
+    labels, groups, folds = first.cache.labels, first.cache.groups, first.probes.folds
+    read, chance = Interval(0.9, 0.8, 1.0), Interval(0.55, 0.45, 0.65)
+    auroc = [chance if i == VALUE else read for i in range(N_LAYERS)]
+
+    def change(child: str) -> StageComparison:
+        acts = loaded["mid"].cache.acts, loaded[child].cache.acts
+        return compare_stages(
+            *acts,
+            labels,
+            groups,
+            folds,
+            stage_a="mid",
+            stage_b=child,
+            n_boot=300,
+            parent_auroc=auroc,
+        )[0]
+
+    (sft,) = neutral_floors("c", {"mid→sft": change("sft")}, "neutral", "mid", change("neutral"))
+    assert sft.fired == [GENERIC] and sft.value_specific == [] and sft.not_encoded == [VALUE]
 
 
 def test_a_neutral_arm_from_another_parent_is_no_floor(tmp_path, loaded):

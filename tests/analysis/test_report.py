@@ -22,7 +22,7 @@ from valuetrace.probing.folds import grouped_folds
 N_PAIRS, LAYERS, D = 40, 4, 8
 
 
-def _findings(keep: float) -> Findings:
+def _findings(keep: float, parent_auroc: list[Interval] | None = None) -> Findings:
     rng = np.random.default_rng(0)
     labels = np.tile([0, 1], N_PAIRS)
     groups = np.repeat(np.arange(N_PAIRS), 2)
@@ -32,7 +32,17 @@ def _findings(keep: float) -> Findings:
     b = a.copy()
     b[2:, :, 0] -= (1 - keep) * 2.0 * labels
     folds = grouped_folds(groups, 5, seed=0, labels=labels)
-    main = compare_stages(a, b, labels, groups, folds, stage_a="mid", stage_b="sft", n_boot=200)
+    main = compare_stages(
+        a,
+        b,
+        labels,
+        groups,
+        folds,
+        stage_a="mid",
+        stage_b="sft",
+        n_boot=200,
+        parent_auroc=parent_auroc,
+    )
     same = compare_stages(a, a, labels, groups, folds, stage_a="mid", stage_b="sft", n_boot=200)
     index = concentration_index(
         "concept", "c − g (mid→sft)", "mid→sft", ("c", *main), ("g", *same), 0.9
@@ -78,6 +88,25 @@ def test_summary_names_verdict_bands_undefined_layers_and_concentration():
     assert "undefined at layer 0: mid: constant layer" in " ".join(summary.split())
     assert "domain-concentrated" in summary
     assert "no seed replicate, so no noise floor" in " ".join(summary.split())
+
+
+def test_layers_the_parent_does_not_encode_are_said_so_in_summary_and_report(tmp_path):
+    read, chance = Interval(0.9, 0.8, 1.0), Interval(0.55, 0.44, 0.66)
+    findings = _findings(keep=0.2, parent_auroc=[read, read, chance, chance])
+    summary = " ".join(summary_text(ReportInputs(findings)).split())
+    assert (
+        "mid → sft: layer 0: undefined; layer 1: no meaningful change; layers 2–3: not encoded "
+        "in mid (its probe's held-out AUROC interval does not lie above 0.5), so no change can "
+        "be judged" in summary
+    )
+    assert "largest drop at layer 2" not in summary and "largest rise at layer 2" not in summary
+    assert "a change is judged only at layers where the parent encodes the concept" in summary
+    page = render_html(ReportInputs(findings), tmp_path / "report.html").read_text()
+    assert "A&#39;s AUROC" in page or "A's AUROC" in page
+    assert "0.55 [0.44, 0.66]" in page and "not encoded in the parent" in page
+    nowhere = _findings(keep=0.2, parent_auroc=[chance] * LAYERS)
+    words = " ".join(summary_text(ReportInputs(nowhere)).split())
+    assert "No largest change is named: mid encodes the concept at no defined layer" in words
 
 
 def test_domain_concentrated_is_not_said_when_the_interval_covers_zero():

@@ -75,6 +75,7 @@ def _floors() -> list[NeutralFloor]:
             floor_drop=drop,
             floor_rotation=drop,
             note="1 of 2 fired layer verdicts beyond the neutral arm",
+            not_encoded=[0],
             **same,
         ),
         NeutralFloor(
@@ -112,6 +113,7 @@ def test_the_three_records_reach_summary_and_report(tmp_path, trajectories, conc
     assert max(len(line) for line in summary.splitlines()) <= 100
     assert "c mid→sft: 1 of 2 fired layer verdicts survive the neutral floor" in flat
     assert "(value-specific at layers: 3); within it: 2." in flat
+    assert "Not judged at layer 0: mid does not encode the concept there (its probe's" in flat
     assert "c base→mid: the neutral arm 'neu' branches from 'mid', not 'base'" in flat
     assert f"weakening at step 20 (layers {LAYER}); rotation never" in flat
     assert "step 10 (sft-step10): behaviour not scored; no layer verdict" in flat

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import yaml
 
+from valuetrace.activations.store import Activations
 from valuetrace.analysis.findings import Figure, Findings
-from valuetrace.analysis.localize import Verdict
-from valuetrace.analysis.study import control_arm, floor_twins, primary_pair
+from valuetrace.analysis.localize import Verdict, compare_stages
+from valuetrace.analysis.report_words import verdict_sentence
+from valuetrace.analysis.study import (
+    StageData,
+    compare_concept,
+    control_arm,
+    floor_twins,
+    primary_pair,
+)
+from valuetrace.config import ProbingConfig, load_config
 from valuetrace.errors import CacheError
+from valuetrace.probing import probe_layers
 from valuetrace.records import check_version, load_record
 
 COMPARE = [("base", "mid"), ("mid", "sft_help"), ("mid", "sft_code")]
@@ -83,3 +95,62 @@ def test_a_version_2_findings_file_reads_with_its_figures_as_records(tmp_path):
         Figure("compassion_cka", "cka", "compassion", plain["figures"]["compassion_cka"]),
         Figure("umap", "umap", None, "analysis/figures/umap.png"),
     ]
+
+
+N_LAYERS, N_PAIRS, D = 5, 60, 16
+WEAK = [0, 1]  # the parent's class signal is faint here: its probe reads chance
+STRENGTH = np.array([0.2, 0.2, 1.5, 1.5, 1.5])
+
+
+def test_a_drop_where_the_parent_does_not_encode_the_concept_is_no_weakening(tmp_path):
+    """The parent's signal is faint at WEAK (its probe's held-out AUROC interval reaches below
+    0.5) and strong elsewhere; the child keeps 30% of it everywhere. The paired test finds the
+    drop at WEAK significant (the old verdict: weakening), but nothing was encoded there to
+    weaken: "not encoded in the parent". Elsewhere the verdicts are those of the plain test."""
+    rng = np.random.default_rng(2)
+    labels = np.tile([0, 1], N_PAIRS)
+    groups = [str(g) for g in np.repeat(np.arange(N_PAIRS), 2)]
+    mid = rng.normal(size=(N_LAYERS, 2 * N_PAIRS, D))
+    mid[:, :, 0] += STRENGTH[:, None] * labels
+    sft = mid + 0.02 * rng.normal(size=mid.shape)
+    sft[:, :, 0] -= 0.7 * STRENGTH[:, None] * labels
+    ids = [f"x{i}" for i in range(2 * N_PAIRS)]
+    probing = ProbingConfig(n_folds=3, n_bootstrap=300)
+    loaded = {
+        name: StageData(
+            Activations(x, list(range(N_LAYERS)), ids, labels, groups, {"dataset": "c"}),
+            probe_layers(x, labels, np.asarray(groups), probing, seed=0),
+        )
+        for name, x in (("mid", mid), ("sft", sft))
+    }
+    data = {
+        "run_dir": str(tmp_path / "run"),
+        "model": {"name_or_path": str(tmp_path / "model")},
+        "stages": [{"name": "mid"}, {"name": "sft", "parent": "mid", "checkpoint": "ckpt"}],
+        "probes": [{"name": "c", "source": "c.jsonl", "concept": "compassion"}],
+        "behaviour": {"compassion_eval": "e.jsonl", "helpfulness_eval": {"source": "h.jsonl"}},
+        "probing": {"n_folds": 3, "n_bootstrap": 300},
+        "analysis": {"compare": [["mid", "sft"]]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+    config = load_config(tmp_path / "config.yaml")
+    found, _ = compare_concept(config, "c", "compassion", loaded, {})
+    cmp = found.comparisons["mid→sft"]
+    parent = loaded["mid"].probes.auroc_ci
+    assert all(parent[i, 0] <= 0.5 for i in WEAK) and all(parent[2:, 0] > 0.5)
+    for i in WEAK:  # what the paired test alone would call a weakening
+        assert cmp.encoded.drop[i] > 0 and cmp.encoded.p_drop[i] <= cmp.alpha
+    assert not any(cmp.verdicts[i].weakened or cmp.verdicts[i].fired for i in WEAK)
+    assert [cmp.verdicts[i] for i in WEAK] == [Verdict.NOT_ENCODED] * len(WEAK)
+    assert not any(cmp.encoded.drop_found[i] for i in WEAK) and cmp.not_encoded() == WEAK
+    plain, _ = compare_stages(
+        mid, sft, labels, groups, loaded["mid"].probes.folds, n_boot=300, seed=config.seed
+    )
+    assert cmp.verdicts[2:] == plain.verdicts[2:] and Verdict.WEAKENING in cmp.verdicts[2:]
+    assert cmp.encoded.p_drop == plain.encoded.p_drop
+    assert cmp.encoded.first_drop.layer == 2 and min(cmp.localised()) >= 2
+    words = " ".join(verdict_sentence(cmp).split())
+    assert (
+        "layers 0–1: not encoded in mid (its probe's held-out AUROC interval does not lie above "
+        "0.5), so no change can be judged" in words
+    )

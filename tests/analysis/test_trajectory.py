@@ -10,14 +10,20 @@ import numpy as np
 import pytest
 
 from valuetrace.analysis.calibration import calibration_table, format_table
+from valuetrace.analysis.report_evidence import trajectory_sentences
 from valuetrace.analysis.trajectory import (
+    TrajectoryRecord,
     analyse_trajectory,
     heatmap_matrix,
     layers_showing,
     trajectory_points,
 )
+from valuetrace.analysis.verdict import Verdict, held_out_auroc
+from valuetrace.config import ProbingConfig
 from valuetrace.errors import DataError
+from valuetrace.probing import probe_layers
 from valuetrace.probing.folds import grouped_folds
+from valuetrace.records import load_record, save_record
 from valuetrace.training.lineage import StageRecord
 
 N_LAYERS, N_PAIRS, D, LAYER = 4, 60, 12, 2
@@ -88,6 +94,88 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
     assert all(r.verdict == "weakening (value-specific)" for r in late)
     assert rows[0].first_layer is None
     assert "value-specific" in format_table(rows)
+
+
+FAINT = 0  # a layer whose parent signal is too faint for its probe to read
+
+
+@pytest.fixture(scope="module")
+def faint_arms() -> dict:
+    """As `arms`, but the parent barely separates the classes at FAINT, and both arms drop most
+    of that faint separation there from step 10 on (the counter arm also shrinks LAYER from
+    step 20 on); the parent's probe decides which layers are judged."""
+    rng = np.random.default_rng(1)
+    labels = np.tile([0, 1], N_PAIRS)
+    groups = np.repeat(np.arange(N_PAIRS), 2)
+    strength = np.full(N_LAYERS, 1.5)
+    strength[FAINT] = 0.2
+    parent = rng.normal(size=(N_LAYERS, 2 * N_PAIRS, D))
+    parent[:, :, 0] += strength[:, None] * labels
+    acts = {"parent": parent}
+    for i, step in enumerate(STEPS):
+        for arm, seed in (("counter", 10), ("neutral", 30)):
+            x = parent + 0.02 * np.random.default_rng(seed + i).normal(size=parent.shape)
+            x[FAINT, :, 0] -= 0.7 * strength[FAINT] * labels
+            if arm == "counter":
+                x[LAYER, :, 0] -= (1 - SHRINK[step]) * 1.5 * labels
+            acts[f"{arm}-step{step}"] = x
+            acts[f"{arm}~seed1-step{step}"] = x + _noise(seed + 10 + i, 0.02)
+    probes = probe_layers(parent, labels, groups.astype(str), ProbingConfig(n_folds=5), seed=0)
+    folds = grouped_folds(groups, 5, seed=0, labels=labels)
+    out = {"probes": probes}
+    for arm in ("counter", "neutral"):
+        out[arm] = analyse_trajectory(
+            arm,
+            "parent",
+            [(s, f"{arm}-step{s}") for s in STEPS],
+            acts,
+            labels,
+            groups,
+            folds,
+            replicate_points={s: [f"{arm}~seed1-step{s}"] for s in STEPS},
+            n_boot=300,
+            seed=1,
+            parent_auroc=held_out_auroc(probes),
+        )
+    return out
+
+
+def test_layers_the_parent_does_not_encode_are_never_a_first_detection_or_a_false_positive(
+    faint_arms,
+) -> None:
+    probes, counter, neutral = faint_arms["probes"], faint_arms["counter"], faint_arms["neutral"]
+    lows = probes.auroc_ci[:, 0]
+    assert lows[FAINT] <= 0.5 and all(np.delete(lows, FAINT) > 0.5)
+    first = neutral.steps[0].comparison.encoded
+    # what the paired test and the floor alone would call a weakening on the neutral arm
+    assert first.p_drop[FAINT] <= 0.05 and first.drop[FAINT] > first.floor[FAINT]
+    for point in (*counter.steps, *neutral.steps):
+        assert point.comparison.verdicts[FAINT] is Verdict.NOT_ENCODED
+    assert (counter.first_step("weakening").step, counter.first_step("weakening").layers) == (
+        20,
+        [LAYER],
+    )
+    assert neutral.first_step("weakening").step is None
+    rows = calibration_table(counter, neutral, alpha=0.05)
+    assert all(r.not_encoded == [FAINT] for r in rows)
+    assert all(r.false_positives == 0 for r in rows if r.arm == "neutral")
+    assert rows[0].false_positives_allowed == pytest.approx(0.05 * 3 * (N_LAYERS - 1))
+    assert rows[0].first_layer is None  # step 10: only the unjudged layer dropped
+    words = " ".join(format_table(rows).split())
+    assert "not judged at layer 0: the parent does not encode the concept there" in words
+    head = " ".join(trajectory_sentences(counter)[0].split())
+    assert "Not judged at layer 0: parent does not encode the concept there" in head
+
+
+def test_a_version_1_trajectory_record_reads_with_every_layer_judged(arms, tmp_path) -> None:
+    record = TrajectoryRecord([arms["counter"]], 0.05, 0.95)
+    path = save_record(record, tmp_path / "trajectories.json")
+    plain = json.loads(path.read_text())
+    for step in plain["trajectories"][0]["steps"]:
+        del step["comparison"]["parent_auroc"]
+    path.write_text(json.dumps({**plain, "schema_version": 1}))
+    old = load_record(TrajectoryRecord, path)
+    assert old == record and old.trajectories[0].steps[0].comparison.parent_auroc is None
 
 
 def test_arms_saved_at_other_steps_are_refused(arms) -> None:

@@ -79,7 +79,7 @@ def twin_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
 
 def _stored_numbers(run_dir: Path) -> dict[str, object]:
     """Every result file a step writes for another, as parsed data."""
-    files = ["lineage.json", "analysis/findings.json", "analysis/causal.json"]
+    files = ["lineage.json", "analysis/findings.json", "analysis/transplant.json"]
     files += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("behaviour/*.json"))]
     return {f: json.loads((run_dir / f).read_text()) for f in files}
 
@@ -114,10 +114,8 @@ def test_the_same_config_twice_gives_identical_summary_and_records(finished_run,
 
 def _paths_in(run_dir: Path) -> str:
     """Every path-like string the run folder's records and caches hold, as one text."""
-    texts = [
-        (run_dir / f).read_text()
-        for f in ("lineage.json", "config.yaml", "analysis/findings.json", "analysis/causal.json")
-    ]
+    files = ("lineage.json", "config.yaml", "analysis/findings.json", "analysis/transplant.json")
+    texts = [(run_dir / f).read_text() for f in files]
     for cache in run_dir.glob("activations/*/*.h5"):
         with h5py.File(cache) as fh:
             texts.append(json.dumps({k: str(v) for k, v in fh.attrs.items()}))
@@ -283,10 +281,16 @@ def test_probe_step_saves_surface_baselines_on_the_probes_folds(finished_run):
     assert "Surface baselines (confounds)" in (run_dir / "report.html").read_text()
 
 
-def test_behaviour_and_causal_records_reach_the_report(finished_run):
+def test_behaviour_reaches_the_report_and_no_dose_response_runs_without_an_encoded_concept(
+    finished_run,
+):
+    """The tiny model's midtrain reads the compassion set at chance at every layer, so no layer
+    is localised: the causal step writes no dose-response (and says so in the log), only the
+    transplant record with the primary pair skipped; the summary says why."""
     run_dir, _ = finished_run
     from valuetrace.analysis.behaviour import GENERATION_PROMPTS, BehaviourResult
-    from valuetrace.analysis.causal import CausalRecord
+    from valuetrace.analysis.localize import Verdict
+    from valuetrace.analysis.transplant import TransplantRecord
 
     records = {
         s: BehaviourResult.load(run_dir / "behaviour" / f"{s}.json") for s in ("base", "sft_help")
@@ -294,19 +298,27 @@ def test_behaviour_and_causal_records_reach_the_report(finished_run):
     for stage, rec in records.items():
         assert rec.stage == stage and len(rec.preference) == len(rec.item_ids) > 0
         assert [g.prompt for g in rec.generations] == [p for _, p in GENERATION_PROMPTS]
-    causal = CausalRecord.load(run_dir / "analysis" / "causal.json")
-    assert causal.stage == "sft_help" and causal.parent == "midtrain"
-    assert 0.0 in [p.alpha for p in causal.points] and causal.ablate_layers
     findings = load_record(Findings, run_dir / "analysis" / "findings.json")
+    assert set(findings.primary.verdicts) == {Verdict.NOT_ENCODED}
+    assert findings.primary.localised() == []
+    assert not (run_dir / "analysis" / "causal.json").exists()
+    assert (
+        "no dose-response: midtrain encodes compassion at no layer"
+        in (run_dir / "log.txt").read_text()
+    )
+    transplant = TransplantRecord.load(run_dir / "analysis" / "transplant.json")
+    assert transplant.results == [] and [s.child for s in transplant.skipped] == ["sft_help"]
     change = findings.behaviour_changes["midtrain→sft_help"]
     assert (change.a, change.b) == ("midtrain", "sft_help") and change.n_items > 0
     assert all(0 <= p.null_abs_r <= 1 for p in findings.projection.values())
     html = (run_dir / "report.html").read_text()
-    for section in ("Greedy answers per stage", "Causal dose-response", "null |r|"):
+    for section in ("Greedy answers per stage", "null |r|"):
         assert section in html
+    assert "Causal dose-response" not in html
     summary = (run_dir / "summary.txt").read_text()
     words = " ".join(summary.split())
-    assert "not the study's LLM-judge" in words and "margin slope" in words
+    assert "not the study's LLM-judge" in words and "margin slope" not in words
+    assert "layers 0–2: not encoded in midtrain" in words
     mine = [line for line in summary.splitlines() if "margin" in line or "judge" in line]
     assert mine and max(len(line) for line in mine) <= 100
 

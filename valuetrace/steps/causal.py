@@ -3,6 +3,8 @@ the causal transplant of the primary pair and the known-answer arms (`analysis.t
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from valuetrace.activations.store import read_activations
@@ -18,30 +20,32 @@ from valuetrace.records import load_record
 from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
-
-def _localised(findings: Findings) -> tuple[str, str, str, list[int]]:
-    """(probe set, parent stage, post-trained stage, localised layers) of the primary pair."""
-    dataset = findings.primary_dataset
-    a, b = findings.primary_pair
-    layers = findings.concepts[dataset].layers
-    return dataset, a, b, [layers[i] for i in findings.primary.localised()]
+log = logging.getLogger(__name__)
 
 
-def causal(config: RunConfig) -> CausalRecord:
+def causal(config: RunConfig) -> CausalRecord | None:
     """Steer the post-trained stage along its parent's compassion direction and ablate it;
     then the transplants (`transplants`).
 
     At the first localised layer, alpha x the parent's class gap along its unit mean-difference
     direction is added for each `causal.alphas`; the direction is ablated over all localised
     layers. Writes `analysis/causal.json`, the dose-response figure and
-    `analysis/transplant.json`.
+    `analysis/transplant.json`. Without a localised layer (the parent encodes the concept at
+    none) there is no dose-response: None, and an earlier run's causal.json is removed.
 
     Raises:
         MissingStepError: `valuetrace analyze` has not written its findings yet.
     """
     paths = config.paths
     findings = load_record(Findings, paths.findings, step="analyze")
-    dataset, a, b, layers = _localised(findings)
+    dataset, (a, b) = findings.primary_dataset, findings.primary_pair
+    layers = [findings.concepts[dataset].layers[i] for i in findings.primary.localised()]
+    if not layers:
+        log.warning("no dose-response: %s encodes %s at no layer (see the verdicts)", a, dataset)
+        paths.causal.unlink(missing_ok=True)
+        paths.causal_figure.unlink(missing_ok=True)
+        transplants(config, findings).save(paths.transplant)
+        return None
     add_layer = layers[0]
     parent_acts = read_activations(paths.activations(dataset, a), layers=[add_layer])
     results = load_results(paths.probes(dataset, a))

@@ -21,6 +21,7 @@ from valuetrace.analysis.trajectory import (
     analyse_trajectory,
     trajectory_points,
 )
+from valuetrace.analysis.verdict import held_out_auroc
 from valuetrace.config import RunConfig, trajectory_name
 from valuetrace.errors import MissingStepError
 from valuetrace.probing import load_results
@@ -56,7 +57,7 @@ def _trajectory(
         if paths.behaviour(name).is_file():
             behaviour[name] = BehaviourResult.load(paths.behaviour(name))
     first = read_activations(paths.activations(dataset, parent))
-    folds = load_results(paths.probes(dataset, parent)).folds
+    parent_probes = load_results(paths.probes(dataset, parent))
     return analyse_trajectory(
         stage,
         parent,
@@ -64,7 +65,7 @@ def _trajectory(
         acts,
         first.labels,
         np.asarray(first.groups),
-        folds,
+        parent_probes.folds,
         dataset=dataset,
         layers=first.layers,
         replicate_points=replicate_points,
@@ -74,6 +75,7 @@ def _trajectory(
         alpha=config.analysis.alpha,
         ci=config.probing.ci,
         seed=config.seed,
+        parent_auroc=held_out_auroc(parent_probes),
     )
 
 
