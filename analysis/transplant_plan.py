@@ -102,8 +102,15 @@ def plan_transplants(
 
 
 def _no_layer(cmp: StageComparison) -> str:
-    """Why a pair has no layer to patch at."""
+    """Why a pair has no layer to patch at: its parent encodes the concept nowhere, or its
+    change is undefined at every layer."""
+    why = (
+        f"{cmp.stage_a} encodes the concept at no layer (its probe's held-out AUROC interval "
+        "never lies above 0.5)"
+        if cmp.not_encoded()
+        else "its change is undefined at every layer"
+    )
     return (
-        f"no layer of {cmp.stage_a} → {cmp.stage_b} is localised (its change is undefined at "
-        "every layer), so there is nowhere to patch; see that pair's verdicts."
+        f"no layer of {cmp.stage_a} → {cmp.stage_b} is localised ({why}), so there is nowhere "
+        "to patch; see that pair's verdicts."
     )

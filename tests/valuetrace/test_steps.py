@@ -308,6 +308,7 @@ def test_behaviour_reaches_the_report_and_no_dose_response_runs_without_an_encod
     )
     transplant = TransplantRecord.load(run_dir / "analysis" / "transplant.json")
     assert transplant.results == [] and [s.child for s in transplant.skipped] == ["sft_help"]
+    assert "midtrain encodes the concept at no layer" in transplant.skipped[0].reason
     change = findings.behaviour_changes["midtrain→sft_help"]
     assert (change.a, change.b) == ("midtrain", "sft_help") and change.n_items > 0
     assert all(0 <= p.null_abs_r <= 1 for p in findings.projection.values())
