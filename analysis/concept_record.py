@@ -20,7 +20,7 @@ from valuetrace.analysis.concept_sources import (
     source_agreement,
 )
 from valuetrace.analysis.findings import Concentration
-from valuetrace.analysis.localize import StageComparison
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.config import RunConfig, resolve_data_path
 from valuetrace.errors import CacheError
 from valuetrace.probing import load_results

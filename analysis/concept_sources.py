@@ -31,8 +31,8 @@ import numpy as np
 from jaxtyping import Float, Int, Shaped
 
 from valuetrace.analysis.findings import Concentration
-from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.similarity import cosine_per_layer, random_direction_null
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.stage_pair import StagePair
 from valuetrace.analysis.verdict import Verdict
 from valuetrace.config import ConceptSourcesConfig, ProbingConfig

@@ -19,8 +19,9 @@ from jaxtyping import Float
 
 from valuetrace import stats
 from valuetrace.analysis.behaviour import BehaviourChange, random_direction_band
-from valuetrace.analysis.localize import StageComparison, Verdict
+from valuetrace.analysis.localize import Verdict
 from valuetrace.analysis.neutral_floor import NeutralFloor
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.stage_pair import StagePair
 from valuetrace.errors import DataError
 from valuetrace.probing import ProbeResults

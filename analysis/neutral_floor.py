@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from valuetrace.analysis.localize import StageComparison
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import Verdict
 from valuetrace.errors import DataError
 

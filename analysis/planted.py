@@ -39,13 +39,14 @@ from valuetrace.activations.extract import n_layers, pooled_hidden_states
 from valuetrace.activations.pooling import Encoded, collate, encode
 from valuetrace.activations.prefix import reuses_prefixes
 from valuetrace.analysis.findings import Concentration, concentration_index
-from valuetrace.analysis.localize import StageComparison, compare_stages
+from valuetrace.analysis.localize import compare_stages
 from valuetrace.analysis.planted_edits import (
     check_from_layer,
     llama_blocks,
     plant_markers,
     plant_stream_map,
 )
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.errors import DataError
 from valuetrace.probing.folds import grouped_folds
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from valuetrace.analysis.anima.section import anima_section
 from valuetrace.analysis.behaviour import NOT_JUDGE
 from valuetrace.analysis.findings import ConceptFindings
-from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.report_evidence import (
     concept_sources_section,
     floor_section,
@@ -39,6 +38,7 @@ from valuetrace.analysis.report_words import (
     transplant_sentences,
     verdict_sentence,
 )
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import ENCODING_RULE
 from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.stats import Interval

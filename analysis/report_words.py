@@ -18,8 +18,8 @@ from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.concept_sources import ConceptSourcesRecord
 from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_bands
-from valuetrace.analysis.localize import StageComparison
 from valuetrace.analysis.report_model import FigureRef, fmt, fmt_interval, signed
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.analysis.transplant import TransplantRecord, TransplantResult
 from valuetrace.analysis.verdict import ENCODING_RULE, NOT_ENCODED_WHY, Verdict

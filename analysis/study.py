@@ -38,8 +38,9 @@ from valuetrace.analysis.findings import (
     pair_key,
     projection_vs_preference,
 )
-from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
+from valuetrace.analysis.localize import Replicate, compare_stages
 from valuetrace.analysis.neutral_floor import NeutralFloor, neutral_floors
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import held_out_auroc
 from valuetrace.config import RunConfig
 from valuetrace.probing import ProbeResults, transfer_matrix

@@ -32,7 +32,8 @@ from valuetrace.analysis.behaviour import (
     behaviour_change,
     replicate_drift,
 )
-from valuetrace.analysis.localize import Replicate, StageComparison, compare_stages
+from valuetrace.analysis.localize import Replicate, compare_stages
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import Verdict
 from valuetrace.errors import DataError
 from valuetrace.stats import Interval

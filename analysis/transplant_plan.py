@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from valuetrace.analysis.findings import Findings, pair_key
-from valuetrace.analysis.localize import StageComparison
+from valuetrace.analysis.stage_comparison import StageComparison
 
 PRIMARY, COUNTER, NEUTRAL = "primary pair", "counter-value arm", "neutral arm"
 

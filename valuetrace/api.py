@@ -20,8 +20,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.activations.examples import LabelledExamples, load_examples
 from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.activations.store import Activations, read_activations
-from valuetrace.analysis.localize import StageComparison, compare_stages
+from valuetrace.analysis.localize import compare_stages
 from valuetrace.analysis.plots import LayerCurve, plot_layer_curves
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import held_out_auroc
 from valuetrace.config import DEFAULT_CHAT_DATE, Pooling, ProbingConfig
 from valuetrace.errors import DataError

@@ -15,8 +15,9 @@ import yaml
 
 from valuetrace.activations.store import Activations
 from valuetrace.analysis.findings import Findings
-from valuetrace.analysis.localize import StageComparison, compare_stages
+from valuetrace.analysis.localize import compare_stages
 from valuetrace.analysis.neutral_floor import neutral_floors, value_specific
+from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.study import StageData, StudyInputs, compare_concept, neutral_floor
 from valuetrace.config import ProbingConfig, RunConfig, load_config
 from valuetrace.probing import probe_layers
