@@ -36,11 +36,12 @@ class DoseRow:
     """One arm at one dose: behaviour, the representation verdict, and the false-positive count.
 
     `first_layer` is the first layer (model layer number) where weakening or rotation fires,
-    None if none; `verdict` the verdict there (with "(value-specific)" when it beats the
-    neutral arm at that layer). `false_positives` is the neutral arm's number of fired layer
-    verdicts at this dose (the same on both arms' rows), `false_positives_allowed` = alpha x
-    its tests. `not_encoded`: the layers this row's stage was not judged at, because the parent
-    does not encode the concept there; none of them is a first layer or a false positive.
+    None if none; `verdict` the verdict there (`Verdict.NONE` when none fired) and
+    `value_specific` whether it beats the neutral arm at that layer (`neutral_floor`).
+    `false_positives` is the neutral arm's number of fired layer verdicts at this dose (the same
+    on both arms' rows), `false_positives_allowed` = alpha x its tests. `not_encoded`: the
+    layers this row's stage was not judged at, because the parent does not encode the concept
+    there; none of them is a first layer or a false positive.
     """
 
     arm: str
@@ -49,7 +50,8 @@ class DoseRow:
     behaviour_changed: bool | None
     margin_change: Interval | None
     first_layer: int | None
-    verdict: str
+    verdict: Verdict
+    value_specific: bool
     layers: list[int]
     value_specific_layers: list[int]
     false_positives: int
@@ -63,10 +65,10 @@ def _fired(step: TrajectoryStep, layers: Sequence[int]) -> list[int]:
     ]
 
 
-def _first_change(step: TrajectoryStep, layers: Sequence[int]) -> tuple[int | None, str]:
+def _first_change(step: TrajectoryStep, layers: Sequence[int]) -> tuple[int | None, Verdict]:
     for layer, v in zip(layers, step.comparison.verdicts, strict=True):
         if Verdict(v).weakened or Verdict(v).rotated:
-            return layer, v
+            return layer, Verdict(v)
     return None, Verdict.NONE
 
 
@@ -92,8 +94,6 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
         specific = value_specific(point.comparison, twin.comparison)
         for arm, p, spec in (("counter", point, specific), ("neutral", twin, [])):
             first, verdict = _first_change(p, layers)
-            if first is not None and first in spec:
-                verdict = f"{verdict} (value-specific)"
             beh = p.behaviour
             rows.append(
                 DoseRow(
@@ -104,6 +104,7 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
                     margin_change=None if beh is None else beh.margin,
                     first_layer=first,
                     verdict=verdict,
+                    value_specific=first is not None and first in spec,
                     layers=_fired(p, layers),
                     value_specific_layers=spec,
                     false_positives=fp,
@@ -150,9 +151,10 @@ def format_table(rows: Sequence[DoseRow]) -> str:
         margin = "not scored" if m is None else f"{m.value:+.3f} [{m.lo:+.3f}, {m.hi:+.3f}]"
         moved = "-" if r.behaviour_changed is None else "yes" if r.behaviour_changed else "no"
         spec = ",".join(map(str, r.value_specific_layers)) or "-"
+        verdict = f"{r.verdict} (value-specific)" if r.value_specific else str(r.verdict)
         lines.append(
             f"{r.arm:<8} {r.step:>5}  {margin:<30} {moved:<5} {r.first_layer!s:>5}  "
-            f"{r.verdict:<34} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:.2f}"
+            f"{verdict:<34} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:.2f}"
         )
     unjudged = sorted({layer for r in rows for layer in r.not_encoded})
     if unjudged:

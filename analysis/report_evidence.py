@@ -28,8 +28,8 @@ from valuetrace.analysis.report_model import (
 )
 from valuetrace.analysis.report_words import ReportInputs, behaviour_verdict
 from valuetrace.analysis.stage_pair import StagePair
-from valuetrace.analysis.trajectory import VERDICTS, Trajectory, layers_showing
-from valuetrace.analysis.verdict import ENCODING_RULE, NOT_ENCODED_WHY
+from valuetrace.analysis.trajectory import Trajectory, layers_showing
+from valuetrace.analysis.verdict import CHANGES, ENCODING_RULE, NOT_ENCODED_WHY
 from valuetrace.stats import Interval
 
 # --- the neutral-arm floor -------------------------------------------------------------------
@@ -168,7 +168,7 @@ def trajectory_sentences(t: Trajectory) -> list[str]:
     for point in t.steps:
         fired = [
             f"{v} at layers {fmt_layers(hit)}"
-            for v in VERDICTS
+            for v in CHANGES
             if (hit := layers_showing(point, t.layers, v))
         ]
         floor = ", ".join(point.floor_from)
@@ -199,7 +199,7 @@ def trajectory_section(inputs: ReportInputs) -> Section | None:
                     "not scored" if beh is None else signed(beh.margin, 4),
                     "—" if floor is None else fmt(floor, 4),
                     "—" if beh is None else "yes" if beh.margin_moved() else "no",
-                    *[fmt_layers(layers_showing(point, t.layers, v)) for v in VERDICTS],
+                    *[fmt_layers(layers_showing(point, t.layers, v)) for v in CHANGES],
                     ", ".join(point.floor_from) or "—",
                 ]
             )
@@ -224,7 +224,7 @@ def trajectory_section(inputs: ReportInputs) -> Section | None:
                             f"Δ mean margin ({round(100 * record.ci)}% CI)",
                             "margin floor",
                             "beyond floor",
-                            *[f"{v} layers" for v in VERDICTS],
+                            *[f"{v} layers" for v in CHANGES],
                             "floor from",
                         ],
                         rows,

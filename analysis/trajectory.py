@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 from jaxtyping import Float, Int
@@ -34,12 +34,12 @@ from valuetrace.analysis.behaviour import (
 )
 from valuetrace.analysis.localize import Replicate, compare_stages
 from valuetrace.analysis.stage_comparison import StageComparison
-from valuetrace.analysis.verdict import Verdict
+from valuetrace.analysis.verdict import CHANGES, Change, Verdict
 from valuetrace.errors import DataError
 from valuetrace.stats import Interval
 from valuetrace.training.lineage import StageRecord
 
-VERDICTS = ("weakening", "rotation", "strengthening")
+Watched = Change | Literal["behaviour"]  # what a trajectory dates: a change, or behaviour
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class FirstStep:
     """The first step at which a verdict is significant and beyond its floor, with the layers
     (model layer numbers) where it is at that step; `step` None = never along the trajectory."""
 
-    verdict: str
+    verdict: Watched
     step: int | None
     layers: list[int]
 
@@ -86,7 +86,7 @@ class Trajectory:
         """The name of its layer x step heatmap (`valuetrace.analysis.figures`)."""
         return f"{self.dataset}_{self.stage}_trajectory"
 
-    def first_step(self, verdict: str) -> FirstStep:
+    def first_step(self, verdict: Watched) -> FirstStep:
         """The `FirstStep` of one verdict ("weakening", "rotation", "strengthening",
         "behaviour")."""
         return next(f for f in self.first if f.verdict == verdict)
@@ -124,7 +124,7 @@ def trajectory_points(records: Sequence[StageRecord]) -> dict[str, list[tuple[in
     return out
 
 
-def layers_showing(point: TrajectoryStep, layers: Sequence[int], change: str) -> list[int]:
+def layers_showing(point: TrajectoryStep, layers: Sequence[int], change: Change) -> list[int]:
     """The model layer numbers (`layers`, in the comparison's order) where `point`'s verdict
     holds `change` ("weakening", "rotation" or "strengthening"), significant and beyond its
     replicate floor (never a layer the parent does not encode: no change is judged there)."""
@@ -135,7 +135,7 @@ def layers_showing(point: TrajectoryStep, layers: Sequence[int], change: str) ->
     ]
 
 
-def _first(steps: Sequence[TrajectoryStep], layers: Sequence[int], verdict: str) -> FirstStep:
+def _first(steps: Sequence[TrajectoryStep], layers: Sequence[int], verdict: Watched) -> FirstStep:
     for point in steps:
         if verdict == "behaviour":
             if point.behaviour is not None and point.behaviour.margin_moved():
@@ -228,7 +228,7 @@ def analyse_trajectory(
             )
         out.append(TrajectoryStep(step, name, comparison, change, [r for _, r in floor_pairs]))
     numbers = out[0].comparison.layers
-    first = [_first(out, numbers, v) for v in (*VERDICTS, "behaviour")]
+    first = [_first(out, numbers, v) for v in (*CHANGES, "behaviour")]
     return Trajectory(stage, parent, dataset, list(numbers), out, first)
 
 

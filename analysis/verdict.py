@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
+from typing import Literal
 
 from valuetrace.probing import ProbeResults
 from valuetrace.stats import Interval
 
 CHANCE_AUROC = 0.5
+Change = Literal["weakening", "rotation", "strengthening"]  # a kind of change a verdict holds
+CHANGES: tuple[Change, ...] = ("weakening", "rotation", "strengthening")
 ENCODING_RULE = (
     "a change is judged only at layers where the parent encodes the concept: the lower bound of "
     "its probe's held-out AUROC interval lies above chance (0.5)"
@@ -107,7 +110,7 @@ class Verdict(StrEnum):
         """Any change was found (not `NONE`, and judged)."""
         return self.judged and self is not Verdict.NONE
 
-    def shows(self, change: str) -> bool:
+    def shows(self, change: Change) -> bool:
         """Whether this verdict holds the change named "weakening", "strengthening" or
         "rotation" (the trajectory's per-change first steps).
 

@@ -91,7 +91,7 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
     assert rows[0].false_positives_allowed == pytest.approx(0.05 * 3 * N_LAYERS)
     late = [r for r in rows if r.arm == "counter" and r.step >= 20]
     assert all(r.first_layer == LAYER and r.value_specific_layers == [LAYER] for r in late)
-    assert all(r.verdict == "weakening (value-specific)" for r in late)
+    assert all(r.verdict is Verdict.WEAKENING and r.value_specific for r in late)
     assert rows[0].first_layer is None
     assert "value-specific" in format_table(rows)
 

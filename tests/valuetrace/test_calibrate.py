@@ -12,6 +12,7 @@ import yaml
 from tests.conftest import CORPUS
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.neutral_floor import value_specific
+from valuetrace.analysis.verdict import Verdict
 from valuetrace.cli import main
 from valuetrace.errors import ConfigError
 from valuetrace.records import load_record
@@ -87,7 +88,8 @@ def test_calibrate_runs_the_arms_and_writes_the_table(tmp_path, shared_data, cap
     for row in rows:
         assert isinstance(row["behaviour_changed"], bool)
         assert row["first_layer"] is None or row["first_layer"] in (0, 1, 2)
-        assert isinstance(row["verdict"], str)
+        assert Verdict(row["verdict"]).fired == (row["first_layer"] is not None)
+        assert isinstance(row["value_specific"], bool)
         assert row["false_positives"] >= 0
         judged = 3 - len(row["not_encoded"])  # layers the parent does not encode are not tests
         assert row["false_positives_allowed"] == pytest.approx(0.05 * 3 * judged)
