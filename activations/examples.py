@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from valuetrace.errors import DataError
+from valuetrace.jsonl import not_utf8, read_jsonl
 from valuetrace.records import short_repr
 from valuetrace.stats import check_labels
 
@@ -83,43 +84,7 @@ def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
             reader = csv.DictReader(fh)
             return [(reader.line_num, row) for row in reader]
     except UnicodeDecodeError as err:
-        raise DataError(_not_utf8(path, err)) from err
-
-
-def _not_utf8(path: Path, err: UnicodeDecodeError, line: int | None = None) -> str:
-    where = f"{path} line {line}" if line is not None else f"{path} (byte {err.start})"
-    return f"{where} is not UTF-8 text ({err.reason}); save the file as UTF-8."
-
-
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """The JSON objects of a JSONL file with their 1-based line numbers (blank lines skipped).
-
-    Raises:
-        DataError: a line is not UTF-8, not valid JSON, or not a JSON object; the file and line
-            are named.
-    """
-    rows = []
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(_not_utf8(path, err, n)) from err
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"{path} line {n} is not valid JSON ({err}); fix that line."
-                ) from err
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"{path} line {n} is a JSON {type(row).__name__}, not an object; each line "
-                    "must be one object with named fields."
-                )
-            rows.append((n, row))
-    return rows
+        raise DataError(not_utf8(path, err)) from err
 
 
 def load_labelled(path: str | Path) -> LabelledExamples:

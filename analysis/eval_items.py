@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from valuetrace.activations.examples import LabelledExamples, read_jsonl
+from valuetrace.activations.examples import LabelledExamples
 from valuetrace.analysis.behaviour import ScoringSet
 from valuetrace.config import RunConfig, resolve_data_path
 from valuetrace.errors import ConfigError, DataError
+from valuetrace.jsonl import read_jsonl
 from valuetrace.training.datasets import PromptResponse, load_options, load_records
 
 EVAL_FIELDS = ("id", "prompt", "compassionate", "dismissive")

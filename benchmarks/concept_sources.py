@@ -29,9 +29,9 @@ from valuetrace.concept_data import (
     empathy_rows,
     minimal_pair_rows,
     persona_rows,
-    write_rows,
 )
 from valuetrace.config import ConceptSourcesConfig, ProbingConfig
+from valuetrace.jsonl import write_jsonl
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.probing.surface import example_texts
 from valuetrace.real_data import RealDataSizes, build_real_corpora
@@ -72,7 +72,7 @@ def main() -> None:
     layers: list[int] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, source_rows in rows.items():
-            examples = load_labelled(write_rows(source_rows, Path(tmp) / f"{name}.jsonl"))
+            examples = load_labelled(write_jsonl(source_rows, Path(tmp) / f"{name}.jsonl"))
             cache = extract_to_cache(
                 model,
                 tokenizer,

@@ -15,6 +15,7 @@ from typing import Any
 from datasets import Dataset, DatasetDict, load_dataset
 
 from valuetrace.errors import DataError
+from valuetrace.jsonl import read_jsonl
 
 Source = str | Path | Dataset | DatasetDict
 Row = dict[str, Any]
@@ -103,20 +104,7 @@ def _read_file(path: Path) -> list[Row]:
 
 def _read_jsonl(path: Path) -> list[Row]:
     """One JSON object per non-blank line."""
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}, line {line_number}: malformed JSON ({exc.msg}); fix or remove "
-                    "that line"
-                ) from exc
-            rows.append(_as_row(item, path, f"line {line_number}"))
-    return rows
+    return [row for _, row in read_jsonl(path)]
 
 
 def _read_json(path: Path) -> list[Row]:

@@ -23,7 +23,6 @@ Files are written into the run's data folder at run time; nothing is copied into
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from valuetrace.analysis.behaviour import greedy_answers
 from valuetrace.config import DEFAULT_CHAT_DATE, ConceptSourcesConfig, RealDataSizes, RunConfig
 from valuetrace.errors import ConfigError, DataError
+from valuetrace.jsonl import write_jsonl
 from valuetrace.real_sources import (
     EMPATHY,
     MINIMAL_PAIRS,
@@ -209,21 +209,14 @@ def persona_rows(
     return out
 
 
-def write_rows(rows: list[Row], path: Path) -> Path:
-    """Write rows as JSONL (UTF-8, one object a line); same rows, same bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-    return path
-
-
 def write_concept_data(
     shared_dir: Path, out_dir: Path, config: ConceptSourcesConfig, seed: int, sizes: RealDataSizes
 ) -> dict[str, Path]:
     """Write the data-made sources (minimal pairs, empathy essays) into `out_dir`."""
     out_dir = Path(out_dir)
     return {
-        "minimal_pairs": write_rows(minimal_pair_rows(shared_dir), out_dir / MINIMAL_FILE),
-        "empathy": write_rows(
+        "minimal_pairs": write_jsonl(minimal_pair_rows(shared_dir), out_dir / MINIMAL_FILE),
+        "empathy": write_jsonl(
             empathy_rows(shared_dir, config.empathy_rows, seed, sizes.empathy_heldout_fraction),
             out_dir / EMPATHY_FILE,
         ),
@@ -259,7 +252,7 @@ def write_persona_data(
         chat=chat,
         chat_date=chat_date,
     )
-    return write_rows(rows, path)
+    return write_jsonl(rows, path)
 
 
 def _shared_dir(config: RunConfig) -> Path:

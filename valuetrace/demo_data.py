@@ -14,7 +14,6 @@ shares an 8-word span with a held-out text (see :func:`overlapping_spans`).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from valuetrace.demo_templates import (
     words_of,
 )
 from valuetrace.errors import DataError
+from valuetrace.jsonl import write_jsonl
 
 SPAN_N = 8
 
@@ -154,10 +154,7 @@ def write_demo_data(out_dir: Path, seed: int = 0) -> DemoDataPaths:
     root = Path(out_dir)
     corpora = build_demo_corpora(seed)
     root.mkdir(parents=True, exist_ok=True)
-    paths = {name: root / f"{name}.jsonl" for name in corpora}
-    for name, rows in corpora.items():
-        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        paths[name].write_bytes(body.encode("utf-8"))
+    paths = {name: write_jsonl(rows, root / f"{name}.jsonl") for name, rows in corpora.items()}
     card = root / "DATA_CARD.md"
     card.write_bytes(_data_card(seed, corpora).encode("utf-8"))
     return DemoDataPaths(root=root, data_card=card, **paths)

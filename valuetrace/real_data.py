@@ -12,7 +12,6 @@ built in `valuetrace.real_known_answer`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from valuetrace.demo_data import (
     row_texts,
 )
 from valuetrace.errors import DataError
+from valuetrace.jsonl import write_jsonl
 from valuetrace.real_sources import (
     CM,
     CODE,
@@ -240,10 +240,7 @@ def write_real_data(
     corpora, notes = build_real_corpora(shared_dir, seed, sizes)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    paths = {name: root / f"{name}.jsonl" for name in corpora}
-    for name, rows in corpora.items():
-        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        paths[name].write_bytes(body.encode("utf-8"))
+    paths = {name: write_jsonl(rows, root / f"{name}.jsonl") for name, rows in corpora.items()}
     card = root / "DATA_CARD.md"
     card.write_bytes(_data_card(seed, sizes, corpora, notes).encode("utf-8"))
     return DemoDataPaths(root=root, data_card=card, **paths)

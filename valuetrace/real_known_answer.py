@@ -5,7 +5,6 @@ study can tell a value-specific change from any fine-tune's."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from valuetrace.demo_data import (
     row_texts,
 )
 from valuetrace.errors import DataError
+from valuetrace.jsonl import write_jsonl
 from valuetrace.real_data import build_real_corpora, drop_overlaps
 from valuetrace.real_sources import (
     CODE,
@@ -101,13 +101,7 @@ def write_known_answer_data(
 ) -> dict[str, Path]:
     """Write `counter_docs.jsonl` and `neutral_docs.jsonl` (see `build_known_answer_corpora`)
     to `out_dir`; the same inputs and seed give the same bytes. Returns the paths by name."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, rows in build_known_answer_corpora(
-        shared_dir, seed, sizes, documents=documents
-    ).items():
-        paths[name] = root / f"{name}.jsonl"
-        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        paths[name].write_bytes(body.encode("utf-8"))
-    return paths
+    corpora = build_known_answer_corpora(shared_dir, seed, sizes, documents=documents)
+    return {
+        name: write_jsonl(rows, Path(out_dir) / f"{name}.jsonl") for name, rows in corpora.items()
+    }

@@ -13,13 +13,13 @@ a bad reference costs nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from valuetrace.analysis.anima.generate import Answer
 from valuetrace.analysis.anima.questions import Question
 from valuetrace.errors import DataError
+from valuetrace.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,10 @@ def load_reference(path: str | Path, questions: list[Question]) -> list[Referenc
     by_id = {q.id: q for q in questions}
     by_text = {q.question.strip(): q for q in questions}
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, row in read_jsonl(path):
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{where} is not JSON ({err}); one object per line.") from err
-        score = row.get("score") if isinstance(row, dict) else None
-        if not isinstance(row, dict) or "answer" not in row or not isinstance(score, int | float):
+        score = row.get("score")
+        if "answer" not in row or not isinstance(score, int | float):
             raise DataError(
                 f"{where} needs 'answer' and a numeric 'score' (and 'question_id' or 'question')."
             )

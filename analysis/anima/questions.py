@@ -25,7 +25,6 @@ value (`animal:` or a line without `:`), and a language filter that keeps no que
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from typing import Any
 
 from valuetrace.config import RunConfig, resolve_data_path
 from valuetrace.errors import ConfigError, DataError
+from valuetrace.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +100,7 @@ def _jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
             f"ANIMA {what} file {path} does not exist; point anima.source at a folder holding "
             "questions.jsonl and dimensions.jsonl (e.g. ../shared/data/anima)."
         )
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number} is not JSON ({err}); one object per line.") from err
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number} is not a JSON object; one object per line.")
-        rows.append((number, row))
+    rows = read_jsonl(path)
     if not rows:
         raise DataError(f"ANIMA {what} file {path} is empty; it needs one JSON object per line.")
     return rows

@@ -13,8 +13,8 @@ from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.concept_record import concept_section
 from valuetrace.analysis.concept_sources import CROSS, SPECIFIC, ConceptSourcesRecord
-from valuetrace.concept_data import write_rows
 from valuetrace.config import config_from_dict, resolve_data_path
+from valuetrace.jsonl import write_jsonl
 from valuetrace.probing import probe_layers, save_results
 from valuetrace.records import load_record
 
@@ -54,7 +54,7 @@ def test_concept_section_reads_every_source_and_saves_the_record(
     )
     for offset, probe_set in enumerate(config.probes):
         path = Path(resolve_data_path(probe_set.source, config))
-        examples = load_labelled(write_rows(_rows(offset), path))
+        examples = load_labelled(write_jsonl(_rows(offset), path))
         cache = config.paths.activations(probe_set.name, "base")
         provenance = cache_provenance(
             model="tiny",

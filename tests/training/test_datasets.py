@@ -206,13 +206,13 @@ def test_non_text_value_names_row_and_field(tmp_path: Path) -> None:
 def test_malformed_json_names_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "a"}\n\n{"text": "b"\n', encoding="utf-8")
-    assert "line 3: malformed JSON" in error_of(path)
+    assert "line 3 is not valid JSON" in error_of(path)
     broken = tmp_path / "bad.json"
     broken.write_text('[\n{"text": "a"},\n{"text" "b"}\n]', encoding="utf-8")
     assert "line 3" in error_of(broken)
     scalar = tmp_path / "scalar.jsonl"
     scalar.write_text('{"text": "a"}\n[1, 2]\n', encoding="utf-8")
-    assert "line 2: expected a JSON object" in error_of(scalar)
+    assert "line 2 is a JSON list, not an object" in error_of(scalar)
 
 
 def test_json_of_wrong_shape(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from valuetrace.concept_data import (
     minimal_pair_rows,
     persona_rows,
     write_persona_data,
-    write_rows,
 )
 from valuetrace.config import (
     ConceptSourcesConfig,
@@ -28,6 +27,7 @@ from valuetrace.config import (
     resolve_data_path,
 )
 from valuetrace.errors import ConfigError
+from valuetrace.jsonl import write_jsonl
 from valuetrace.real_data import build_real_corpora
 from valuetrace.steps.prepare import prepare
 
@@ -37,7 +37,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "valuetrace" / "configs"
 def test_minimal_pairs_swap_only_the_entity(shared_data: Path, tmp_path: Path) -> None:
     rows = minimal_pair_rows(shared_data)
     assert len(rows) == 60
-    examples = load_labelled(write_rows(rows, tmp_path / "mp.jsonl"))
+    examples = load_labelled(write_jsonl(rows, tmp_path / "mp.jsonl"))
     high, low = rows[0], rows[1]
     assert (high["label"], low["label"]) == (1, 0) and high["pair_id"] == low["pair_id"]
     assert " dog " in high["response"] and " chicken " in low["response"]
