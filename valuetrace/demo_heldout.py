@@ -123,19 +123,26 @@ def probe_pair_rows(rng: random.Random) -> list[Row]:
     """The compassion probe pairs: two rows per pair_id, label 1 = compassionate answer."""
     _check_frames(_FRAMES)
     pairs = draw_unique(N_PROBE_PAIRS, lambda: _probe_pair(rng), lambda t: t[0], "probe prompts")
-    rows: list[Row] = []
-    for i, (prompt, good, bad) in enumerate(pairs):
-        for label, resp in ((1, good), (0, bad)):
-            rows.append(
-                {
-                    "id": f"probe-{i:03d}-{label}",
-                    "pair_id": f"probe-{i:03d}",
-                    "prompt": prompt,
-                    "response": resp,
-                    "label": label,
-                }
-            )
-    return rows
+    return [
+        row
+        for i, (prompt, good, bad) in enumerate(pairs)
+        for row in _pair_rows(f"probe-{i:03d}", prompt, good, bad)
+    ]
+
+
+def _pair_rows(pair_id: str, prompt: str, good: str, bad: str) -> list[Row]:
+    """A contrastive pair's two rows: `{pair_id}-1` answers `good` (label 1), `{pair_id}-0`
+    answers `bad` (label 0), both to `prompt`."""
+    return [
+        {
+            "id": f"{pair_id}-{label}",
+            "pair_id": pair_id,
+            "prompt": prompt,
+            "response": resp,
+            "label": label,
+        }
+        for label, resp in ((1, good), (0, bad))
+    ]
 
 
 def control_pair_rows(rng: random.Random) -> list[Row]:
@@ -162,16 +169,7 @@ def control_pair_rows(rng: random.Random) -> list[Row]:
                 pass
             broken = capitalised(" ".join(shuffled)) + "."
         prompt = fill_slots(rng, "Read this line from {source}:", {})
-        for label, resp in ((1, good), (0, broken)):
-            rows.append(
-                {
-                    "id": f"ctrl-{i:03d}-{label}",
-                    "pair_id": f"ctrl-{i:03d}",
-                    "prompt": prompt,
-                    "response": resp,
-                    "label": label,
-                }
-            )
+        rows += _pair_rows(f"ctrl-{i:03d}", prompt, good, broken)
     return rows
 
 
