@@ -12,6 +12,7 @@ import pytest
 from valuetrace.analysis.calibration import calibration_table, format_table
 from valuetrace.analysis.report_evidence import trajectory_sentences
 from valuetrace.analysis.trajectory import (
+    Trajectory,
     TrajectoryRecord,
     analyse_trajectory,
     heatmap_matrix,
@@ -24,6 +25,7 @@ from valuetrace.errors import DataError
 from valuetrace.probing import probe_layers
 from valuetrace.probing.folds import grouped_folds
 from valuetrace.records import load_record, save_record
+from valuetrace.stats import Interval
 from valuetrace.training.lineage import StageRecord
 
 N_LAYERS, N_PAIRS, D, LAYER = 4, 60, 12, 2
@@ -50,10 +52,20 @@ def arms() -> dict:
         acts[f"counter~seed1-step{step}"] = counter + _noise(20 + i)
         acts[f"neutral-step{step}"] = parent + _noise(30 + i)
         acts[f"neutral~seed1-step{step}"] = acts[f"neutral-step{step}"] + _noise(40 + i)
+    return _both_arms(acts, labels, groups)
+
+
+def _both_arms(
+    acts: dict[str, np.ndarray],
+    labels: np.ndarray,
+    groups: np.ndarray,
+    parent_auroc: list[Interval] | None = None,
+) -> dict[str, Trajectory]:
+    """The counter and neutral arms' trajectories from "parent", each with its seed-1 replicate
+    as the floor at every step."""
     folds = grouped_folds(groups, 5, seed=0, labels=labels)
-    out = {}
-    for arm in ("counter", "neutral"):
-        out[arm] = analyse_trajectory(
+    return {
+        arm: analyse_trajectory(
             arm,
             "parent",
             [(s, f"{arm}-step{s}") for s in STEPS],
@@ -64,8 +76,10 @@ def arms() -> dict:
             replicate_points={s: [f"{arm}~seed1-step{s}"] for s in STEPS},
             n_boot=300,
             seed=1,
+            parent_auroc=parent_auroc,
         )
-    return out
+        for arm in ("counter", "neutral")
+    }
 
 
 def test_the_first_step_of_a_weakening_and_its_layer_are_found(arms) -> None:
@@ -121,23 +135,7 @@ def faint_arms() -> dict:
             acts[f"{arm}-step{step}"] = x
             acts[f"{arm}~seed1-step{step}"] = x + _noise(seed + 10 + i, 0.02)
     probes = probe_layers(parent, labels, groups.astype(str), ProbingConfig(n_folds=5), seed=0)
-    folds = grouped_folds(groups, 5, seed=0, labels=labels)
-    out = {"probes": probes}
-    for arm in ("counter", "neutral"):
-        out[arm] = analyse_trajectory(
-            arm,
-            "parent",
-            [(s, f"{arm}-step{s}") for s in STEPS],
-            acts,
-            labels,
-            groups,
-            folds,
-            replicate_points={s: [f"{arm}~seed1-step{s}"] for s in STEPS},
-            n_boot=300,
-            seed=1,
-            parent_auroc=held_out_auroc(probes),
-        )
-    return out
+    return {"probes": probes, **_both_arms(acts, labels, groups, held_out_auroc(probes))}
 
 
 def test_layers_the_parent_does_not_encode_are_never_a_first_detection_or_a_false_positive(
