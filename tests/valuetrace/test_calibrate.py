@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CORPUS
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.neutral_floor import value_specific
 from valuetrace.analysis.verdict import Verdict
@@ -17,7 +16,6 @@ from valuetrace.cli import main
 from valuetrace.errors import ConfigError
 from valuetrace.records import load_record
 from valuetrace.steps.calibrate import calibration_config, known_answer_config_path
-from valuetrace.training.scratch import build_scratch_model, train_tokenizer
 
 pytestmark = pytest.mark.slow
 PAIRS = ("base→counter", "base→neutral")
@@ -47,20 +45,9 @@ def _tiny_known_answer(tmp_path: Path, shared_data: Path) -> Path:
     return path
 
 
-def test_calibrate_runs_the_arms_and_writes_the_table(tmp_path, shared_data, capsys):
-    tokenizer = train_tokenizer(CORPUS, vocab_size=400)
-    model = build_scratch_model(
-        tokenizer,
-        hidden_size=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        seed=0,
-    )
-    folder = tmp_path / "tiny-model"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+def test_calibrate_runs_the_arms_and_writes_the_table(
+    tmp_path, shared_data, tiny_checkpoint, capsys
+):
     config = _tiny_known_answer(tmp_path, shared_data)
     out = tmp_path / "out.json"
     code = main(
@@ -69,7 +56,7 @@ def test_calibrate_runs_the_arms_and_writes_the_table(tmp_path, shared_data, cap
             "--config",
             str(config),
             "--model",
-            str(folder),
+            str(tiny_checkpoint),
             "--run-dir",
             str(tmp_path / "run"),
             "--json",

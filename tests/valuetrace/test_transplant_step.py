@@ -9,35 +9,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CORPUS
 from tests.valuetrace.test_calibrate import _tiny_known_answer
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.transplant import TransplantRecord
 from valuetrace.analysis.transplant_plan import COUNTER, NEUTRAL, PRIMARY, plan_transplants
 from valuetrace.cli import main
 from valuetrace.records import load_record
-from valuetrace.training.scratch import build_scratch_model, train_tokenizer
 
 pytestmark = pytest.mark.slow
 
 
-def test_causal_transplants_both_arms_of_a_known_answer_run(tmp_path: Path, shared_data: Path):
-    tokenizer = train_tokenizer(CORPUS, vocab_size=400)
-    model = build_scratch_model(
-        tokenizer,
-        hidden_size=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        seed=0,
-    )
-    folder = tmp_path / "tiny-model"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+def test_causal_transplants_both_arms_of_a_known_answer_run(
+    tmp_path: Path, shared_data: Path, tiny_checkpoint: Path
+):
     config = _tiny_known_answer(tmp_path, shared_data)
     data = yaml.safe_load(config.read_text())
-    data["model"]["name_or_path"] = str(folder)
+    data["model"]["name_or_path"] = str(tiny_checkpoint)
     data["run_dir"] = str(tmp_path / "run")
     data["causal"] = {"max_items": 6, "alphas": [-1.0, 0.0, 1.0], "transplant_controls": 2}
     config.write_text(yaml.safe_dump(data))
