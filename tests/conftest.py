@@ -98,3 +98,21 @@ def assert_layers_close(got: torch.Tensor, want: torch.Tensor, tol: float = 1e-4
         scale = max(1.0, w.abs().max().item())
         diff = (g - w).abs().max().item()
         assert diff <= tol * scale, f"layer {layer}: max |diff| {diff:.2e} > {tol} x {scale:.1f}"
+
+
+@torch.inference_mode()
+def hf_hidden_states(model, batch) -> tuple[torch.Tensor, ...]:
+    """HF `output_hidden_states` of a collated batch: (layers + 1) tensors [batch, tokens, d],
+    the reference the hook-based readings are checked against."""
+    return model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        output_hidden_states=True,
+    ).hidden_states
+
+
+def hf_pooled_hidden_states(model, batch) -> torch.Tensor:
+    """`hf_hidden_states` pooled with the batch's weights: (layers + 1, batch, d)."""
+    states = hf_hidden_states(model, batch)
+    return torch.stack([torch.einsum("bt,btd->bd", batch.weights, h) for h in states])

@@ -13,6 +13,7 @@ import torch
 from transformers import OPTConfig, OPTForCausalLM
 
 from tests.architectures import FAMILIES, family_model
+from tests.conftest import hf_pooled_hidden_states
 from valuetrace.activations.extract import n_layers, pooled_hidden_states
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.errors import ConfigError
@@ -28,15 +29,9 @@ def test_every_pooled_layer_equals_hf_hidden_states(family, tiny_tokenizer):
     batch = collate(encoded, tiny_tokenizer.pad_token_id, tiny_tokenizer.bos_token_id, "mean")
     layers = list(range(n_layers(model)))
     pooled = pooled_hidden_states(model, batch, layers)
-    with torch.inference_mode():
-        states = model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            output_hidden_states=True,
-        ).hidden_states
-    assert len(states) == len(layers) == 3
-    want = torch.stack([torch.einsum("bt,btd->bd", batch.weights, h) for h in states[:-1]])
+    want = hf_pooled_hidden_states(model, batch)
+    assert len(want) == len(layers) == 3
+    want = want[:-1]
     torch.testing.assert_close(pooled[:-1], want, rtol=1e-5, atol=1e-6)
     early = pooled_hidden_states(model, batch, [0])  # stops before the first block runs
     torch.testing.assert_close(early[0], want[0], rtol=1e-5, atol=1e-6)

@@ -10,6 +10,7 @@ import torch
 
 from tests.activations.test_extract import PROVENANCE, _examples
 from tests.architectures import family_model
+from tests.conftest import hf_pooled_hidden_states
 from valuetrace.activations.extract import extract_to_cache, pooled_hidden_states
 from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
@@ -18,18 +19,6 @@ from valuetrace.errors import ValuetraceError
 
 PROMPTS = ["Q: the cat rested near the barn? A:", "Q: a dog? A:", "Q: the hen? A:"]
 RESPONSES = [" the vet listened.", " the farmer watched while the child helped.", " it slept."]
-
-
-@torch.inference_mode()
-def hf_pooled_hidden_states(model, batch) -> torch.Tensor:
-    """HF `output_hidden_states` pooled with the batch's weights: (layers + 1, batch, d)."""
-    states = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        output_hidden_states=True,
-    ).hidden_states
-    return torch.stack([torch.einsum("bt,btd->bd", batch.weights, h) for h in states])
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.architectures import FAMILIES, family_model
+from tests.conftest import hf_hidden_states
 from valuetrace.activations.extract import pooled_hidden_states
 from valuetrace.activations.pooling import Batch, collate, encode
 from valuetrace.analysis.behaviour import ScoringSet
@@ -52,13 +53,7 @@ def test_ablate_leaves_no_component_along_u_at_every_position(tiny_model, tiny_t
     batch = _batch(tiny_tokenizer)
     with direction_hooks(tiny_model, units, "ablate"):
         pooled = pooled_hidden_states(tiny_model, batch, [0, 1, 2])
-        with torch.inference_mode():
-            hidden = tiny_model(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
-                position_ids=batch.position_ids,
-                output_hidden_states=True,
-            ).hidden_states
+        hidden = hf_hidden_states(tiny_model, batch)
     for layer, u in units.items():
         u_t = torch.tensor(u, dtype=torch.float32)
         assert (pooled[layer] @ u_t).abs().max() < 1e-5
