@@ -300,7 +300,8 @@ def projection_vs_preference(
 
     The persona-vector style check: does the internal compassion signal of each eval item
     (compassionate minus dismissive continuation, projected) predict the behavioural one?
-    Item-bootstrap percentile interval at level `ci`; NaN when the direction is undefined.
+    Item-bootstrap percentile interval at level `ci` (`stats.pearson_ci`); NaN when the
+    direction is undefined.
     Beside it, the |r| that `n_null` random unit directions reach on the same items
     (`random_direction_band`): r is evidence for this direction only above that band.
 
@@ -322,13 +323,8 @@ def projection_vs_preference(
     if np.ptp(gap) == 0 or np.ptp(pref) == 0 or not np.isfinite(gap).all():
         nan = float("nan")
         return Projection(layer, nan, nan, nan, int(gap.size), null)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, gap.size, size=(n_boot, gap.size))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = np.array([np.corrcoef(gap[i], pref[i])[0, 1] for i in idx])
-    r = float(np.corrcoef(gap, pref)[0, 1])
-    found = interval(boot, r, ci)
-    return Projection(layer, r, found.lo, found.hi, int(gap.size), null)
+    found = stats.pearson_ci(gap, pref, n_boot=n_boot, seed=seed, ci=ci)
+    return Projection(layer, found.value, found.lo, found.hi, int(gap.size), null)
 
 
 def verdict_bands(comparison: StageComparison) -> list[tuple[int, int, Verdict]]:
