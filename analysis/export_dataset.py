@@ -14,7 +14,10 @@ Tables (one Parquet file each under `exports/dataset/`, written only when the ru
 - `anima_verdicts` (stage x answer x dimension): stage, question_id, sample, dimension, score
   (the offline judge's P(yes), 0-1);
 - `anima_scores` (stage x score): stage, score (`overall`, `dimension_normalized` or a
-  dimension name), value, lo, hi (lo and hi null for `dimension_normalized`).
+  dimension name), value, lo, hi (lo and hi null for `dimension_normalized`);
+- `anima_projection` (stage): stage, dataset, layer, direction_of, n, r, lo, hi, null_abs_r
+  (Pearson r of the answers' projections on the compassion direction against their judged
+  score, `analysis.anima.projection`).
 
 The CSV tables of the analysis are converted column by column: a column whose values are all
 numbers (or empty) becomes float64 (empty: null; `layer` int64), a column of text stays text,
@@ -38,6 +41,7 @@ import pyarrow.parquet as pq
 
 from valuetrace.analysis.anima.generate import AnswerSet
 from valuetrace.analysis.anima.judge import JudgedAnswers
+from valuetrace.analysis.anima.projection import AnimaProjection
 from valuetrace.analysis.anima.scores import AnimaScores
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.errors import ConfigError, MissingStepError
@@ -109,6 +113,22 @@ def _records(paths: RunPaths, stages: list[str]) -> dict[str, list[dict[str, Any
                 {"stage": stage, "score": "dimension_normalized", "value": s.dimension_normalized}
             )
             rows.extend({"stage": stage, "score": d, **vars(v)} for d, v in s.dimensions.items())
+    if paths.anima_projection.is_file():
+        proj = AnimaProjection.load(paths.anima_projection)
+        tables["anima_projection"] = [
+            {
+                "stage": stage,
+                "dataset": proj.dataset,
+                "layer": proj.layer,
+                "direction_of": p.direction_of,
+                "n": p.n,
+                "r": p.r.value,
+                "lo": p.r.lo,
+                "hi": p.r.hi,
+                "null_abs_r": p.null_abs_r,
+            }
+            for stage, p in proj.stages.items()
+        ]
     return tables
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from valuetrace.analysis.anima.generate import Answer, AnswerSet
 from valuetrace.analysis.anima.judge import JudgedAnswer, JudgedAnswers
+from valuetrace.analysis.anima.projection import AnimaProjection, AnswerProjection
 from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.cli import main
 from valuetrace.config import config_from_dict
@@ -48,6 +49,8 @@ def fake_run(tmp_path: Path):
     JudgedAnswers("base", {}, [JudgedAnswer("0", 0, "Moral Consideration", 0.75)]).save(
         paths.anima_judged("base")
     )
+    projection = AnswerProjection("base", "base", 12, Interval(0.3, -0.1, 0.6), 0.45)
+    AnimaProjection("compassion", 5, 0.95, {"base": projection}).save(paths.anima_projection)
     return config
 
 
@@ -77,6 +80,20 @@ def test_tables_load_with_datasets_and_push_to_a_folder(tmp_path: Path, capsys) 
     assert (
         datasets.load_dataset(str(hub), "anima_answers", split="train")[0]["answer"] == "Be kind."
     )
+    projection = datasets.load_dataset(str(hub), "anima_projection", split="train").to_list()
+    assert projection == [
+        {
+            "stage": "base",
+            "dataset": "compassion",
+            "layer": 5,
+            "direction_of": "base",
+            "n": 12,
+            "r": pytest.approx(0.3),
+            "lo": pytest.approx(-0.1),
+            "hi": pytest.approx(0.6),
+            "null_abs_r": pytest.approx(0.45),
+        }
+    ]
 
 
 def test_control_vector_of_a_stage_equals_its_stored_direction(tmp_path: Path, capsys) -> None:
