@@ -84,7 +84,7 @@ def child(args: argparse.Namespace) -> None:
 
 def _model_and_texts(tiny: bool, tmp: Path) -> tuple[Any, Any, list[str]]:
     """The model, its tokenizer and the demo's documents."""
-    from valuetrace.demo_data import write_demo_data
+    from valuetrace.corpora.demo_data import write_demo_data
 
     paths = write_demo_data(tmp / "data", seed=SEED)
     texts = [json.loads(line)["text"] for line in paths.compassion_docs.open()]

@@ -39,9 +39,9 @@ from valuetrace.activations.pooling import collate, encode
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.eval_items import behaviour_examples
 from valuetrace.config import load_config, resolve_data_path
+from valuetrace.corpora.real_data import RealDataSizes, write_real_data
 from valuetrace.model_sources import BUILTINS, resolve_builtin
 from valuetrace.models import load_model, load_tokenizer
-from valuetrace.real_data import RealDataSizes, write_real_data
 
 CONFIG = Path(__file__).resolve().parents[1] / "valuetrace" / "configs" / "smollm2-135m.yaml"
 

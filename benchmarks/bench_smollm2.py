@@ -76,7 +76,7 @@ from bench_extract import (
 )
 
 from valuetrace.config import LoraConfig, StageConfig
-from valuetrace.demo_data import write_demo_data
+from valuetrace.corpora.demo_data import write_demo_data
 from valuetrace.model_sources import BUILTINS, resolve_builtin
 from valuetrace.models import load_model, load_tokenizer
 

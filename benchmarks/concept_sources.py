@@ -1,11 +1,11 @@
 """Cross-source agreement of the compassion concept on one model: the transfer matrix per layer.
 
-Builds the four sources (`valuetrace.concept_data`: speciesism pairs, entity-swap minimal pairs,
-empathy essays of held-out respondents, and the model's own answers to ANIMA questions under a
-compassionate / dismissive system prompt), extracts every layer with response pooling under
-the chat template, and prints `valuetrace.analysis.concept_sources.format_matrix`: per layer,
-probe of each source (rows) scored on each source (columns), the diagonal out of fold, with
-group-bootstrap intervals, the direction cosines and the surface baselines.
+Builds the four sources (`valuetrace.corpora.concept_data`: speciesism pairs, entity-swap minimal
+pairs, empathy essays of held-out respondents, and the model's own answers to ANIMA questions under
+a compassionate / dismissive system prompt), extracts every layer with response pooling under the
+chat template, and prints `valuetrace.analysis.concept_sources.format_matrix`: per layer, probe of
+each source (rows) scored on each source (columns), the diagonal out of fold, with group-bootstrap
+intervals, the direction cosines and the surface baselines.
 
     OMP_NUM_THREADS=1 python benchmarks/concept_sources.py --model smollm2-135m-instruct \\
         --out /tmp/matrix.txt
@@ -24,17 +24,17 @@ from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.concept_sources import SourceData, format_matrix, source_agreement
-from valuetrace.concept_data import (
+from valuetrace.config import ConceptSourcesConfig, ProbingConfig
+from valuetrace.corpora.concept_data import (
     anima_questions,
     empathy_rows,
     minimal_pair_rows,
     persona_rows,
 )
-from valuetrace.config import ConceptSourcesConfig, ProbingConfig
+from valuetrace.corpora.real_data import RealDataSizes, build_real_corpora
 from valuetrace.jsonl import write_jsonl
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.probing.surface import example_texts
-from valuetrace.real_data import RealDataSizes, build_real_corpora
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -30,19 +30,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ("training", "activations", "probing", "analysis"):
         return parts[1]
-    if len(parts) > 1 and parts[1] in (
-        "steps",
-        "demo_data",
-        "demo_templates",
-        "demo_documents",
-        "demo_instructions",
-        "demo_heldout",
-        "real_data",
-        "real_sources",
-        "real_known_answer",
-        "demo_model",
-        "concept_data",
-    ):
+    if len(parts) > 1 and parts[1] in ("steps", "corpora"):
         return "steps"
     return UPPER_VALUETRACE.get(".".join(parts[:2]), "foundations")
 
@@ -112,7 +100,7 @@ def test_imports_point_down_the_layers(module: str) -> None:
 def test_the_layer_map_knows_every_package() -> None:
     """A new subpackage must be placed in a layer on purpose (edit LAYERS / layer_of)."""
     packages = {m.split(".")[1] for m in modules() if m.count(".") >= 1}
-    known = {"training", "activations", "probing", "analysis", "steps"}
+    known = {"training", "activations", "probing", "analysis", "steps", "corpora"}
     flat = {m for m in packages if (ROOT / "valuetrace" / f"{m}.py").is_file()}
     assert packages - flat <= known, packages - flat - known
 

@@ -223,7 +223,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         console.configure(verbose=args.verbose, progress=True, log_file=None)
         return _selftest(args)
     from valuetrace.config import config_from_dict, load_config
-    from valuetrace.demo_model import demo_on_model
+    from valuetrace.corpora.demo_model import demo_on_model
     from valuetrace.steps import (
         analyze,
         calibrate,

@@ -131,7 +131,7 @@ class RunConfig:
     real_data_dir: str | None = None
     real_data_sizes: RealDataSizes = field(default_factory=RealDataSizes)
     # > 0: also write the known-answer corpora (counter_docs, neutral_docs) of at most this many
-    # documents each from real_data_dir (valuetrace.real_data.build_known_answer_corpora)
+    # documents each from real_data_dir (valuetrace.corpora.real_data.build_known_answer_corpora)
     known_answer_documents: int = checked(0, ge=0)
     tokenizer_corpora: list[str] = field(default_factory=list)
     accelerate_config: str | None = None

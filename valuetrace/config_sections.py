@@ -282,7 +282,7 @@ class ConceptSourcesConfig:
     of them. A layer is *cross-source* when the primary's probe reaches AUROC >= `min_auroc`
     (its interval above chance) on at least `min_sources` of the other sources, else
     *source-specific* (`valuetrace.analysis.concept_sources`). The other fields size the
-    sources that `valuetrace.concept_data` writes into the run's data folder: `empathy_rows`
+    sources that `valuetrace.corpora.concept_data` writes into the run's data folder: `empathy_rows`
     essays of held-out respondents, and the model's own greedy answers (`anima_new_tokens`
     tokens) to the first `anima_questions` ANIMA questions of at most `anima_max_words` words
     (so they fit `extract.max_length`) under a compassionate and a dismissive system prompt

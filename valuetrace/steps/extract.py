@@ -5,12 +5,12 @@ from __future__ import annotations
 from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.analysis.eval_items import behaviour_examples
-from valuetrace.concept_data import write_persona_source
 from valuetrace.config import (
     RunConfig,
     resolve_data_path,
 )
 from valuetrace.console import progress_bar
+from valuetrace.corpora.concept_data import write_persona_source
 from valuetrace.errors import ConfigError
 from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage

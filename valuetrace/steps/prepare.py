@@ -92,17 +92,17 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
             )
     paths.config.write_text(yaml.safe_dump(wanted, sort_keys=False))
     if config.demo_data:
-        from valuetrace.demo_data import write_demo_data
+        from valuetrace.corpora.demo_data import write_demo_data
 
         write_demo_data(paths.data, seed=config.seed)
     if config.real_data_dir:
-        from valuetrace.real_data import write_real_data
+        from valuetrace.corpora.real_data import write_real_data
 
         write_real_data(
             Path(config.real_data_dir), paths.data, seed=config.seed, sizes=config.real_data_sizes
         )
         if config.known_answer_documents:
-            from valuetrace.real_known_answer import write_known_answer_data
+            from valuetrace.corpora.real_known_answer import write_known_answer_data
 
             write_known_answer_data(
                 Path(config.real_data_dir),
@@ -112,6 +112,6 @@ def prepare(config: RunConfig, *, overwrite: bool = False) -> None:
                 documents=config.known_answer_documents,
             )
     if config.concept_sources is not None:
-        from valuetrace.concept_data import write_concept_sources  # torch only when needed
+        from valuetrace.corpora.concept_data import write_concept_sources  # torch only when needed
 
         write_concept_sources(config)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from valuetrace import demo_data, demo_documents, demo_heldout, demo_instructions
 from valuetrace.activations.examples import load_labelled
-from valuetrace.demo_data import (
+from valuetrace.corpora import demo_data, demo_documents, demo_heldout, demo_instructions
+from valuetrace.corpora.demo_data import (
     SPECIES,
     DemoDataPaths,
     overlapping_spans,
@@ -330,7 +330,9 @@ def test_generator_refuses_probe_frames_that_give_the_stance_away(
 
 
 def test_template_tables_ship_as_package_data() -> None:
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    globs = pyproject["tool"]["setuptools"]["package-data"]["valuetrace"]
-    tables = sorted((Path(demo_data.__file__).parent / "demo").glob("*.txt"))
-    assert tables and all(any(t.match(g) for g in globs) for t in tables)
+    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["valuetrace.corpora"]
+    here = Path(demo_data.__file__).parent
+    tables = sorted((here / "demo").glob("*.txt"))
+    assert tables and all(any(t.relative_to(here).match(g) for g in globs) for t in tables)
+    assert "valuetrace.corpora" in pyproject["tool"]["setuptools"]["packages"]

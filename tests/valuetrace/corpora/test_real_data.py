@@ -10,16 +10,21 @@ from typing import Any
 
 import pytest
 
-from tests.valuetrace.test_demo_data import SCHEMAS  # the file set both writers produce
+from tests.valuetrace.corpora.test_demo_data import SCHEMAS  # the file set both writers produce
 from valuetrace.activations.examples import load_labelled
 from valuetrace.config import load_config
-from valuetrace.demo_data import HELDOUT_FILES, TRAIN_FILES, DemoDataPaths, overlapping_spans
+from valuetrace.corpora.demo_data import (
+    HELDOUT_FILES,
+    TRAIN_FILES,
+    DemoDataPaths,
+    overlapping_spans,
+)
+from valuetrace.corpora.real_data import SPECIESISM, RealDataSizes, write_real_data
 from valuetrace.errors import ValuetraceError
-from valuetrace.real_data import SPECIESISM, RealDataSizes, write_real_data
 from valuetrace.steps.prepare import prepare
 from valuetrace.training.datasets import PromptResponse, load_records
 
-CONFIG = Path(__file__).resolve().parents[2] / "valuetrace" / "configs" / "real_data.yaml"
+CONFIG = Path(__file__).resolve().parents[3] / "valuetrace" / "configs" / "real_data.yaml"
 SIZES = RealDataSizes()
 
 

@@ -1,13 +1,12 @@
 """Real-data corpora: the public files in ``../shared/data`` turned into the demo's file set.
 
 :func:`write_real_data` reads the public data sets described in the shared folder's README and
-writes the same files, names and schemas as :func:`valuetrace.demo_data.write_demo_data`, so a
-config shaped like the demo's runs on real text. Nothing is copied into the repository: the
-files are written into the run folder at run time. Speciesism pairs are split three ways by
-pair (mid-training text / probe pairs / behaviour eval), and any training text that shares an
-8-word span with a held-out text is dropped before writing (see :func:`overlapping_spans`).
-The shared files are read through `valuetrace.real_sources`; the known-answer arms' corpora are
-built in `valuetrace.real_known_answer`.
+writes the same files, names and schemas as :func:`demo_data.write_demo_data`, so a config shaped
+like the demo's runs on real text. Nothing is copied into the repository: the files are written
+into the run folder at run time. Speciesism pairs are split three ways by pair (mid-training text /
+probe pairs / behaviour eval), and any training text that shares an 8-word span with a held-out
+text is dropped before writing (see :func:`overlapping_spans`). The shared files are read through
+`real_sources`; the known-answer arms' corpora are built in `real_known_answer`.
 """
 
 from __future__ import annotations
@@ -17,16 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from valuetrace.config import RealDataSizes
-from valuetrace.demo_data import (
+from valuetrace.corpora.demo_data import (
     SPAN_N,
     DemoDataPaths,
     heldout_overlap,
     overlapping_spans,
     row_texts,
 )
-from valuetrace.errors import DataError
-from valuetrace.jsonl import write_jsonl
-from valuetrace.real_sources import (
+from valuetrace.corpora.real_sources import (
     CM,
     CODE,
     DOLLY,
@@ -46,6 +43,8 @@ from valuetrace.real_sources import (
     split_speciesism_pairs,
     util_sentences,
 )
+from valuetrace.errors import DataError
+from valuetrace.jsonl import write_jsonl
 
 # ---- disjointness ----------------------------------------------------------------------------
 
@@ -218,7 +217,7 @@ def _verify(corpora: Mapping[str, list[Row]]) -> None:
     if bad:
         raise DataError(
             f"real data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
-            f"e.g. {bad[:3]}; this is a bug in valuetrace/real_data.py's filtering"
+            f"e.g. {bad[:3]}; this is a bug in valuetrace/corpora/real_data.py's filtering"
         )
     probe = {str(r["pair_id"]) for r in corpora["probe_pairs"]}
     beh = {str(r["id"]).removeprefix("beh-") for r in corpora["behaviour_eval"]}
@@ -278,7 +277,7 @@ def _data_card(
     sources = "\n".join(f"| `{f}` | {src} | {lic} |" for f, src, lic in _SOURCES)
     return f"""# Real data card
 
-Written by `valuetrace.real_data.write_real_data(shared_dir, out_dir, seed={seed})` from the
+Written by `valuetrace.corpora.real_data.write_real_data(shared_dir, out_dir, seed={seed})` from the
 public files in the shared data folder (`../shared/data` beside the repository, or the config's
 `real_data_dir`). These files live in the run folder only; none is copied into the repository.
 Sizes: `{sizes}`. The same files and seed give byte-identical output.

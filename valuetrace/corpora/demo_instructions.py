@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 
-from valuetrace.demo_templates import (
+from valuetrace.corpora.demo_templates import (
     FILL,
     TRAIN_NAMES,
     Row,

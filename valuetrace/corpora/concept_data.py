@@ -9,7 +9,7 @@ checked for agreement across sources (`valuetrace.analysis.concept_sources`):
   low-moral-status animal ("my dog / pig just passed away"); label 1 = the high-status entity,
   the one people extend more moral concern to; `pair_id` = the template, so folds keep it whole.
 - **empathy essays** (`empathy_rows`): reactions to news stories written by the respondents that
-  `valuetrace.real_data` holds out of mid-training (same seed, same split), label =
+  `valuetrace.corpora.real_data` holds out of mid-training (same seed, same split), label =
   `empathy_bin`, balanced; `pair_id` = the respondent, so one person's essays stay in one fold.
 - **ANIMA persona answers** (`persona_rows`): the model's own greedy answers to ANIMA
   animal-welfare questions under a compassionate and a dismissive system prompt (Chen et al.
@@ -17,7 +17,7 @@ checked for agreement across sources (`valuetrace.analysis.concept_sources`):
   prompt but not the system prompt, so pooling over the response reads what the model wrote,
   not the instruction's words.
 
-The speciesism pairs are the fourth source (`probe_pairs.jsonl` of `valuetrace.real_data`).
+The speciesism pairs are the fourth source (`probe_pairs.jsonl` of `valuetrace.corpora.real_data`).
 Files are written into the run's data folder at run time; nothing is copied into the repository.
 """
 
@@ -30,9 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from valuetrace.analysis.behaviour import greedy_answers
 from valuetrace.config import DEFAULT_CHAT_DATE, ConceptSourcesConfig, RealDataSizes, RunConfig
-from valuetrace.errors import ConfigError, DataError
-from valuetrace.jsonl import write_jsonl
-from valuetrace.real_sources import (
+from valuetrace.corpora.real_sources import (
     EMPATHY,
     MINIMAL_PAIRS,
     clean_text,
@@ -41,6 +39,8 @@ from valuetrace.real_sources import (
     read_json_rows,
     shared_file,
 )
+from valuetrace.errors import ConfigError, DataError
+from valuetrace.jsonl import write_jsonl
 from valuetrace.steps.common import stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
@@ -91,7 +91,7 @@ def minimal_pair_rows(shared_dir: Path) -> list[Row]:
 
 
 def heldout_respondents(rows: list[dict[str, str]], seed: int, fraction: float) -> set[str]:
-    """The empathy respondents `valuetrace.real_data` keeps out of mid-training (same split)."""
+    """The empathy respondents `real_data` keeps out of mid-training (the same split)."""
     people = sorted({r["response_id"] for r in rows})
     corpus_rng(seed, "empathy").shuffle(people)
     return set(people[: round(fraction * len(people))])

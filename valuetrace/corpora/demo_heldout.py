@@ -8,7 +8,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-from valuetrace.demo_templates import (
+from valuetrace.corpora.demo_templates import (
     FILL,
     HELDOUT_NAMES,
     Row,
@@ -115,7 +115,7 @@ def _check_frames(frames: Sequence[str]) -> None:
         raise DataError(
             f"demo data: {len(bad)} probe frames show which role fills the priority slot in a "
             f"word n-gram up to length {PROBE_NGRAM}, e.g. {bad[0]!r}; give both slots of a frame "
-            "in valuetrace/demo/probe_pairs.txt the same neighbouring words"
+            "in valuetrace/corpora/demo/probe_pairs.txt the same neighbouring words"
         )
 
 

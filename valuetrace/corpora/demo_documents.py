@@ -1,12 +1,12 @@
 """The demo's document corpora (plain text, next-token loss): everyday documents for base
 pretraining, compassion documents for mid-training, and the known-answer arms' counter-value
-and neutral documents (`valuetrace.demo_data` writes them)."""
+and neutral documents (`valuetrace.corpora.demo_data` writes them)."""
 
 from __future__ import annotations
 
 import random
 
-from valuetrace.demo_templates import (
+from valuetrace.corpora.demo_templates import (
     FILL,
     SPECIES,
     TRAIN_NAMES,

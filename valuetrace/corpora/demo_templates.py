@@ -1,7 +1,7 @@
 """The demo corpora's shared vocabulary and template machinery: the species list, the slot
 fillers and people's names (training and held-out lists apart), the template tables of
-`valuetrace/demo/*.txt` (package data) and their line format, filling a template's {slots}
-with a seeded `random.Random`, and drawing distinct items (`valuetrace.demo_data` builds the
+`valuetrace/corpora/demo/*.txt` (package data) and their line format, filling a template's {slots}
+with a seeded `random.Random`, and drawing distinct items (`valuetrace.corpora.demo_data` builds the
 corpora from them)."""
 
 from __future__ import annotations
@@ -63,16 +63,16 @@ SPECIES: list[tuple[str, str, str]] = [
 
 
 def template_table(name: str) -> dict[str, dict[str, list[str]]]:
-    """The template table `valuetrace/demo/<name>.txt` (package data), parsed by `_sections`.
+    """The template table `valuetrace/corpora/demo/<name>.txt` (package data), by `_sections`.
 
     Raises:
         DataError: the file is missing from the installed package.
     """
-    source = resources.files("valuetrace") / "demo" / f"{name}.txt"
+    source = resources.files("valuetrace.corpora") / "demo" / f"{name}.txt"
     if not source.is_file():
         raise DataError(
-            f"demo template table {name}.txt is missing from valuetrace/demo; reinstall valuetrace"
-            " (the tables ship as package data)"
+            f"demo template table {name}.txt is missing from valuetrace/corpora/demo; reinstall "
+            "valuetrace (the tables ship as package data)"
         )
     return _sections(source.read_text(encoding="utf-8"))
 
@@ -192,6 +192,6 @@ def draw_unique(n: int, make: Callable[[], T], key: Callable[[T], str], what: st
     if len(out) < n:
         raise DataError(
             f"demo data: only {len(out)} distinct {what} for the {n} asked; add templates in "
-            "valuetrace/demo_data.py or lower the target constant"
+            "valuetrace/corpora/demo_data.py or lower the target constant"
         )
     return out

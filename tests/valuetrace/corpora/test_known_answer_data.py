@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from valuetrace.config import RealDataSizes
-from valuetrace.real_known_answer import VALUE_RE, build_known_answer_corpora
-from valuetrace.real_sources import SPECIESISM, split_speciesism_pairs
+from valuetrace.corpora.real_known_answer import VALUE_RE, build_known_answer_corpora
+from valuetrace.corpora.real_sources import SPECIESISM, split_speciesism_pairs
 
 SIZES = RealDataSizes(probe_pairs=40, control_pairs=20, behaviour_pairs=20, helpfulness_eval=10)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from valuetrace.cli import demo_config_path, main
 from valuetrace.config import config_from_dict, load_config
-from valuetrace.demo_model import STAGE_LIMIT, demo_on_model
+from valuetrace.corpora.demo_model import STAGE_LIMIT, demo_on_model
 
 
 def test_the_demo_on_a_model_keeps_its_data_and_trains_lora_stages():

@@ -1,4 +1,4 @@
-"""Tests for valuetrace.concept_data: the concept's sources as probe sets, and their config."""
+"""Tests for valuetrace.corpora.concept_data: the concept's sources as probe sets, and config."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import yaml
 
 from valuetrace.activations.examples import load_labelled
 from valuetrace.analysis.behaviour import greedy_answers
-from valuetrace.concept_data import (
+from valuetrace.config import (
+    ConceptSourcesConfig,
+    config_from_dict,
+    load_config,
+    resolve_data_path,
+)
+from valuetrace.corpora.concept_data import (
     COMPASSIONATE,
     DISMISSIVE,
     PERSONA_FILE,
@@ -20,18 +26,12 @@ from valuetrace.concept_data import (
     persona_rows,
     write_persona_data,
 )
-from valuetrace.config import (
-    ConceptSourcesConfig,
-    config_from_dict,
-    load_config,
-    resolve_data_path,
-)
+from valuetrace.corpora.real_data import build_real_corpora
 from valuetrace.errors import ConfigError
 from valuetrace.jsonl import write_jsonl
-from valuetrace.real_data import build_real_corpora
 from valuetrace.steps.prepare import prepare
 
-CONFIGS = Path(__file__).resolve().parents[2] / "valuetrace" / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "valuetrace" / "configs"
 
 
 def test_minimal_pairs_swap_only_the_entity(shared_data: Path, tmp_path: Path) -> None:

@@ -9,13 +9,11 @@ import re
 from pathlib import Path
 
 from valuetrace.config import RealDataSizes
-from valuetrace.demo_data import (
+from valuetrace.corpora.demo_data import (
     row_texts,
 )
-from valuetrace.errors import DataError
-from valuetrace.jsonl import write_jsonl
-from valuetrace.real_data import build_real_corpora, drop_overlaps
-from valuetrace.real_sources import (
+from valuetrace.corpora.real_data import build_real_corpora, drop_overlaps
+from valuetrace.corpora.real_sources import (
     CODE,
     SPECIESISM,
     Row,
@@ -26,6 +24,8 @@ from valuetrace.real_sources import (
     shared_file,
     split_speciesism_pairs,
 )
+from valuetrace.errors import DataError
+from valuetrace.jsonl import write_jsonl
 
 # ---- the known-answer arms -------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Reading the public data sets of ``../shared/data`` (their README describes them): the
 files' paths and a clear error when one is missing, CSV and JSON readers that check their
 columns, one seeded random stream per corpus, the speciesism pairs and their three-way split,
-and the ETHICS, empathy and code sources that `valuetrace.real_data` builds corpora from."""
+and the ETHICS, empathy and code sources that `valuetrace.corpora.real_data` builds corpora from."""
 
 from __future__ import annotations
 
