@@ -241,9 +241,12 @@ def concentration_index(
     obs = np.asarray(cmp_x.relative) - np.asarray(cmp_y.relative)
     boot = boot_x[:n] - boot_y[:n]
     per_layer = [interval(boot[:, i], obs[i], ci) for i in range(obs.size)]
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(obs)
-        overall = interval(boot[:, finite].mean(1), float(obs[finite].mean()), ci)
+    finite = np.isfinite(obs)
+    if finite.any():
+        with np.errstate(invalid="ignore"):
+            overall = interval(boot[:, finite].mean(1), float(obs[finite].mean()), ci)
+    else:  # no layer where both are defined (e.g. neither encoded): no overall index
+        overall = Interval(float("nan"), float("nan"), float("nan"))
     return Concentration(kind, label, name_x, name_y, pair, per_layer, overall)
 
 

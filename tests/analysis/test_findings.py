@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -50,6 +52,19 @@ def test_concentration_excludes_zero_only_when_one_setting_weakened_more():
     assert weak[0].verdicts == [Verdict.WEAKENING] * LAYERS
     assert drift.verdicts == [Verdict.DRIFT] * LAYERS
     assert mark_global_drift(weak[0], same[0], specific).verdicts == weak[0].verdicts
+
+
+def test_concentration_has_no_overall_index_where_no_layer_is_defined():
+    """Neither concept defined at any layer: the overall index is NaN, without a numpy warning."""
+    (cmp_x, boot_x), (cmp_y, boot_y) = _pair(0, 0.3), _pair(1, 1.0)
+    undefined = dataclasses.replace(cmp_x, relative=[float("nan")] * LAYERS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        index = concentration_index(
+            "concept", "c − g", "a→b", ("c", undefined, boot_x), ("g", cmp_y, boot_y), 0.95
+        )
+    assert np.isnan([index.overall.value, index.overall.lo, index.overall.hi]).all()
+    assert not index.concentrated
 
 
 def test_findings_round_trip_through_the_versioned_record(tmp_path):
