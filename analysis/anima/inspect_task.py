@@ -22,6 +22,8 @@ For parity with published numbers, `inspect_evals`' own task generates and grade
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +31,8 @@ from pathlib import Path
 from valuetrace.analysis.anima.generate import AnswerSet
 from valuetrace.analysis.anima.questions import Dimension, Question
 from valuetrace.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 # Environment variables an API provider needs (Inspect's own names for them).
 PROVIDER_KEYS = {
@@ -179,22 +183,44 @@ def grade_with_inspect(
 ) -> Path:
     """Run the grading task with Inspect; returns the `.eval` log's path (in `log_dir`).
 
+    A grader that cannot follow the benchmark's grading format leaves answers ungraded (score
+    NaN, `grader_parse_failure`); their number is logged as a warning, since the metrics then
+    average fewer answers than were cached (all of them NaN when none parsed).
+
     Raises:
         DataError: Inspect's run did not succeed (its error is in the message and the log).
     """
     from inspect_ai import eval as inspect_eval
 
     log_dir.mkdir(parents=True, exist_ok=True)
-    (log,) = inspect_eval(
+    (result,) = inspect_eval(
         anima_task(answers, questions, dimensions, grader),
         model="none",
         log_dir=str(log_dir),
         display="none",
         log_format="eval",
     )
-    if log.status != "success":
+    if result.status != "success":
         raise DataError(
-            f"Inspect grading of stage '{answers.stage}' ended '{log.status}': {log.error}; "
-            f"see {log.location}."
+            f"Inspect grading of stage '{answers.stage}' ended '{result.status}': "
+            f"{result.error}; see {result.location}."
         )
-    return Path(log.location)
+    samples = result.samples or []
+    ungraded = sum(
+        1
+        for sample in samples
+        for score in (sample.scores or {}).values()
+        if not isinstance(score.value, int | float) or math.isnan(score.value)
+    )
+    if ungraded:
+        log.warning(
+            "Inspect grader %s produced no parseable grade for %d of %d answers of stage '%s' "
+            "(see %s); a small model rarely follows the benchmark's grading format: use a "
+            "capable grader, or the built-in offline judge (anima.judge)",
+            getattr(grader, "name", grader),
+            ungraded,
+            len(samples),
+            answers.stage,
+            result.location,
+        )
+    return Path(result.location)

@@ -12,7 +12,9 @@ from valuetrace.analysis.anima.questions import load_anima
 from valuetrace.errors import ConfigError
 
 
-def test_hf_grader_writes_a_readable_eval_log(tiny_checkpoint: Path, anima_dir, tmp_path) -> None:
+def test_hf_grader_writes_a_readable_eval_log(
+    tiny_checkpoint: Path, anima_dir, tmp_path, caplog
+) -> None:
     from inspect_ai.log import read_eval_log
     from inspect_ai.model import GenerateConfig, get_model
 
@@ -38,6 +40,9 @@ def test_hf_grader_writes_a_readable_eval_log(tiny_checkpoint: Path, anima_dir, 
     # every tagged dimension and variable combination went to the grader: 2 + 1 and 1
     assert [g.metadata["grades_attempted"] for g in graded] == [3, 1]
     assert log.eval.metadata["stage"] == "base"
+    # a random tiny grader follows no grading format: every answer is left ungraded, and said so
+    assert all(g.metadata["grader_failure_mode"] == "grader_parse_failure" for g in graded)
+    assert "no parseable grade for 2 of 2 answers of stage 'base'" in caplog.text
 
 
 def test_missing_provider_key_is_refused(monkeypatch) -> None:
