@@ -27,6 +27,7 @@ from valuetrace.errors import ConfigError, ValuetraceError
 from valuetrace.paths import RunPaths, check_run_folder
 from valuetrace.runtime import (
     deterministic_environment,
+    peak_rss_mb,
     record_environment,
     record_timing,
     seed_everything,
@@ -294,8 +295,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         steps[step]()
         seconds = time.perf_counter() - t0
         record_timing(paths.timings, step=step, seconds=seconds)
-        log.info("%s done in %.1f s", step, seconds)
-        print(f"[valuetrace] {step} done in {seconds:.1f} s", flush=True)
+        peak = peak_rss_mb() / 1024
+        log.info("%s done in %.1f s (peak memory so far %.2f GB)", step, seconds, peak)
+        print(
+            f"[valuetrace] {step} done in {seconds:.1f} s (peak memory {peak:.2f} GB)", flush=True
+        )
     if args.command == "calibrate":
         print(calibrate.format_calibration(config, calibrate.calibration_result(config, args.json)))
     if "report" in chosen:

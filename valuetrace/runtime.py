@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import random
+import resource
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,13 +162,16 @@ class Environment:
 
 @dataclass
 class Timings:
-    """`timings.json`: wall seconds per step, and per trained stage its seconds and tokens/s."""
+    """`timings.json`: wall seconds per step, per trained stage its seconds and tokens/s, and
+    the peak resident memory (MB) reached by the end of each step (`peak_rss_mb`: a running
+    maximum, so the step where it jumps is the one that set it; version 1 files lack it)."""
 
     SCHEMA: ClassVar[str] = "valuetrace.timings"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     steps: dict[str, float] = field(default_factory=dict)
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
 def _load_or_new(cls: type, path: Path) -> Any:
@@ -188,6 +192,17 @@ def record_environment(path: Path, step: str) -> None:
     save_record(env, path)
 
 
+def peak_rss_mb() -> float:
+    """The peak resident set size of this process or of its largest finished child (a launched
+    training run), in MB, from `getrusage` (`ru_maxrss`: kB on Linux, bytes on macOS)."""
+    unit = 1 if sys.platform == "darwin" else 1024
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return peak * unit / 2**20
+
+
 def record_timing(
     path: Path,
     *,
@@ -195,11 +210,12 @@ def record_timing(
     seconds: float = 0.0,
     stage: dict[str, Any] | None = None,
 ) -> None:
-    """Add a step's wall seconds, or a stage's (`{"name": ..., "train_seconds": ...}`), to
-    `timings.json`."""
+    """Add a step's wall seconds and the peak memory so far, or a stage's (`{"name": ...,
+    "train_seconds": ...}`), to `timings.json`."""
     timings = _load_or_new(Timings, path)
     if step is not None:
         timings.steps[step] = seconds
+        timings.peak_rss_mb[step] = round(peak_rss_mb(), 1)
     if stage is not None:
         timings.stages[stage["name"]] = {k: v for k, v in stage.items() if k != "name"}
     save_record(timings, path)

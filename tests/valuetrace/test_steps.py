@@ -106,6 +106,9 @@ def test_the_same_config_twice_gives_identical_summary_and_records(finished_run,
         "report",
     }
     assert timings["stages"]["base"]["train_seconds"] > 0
+    # peak memory by the end of each step: a running maximum in step order, a real process size
+    peaks = [timings["peak_rss_mb"][step] for step in timings["steps"]]
+    assert peaks == sorted(peaks) and peaks[0] > 100
     env = json.loads((twin / "environment.json").read_text())["steps"]["train"]
     assert env["versions"]["torch"] and env["torch_threads"] >= 1 and env["cpu_model"]
     assert "BLAS_INFO" in env["torch_build"] and env["threadpools"]
