@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from valuetrace.analysis.neutral_floor import value_specific
-from valuetrace.analysis.report_model import fmt_layers, layer_word
+from valuetrace.analysis.report_model import fmt_layers, layer_word, signed
 from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, TrajectoryStep
 from valuetrace.analysis.verdict import NOT_ENCODED_WHY, Verdict
 from valuetrace.errors import DataError, MissingStepError
@@ -132,6 +132,59 @@ def arm_calibration(
             "`valuetrace train` again."
         )
     return calibration_table(by_stage[counter], by_stage[neutral], alpha)
+
+
+@dataclass(frozen=True)
+class KnownAnswer:
+    """A run's known answer: the calibration rows of its counter-value and neutral arms."""
+
+    counter: str
+    neutral: str
+    rows: list[DoseRow]
+
+
+def _first_moved(rows: Sequence[DoseRow]) -> str:
+    if all(r.behaviour_changed is None for r in rows):
+        return "was not scored on behaviour"
+    moved = next((r for r in rows if r.behaviour_changed), None)
+    if moved is None or moved.margin_change is None:
+        return "did not move behaviour beyond its floor at any saved step"
+    return (
+        f"moved behaviour beyond its floor from step {moved.step} (Δ mean margin "
+        f"{signed(moved.margin_change)})"
+    )
+
+
+def headline(known: KnownAnswer) -> list[str]:
+    """The known answer in two sentences, for the first lines of a summary: when behaviour
+    first moved on each arm, when and where a value-specific representation change first
+    fired on the counter-value arm, and the neutral arm's false positives against the number
+    the test level allows."""
+    counter = [r for r in known.rows if r.arm == "counter"]
+    neutral = [r for r in known.rows if r.arm == "neutral"]
+    first = next((r for r in counter if r.value_specific_layers), None)
+    representation = (
+        f"a value-specific representation change first fired at step {first.step}, at "
+        f"{layer_word(first.value_specific_layers)} {fmt_layers(first.value_specific_layers)} "
+        "(beyond the neutral arm's change there)"
+        if first
+        else "no value-specific representation change fired at any saved step"
+    )
+    unjudged = sorted({layer for r in known.rows for layer in r.not_encoded})
+    if unjudged:
+        representation += (
+            f"; not judged at {layer_word(unjudged)} {fmt_layers(unjudged)}, where the parent "
+            "does not encode the concept"
+        )
+    fp = sum(r.false_positives for r in neutral)
+    allowed = sum(r.false_positives_allowed for r in neutral)
+    return [
+        f"Known answer: the counter-value arm '{known.counter}' {_first_moved(counter)}; "
+        f"{representation}.",
+        f"The neutral arm '{known.neutral}' (same dose, text without the value) "
+        f"{_first_moved(neutral)}, and fired {fp} stage × layer verdicts (false positives) "
+        f"where the test level allows {allowed:.1f}.",
+    ]
 
 
 def save_rows(rows: Sequence[DoseRow], path: Path) -> None:

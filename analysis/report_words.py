@@ -15,6 +15,7 @@ from typing import Any
 
 from valuetrace.analysis.anima.section import AnimaReport
 from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
+from valuetrace.analysis.calibration import KnownAnswer, headline
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.concept_sources import ConceptSourcesRecord
 from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_bands
@@ -31,7 +32,8 @@ class ReportInputs:
     """What the report renders: the findings, its figures (paths usable from the cwd), lineage,
     each stage's behaviour record, the causal dose-response and transplants (when they ran),
     the surface baselines and the ANIMA scores (when ANIMA ran); the trajectories and the
-    multi-source concept record when those steps wrote them (None: no section)."""
+    multi-source concept record when those steps wrote them (None: no section); the known answer
+    when the run has a counter-value and a neutral arm watched along their trajectories."""
 
     findings: Findings
     figures: Sequence[Figure] = ()
@@ -43,6 +45,7 @@ class ReportInputs:
     concept_sources: ConceptSourcesRecord | None = None
     anima: AnimaReport | None = None
     transplant: TransplantRecord | None = None
+    known_answer: KnownAnswer | None = None
 
     def figure_refs(self, concept: str | None, *kinds: str) -> list[FigureRef]:
         """The figures of `concept` (None: run-wide) of these kinds, captioned by name."""
@@ -191,8 +194,9 @@ def transplant_sentences(record: TransplantRecord | None) -> list[str]:
 
 
 def answer(inputs: ReportInputs) -> list[str]:
-    """The report's opening: what happened where in the headline pair, and whether it is
-    specific to the concept and the arm."""
+    """The report's opening: the known answer first when the run has one (`headline`), then
+    what happened where in the headline pair, and whether it is specific to the concept and
+    the arm."""
     f = inputs.findings
     cmp = f.primary
     a, b = f.primary_pair
@@ -210,7 +214,8 @@ def answer(inputs: ReportInputs) -> list[str]:
             f"(share) and {fmt_interval(beh.margin)} (mean margin; {behaviour_verdict(beh)}), "
             f"helpfulness loss by {fmt_interval(beh.helpfulness_loss)}."
         )
-    return [first, second, *concentration_sentences(f), *causal_flags(inputs.causal)]
+    known = [] if inputs.known_answer is None else headline(inputs.known_answer)
+    return [*known, first, second, *concentration_sentences(f), *causal_flags(inputs.causal)]
 
 
 def behaviour_verdict(change: BehaviourChange) -> str:

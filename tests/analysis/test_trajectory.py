@@ -9,7 +9,12 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from valuetrace.analysis.calibration import calibration_table, format_table
+from valuetrace.analysis.calibration import (
+    KnownAnswer,
+    calibration_table,
+    format_table,
+    headline,
+)
 from valuetrace.analysis.report_evidence import trajectory_sentences
 from valuetrace.analysis.trajectory import (
     Trajectory,
@@ -108,6 +113,10 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
     assert all(r.verdict is Verdict.WEAKENING and r.value_specific for r in late)
     assert rows[0].first_layer is None
     assert "value-specific" in format_table(rows)
+    said, neutral_said = headline(KnownAnswer("counter", "neutral", rows))
+    first = min(r.step for r in late)
+    assert f"first fired at step {first}, at layer {LAYER} " in said
+    assert "was not scored on behaviour" in said and "fired 0 stage × layer" in neutral_said
 
 
 FAINT = 0  # a layer whose parent signal is too faint for its probe to read

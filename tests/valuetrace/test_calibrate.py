@@ -82,7 +82,8 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
         assert row["false_positives_allowed"] == pytest.approx(0.05 * 3 * judged)
     shown = capsys.readouterr().out
     print(shown)
-    assert "calibration of" in shown and "neutral arm:" in shown
+    assert "calibration of" in shown and "Known answer: the counter-value arm 'counter'" in shown
+    assert "The neutral arm 'neutral' (same dose" in shown and "the test level allows" in shown
     run = tmp_path / "run"
     assert (run / "checkpoints" / "counter-step2" / "config.json").is_file()
     assert (run / "checkpoints" / "neutral-step2" / "config.json").is_file()
@@ -104,6 +105,10 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     assert sorted(counter.value_specific + counter.within_floor) == counter.fired
     assert not floors["compassion", "base→neutral"].comparable
     summary = (run / "summary.txt").read_text()
+    # the known answer opens the summary, before the headline pair
+    opening = summary.split("Compassion (compassion)")[0]
+    assert "Known answer: the counter-value arm 'counter'" in opening
+    assert "The neutral arm 'neutral'" in opening
     assert "Neutral-arm floor (stage 'neutral', trained from base" in summary
     assert (
         "compassion base→counter: " in summary

@@ -15,7 +15,14 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from valuetrace.analysis.calibration import DoseRow, arm_calibration, format_table, save_rows
+from valuetrace.analysis.calibration import (
+    DoseRow,
+    KnownAnswer,
+    arm_calibration,
+    format_table,
+    headline,
+    save_rows,
+)
 from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.config import RunConfig, config_from_dict, config_to_dict, load_config
 from valuetrace.errors import ConfigError
@@ -73,25 +80,11 @@ def calibration_result(config: RunConfig, json_path: Path | None = None) -> list
 
 
 def format_calibration(config: RunConfig, rows: list[DoseRow]) -> str:
-    """The table with a heading naming the model, arms and test level, and the totals."""
-    neutral = [r for r in rows if r.arm == "neutral"]
-    fp = sum(r.false_positives for r in neutral)
-    allowed = sum(r.false_positives_allowed for r in neutral)
-    counter = [r for r in rows if r.arm == "counter"]
-    first_beh = next((r.step for r in counter if r.behaviour_changed), None)
-    first_rep = next((r for r in counter if r.value_specific_layers), None)
-    head = [
+    """The table with a heading naming the model, arms and test level, and the known answer."""
+    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
+    assert counter is not None and neutral is not None  # calibration_config checked them
+    head = (
         f"calibration of {config.model.name_or_path or 'the from-scratch model (model.scratch)'}"
-        f": counter-value arm "
-        f"'{config.analysis.counter_arm}' vs neutral arm '{config.analysis.neutral_arm}' "
-        f"(alpha {config.analysis.alpha}, probe set '{config.probes[0].name}')",
-        f"behaviour first moved beyond its floor at step {first_beh}; "
-        + (
-            f"a value-specific representation change first at step {first_rep.step}, layers "
-            f"{first_rep.value_specific_layers}"
-            if first_rep
-            else "no value-specific representation change at any dose"
-        ),
-        f"neutral arm: {fp} fired stage x layer verdicts against {allowed:.1f} allowed",
-    ]
-    return "\n".join([*head, "", format_table(rows)])
+        f" (alpha {config.analysis.alpha}, probe set '{config.probes[0].name}')"
+    )
+    return "\n".join([head, *headline(KnownAnswer(counter, neutral, rows)), "", format_table(rows)])
