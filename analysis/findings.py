@@ -226,7 +226,10 @@ def concentration_index(
 
     Each argument is (name, comparison, bootstrap samples [b, l] of its relative drop). For
     kind "arm" the samples must come from the same resampled groups (pass the same seed); for
-    kind "concept" they are independent, and resample i of each is paired arbitrarily.
+    kind "concept" they are independent, and resample i of each is paired arbitrarily. Only
+    layers judged in both comparisons count (`Verdict.judged`: the parent encodes the concept
+    there); elsewhere a relative drop is a ratio of noise, so the layer's index is NaN and the
+    overall mean leaves it out.
 
     Raises:
         DataError: the two compare different numbers of layers.
@@ -238,14 +241,21 @@ def concentration_index(
             "every probe set at the same layers to compare them."
         )
     n = min(boot_x.shape[0], boot_y.shape[0])
-    obs = np.asarray(cmp_x.relative) - np.asarray(cmp_y.relative)
+    judged = [
+        Verdict(u).judged and Verdict(v).judged
+        for u, v in zip(cmp_x.verdicts, cmp_y.verdicts, strict=True)
+    ]
+    obs = np.where(judged, np.asarray(cmp_x.relative) - np.asarray(cmp_y.relative), np.nan)
     boot = boot_x[:n] - boot_y[:n]
-    per_layer = [interval(boot[:, i], obs[i], ci) for i in range(obs.size)]
+    per_layer = [
+        interval(boot[:, i], obs[i], ci) if judged[i] else Interval(np.nan, np.nan, np.nan)
+        for i in range(obs.size)
+    ]
     finite = np.isfinite(obs)
     if finite.any():
         with np.errstate(invalid="ignore"):
             overall = interval(boot[:, finite].mean(1), float(obs[finite].mean()), ci)
-    else:  # no layer where both are defined (e.g. neither encoded): no overall index
+    else:  # no layer where both are judged (e.g. a parent encodes nothing): no overall index
         overall = Interval(float("nan"), float("nan"), float("nan"))
     return Concentration(kind, label, name_x, name_y, pair, per_layer, overall)
 

@@ -13,13 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from valuetrace.analysis.anima.section import AnimaReport
 from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
 from valuetrace.analysis.calibration import KnownAnswer, headline
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.concept_sources import ConceptSourcesRecord
 from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_bands
-from valuetrace.analysis.report_model import FigureRef, fmt, fmt_interval, signed
+from valuetrace.analysis.report_model import (
+    FigureRef,
+    fmt,
+    fmt_interval,
+    fmt_layers,
+    layer_word,
+    signed,
+)
 from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.analysis.transplant import TransplantRecord, TransplantResult
@@ -109,16 +118,28 @@ def concentration_sentences(findings: Findings) -> list[str]:
     out = []
     for index in findings.concentration:
         o = index.overall
+        model_layers = findings.concepts[findings.primary_dataset].layers
+        layers = [
+            i for i, v in zip(model_layers, index.per_layer, strict=True) if np.isfinite(v.value)
+        ]
+        if not layers:
+            out.append(
+                f"{index.label}: no layer where both comparisons could be judged (a parent "
+                "encodes neither concept there), so no concentration index."
+            )
+            continue
         if index.concentrated:
             verdict = f"domain-concentrated: {index.first} weakened more than {index.second}"
         elif o.hi < 0:
             verdict = f"{index.second} weakened more than {index.first}"
         else:
             verdict = "not shown to differ (the interval covers 0)"
-        out.append(
-            f"{index.label}, relative weakening averaged over layers: {fmt_interval(o)} → "
-            f"{verdict}."
+        where = (
+            "averaged over layers"
+            if len(layers) == len(index.per_layer)
+            else f"averaged over the judged {layer_word(layers)} {fmt_layers(layers)}"
         )
+        out.append(f"{index.label}, relative weakening {where}: {fmt_interval(o)} → {verdict}.")
     return out
 
 

@@ -67,6 +67,20 @@ def test_concentration_has_no_overall_index_where_no_layer_is_defined():
     assert not index.concentrated
 
 
+def test_concentration_leaves_out_layers_the_parent_does_not_encode():
+    """A relative drop where the parent reads the concept at chance is a ratio of noise: that
+    layer's index is NaN and the overall mean is over the judged layers only."""
+    auroc = [Interval(0.9, 0.8, 1.0), Interval(0.9, 0.8, 1.0), Interval(0.52, 0.41, 0.63)]
+    (weak, boot_w), (same, boot_s) = _pair(0, 0.3, parent_auroc=auroc), _pair(1, 1.0)
+    assert weak.verdicts[2] is Verdict.NOT_ENCODED
+    index = concentration_index(
+        "concept", "c − g", "a→b", ("c", weak, boot_w), ("g", same, boot_s), 0.95
+    )
+    assert np.isnan(index.per_layer[2].value) and np.isfinite(index.per_layer[1].value)
+    judged = np.subtract(weak.relative, same.relative)[:2]
+    assert index.overall.value == pytest.approx(judged.mean())
+
+
 def test_findings_round_trip_through_the_versioned_record(tmp_path):
     auroc = [Interval(0.9, 0.8, 1.0), Interval(0.9, 0.8, 1.0), Interval(0.52, 0.41, 0.63)]
     comparison, _ = _pair(4, 0.5, parent_auroc=auroc)

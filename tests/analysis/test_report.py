@@ -87,6 +87,7 @@ def test_summary_names_verdict_bands_undefined_layers_and_concentration():
     )
     assert "undefined at layer 0: mid: constant layer" in " ".join(summary.split())
     assert "domain-concentrated" in summary
+    assert "relative weakening averaged over the judged layers 1–3:" in " ".join(summary.split())
     assert "no seed replicate, so no noise floor" in " ".join(summary.split())
 
 
@@ -107,6 +108,8 @@ def test_layers_the_parent_does_not_encode_are_said_so_in_summary_and_report(tmp
     nowhere = _findings(keep=0.2, parent_auroc=[chance] * LAYERS)
     words = " ".join(summary_text(ReportInputs(nowhere)).split())
     assert "No largest change is named: mid encodes the concept at no defined layer" in words
+    assert "relative weakening averaged over the judged layer 1:" in summary
+    assert "c − g (mid→sft): no layer where both comparisons could be judged" in words
 
 
 def test_domain_concentrated_is_not_said_when_the_interval_covers_zero():
