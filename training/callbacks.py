@@ -4,6 +4,7 @@ checkpoints it saves along its run (`SaveAt`, with `save_steps` and `save_traine
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -173,4 +174,10 @@ class SaveAt(TrainerCallback):
             remove_inside(folder, self.out_dir.parent)
             tmp.rename(folder)  # a kill never leaves a half-written point
             log.info("stage %s: saved step %d to %s", self.out_dir.name, step, folder)
+            # The merged copy sits in reference cycles (PEFT's wrappers): only the cyclic
+            # collector frees it, and that may not run for the rest of the stage, so each save
+            # would keep a whole model (measured on SmolLM2's known-answer arm: 4.14 GB peak
+            # with two saves, 3.69 GB with this collection).
+            del trained
+            gc.collect()
         self.saved.append((step, str(self.folder(step))))

@@ -4,10 +4,12 @@ Trainer `checkpoint-N` folders read as a trajectory."""
 from __future__ import annotations
 
 import copy
+import gc
 from pathlib import Path
 
 import pytest
 import yaml
+from transformers import PreTrainedModel
 
 from tests.conftest import CORPUS
 from tests.training.helpers import RUN, tiny_stage
@@ -50,6 +52,35 @@ def test_save_at_saves_checkpoints_along_one_run(tmp_path, tiny_model, tiny_toke
         load_model(folder)  # a complete, loadable (merged) checkpoint
         hashes.add(weights_hash(folder))
     assert len(hashes) == 3  # three distinct points of the same run
+
+
+def test_a_saved_point_leaves_no_model_copy_behind(tmp_path, tiny_model, tiny_tokenizer):
+    """A LoRA save merges a deep copy of the model; the copy lives in reference cycles, so the
+    callback collects it rather than keep one model per save until the cyclic collector runs.
+    With automatic collection off (only the callback's own collection can free a copy), a run
+    with two saves leaves as many models alive as the same run without saves."""
+
+    def models_left(save_at: list[float] | None, out: Path) -> int:
+        gc.collect()
+        before = sum(isinstance(o, PreTrainedModel) for o in gc.get_objects())
+        gc.disable()
+        try:
+            train_stage(
+                copy.deepcopy(tiny_model).train(),
+                tiny_tokenizer,
+                [Document(t) for t in CORPUS],
+                tiny_stage(method="lora", save_at=save_at),
+                RUN,
+                out,
+                use_cpu=True,
+                progress=False,
+            )
+            return sum(isinstance(o, PreTrainedModel) for o in gc.get_objects()) - before
+        finally:
+            gc.enable()
+            gc.collect()
+
+    assert models_left([4, 0.5], tmp_path / "saved") == models_left(None, tmp_path / "plain")
 
 
 def test_save_at_is_refused_where_it_cannot_apply():
