@@ -17,7 +17,7 @@ judged: it is never a first layer, never a false positive, and not among the all
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ class DoseRow:
     `first_layer` is the first layer (model layer number) where weakening or rotation fires,
     None if none; `verdict` the verdict there (`Verdict.NONE` when none fired) and
     `value_specific` whether it beats the neutral arm at that layer (`neutral_floor`).
+    `value_specific_verdicts` holds the verdict at each of `value_specific_layers`.
     `false_positives` is the neutral arm's number of fired layer verdicts at this dose (the same
     on both arms' rows), `false_positives_allowed` = alpha x its tests. `not_encoded`: the
     layers this row's stage was not judged at, because the parent does not encode the concept
@@ -54,6 +55,7 @@ class DoseRow:
     value_specific: bool
     layers: list[int]
     value_specific_layers: list[int]
+    value_specific_verdicts: list[Verdict]
     false_positives: int
     false_positives_allowed: float
     not_encoded: list[int]
@@ -107,6 +109,9 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
                     value_specific=first is not None and first in spec,
                     layers=_fired(p, layers),
                     value_specific_layers=spec,
+                    value_specific_verdicts=[
+                        Verdict(p.comparison.verdicts[layers.index(layer)]) for layer in spec
+                    ],
                     false_positives=fp,
                     false_positives_allowed=allowed,
                     not_encoded=p.comparison.not_encoded(),
@@ -155,6 +160,24 @@ def _first_moved(rows: Sequence[DoseRow]) -> str:
     )
 
 
+def _layers_where(row: DoseRow, keep: Callable[[Verdict], bool]) -> str:
+    """A row's value-specific layers whose verdict passes `keep`, as `layers 1, 11–13`."""
+    layers = [
+        layer
+        for layer, v in zip(row.value_specific_layers, row.value_specific_verdicts, strict=True)
+        if keep(v)
+    ]
+    return f"{layer_word(layers)} {fmt_layers(layers)}"
+
+
+def _by_verdict(row: DoseRow) -> str:
+    """A row's value-specific layers grouped by their verdict: `weakening at layers 1, 11`."""
+    groups: dict[Verdict, list[int]] = {}
+    for layer, verdict in zip(row.value_specific_layers, row.value_specific_verdicts, strict=True):
+        groups.setdefault(verdict, []).append(layer)
+    return ", ".join(f"{v} at {layer_word(ls)} {fmt_layers(ls)}" for v, ls in groups.items())
+
+
 def headline(known: KnownAnswer) -> list[str]:
     """The known answer in two sentences, for the first lines of a summary: when behaviour
     first moved on each arm, when and where a value-specific representation change first
@@ -164,12 +187,21 @@ def headline(known: KnownAnswer) -> list[str]:
     neutral = [r for r in known.rows if r.arm == "neutral"]
     first = next((r for r in counter if r.value_specific_layers), None)
     representation = (
-        f"a value-specific representation change first fired at step {first.step}, at "
-        f"{layer_word(first.value_specific_layers)} {fmt_layers(first.value_specific_layers)} "
-        "(beyond the neutral arm's change there)"
+        f"a value-specific representation change (beyond the neutral arm's change at that "
+        f"layer) first fired at step {first.step}: {_by_verdict(first)}"
         if first
         else "no value-specific representation change fired at any saved step"
     )
+    weakened = next(
+        (r for r in counter if any(v.weakened for v in r.value_specific_verdicts)), None
+    )
+    if first is not None and weakened is not first:
+        representation += (
+            f"; a value-specific weakening first at step {weakened.step}, at "
+            f"{_layers_where(weakened, lambda v: v.weakened)}"
+            if weakened
+            else "; no value-specific weakening at any saved step"
+        )
     unjudged = sorted({layer for r in known.rows for layer in r.not_encoded})
     if unjudged:
         representation += (

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from valuetrace.analysis.calibration import (
+    DoseRow,
     KnownAnswer,
     calibration_table,
     format_table,
@@ -115,8 +116,48 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
     assert "value-specific" in format_table(rows)
     said, neutral_said = headline(KnownAnswer("counter", "neutral", rows))
     first = min(r.step for r in late)
-    assert f"first fired at step {first}, at layer {LAYER} " in said
+    assert f"first fired at step {first}: weakening at layer {LAYER}" in said
     assert "was not scored on behaviour" in said and "fired 0 stage × layer" in neutral_said
+
+
+def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_rotation():
+    def row(arm: str, step: int, verdicts: dict[int, Verdict], moved: bool) -> DoseRow:
+        margin = Interval(-0.5, -0.6, -0.4) if moved else Interval(0.0, -0.1, 0.1)
+        return DoseRow(
+            arm,
+            arm,
+            step,
+            moved,
+            margin,
+            None,
+            Verdict.NONE,
+            False,
+            list(verdicts),
+            list(verdicts),
+            list(verdicts.values()),
+            2,
+            1.5,
+            [0],
+        )
+
+    rotated, weakened = Verdict.ROTATION, Verdict.WEAKENING
+    rows = [
+        row("counter", 5, {3: rotated, 4: rotated}, True),
+        row("neutral", 5, {}, False),
+        row("counter", 10, {1: weakened, 3: rotated}, True),
+        row("neutral", 10, {}, False),
+    ]
+    said, neutral_said = headline(KnownAnswer("c", "n", rows))
+    assert "from step 5 (Δ mean margin -0.500 [-0.600, -0.400])" in said
+    assert (
+        "first fired at step 5: rotation at layers 3–4; a value-specific weakening first "
+        "at step 10, at layer 1; not judged at layer 0" in said
+    )
+    assert "did not move behaviour beyond its floor" in neutral_said
+    assert (
+        "fired 4 stage × layer verdicts (false positives) where the test level allows 3.0"
+        in neutral_said
+    )
 
 
 FAINT = 0  # a layer whose parent signal is too faint for its probe to read
