@@ -31,6 +31,11 @@ def _tiny_known_answer(tmp_path: Path, shared_data: Path) -> Path:
         "helpfulness_eval": 8,
     }
     data["known_answer_documents"] = 24
+    # The random tiny checkpoint answers ANIMA questions with empty text: no persona source here.
+    data["probes"] = [p for p in data["probes"] if p["name"] != "anima_persona"]
+    data["concept_sources"].update(
+        sources=["compassion", "minimal_pairs", "empathy"], empathy_rows=24, anima_questions=0
+    )
     data["model"]["chat_template"] = False
     for stage in data["stages"][1:]:  # no replicates here: 2 runs, 5 checkpoints
         stage.update(
@@ -97,7 +102,9 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     assert main(["report", "--run-dir", str(run), "--no-progress"]) == 0
     findings = load_record(Findings, run / "analysis" / "findings.json")
     floors = {(f.dataset, f.pair): f for f in findings.neutral_floor}
-    assert set(floors) == {(p, k) for p in ("compassion", "ethics_cm") for k in PAIRS}
+    sets = ("compassion", "ethics_cm", "minimal_pairs", "empathy")
+    assert set(floors) == {(p, k) for p in sets for k in PAIRS}
+    assert (run / "analysis" / "concept_sources.json").is_file()  # the multi-source concept
     counter = floors["compassion", "base→counter"]
     cmp = findings.concepts["compassion"].comparisons["base→counter"]
     neutral = findings.concepts["compassion"].comparisons["base→neutral"]

@@ -105,8 +105,9 @@ def test_persona_rows_are_the_model_own_answers_under_each_system_prompt(
     )
 
 
-def test_the_real_model_config_uses_the_multi_source_concept() -> None:
-    config = load_config(CONFIGS / "smollm2-135m.yaml")
+@pytest.mark.parametrize("name", ["smollm2-135m.yaml", "smollm2-known-answer.yaml"])
+def test_the_real_model_configs_use_the_multi_source_concept(name: str) -> None:
+    config = load_config(CONFIGS / name)
     assert config.concept_sources is not None
     assert config.concept_sources.sources[0] == config.probes[0].name
     assert len(config.concept_sources.sources) == 4
