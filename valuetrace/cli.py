@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from valuetrace import console
-from valuetrace.errors import ConfigError, ValuetraceError
+from valuetrace.errors import ConfigError, ValuetraceError, disk_full
 from valuetrace.paths import RunPaths, check_run_folder
 from valuetrace.runtime import (
     deterministic_environment,
@@ -156,6 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValuetraceError as err:
         logging.getLogger("valuetrace").info("error: %s", err)
         print(f"valuetrace: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if not disk_full(err):
+            raise
+        message = (
+            f"the disk is full ({err}). Nothing finished is lost and nothing half-written counts "
+            "as finished: checkpoints and model conversions are written under a temporary name "
+            "and renamed when complete, and an activation cache counts once it is marked "
+            "complete. Free some space (or point run_dir at a larger disk), then run the same "
+            "command again: finished stages and caches are reused."
+        )
+        logging.getLogger("valuetrace").info("error: %s", message)
+        print(f"valuetrace: error: {message}", file=sys.stderr)
         return 2
     finally:
         console.close()

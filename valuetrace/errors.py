@@ -5,6 +5,8 @@ catches them all, while a caller that needs to can tell a bad config from a stal
 missing step. Every message names the problem and the fix.
 """
 
+import errno
+
 
 class ValuetraceError(ValueError):
     """Bad input or state; the message says what is wrong and what to do."""
@@ -32,3 +34,11 @@ class LineageError(ValuetraceError):
 
 class MissingStepError(ValuetraceError):
     """A step needs what an earlier step writes, and that step has not been run."""
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether `err` says the disk is full: an `OSError` with errno ENOSPC, or a library's own
+    error that carries the system's message (safetensors and h5py wrap it in theirs)."""
+    return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or (
+        "No space left on device" in str(err)
+    )

@@ -5,6 +5,7 @@ a silent write; no test here trains anything."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -223,3 +224,37 @@ def test_a_bad_eval_item_names_the_file_and_line(tmp_path, line, message):
     data["behaviour"]["compassion_eval"] = str(path)
     with pytest.raises(DataError, match=re.escape(str(path)) + " " + message):
         behaviour_items(config_from_dict(data))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        # safetensors (and h5py) wrap the system's message in an error of their own
+        RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+    ],
+)
+def test_a_full_disk_is_a_clear_error_that_says_how_to_resume(tmp_path, capsys, monkeypatch, fault):
+    from valuetrace.steps import train
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise fault
+
+    monkeypatch.setattr(train, "train", full_disk)
+    config = _write(tmp_path / "c.yaml", _demo(tmp_path / "run"))
+    assert main(["train", "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "run the same command again" in err
+    assert "Traceback" not in err
+
+
+def test_other_faults_are_not_called_a_full_disk(tmp_path, monkeypatch):
+    from valuetrace.steps import train
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(train, "train", broken)
+    config = _write(tmp_path / "c.yaml", _demo(tmp_path / "run"))
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["train", "--config", str(config), "--no-progress"])
