@@ -271,13 +271,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     log.info("valuetrace %s: %s", args.command, " ".join(sys.argv[1:]))
     threads = set_threads(config.threads)
     log.info("torch threads: %d", threads)
+    # calibrate's table reads the primary probe set only: its steps skip the others
+    only = [config.probes[0].name] if args.command == "calibrate" else None
     steps: dict[str, Callable[[], object]] = {
         "train": lambda: train.train(config, progress=progress, overwrite=args.overwrite),
-        "extract": lambda: extract.extract(config, overwrite=args.overwrite, progress=progress),
+        "extract": lambda: extract.extract(
+            config, overwrite=args.overwrite, progress=progress, probe_sets=only
+        ),
         "evaluate": lambda: evaluate.evaluate(config, progress=progress),
-        "probe": lambda: probe.probe(config, progress=progress),
+        "probe": lambda: probe.probe(config, progress=progress, probe_sets=only),
         "analyze": lambda: analyze.analyze(config),
-        "trajectory": lambda: trajectory.trajectory(config),
+        "trajectory": lambda: trajectory.trajectory(config, probe_sets=only),
         "causal": lambda: causal.causal(config),
         "report": lambda: report.report(config),
         "export": lambda: print(

@@ -11,6 +11,7 @@ import yaml
 
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.neutral_floor import value_specific
+from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.analysis.verdict import Verdict
 from valuetrace.cli import main
 from valuetrace.errors import ConfigError
@@ -96,9 +97,36 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     texts = (run / "data" / "counter_docs.jsonl").read_text()
     held = (run / "data" / "probe_pairs.jsonl").read_text()
     assert texts and not any(json.loads(line)["response"] in texts for line in held.splitlines())
+    # calibrate extracts and probes only the primary set, the one its table reads
+    assert sorted(p.name for p in (run / "activations").iterdir()) == ["behaviour_items", "compassion"]
+    assert sorted(p.name for p in (run / "probes").iterdir()) == ["compassion"]
     # the study on the same run: every pair judged against the neutral arm, and the report
     # renders the neutral floor, the trajectories and their heatmaps
-    assert main(["analyze", "--run-dir", str(run), "--no-progress"]) == 0
+    for step in ("extract", "probe", "analyze"):  # the other sets, then analyze + trajectory
+        assert main([step, "--run-dir", str(run), "--no-progress"]) == 0
+    every = {
+        (t.dataset, t.stage)
+        for t in load_record(TrajectoryRecord, run / "analysis" / "trajectories.json").trajectories
+    }
+    assert {d for d, _ in every} == {"compassion", "ethics_cm", "minimal_pairs", "empathy"}
+    # calibrate again on the full run folder: the other sets' trajectories are kept
+    assert (
+        main(
+            [
+                "calibrate",
+                "--config",
+                str(config),
+                "--model",
+                str(tiny_checkpoint),
+                "--run-dir",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    again = load_record(TrajectoryRecord, run / "analysis" / "trajectories.json")
+    assert {(t.dataset, t.stage) for t in again.trajectories} == every
     assert main(["report", "--run-dir", str(run), "--no-progress"]) == 0
     findings = load_record(Findings, run / "analysis" / "findings.json")
     floors = {(f.dataset, f.pair): f for f in findings.neutral_floor}

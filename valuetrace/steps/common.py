@@ -3,13 +3,15 @@ that a derived file was made from the current version of its stage."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from valuetrace.config import RunConfig
-from valuetrace.errors import CacheError
+from valuetrace.config_sections import ProbeSet
+from valuetrace.errors import CacheError, ConfigError
 from valuetrace.models import load_model, load_tokenizer
 from valuetrace.training.lineage import Lineage, StageRecord
 
@@ -52,3 +54,21 @@ def require_current(record: StageRecord, found: object, path: Path, step: str) -
             f"{path} was made from an earlier version of stage '{record.name}' (its settings, "
             f"data or parent changed since); run `valuetrace {step} --overwrite` to redo it."
         )
+
+
+def chosen_probe_sets(config: RunConfig, names: Collection[str] | None) -> list[ProbeSet]:
+    """The config's probe sets (all when `names` is None, else those named, in config order):
+    `calibrate` runs its steps on the primary set only, the one its table reads.
+
+    Raises:
+        ConfigError: a name is not one of the config's probe sets.
+    """
+    if names is None:
+        return list(config.probes)
+    unknown = sorted(set(names) - {p.name for p in config.probes})
+    if unknown:
+        raise ConfigError(
+            f"probe sets {unknown} are not in the config's probes "
+            f"({[p.name for p in config.probes]}); name one of those."
+        )
+    return [p for p in config.probes if p.name in names]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from valuetrace.activations.examples import load_labelled
 from valuetrace.activations.extract import cache_provenance, extract_to_cache
 from valuetrace.analysis.eval_items import behaviour_examples
@@ -12,14 +14,26 @@ from valuetrace.config import (
 from valuetrace.console import progress_bar
 from valuetrace.corpora.concept_data import write_persona_source
 from valuetrace.errors import ConfigError
-from valuetrace.steps.common import stage_model, stage_tokenizer
+from valuetrace.steps.common import chosen_probe_sets, stage_model, stage_tokenizer
 from valuetrace.training.lineage import Lineage
 
 
-def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True) -> None:
-    """Cache pooled activations of every probe set under every recorded stage (one bar per
-    stage, over its probe sets). A cache records the stage's fingerprint and its checkpoint as
-    the run folder stores it (relative), so a moved folder keeps its caches valid."""
+def extract(
+    config: RunConfig,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    probe_sets: Collection[str] | None = None,
+) -> None:
+    """Cache pooled activations of every probe set (or those in `probe_sets`) and the behaviour
+    items under every recorded stage (one bar per stage, over its sets). A cache records the
+    stage's fingerprint and its checkpoint as the run folder stores it (relative), so a moved
+    folder keeps its caches valid.
+
+    Raises:
+        ConfigError: a probe set is named as the behaviour items' cache, or `probe_sets` names
+            a set the config lacks.
+    """
     lineage = Lineage.load(config.paths.lineage)
     lineage.verify()
     lineage.save(config.paths.lineage)
@@ -30,7 +44,10 @@ def extract(config: RunConfig, *, overwrite: bool = False, progress: bool = True
             "behaviour eval items are cached; rename that probe set."
         )
     write_persona_source(config, lineage)  # the multi-source concept's generated source, if any
-    sets = {p.name: load_labelled(resolve_data_path(p.source, config)) for p in config.probes}
+    sets = {
+        p.name: load_labelled(resolve_data_path(p.source, config))
+        for p in chosen_probe_sets(config, probe_sets)
+    }
     sets[behaviour_set] = behaviour_examples(config)
     for record in lineage.records:
         model = stage_model(config, record)

@@ -3,6 +3,8 @@ each probe set's surface baselines (n-gram and length models on the raw text, sa
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from valuetrace.activations.examples import load_labelled
@@ -21,15 +23,22 @@ from valuetrace.probing import (
 )
 from valuetrace.probing.surface import example_texts, fit_surface, surface_record
 from valuetrace.records import save_record
-from valuetrace.steps.common import require_current
+from valuetrace.steps.common import chosen_probe_sets, require_current
 from valuetrace.training.lineage import Lineage
 
 
-def probe(config: RunConfig, *, progress: bool = True) -> None:
-    """Fit per-layer probes (CV, controls, CIs) for each probe set under each stage (one
-    progress bar per probe set, over the stages, when `progress`)."""
+def probe(
+    config: RunConfig, *, progress: bool = True, probe_sets: Collection[str] | None = None
+) -> None:
+    """Fit per-layer probes (CV, controls, CIs) for each probe set (or those in `probe_sets`)
+    under each stage (one progress bar per probe set, over the stages, when `progress`).
+
+    Raises:
+        ConfigError: `probe_sets` names a set the config lacks.
+        MissingStepError / CacheError: a stage's activations are missing or stale.
+    """
     lineage = Lineage.load(config.paths.lineage)
-    for probe_set in config.probes:
+    for probe_set in chosen_probe_sets(config, probe_sets):
         results: dict[str, ProbeResults] = {}
         ids: list[str] = []
         for stage in progress_bar(lineage.names(), f"probe {probe_set.name}", enabled=progress):

@@ -9,6 +9,8 @@ Writes `analysis/trajectories.json` (a `TrajectoryRecord`), `analysis/calibratio
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from valuetrace.activations.store import read_activations
@@ -25,8 +27,8 @@ from valuetrace.analysis.verdict import held_out_auroc
 from valuetrace.config import RunConfig, trajectory_name
 from valuetrace.errors import MissingStepError
 from valuetrace.probing import load_results
-from valuetrace.records import save_record
-from valuetrace.steps.common import require_current
+from valuetrace.records import load_record, save_record
+from valuetrace.steps.common import chosen_probe_sets, require_current
 from valuetrace.training.lineage import Lineage
 
 
@@ -79,22 +81,32 @@ def _trajectory(
     )
 
 
-def trajectory(config: RunConfig) -> TrajectoryRecord:
+def trajectory(config: RunConfig, *, probe_sets: Collection[str] | None = None) -> TrajectoryRecord:
     """Analyse every trajectory in the run folder's lineage (seed replicates' own trajectories
     serve as floors, not as trajectories) and write the record, figures and calibration table.
 
+    With `probe_sets`, only those sets' trajectories are computed; the other sets' trajectories
+    of an existing record are kept (their caches were not touched), so `calibrate` on a run's
+    folder does not drop what `run` wrote.
+
     Raises:
         MissingStepError: a stage's activations, probes or lineage are missing.
+        ConfigError: `probe_sets` names a set the config lacks.
     """
     paths = config.paths
     lineage = Lineage.load(paths.lineage)
     replicas = {s.name for s in config.stages if s.replicate_of}
+    chosen = chosen_probe_sets(config, probe_sets)
     found = [
         _trajectory(config, lineage, probe_set.name, stage, points)
-        for probe_set in config.probes
+        for probe_set in chosen
         for stage, points in trajectory_points(lineage.records).items()
         if stage not in replicas
     ]
+    if probe_sets is not None and paths.trajectories.is_file():
+        names = {p.name for p in chosen}
+        kept = load_record(TrajectoryRecord, paths.trajectories, step="trajectory")
+        found += [t for t in kept.trajectories if t.dataset not in names]
     record = TrajectoryRecord(found, config.analysis.alpha, config.probing.ci)
     save_record(record, paths.trajectories)
     trajectory_figures(record, paths)
