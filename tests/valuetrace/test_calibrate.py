@@ -98,7 +98,8 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     held = (run / "data" / "probe_pairs.jsonl").read_text()
     assert texts and not any(json.loads(line)["response"] in texts for line in held.splitlines())
     # calibrate extracts and probes only the primary set, the one its table reads
-    assert sorted(p.name for p in (run / "activations").iterdir()) == ["behaviour_items", "compassion"]
+    extracted = sorted(p.name for p in (run / "activations").iterdir())
+    assert extracted == ["behaviour_items", "compassion"]
     assert sorted(p.name for p in (run / "probes").iterdir()) == ["compassion"]
     # the study on the same run: every pair judged against the neutral arm, and the report
     # renders the neutral floor, the trajectories and their heatmaps

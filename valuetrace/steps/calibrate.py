@@ -4,10 +4,10 @@
 `smollm2-known-answer.yaml`) with its model replaced: a counter-value LoRA arm (the positive
 control) and a neutral arm of the same dose, each with a seed replicate, saved along their runs;
 then extraction, behaviour, probes and the trajectory step, on the primary probe set only (the
-one the table reads; `valuetrace run` on the same folder adds the others and keeps these). The table (per arm and dose:
-behaviour moved?, first layer, verdict, value-specific layers, false positives against those
-allowed) is printed and, with `--json`, written as one object per arm and dose, as `selftest`
-does for planted edits.
+one the table reads; `valuetrace run` on the same folder adds the others and keeps these). The
+table (per arm and dose: behaviour moved?, first layer, verdict, value-specific layers, false
+positives against those allowed) is printed and, with `--json`, written as one object per arm
+and dose, as `selftest` does for planted edits.
 """
 
 from __future__ import annotations
