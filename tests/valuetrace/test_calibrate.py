@@ -56,20 +56,9 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
 ):
     config = _tiny_known_answer(tmp_path, shared_data)
     out = tmp_path / "out.json"
-    code = main(
-        [
-            "calibrate",
-            "--config",
-            str(config),
-            "--model",
-            str(tiny_checkpoint),
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--json",
-            str(out),
-            "--no-progress",
-        ]
-    )
+    run = tmp_path / "run"
+    calibrate = ["calibrate", "--config", str(config), "--model", str(tiny_checkpoint)]
+    code = main([*calibrate, "--run-dir", str(run), "--json", str(out), "--no-progress"])
     assert code == 0
     rows = json.loads(out.read_text())
     assert [(r["arm"], r["step"]) for r in rows] == [
@@ -90,7 +79,6 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     print(shown)
     assert "calibration of" in shown and "Known answer: the counter-value arm 'counter'" in shown
     assert "The neutral arm 'neutral' (same dose" in shown and "the test level allows" in shown
-    run = tmp_path / "run"
     assert (run / "checkpoints" / "counter-step2" / "config.json").is_file()
     assert (run / "checkpoints" / "neutral-step2" / "config.json").is_file()
     assert (run / "analysis" / "figures" / "compassion_counter_trajectory.png").is_file()
@@ -109,29 +97,15 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
         (t.dataset, t.stage)
         for t in load_record(TrajectoryRecord, run / "analysis" / "trajectories.json").trajectories
     }
-    assert {d for d, _ in every} == {"compassion", "ethics_cm", "minimal_pairs", "empathy"}
+    sets = ("compassion", "ethics_cm", "minimal_pairs", "empathy")
+    assert {d for d, _ in every} == set(sets)
     # calibrate again on the full run folder: the other sets' trajectories are kept
-    assert (
-        main(
-            [
-                "calibrate",
-                "--config",
-                str(config),
-                "--model",
-                str(tiny_checkpoint),
-                "--run-dir",
-                str(run),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert main([*calibrate, "--run-dir", str(run), "--no-progress"]) == 0
     again = load_record(TrajectoryRecord, run / "analysis" / "trajectories.json")
     assert {(t.dataset, t.stage) for t in again.trajectories} == every
     assert main(["report", "--run-dir", str(run), "--no-progress"]) == 0
     findings = load_record(Findings, run / "analysis" / "findings.json")
     floors = {(f.dataset, f.pair): f for f in findings.neutral_floor}
-    sets = ("compassion", "ethics_cm", "minimal_pairs", "empathy")
     assert set(floors) == {(p, k) for p in sets for k in PAIRS}
     assert (run / "analysis" / "concept_sources.json").is_file()  # the multi-source concept
     counter = floors["compassion", "base→counter"]
