@@ -42,7 +42,10 @@ class DoseRow:
     `false_positives` is the neutral arm's number of fired layer verdicts at this dose (the same
     on both arms' rows), `false_positives_allowed` = alpha x its tests. `not_encoded`: the
     layers this row's stage was not judged at, because the parent does not encode the concept
-    there; none of them is a first layer or a false positive.
+    there; none of them is a first layer or a false positive. `floored`: whether this row's
+    verdicts had to exceed a seed replicate's drift (its step has a replicate floor); without
+    one a verdict needs significance alone, so the neutral arm's count is every change a
+    neutral fine-tune of this dose makes, not only test errors.
     """
 
     arm: str
@@ -59,6 +62,7 @@ class DoseRow:
     false_positives: int
     false_positives_allowed: float
     not_encoded: list[int]
+    floored: bool
 
 
 def _fired(step: TrajectoryStep, layers: Sequence[int]) -> list[int]:
@@ -115,6 +119,7 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
                     false_positives=fp,
                     false_positives_allowed=allowed,
                     not_encoded=p.comparison.not_encoded(),
+                    floored=bool(p.floor_from),
                 )
             )
     return rows
@@ -182,7 +187,7 @@ def headline(known: KnownAnswer) -> list[str]:
     """The known answer in two sentences, for the first lines of a summary: when behaviour
     first moved on each arm, when and where a value-specific representation change first
     fired on the counter-value arm, and the neutral arm's false positives against the number
-    the test level allows."""
+    the test level allows (saying what that count means when the arm has no replicate floor)."""
     counter = [r for r in known.rows if r.arm == "counter"]
     neutral = [r for r in known.rows if r.arm == "neutral"]
     first = next((r for r in counter if r.value_specific_layers), None)
@@ -210,12 +215,19 @@ def headline(known: KnownAnswer) -> list[str]:
         )
     fp = sum(r.false_positives for r in neutral)
     allowed = sum(r.false_positives_allowed for r in neutral)
+    unfloored = (
+        " With no seed replicate of the neutral arm a verdict needs significance alone, so this "
+        "counts every change a neutral fine-tune of this dose makes, not only test errors; "
+        "`replicates: 1` on both arms gives each step a noise floor."
+        if fp and neutral and not any(r.floored for r in neutral)
+        else ""
+    )
     return [
         f"Known answer: the counter-value arm '{known.counter}' {_first_moved(counter)}; "
         f"{representation}.",
         f"The neutral arm '{known.neutral}' (same dose, text without the value) "
         f"{_first_moved(neutral)}, and fired {fp} stage × layer verdicts (false positives) "
-        f"where the test level allows {allowed:.1f}.",
+        f"where the test level allows {allowed:.1f}.{unfloored}",
     ]
 
 

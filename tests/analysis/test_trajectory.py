@@ -109,6 +109,7 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
     neutral = [r for r in rows if r.arm == "neutral"]
     assert all(r.false_positives == 0 and r.first_layer is None for r in neutral)
     assert rows[0].false_positives_allowed == pytest.approx(0.05 * 3 * N_LAYERS)
+    assert all(r.floored for r in rows)  # every step has its seed replicate's drift
     late = [r for r in rows if r.arm == "counter" and r.step >= 20]
     assert all(r.first_layer == LAYER and r.value_specific_layers == [LAYER] for r in late)
     assert all(r.verdict is Verdict.WEAKENING and r.value_specific for r in late)
@@ -121,7 +122,9 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
 
 
 def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_rotation():
-    def row(arm: str, step: int, verdicts: dict[int, Verdict], moved: bool) -> DoseRow:
+    def row(
+        arm: str, step: int, verdicts: dict[int, Verdict], moved: bool, floored: bool = False
+    ) -> DoseRow:
         margin = Interval(-0.5, -0.6, -0.4) if moved else Interval(0.0, -0.1, 0.1)
         return DoseRow(
             arm,
@@ -138,6 +141,7 @@ def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_ro
             2,
             1.5,
             [0],
+            floored,
         )
 
     rotated, weakened = Verdict.ROTATION, Verdict.WEAKENING
@@ -155,9 +159,13 @@ def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_ro
     )
     assert "did not move behaviour beyond its floor" in neutral_said
     assert (
-        "fired 4 stage × layer verdicts (false positives) where the test level allows 3.0"
+        "fired 4 stage × layer verdicts (false positives) where the test level allows 3.0. "
+        "With no seed replicate of the neutral arm a verdict needs significance alone"
         in neutral_said
     )
+    floored = [row(r.arm, r.step, {}, r.behaviour_changed, floored=True) for r in rows]
+    _, floored_said = headline(KnownAnswer("c", "n", floored))
+    assert floored_said.endswith("allows 3.0.") and "seed replicate" not in floored_said
 
 
 FAINT = 0  # a layer whose parent signal is too faint for its probe to read
