@@ -230,24 +230,30 @@ def _block_activations(
     return block.numpy()
 
 
-def _pool_fn(model: PreTrainedModel, backend: Backend) -> PoolFn:
+def _pool_fn(model: PreTrainedModel, backend: Backend, share_prefixes: bool) -> PoolFn:
     """The per-batch pooling function of the chosen backend (whether the model reuses shared
-    prefixes is asked here, once per extraction)."""
+    prefixes is asked here, once per extraction; `share_prefixes` False runs every row whole)."""
     if backend == "transformer_lens":
         return functools.partial(pooled_hidden_states_tl, boot_bridge(model))
-    return functools.partial(pooled_hidden_states, model, share=reuses_prefixes(model))
+    share = share_prefixes and reuses_prefixes(model)
+    return functools.partial(pooled_hidden_states, model, share=share)
 
 
-def batching_provenance(batch_size: int, max_batch_tokens: int | None) -> dict[str, str | int]:
+def batching_provenance(
+    batch_size: int, max_batch_tokens: int | None, share_prefixes: bool = True
+) -> dict[str, str | int]:
     """The batching a cache is extracted with, recorded so a resumed cache never mixes two.
 
     Pooled vectors depend (by float rounding only: batch 1 and 16 agree to 1e-5 in fp32, more
     loosely in bf16) on which rows share a batch, so a resume with other settings would break
-    the guarantee that a resumed cache equals an uninterrupted one.
+    the guarantee that a resumed cache equals an uninterrupted one. Running shared prefixes once
+    moves them by rounding too, so whether it ran (`share_prefixes`) is recorded as well (a
+    cache written before it was recorded reads as "on", `store.LATER_KEYS`).
     """
     return {
         "batch_size": batch_size,
         "max_batch_tokens": "none" if max_batch_tokens is None else max_batch_tokens,
+        "shared_prefixes": "on" if share_prefixes else "off",
     }
 
 
@@ -305,6 +311,7 @@ def extract_to_cache(
     progress: bool = True,
     backend: Backend = "hooks",
     max_batch_tokens: int | None = None,
+    share_prefixes: bool = True,
     progress_callback: Callable[[int], None] | None = None,
 ) -> Path:
     """Stream pooled activations of `examples` into an HDF5 cache.
@@ -314,8 +321,10 @@ def extract_to_cache(
     Resumes a half-written cache with the same provenance (batch size and token budget
     included, see `batching_provenance`); a complete one is left as is.
     `backend` picks hooks on the decoder body (fast) or transformer-lens (a cross-check);
-    `max_batch_tokens` caps a batch's padded tokens; `progress_callback(rows_done)` runs on the
-    writer thread after each block is on disk.
+    `max_batch_tokens` caps a batch's padded tokens; `share_prefixes` False runs every row
+    whole instead of running the tokens all rows of a batch share once (`pooled_hidden_states`;
+    the same vectors to float rounding, slower under a chat template);
+    `progress_callback(rows_done)` runs on the writer thread after each block is on disk.
     """
     if backend not in get_args(Backend):
         raise ConfigError(f"unknown backend {backend!r}; use one of {get_args(Backend)}.")
@@ -329,7 +338,10 @@ def extract_to_cache(
     chosen = check_layers(model, layers)
     writer = CacheWriter.open(
         path,
-        provenance={**provenance, **batching_provenance(batch_size, max_batch_tokens)},
+        provenance={
+            **provenance,
+            **batching_provenance(batch_size, max_batch_tokens, share_prefixes),
+        },
         layers=chosen,
         d_model=model.config.hidden_size,
         examples=Examples(examples.ids, examples.labels, examples.groups, examples.scores),
@@ -338,7 +350,7 @@ def extract_to_cache(
     if writer.complete:
         writer.close()
         return path
-    pool = _pool_fn(model, backend)
+    pool = _pool_fn(model, backend, share_prefixes)
     start = writer.rows_done
     bar = tqdm(
         total=len(examples),

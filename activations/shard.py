@@ -97,6 +97,7 @@ def extract_sharded(
     provenance: dict[str, str | int],
     batch_size: int,
     max_batch_tokens: int | None = None,
+    share_prefixes: bool = True,
     layers: Sequence[int] | None = None,
     overwrite: bool = False,
     **extract_kwargs: Any,
@@ -113,6 +114,7 @@ def extract_sharded(
         "layers": chosen,
         "batch_size": batch_size,
         "max_batch_tokens": max_batch_tokens,
+        "share_prefixes": share_prefixes,
         **extract_kwargs,
     }
     if world == 1:
@@ -122,7 +124,7 @@ def extract_sharded(
             path.unlink(missing_ok=True)
     barrier()
     d_model = model.config.hidden_size
-    recorded = {**provenance, **batching_provenance(batch_size, max_batch_tokens)}
+    recorded = {**provenance, **batching_provenance(batch_size, max_batch_tokens, share_prefixes)}
     request = {"provenance": recorded, "layers": chosen, "d_model": d_model}
     if not is_complete(out, **request, n_examples=len(examples)):
         start, stop = shard_range(len(examples), rank, world)

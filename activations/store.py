@@ -81,9 +81,11 @@ PROVENANCE_KEYS = (
     "max_batch_tokens",
     "chat_date",
     "chat_render",
+    "shared_prefixes",
 )
 # provenance keys added after caches were first written, with the value an older cache means
-LATER_KEYS = {"chat_date": "none", "chat_render": "none"}  # none: plain format, no template
+# (chat "none": plain format, no template; shared prefixes: on since extraction had them)
+LATER_KEYS = {"chat_date": "none", "chat_render": "none", "shared_prefixes": "on"}
 _CACHE_BYTES = 64 * 1024 * 1024
 
 log = logging.getLogger(__name__)

@@ -75,13 +75,19 @@ class ProbeSet:
 
 @dataclass
 class ExtractConfig:
-    """How activations are pooled, stored and batched."""
+    """How activations are pooled, stored and batched.
+
+    `share_prefixes` runs the tokens every row of a batch shares (a chat template's system
+    turn) once and reuses its keys and values; false runs every row whole (the same vectors to
+    float rounding, slower): to check the shared path or to time it.
+    """
 
     pooling: Pooling = "response"
     dtype: Literal["float32", "float16"] = "float32"
     batch_size: int = checked(16, ge=1)
     max_length: int = checked(256, ge=1)
     layers: list[int] | None = checked(None, ge=0)  # hidden-state indices: 0 = embeddings
+    share_prefixes: bool = True
 
 
 @dataclass

@@ -6,6 +6,7 @@ import copy
 import logging
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -357,6 +358,55 @@ def test_a_shared_chat_prefix_runs_once_and_pools_as_each_row_alone(
         dim=1,
     )
     np.testing.assert_allclose(read_activations(path).acts, alone.numpy(), atol=1e-5, rtol=0)
+
+
+def test_extraction_without_shared_prefixes_runs_every_row_whole_and_records_it(
+    tmp_path, tiny_model, tiny_tokenizer
+):
+    """`share_prefixes=False` (the config's `extract.share_prefixes`) feeds the decoder every
+    row's own tokens, gives the shared path's vectors to 1e-5, and is recorded, so a cache is
+    never resumed with the other setting."""
+    chat = copy.deepcopy(tiny_tokenizer)
+    chat.chat_template = SYSTEM_TEMPLATE
+    data = _examples(16)
+    encoded = encode(chat, data.prompts, data.responses, 128, chat=True)
+
+    def run(name: str, **kwargs) -> tuple[Path, int]:
+        fed = []
+        handle = decoder_layers(tiny_model)[0].register_forward_pre_hook(
+            lambda _module, args: fed.append(args[0].shape[0] * args[0].shape[1])
+        )
+        try:
+            path = extract_to_cache(
+                tiny_model,
+                chat,
+                data,
+                tmp_path / name,
+                chat=True,
+                provenance=PROVENANCE,
+                pooling="mean",
+                batch_size=8,
+                max_length=128,
+                progress=False,
+                **kwargs,
+            )
+        finally:
+            handle.remove()
+        return path, sum(fed)
+
+    shared, shared_fed = run("shared.h5")
+    whole, whole_fed = run("whole.h5", share_prefixes=False)
+    assert shared_fed < sum(len(e.ids) for e in encoded) <= whole_fed
+    np.testing.assert_allclose(
+        read_activations(whole).acts, read_activations(shared).acts, atol=1e-5, rtol=0
+    )
+    assert read_activations(whole).attrs["shared_prefixes"] == "off"
+    assert read_activations(shared).attrs["shared_prefixes"] == "on"
+    with pytest.raises(CacheError, match="shared_prefixes"):
+        run("shared.h5", share_prefixes=False)
+    with h5py.File(shared, "a") as handle:  # a cache written before the setting was recorded
+        del handle.attrs["shared_prefixes"]
+    assert run("shared.h5")[1] == 0  # complete and matching: reused, nothing run again
 
 
 def test_extraction_asks_once_whether_the_model_reuses_prefixes(

@@ -87,6 +87,7 @@ def extract(
                 batch_size=config.extract.batch_size,
                 max_length=config.extract.max_length,
                 layers=config.extract.layers,
+                share_prefixes=config.extract.share_prefixes,
                 overwrite=overwrite,
                 progress=False,
             )
