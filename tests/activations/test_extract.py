@@ -310,6 +310,32 @@ SYSTEM_TEMPLATE = (
 )
 
 
+def _chat_extract(model, chat, data, path: Path, pooling: str, **kwargs) -> tuple[Path, int]:
+    """Extract `data` under the chat template at batch 8; the cache and the number of token
+    positions the first decoder layer was fed."""
+    fed = []
+    handle = decoder_layers(model)[0].register_forward_pre_hook(
+        lambda _module, args: fed.append(args[0].shape[0] * args[0].shape[1])
+    )
+    try:
+        out = extract_to_cache(
+            model,
+            chat,
+            data,
+            path,
+            chat=True,
+            provenance={**PROVENANCE, "pooling": pooling},
+            pooling=pooling,
+            batch_size=8,
+            max_length=128,
+            progress=False,
+            **kwargs,
+        )
+    finally:
+        handle.remove()
+    return out, sum(fed)
+
+
 @pytest.mark.parametrize(
     ("pooling", "layers"), [("last", None), ("mean", None), ("mean", [0, 1]), ("response", None)]
 )
@@ -326,27 +352,8 @@ def test_a_shared_chat_prefix_runs_once_and_pools_as_each_row_alone(
     assert shared_length(batch) >= MIN_SHARED_TOKENS  # the system turn is shared
     left = collate(encoded[:8], chat.pad_token_id, chat.bos_token_id, pooling, "left")
     assert shared_length(left) == 0  # unequal rows, left-padded: no column is real in all
-    fed = []
-    handle = decoder_layers(tiny_model)[0].register_forward_pre_hook(
-        lambda _module, args: fed.append(args[0].shape[0] * args[0].shape[1])
-    )
-    try:
-        path = extract_to_cache(
-            tiny_model,
-            chat,
-            data,
-            tmp_path / "chat.h5",
-            chat=True,
-            provenance={**PROVENANCE, "pooling": pooling},
-            pooling=pooling,
-            batch_size=8,
-            max_length=128,
-            layers=layers,
-            progress=False,
-        )
-    finally:
-        handle.remove()
-    assert sum(fed) < sum(len(e.ids) for e in encoded)  # fewer than the rows' own tokens
+    path, fed = _chat_extract(tiny_model, chat, data, tmp_path / "chat.h5", pooling, layers=layers)
+    assert fed < sum(len(e.ids) for e in encoded)  # fewer than the rows' own tokens
     chosen = [0, 1, 2] if layers is None else layers
     alone = torch.cat(  # a batch of one row never shares: the full forward of each row
         [
@@ -372,27 +379,7 @@ def test_extraction_without_shared_prefixes_runs_every_row_whole_and_records_it(
     encoded = encode(chat, data.prompts, data.responses, 128, chat=True)
 
     def run(name: str, **kwargs) -> tuple[Path, int]:
-        fed = []
-        handle = decoder_layers(tiny_model)[0].register_forward_pre_hook(
-            lambda _module, args: fed.append(args[0].shape[0] * args[0].shape[1])
-        )
-        try:
-            path = extract_to_cache(
-                tiny_model,
-                chat,
-                data,
-                tmp_path / name,
-                chat=True,
-                provenance=PROVENANCE,
-                pooling="mean",
-                batch_size=8,
-                max_length=128,
-                progress=False,
-                **kwargs,
-            )
-        finally:
-            handle.remove()
-        return path, sum(fed)
+        return _chat_extract(tiny_model, chat, data, tmp_path / name, "mean", **kwargs)
 
     shared, shared_fed = run("shared.h5")
     whole, whole_fed = run("whole.h5", share_prefixes=False)
