@@ -247,8 +247,9 @@ def batching_provenance(
     Pooled vectors depend (by float rounding only: batch 1 and 16 agree to 1e-5 in fp32, more
     loosely in bf16) on which rows share a batch, so a resume with other settings would break
     the guarantee that a resumed cache equals an uninterrupted one. Running shared prefixes once
-    moves them by rounding too, so whether it ran (`share_prefixes`) is recorded as well (a
-    cache written before it was recorded reads as "on", `store.LATER_KEYS`).
+    moves them by rounding too, so the `share_prefixes` setting is recorded as well (for a given
+    model and backend it decides whether they run; a cache written before it was recorded reads
+    as "on", `store.LATER_KEYS`).
     """
     return {
         "batch_size": batch_size,
@@ -323,7 +324,7 @@ def extract_to_cache(
     `backend` picks hooks on the decoder body (fast) or transformer-lens (a cross-check);
     `max_batch_tokens` caps a batch's padded tokens; `share_prefixes` False runs every row
     whole instead of running the tokens all rows of a batch share once (`pooled_hidden_states`;
-    the same vectors to float rounding, slower under a chat template);
+    the same vectors to float rounding, more tokens through the decoder under a chat template);
     `progress_callback(rows_done)` runs on the writer thread after each block is on disk.
     """
     if backend not in get_args(Backend):

@@ -219,7 +219,7 @@ def headline(known: KnownAnswer) -> list[str]:
         " With no seed replicate of the neutral arm a verdict needs significance alone, so this "
         "counts every change a neutral fine-tune of this dose makes, not only test errors; "
         "`replicates: 1` on both arms gives each step a noise floor."
-        if fp and neutral and not any(r.floored for r in neutral)
+        if fp and not any(r.floored for r in neutral)
         else ""
     )
     return [
