@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from valuetrace.analysis.neutral_floor import value_specific
-from valuetrace.analysis.report_model import fmt_layers, layer_word, signed
+from valuetrace.analysis.report_model import by_verdict, fmt_layers, layer_word, signed
 from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, TrajectoryStep
 from valuetrace.analysis.verdict import NOT_ENCODED_WHY, Verdict
 from valuetrace.errors import DataError, MissingStepError
@@ -38,7 +38,9 @@ class DoseRow:
     `first_layer` is the first layer (model layer number) where weakening or rotation fires,
     None if none; `verdict` the verdict there (`Verdict.NONE` when none fired) and
     `value_specific` whether it beats the neutral arm at that layer (`neutral_floor`).
-    `value_specific_verdicts` holds the verdict at each of `value_specific_layers`.
+    `value_specific_verdicts` holds, at each of `value_specific_layers`, the part of its verdict
+    that beats the neutral arm (a "weakening + rotation" whose drop the neutral arm matches is
+    a value-specific "rotation").
     `false_positives` is the neutral arm's number of fired layer verdicts at this dose (the same
     on both arms' rows), `false_positives_allowed` = alpha x its tests. `not_encoded`: the
     layers this row's stage was not judged at, because the parent does not encode the concept
@@ -98,7 +100,7 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
         judged = sum(Verdict(v).judged for v in twin.comparison.verdicts)
         allowed = alpha * TESTS_PER_LAYER * judged
         specific = value_specific(point.comparison, twin.comparison)
-        for arm, p, spec in (("counter", point, specific), ("neutral", twin, [])):
+        for arm, p, spec in (("counter", point, specific), ("neutral", twin, {})):
             first, verdict = _first_change(p, layers)
             beh = p.behaviour
             rows.append(
@@ -112,10 +114,8 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
                     verdict=verdict,
                     value_specific=first is not None and first in spec,
                     layers=_fired(p, layers),
-                    value_specific_layers=spec,
-                    value_specific_verdicts=[
-                        Verdict(p.comparison.verdicts[layers.index(layer)]) for layer in spec
-                    ],
+                    value_specific_layers=list(spec),
+                    value_specific_verdicts=list(spec.values()),
                     false_positives=fp,
                     false_positives_allowed=allowed,
                     not_encoded=p.comparison.not_encoded(),
@@ -154,15 +154,19 @@ class KnownAnswer:
 
 
 def _first_moved(rows: Sequence[DoseRow]) -> str:
+    """When an arm's behaviour first moved: "beyond its floor" only where the step had a seed
+    replicate's drift as its floor; otherwise the margin's CI excluding 0 is all it shows."""
     if all(r.behaviour_changed is None for r in rows):
         return "was not scored on behaviour"
     moved = next((r for r in rows if r.behaviour_changed), None)
     if moved is None or moved.margin_change is None:
-        return "did not move behaviour beyond its floor at any saved step"
-    return (
-        f"moved behaviour beyond its floor from step {moved.step} (Δ mean margin "
-        f"{signed(moved.margin_change)})"
-    )
+        if any(r.floored for r in rows):
+            return "did not move behaviour beyond its floor at any saved step"
+        return "did not move behaviour at any saved step (every margin CI covers 0)"
+    change = f"Δ mean margin {signed(moved.margin_change)}"
+    if moved.floored:
+        return f"moved behaviour beyond its floor from step {moved.step} ({change})"
+    return f"moved behaviour from step {moved.step} ({change}; CI excludes 0, no replicate floor)"
 
 
 def _layers_where(row: DoseRow, keep: Callable[[Verdict], bool]) -> str:
@@ -175,14 +179,6 @@ def _layers_where(row: DoseRow, keep: Callable[[Verdict], bool]) -> str:
     return f"{layer_word(layers)} {fmt_layers(layers)}"
 
 
-def _by_verdict(row: DoseRow) -> str:
-    """A row's value-specific layers grouped by their verdict: `weakening at layers 1, 11`."""
-    groups: dict[Verdict, list[int]] = {}
-    for layer, verdict in zip(row.value_specific_layers, row.value_specific_verdicts, strict=True):
-        groups.setdefault(verdict, []).append(layer)
-    return ", ".join(f"{v} at {layer_word(ls)} {fmt_layers(ls)}" for v, ls in groups.items())
-
-
 def headline(known: KnownAnswer) -> list[str]:
     """The known answer in two sentences, for the first lines of a summary: when behaviour
     first moved on each arm, when and where a value-specific representation change first
@@ -193,7 +189,8 @@ def headline(known: KnownAnswer) -> list[str]:
     first = next((r for r in counter if r.value_specific_layers), None)
     representation = (
         f"a value-specific representation change (beyond the neutral arm's change at that "
-        f"layer) first fired at step {first.step}: {_by_verdict(first)}"
+        f"layer) first fired at step {first.step}: "
+        f"{by_verdict(first.value_specific_layers, first.value_specific_verdicts)}"
         if first
         else "no value-specific representation change fired at any saved step"
     )
@@ -237,21 +234,30 @@ def save_rows(rows: Sequence[DoseRow], path: Path) -> None:
     path.write_text(json.dumps([asdict(r) for r in rows], indent=1))
 
 
+def _specific_part(row: DoseRow) -> str:
+    """What of the first layer's verdict beats the neutral arm: " (value-specific)" when all
+    of it does, " (rotation value-specific)" when only a part does, "" when none does."""
+    if not row.value_specific:
+        return ""
+    part = row.value_specific_verdicts[row.value_specific_layers.index(row.first_layer)]
+    return " (value-specific)" if part is row.verdict else f" ({part} value-specific)"
+
+
 def format_table(rows: Sequence[DoseRow]) -> str:
     """The one-screen sensitivity table: dose x arm, behaviour, first layer, false positives."""
     lines = [
         f"{'arm':<8} {'step':>5}  {'behaviour Δ margin [CI]':<30} {'moved':<5} "
-        f"{'first':>5}  {'verdict':<34} {'value-specific layers':<22} {'FP/allowed':>10}"
+        f"{'first':>5}  {'verdict':<46} {'value-specific layers':<22} {'FP/allowed':>10}"
     ]
     for r in rows:
         m = r.margin_change
         margin = "not scored" if m is None else f"{m.value:+.3f} [{m.lo:+.3f}, {m.hi:+.3f}]"
         moved = "-" if r.behaviour_changed is None else "yes" if r.behaviour_changed else "no"
         spec = ",".join(map(str, r.value_specific_layers)) or "-"
-        verdict = f"{r.verdict} (value-specific)" if r.value_specific else str(r.verdict)
+        verdict = f"{r.verdict}{_specific_part(r)}"
         lines.append(
             f"{r.arm:<8} {r.step:>5}  {margin:<30} {moved:<5} {r.first_layer!s:>5}  "
-            f"{verdict:<34} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:.2f}"
+            f"{verdict:<46} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:.2f}"
         )
     unjudged = sorted({layer for r in rows for layer in r.not_encoded})
     if unjudged:

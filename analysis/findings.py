@@ -172,8 +172,10 @@ class Findings:
     # 2: behaviour changes carry their seed-replicate floor; 3: figures are `Figure` records;
     # 4: `neutral_floor` (each pair's verdicts against the neutral arm; older files: none);
     # 5: each comparison's `parent_auroc` and the verdict "not encoded in the parent" (older
-    # files: parent_auroc None, every layer judged), a neutral floor's `not_encoded` layers
-    VERSION: ClassVar[int] = 5
+    # files: parent_auroc None, every layer judged), a neutral floor's `not_encoded` layers;
+    # 6: a neutral floor's `value_specific_verdicts` (older files: empty); the verdict
+    # "global drift + rotation"
+    VERSION: ClassVar[int] = 6
 
     stages: list[str]
     replicate_of: dict[str, str]
@@ -264,10 +266,13 @@ def mark_global_drift(
     primary: StageComparison, control: StageComparison, index: Concentration
 ) -> StageComparison:
     """Relabel the primary's weakening as global drift at layers where the control concept
-    weakened too and the concentration interval covers 0 (the control moved as much)."""
+    weakened too and the primary's relative weakening is not shown to exceed the control's
+    (the concentration interval does not lie above 0: the control moved as much, or more).
+    A rotation beside the weakening stands (`Verdict.DRIFT_ROTATION`): the control tests
+    only the drop."""
     verdicts = [
-        Verdict.DRIFT
-        if v.weakened and control.encoded.drop_found[i] and index.per_layer[i].covers_zero()
+        (Verdict.DRIFT_ROTATION if v.rotated else Verdict.DRIFT)
+        if v.weakened and control.encoded.drop_found[i] and not index.per_layer[i].lo > 0
         else v
         for i, v in enumerate(primary.verdicts)
     ]
@@ -341,10 +346,12 @@ def projection_vs_preference(
 
 
 def verdict_bands(comparison: StageComparison) -> list[tuple[int, int, Verdict]]:
-    """Runs of consecutive layers with the same verdict: (first layer, last layer, verdict)."""
+    """Runs of consecutive layer numbers with the same verdict: (first layer, last layer,
+    verdict). Layers not extracted split a run (with layers [0, 4, 8] each is its own band),
+    so a band never names a layer that was not measured."""
     bands: list[tuple[int, int, Verdict]] = []
     for layer, verdict in zip(comparison.layers, comparison.verdicts, strict=True):
-        if bands and bands[-1][2] == verdict:
+        if bands and bands[-1][2] == verdict and layer == bands[-1][1] + 1:
             bands[-1] = (bands[-1][0], layer, verdict)
         else:
             bands.append((layer, layer, verdict))

@@ -31,9 +31,11 @@ RULE = (
 )
 
 
-def value_specific(counter: StageComparison, neutral: StageComparison) -> list[int]:
-    """Layer numbers where `counter` weakens, strengthens or rotates beyond what `neutral` (the
-    same dose on neutral text, same parent and examples) changes the same measure there.
+def value_specific(counter: StageComparison, neutral: StageComparison) -> dict[int, Verdict]:
+    """Per layer where `counter` weakens, strengthens or rotates beyond what `neutral` (the same
+    dose on neutral text, same parent and examples) changes the same measure there, the part of
+    its verdict that does: a layer whose verdict is "weakening + rotation" but whose drop the
+    neutral arm matches maps to `Verdict.ROTATION` alone. Layers with no such part are left out.
 
     Raises:
         DataError: the two comparisons are over different layers.
@@ -43,24 +45,25 @@ def value_specific(counter: StageComparison, neutral: StageComparison) -> list[i
             f"counter ({counter.layers}) and neutral ({neutral.layers}) arms were compared over "
             "different layers; extract both with the same extract.layers."
         )
-    out = []
+    enc, rot = counter.encoded, counter.rotation
+    out = {}
     for i, layer in enumerate(counter.layers):
         verdict = Verdict(counter.verdicts[i])
-        enc, rot = counter.encoded, counter.rotation
-        beats = [
-            verdict.weakened and enc.drop[i] > abs(neutral.encoded.drop[i]),
-            verdict.strengthened and -enc.drop[i] > abs(neutral.encoded.drop[i]),
-            verdict.rotated and rot.drop[i] > abs(neutral.rotation.drop[i]),
-        ]
-        if any(beats):
-            out.append(layer)
+        floor = abs(neutral.encoded.drop[i])
+        part = Verdict.of(
+            weakened=verdict.weakened and enc.drop[i] > floor,
+            strengthened=verdict.strengthened and -enc.drop[i] > floor,
+            rotated=verdict.rotated and rot.drop[i] > abs(neutral.rotation.drop[i]),
+        )
+        if part is not Verdict.NONE:
+            out[layer] = part
     return out
 
 
 def changed_layers(comparison: StageComparison) -> list[int]:
-    """Layer numbers whose verdict is a weakening, strengthening or rotation (global drift,
-    undefined and not-encoded layers are not: the first is already not concept-specific, the
-    others judge no change)."""
+    """Layer numbers whose verdict is a weakening, strengthening or rotation ("global drift +
+    rotation" for its rotation; global drift alone, undefined and not-encoded layers are not:
+    the first is already not concept-specific, the others judge no change)."""
     return [
         layer
         for layer, v in zip(comparison.layers, comparison.verdicts, strict=True)
@@ -75,11 +78,12 @@ class NeutralFloor:
     `comparable` is False when the neutral arm does not branch from the pair's parent (its
     change is then no floor for this pair; `note` says why) or the pair's child is the neutral
     arm itself. `fired`: layers with a weakening, strengthening or rotation verdict;
-    `value_specific`: those beyond the neutral arm's change (see `RULE`); `within_floor`: the
-    rest of `fired`. `floor_drop` / `floor_rotation`: per layer, |the neutral arm's drop in
-    separation| and |its rotation gap| (Cohen's d; empty when not comparable). `not_encoded`:
-    layers where the pair's parent does not encode the concept, so nothing was judged there
-    (findings before schema 5: empty).
+    `value_specific`: those beyond the neutral arm's change (see `RULE`), and
+    `value_specific_verdicts` the part of each one's verdict that is (findings before schema 6:
+    empty); `within_floor`: the rest of `fired`. `floor_drop` / `floor_rotation`: per layer,
+    |the neutral arm's drop in separation| and |its rotation gap| (Cohen's d; empty when not
+    comparable). `not_encoded`: layers where the pair's parent does not encode the concept, so
+    nothing was judged there (findings before schema 5: empty).
     """
 
     dataset: str
@@ -94,6 +98,7 @@ class NeutralFloor:
     floor_rotation: list[float]
     note: str
     not_encoded: list[int] = field(default_factory=list)
+    value_specific_verdicts: list[Verdict] = field(default_factory=list)
 
 
 def neutral_floors(
@@ -112,7 +117,7 @@ def neutral_floors(
     out = []
     for key, cmp in comparisons.items():
         fired = changed_layers(cmp)
-        specific: list[int] = []
+        specific: dict[int, Verdict] = {}
         drop: list[float] = []
         rotation: list[float] = []
         if cmp.stage_b == neutral:
@@ -136,12 +141,13 @@ def neutral_floors(
                 neutral_parent=neutral_parent,
                 comparable=comparable,
                 fired=fired,
-                value_specific=specific,
+                value_specific=list(specific),
                 within_floor=[x for x in fired if x not in specific] if comparable else [],
                 floor_drop=drop,
                 floor_rotation=rotation,
                 note=note,
                 not_encoded=cmp.not_encoded(),
+                value_specific_verdicts=list(specific.values()),
             )
         )
     return out

@@ -19,6 +19,7 @@ from valuetrace.analysis.report_model import (
     FigureRef,
     Section,
     Table,
+    by_verdict,
     fmt,
     fmt_bounds,
     fmt_interval,
@@ -57,11 +58,26 @@ def floor_sentence(floor: NeutralFloor) -> str:
         return (
             f"{head}: no layer verdict fired, so none to judge against the neutral floor.{unjudged}"
         )
+    specific = (
+        by_verdict(floor.value_specific, floor.value_specific_verdicts)
+        if floor.value_specific_verdicts
+        else f"at layers: {fmt_layers(floor.value_specific)}"
+    )
     return (
         f"{head}: {len(floor.value_specific)} of {len(floor.fired)} fired layer verdicts survive "
-        f"the neutral floor (value-specific at layers: {fmt_layers(floor.value_specific)}); "
+        f"the neutral floor (value-specific {specific}); "
         f"within it: {fmt_layers(floor.within_floor)}.{unjudged}"
     )
+
+
+def _specific_part(floor: NeutralFloor, layer: int) -> str:
+    """The part of a fired layer's verdict beyond the neutral arm ("no" when none; "yes" in
+    findings from before that part was recorded)."""
+    if layer not in floor.value_specific:
+        return "no"
+    if not floor.value_specific_verdicts:
+        return "yes"
+    return str(floor.value_specific_verdicts[floor.value_specific.index(layer)])
 
 
 def floor_sentences(inputs: ReportInputs) -> list[str]:
@@ -115,7 +131,7 @@ def floor_section(inputs: ReportInputs) -> Section | None:
                     fmt(n.floor_drop[i]),
                     fmt_interval(cmp.rotation.at(i)),
                     fmt(n.floor_rotation[i]),
-                    "yes" if layer in n.value_specific else "no",
+                    _specific_part(n, layer),
                 ]
             )
         header = ["layer", "verdict", "drop", "neutral |drop|", "rotation gap", "neutral |gap|"]
@@ -159,11 +175,15 @@ def trajectory_sentences(t: Trajectory) -> list[str]:
     """One trajectory: what it compares, per saved step the behaviour change and the layers of
     each verdict, then the first step of each verdict (significant and beyond its floor)."""
     unjudged = _unjudged(t.steps[0].comparison.not_encoded(), t.parent) if t.steps else ""
+    first = (
+        "First step beyond the floor"
+        if any(p.floor_from for p in t.steps)
+        else "First significant step (no seed replicate, so no floor)"
+    )
     out = [
         f"{t.dataset}: {t.parent} → {t.stage} along its run, each saved checkpoint compared with "
         f"{t.parent} as a configured pair is (floor: the seed replicate's drift at the same "
-        "step, else at the end of the run). First step beyond the floor: "
-        f"{_first_text(t)}.{unjudged}"
+        f"step, else at the end of the run). {first}: {_first_text(t)}.{unjudged}"
     ]
     for point in t.steps:
         fired = [
@@ -239,9 +259,9 @@ def trajectory_section(inputs: ReportInputs) -> Section | None:
         [
             "Each checkpoint saved along a stage's run is compared with the stage's parent: "
             "per layer, weakening, rotation and strengthening are significant (Holm over layers, "
-            f"α = {record.alpha}) and beyond the seed replicate's drift, and {ENCODING_RULE}; "
-            "behaviour is the paired change of the eval margin (nats/token) against the "
-            "replicate's drift."
+            f"α = {record.alpha}) and, where the stage has a seed replicate, beyond its drift, "
+            f"and {ENCODING_RULE}; behaviour is the paired change of the eval margin "
+            "(nats/token), against the replicate's drift where there is one."
         ],
         blocks=parts,
     )

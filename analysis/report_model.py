@@ -56,6 +56,15 @@ def layer_word(layers: Sequence[int]) -> str:
     return "layer" if len(layers) == 1 else "layers"
 
 
+def by_verdict(layers: Sequence[int], verdicts: Sequence[str]) -> str:
+    """Layers grouped by their verdict, in first-seen order: `rotation at layers 0, 2–3,
+    weakening at layer 4`."""
+    groups: dict[str, list[int]] = {}
+    for layer, verdict in zip(layers, verdicts, strict=True):
+        groups.setdefault(str(verdict), []).append(layer)
+    return ", ".join(f"{v} at {layer_word(ls)} {fmt_layers(ls)}" for v, ls in groups.items())
+
+
 @dataclass(frozen=True)
 class Table:
     """A table: header cells and rows of cells (rendered as text)."""

@@ -20,7 +20,7 @@ from valuetrace.analysis.behaviour import BehaviourChange, BehaviourResult
 from valuetrace.analysis.calibration import KnownAnswer, headline
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.concept_sources import ConceptSourcesRecord
-from valuetrace.analysis.findings import Figure, Findings, pair_key, verdict_bands
+from valuetrace.analysis.findings import Concentration, Figure, Findings, pair_key, verdict_bands
 from valuetrace.analysis.report_model import (
     FigureRef,
     fmt,
@@ -113,6 +113,17 @@ def verdict_sentence(cmp: StageComparison) -> str:
     return f"{cmp.stage_a} → {cmp.stage_b}: {bands}. {_strongest(cmp)}."
 
 
+def _weakened(findings: Findings, index: Concentration, side: str) -> bool:
+    """Whether `side` of a concentration index (a concept over the index's pair, or a pair of
+    the primary concept) shows a significant drop beyond its floor at some judged layer: only
+    then may a sentence say it "weakened" (two strengthenings also give a positive index)."""
+    if index.kind == "concept":
+        cmp = findings.concepts[side].comparisons.get(index.pair)
+    else:
+        cmp = findings.concepts[findings.primary_dataset].comparisons.get(side)
+    return cmp is not None and any(cmp.encoded.drop_found)
+
+
 def concentration_sentences(findings: Findings) -> list[str]:
     """One sentence per concentration index: its overall interval and what it shows."""
     out = []
@@ -129,9 +140,19 @@ def concentration_sentences(findings: Findings) -> list[str]:
             )
             continue
         if index.concentrated:
-            verdict = f"domain-concentrated: {index.first} weakened more than {index.second}"
+            verdict = (
+                f"domain-concentrated: {index.first} weakened more than {index.second}"
+                if _weakened(findings, index, index.first)
+                else f"{index.first}'s relative drop exceeds {index.second}'s, but "
+                f"{index.first} itself shows no significant weakening: not domain-concentrated"
+            )
         elif o.hi < 0:
-            verdict = f"{index.second} weakened more than {index.first}"
+            verdict = (
+                f"{index.second} weakened more than {index.first}"
+                if _weakened(findings, index, index.second)
+                else f"{index.second}'s relative drop exceeds {index.first}'s (no significant "
+                f"weakening of {index.second} itself)"
+            )
         else:
             verdict = "not shown to differ (the interval covers 0)"
         where = (
@@ -166,7 +187,9 @@ def causal_flags(causal: CausalRecord | None) -> list[str]:
 
 def transplant_layers(result: TransplantResult) -> str:
     """The layers a transplant patched, and whether a weakening was found there."""
-    found = "" if result.layers_found else " (the largest drop; no weakening found there)"
+    found = (
+        "" if result.layers_found else " (the largest drop; no concept-specific weakening found)"
+    )
     return f"layer{'s' if len(result.layers) > 1 else ''} {result.layers}{found}"
 
 
@@ -223,11 +246,15 @@ def answer(inputs: ReportInputs) -> list[str]:
     a, b = f.primary_pair
     beh = f.behaviour_changes.get(pair_key(a, b))
     first = f"Compassion ({f.primary_dataset}), {verdict_sentence(cmp)}"
+    floor_rule = (
+        "no stage of this pair has a seed replicate, so a change needs significance alone"
+        if cmp.encoded.floor is None
+        else "a change counts only when it also exceeds the seed-replicate drift"
+    )
     second = (
         f"Judged on the separation along each stage's own cross-fitted direction (paired group "
         f"bootstrap, {cmp.n_boot} resamples over {cmp.n_groups} groups, Holm α = {cmp.alpha}, "
-        f"{pct(f)}); a change counts only when it also exceeds the seed-replicate drift, and "
-        f"{ENCODING_RULE}."
+        f"{pct(f)}); {floor_rule}, and {ENCODING_RULE}."
     )
     if beh is not None:
         second += (

@@ -36,8 +36,9 @@ class SkippedTransplant:
 
 
 def _localised(cmp: StageComparison) -> tuple[list[int], bool]:
-    """The pair's localised layers (model layer numbers) and whether a weakening was found."""
-    return [cmp.layers[i] for i in cmp.localised()], any(cmp.encoded.drop_found)
+    """The pair's localised layers (model layer numbers) and whether a concept-specific
+    weakening was found (a drop the control concept matched is global drift, not one)."""
+    return [cmp.layers[i] for i in cmp.localised()], any(v.weakened for v in cmp.verdicts)
 
 
 def _arm(findings: Findings, arm: str) -> StageComparison | None:

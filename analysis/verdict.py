@@ -58,6 +58,8 @@ class Verdict(StrEnum):
     (`valuetrace.analysis.findings.mark_global_drift`); `UNDEFINED` where a stage's layer is
     degenerate (the reason is in `StageComparison.undefined`); `NOT_ENCODED` where stage A (the
     parent) does not encode the concept (`parent_encodes`), so no change is judged there.
+    `DRIFT_ROTATION`: a "weakening + rotation" whose weakening is global drift; the rotation,
+    which the control concept does not test, stands.
     """
 
     NONE = "no meaningful change"
@@ -69,6 +71,7 @@ class Verdict(StrEnum):
     DRIFT = "global drift"
     UNDEFINED = "undefined"
     NOT_ENCODED = "not encoded in the parent"
+    DRIFT_ROTATION = "global drift + rotation"
 
     @classmethod
     def of(cls, weakened: bool, strengthened: bool, rotated: bool) -> Verdict:
@@ -97,6 +100,7 @@ class Verdict(StrEnum):
             Verdict.ROTATION,
             Verdict.WEAKENING_ROTATION,
             Verdict.STRENGTHENING_ROTATION,
+            Verdict.DRIFT_ROTATION,
         )
 
     @property

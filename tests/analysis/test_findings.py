@@ -18,6 +18,7 @@ from valuetrace.analysis.findings import (
     concentration_index,
     mark_global_drift,
     projection_vs_preference,
+    verdict_bands,
 )
 from valuetrace.analysis.localize import Verdict, compare_stages
 from valuetrace.errors import ValuetraceError
@@ -52,6 +53,23 @@ def test_concentration_excludes_zero_only_when_one_setting_weakened_more():
     assert weak[0].verdicts == [Verdict.WEAKENING] * LAYERS
     assert drift.verdicts == [Verdict.DRIFT] * LAYERS
     assert mark_global_drift(weak[0], same[0], specific).verdicts == weak[0].verdicts
+
+
+def test_global_drift_covers_a_control_that_weakened_more_and_keeps_a_rotation():
+    weak, also_weak = _pair(0, 0.3), _pair(2, 0.3, strength=4.0)
+    index = concentration_index("concept", "c − g", "a→b", ("c", *weak), ("g", *also_weak), 0.95)
+    more = dataclasses.replace(index, per_layer=[Interval(-0.4, -0.6, -0.2)] * LAYERS)
+    assert mark_global_drift(weak[0], also_weak[0], more).verdicts == [Verdict.DRIFT] * LAYERS
+    turned = dataclasses.replace(weak[0], verdicts=[Verdict.WEAKENING_ROTATION] * LAYERS)
+    kept = mark_global_drift(turned, also_weak[0], index).verdicts
+    assert kept == [Verdict.DRIFT_ROTATION] * LAYERS
+    assert all(v.rotated and not v.weakened and v.fired for v in kept)
+
+
+def test_a_band_of_verdicts_never_spans_layers_that_were_not_extracted():
+    cmp = dataclasses.replace(_pair(0, 0.3)[0], layers=[0, 4, 5])
+    cmp = dataclasses.replace(cmp, verdicts=[Verdict.WEAKENING] * LAYERS)
+    assert verdict_bands(cmp) == [(0, 0, Verdict.WEAKENING), (4, 5, Verdict.WEAKENING)]
 
 
 def test_concentration_has_no_overall_index_where_no_layer_is_defined():

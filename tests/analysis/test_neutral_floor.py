@@ -6,6 +6,7 @@ Constructed activations: from `mid`, fine-tuning as such weakens the concept at 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from valuetrace.activations.store import Activations
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.localize import compare_stages
 from valuetrace.analysis.neutral_floor import neutral_floors, value_specific
+from valuetrace.analysis.report_evidence import floor_sentence
 from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.study import StageData, StudyInputs, compare_concept, neutral_floor
+from valuetrace.analysis.verdict import Verdict
 from valuetrace.config import ProbingConfig, RunConfig, load_config
 from valuetrace.probing import probe_layers
 from valuetrace.records import load_record, save_record
@@ -112,9 +115,34 @@ def test_only_the_change_the_neutral_arm_does_not_make_is_value_specific(tmp_pat
     again, concept2 = _floors(listed, loaded)
     assert again["mid→sft"].value_specific == [VALUE]
     assert not again["mid→neutral"].comparable and "itself" in again["mid→neutral"].note
-    assert value_specific(concept2.comparisons["mid→sft"], concept2.comparisons["mid→neutral"]) == [
-        VALUE
-    ]
+    sft = concept2.comparisons["mid→sft"]
+    whole = Verdict(sft.verdicts[VALUE])  # the neutral arm changes nothing at VALUE: all of it
+    assert whole.weakened
+    assert value_specific(sft, concept2.comparisons["mid→neutral"]) == {VALUE: whole}
+    assert again["mid→sft"].value_specific_verdicts == [whole]
+
+
+def test_only_the_part_of_a_verdict_beyond_the_neutral_arm_is_value_specific(tmp_path, loaded):
+    """At GENERIC the neutral arm weakens as much as sft does; if sft also rotated there beyond
+    the neutral arm's rotation, that layer is value-specific as a rotation, not a weakening."""
+    _, concept = _floors(_config(tmp_path, [["mid", "sft"], ["mid", "neutral"]]), loaded)
+    sft, neutral = concept.comparisons["mid→sft"], concept.comparisons["mid→neutral"]
+    assert Verdict(sft.verdicts[GENERIC]).weakened
+    gap = list(sft.rotation.drop)
+    gap[GENERIC] = abs(neutral.rotation.drop[GENERIC]) + 1.0
+    verdicts = list(sft.verdicts)
+    verdicts[GENERIC] = Verdict.WEAKENING_ROTATION
+    turned = dataclasses.replace(
+        sft, verdicts=verdicts, rotation=dataclasses.replace(sft.rotation, drop=gap)
+    )
+    whole = Verdict(sft.verdicts[VALUE])
+    assert value_specific(turned, neutral) == {GENERIC: Verdict.ROTATION, VALUE: whole}
+    (floor,) = neutral_floors("c", {"mid→sft": turned}, "neutral", "mid", neutral)
+    assert floor.value_specific == [GENERIC, VALUE] and floor.within_floor == []
+    assert floor_sentence(floor).startswith(
+        "c mid→sft: 2 of 2 fired layer verdicts survive the neutral floor (value-specific "
+        f"rotation at layer 1, {whole} at layer 2)"
+    )
 
 
 def test_a_layer_the_parent_does_not_encode_is_neither_fired_nor_value_specific(loaded):

@@ -3,6 +3,8 @@ and a summary whose lines fit in 100 columns."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from valuetrace.analysis.behaviour import BehaviourChange
@@ -89,6 +91,10 @@ def test_summary_names_verdict_bands_undefined_layers_and_concentration():
     assert "domain-concentrated" in summary
     assert "relative weakening averaged over the judged layers 1–3:" in " ".join(summary.split())
     assert "no seed replicate, so no noise floor" in " ".join(summary.split())
+    assert (
+        "no stage of this pair has a seed replicate, so a change needs significance alone"
+        in " ".join(summary.split())
+    )
 
 
 def test_layers_the_parent_does_not_encode_are_said_so_in_summary_and_report(tmp_path):
@@ -116,6 +122,22 @@ def test_domain_concentrated_is_not_said_when_the_interval_covers_zero():
     findings = _findings(keep=1.0)
     summary = summary_text(ReportInputs(findings))
     assert "domain-concentrated" not in summary and "covers 0" in summary
+
+
+def test_domain_concentrated_needs_a_weakening_of_the_first_concept_itself():
+    """A positive index also comes from a smaller rise of c than of g; then c did not weaken."""
+    findings = _findings(keep=0.2)
+    assert "domain-concentrated: c weakened more than g" in summary_text(ReportInputs(findings))
+    cmp = findings.concepts["c"].comparisons["mid→sft"]
+    unfound = dataclasses.replace(
+        cmp, encoded=dataclasses.replace(cmp.encoded, drop_found=[False] * LAYERS)
+    )
+    concept = dataclasses.replace(findings.concepts["c"], comparisons={"mid→sft": unfound})
+    words = " ".join(
+        summary_text(ReportInputs(dataclasses.replace(findings, concepts={"c": concept}))).split()
+    )
+    assert "domain-concentrated:" not in words
+    assert "c itself shows no significant weakening: not domain-concentrated" in words
 
 
 def _dose(alpha: float, change: Interval) -> DosePoint:

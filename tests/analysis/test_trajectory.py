@@ -3,6 +3,7 @@ shrinks at one layer from a known step on, beside a neutral arm that changes not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 
@@ -152,20 +153,39 @@ def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_ro
         row("neutral", 10, {}, False),
     ]
     said, neutral_said = headline(KnownAnswer("c", "n", rows))
-    assert "from step 5 (Δ mean margin -0.500 [-0.600, -0.400])" in said
+    assert (
+        "moved behaviour from step 5 (Δ mean margin -0.500 [-0.600, -0.400]; CI excludes 0, no "
+        "replicate floor)" in said
+    )
     assert (
         "first fired at step 5: rotation at layers 3–4; a value-specific weakening first "
         "at step 10, at layer 1; not judged at layer 0" in said
     )
-    assert "did not move behaviour beyond its floor" in neutral_said
+    assert "did not move behaviour at any saved step (every margin CI covers 0)" in neutral_said
     assert (
         "fired 4 stage × layer verdicts (false positives) where the test level allows 3.0. "
         "With no seed replicate of the neutral arm a verdict needs significance alone"
         in neutral_said
     )
     floored = [row(r.arm, r.step, {}, r.behaviour_changed, floored=True) for r in rows]
-    _, floored_said = headline(KnownAnswer("c", "n", floored))
+    floored_counter, floored_said = headline(KnownAnswer("c", "n", floored))
     assert floored_said.endswith("allows 3.0.") and "seed replicate" not in floored_said
+    assert "did not move behaviour beyond its floor at any saved step" in floored_said
+    assert "moved behaviour beyond its floor from step 5" in floored_counter
+
+
+def test_the_table_names_the_part_of_a_first_verdict_that_beats_the_neutral_arm() -> None:
+    both, rotated = Verdict.WEAKENING_ROTATION, Verdict.ROTATION
+    base = DoseRow(
+        "counter", "c", 5, True, Interval(-0.5, -0.6, -0.4), 2, both, True, [2], [2], [both],
+        0, 1.5, [], False,
+    )  # fmt: skip
+    part = dataclasses.replace(base, value_specific_verdicts=[rotated])
+    none = dataclasses.replace(base, value_specific=False, value_specific_layers=[])
+    lines = [" ".join(format_table([r]).splitlines()[1].split()) for r in (base, part, none)]
+    assert "weakening + rotation (value-specific) 2" in lines[0]
+    assert "weakening + rotation (rotation value-specific) 2" in lines[1]
+    assert "weakening + rotation -" in lines[2] and "value-specific" not in lines[2]
 
 
 FAINT = 0  # a layer whose parent signal is too faint for its probe to read
@@ -221,6 +241,12 @@ def test_layers_the_parent_does_not_encode_are_never_a_first_detection_or_a_fals
     assert "not judged at layer 0: the parent does not encode the concept there" in words
     head = " ".join(trajectory_sentences(counter)[0].split())
     assert "Not judged at layer 0: parent does not encode the concept there" in head
+    assert "First step beyond the floor: weakening at step 20" in head
+    bare = dataclasses.replace(
+        counter, steps=[dataclasses.replace(p, floor_from=[]) for p in counter.steps]
+    )
+    bare_head = " ".join(trajectory_sentences(bare)[0].split())
+    assert "First significant step (no seed replicate, so no floor): weakening" in bare_head
 
 
 def test_a_version_1_trajectory_record_reads_with_every_layer_judged(arms, tmp_path) -> None:

@@ -111,7 +111,7 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     counter = floors["compassion", "base→counter"]
     cmp = findings.concepts["compassion"].comparisons["base→counter"]
     neutral = findings.concepts["compassion"].comparisons["base→neutral"]
-    assert counter.comparable and counter.value_specific == value_specific(cmp, neutral)
+    assert counter.comparable and counter.value_specific == list(value_specific(cmp, neutral))
     assert sorted(counter.value_specific + counter.within_floor) == counter.fired
     assert not floors["compassion", "base→neutral"].comparable
     summary = (run / "summary.txt").read_text()
