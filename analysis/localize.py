@@ -326,6 +326,11 @@ def compare_stages(
         for i, reason in degenerate_layers(x, y).items():
             text = f"{stage}: {reason}"
             undefined[i] = f"{undefined[i]}; {text}" if i in undefined else text
+    if floors is not None:  # a NaN floor would silently read as "no change beyond the floor"
+        finite = np.all([np.isfinite(v) for v in floors.values()], axis=0)
+        for i in np.flatnonzero(~finite):
+            text = "no noise floor: the seed replicates' drift is undefined (a degenerate layer)"
+            undefined[int(i)] = f"{undefined[int(i)]}; {text}" if int(i) in undefined else text
     comparison = StageComparison(
         stage_a=stage_a,
         stage_b=stage_b,

@@ -18,6 +18,7 @@ where the pair's parent does not encode the concept has no verdict to judge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -80,10 +81,12 @@ class NeutralFloor:
     arm itself. `fired`: layers with a weakening, strengthening or rotation verdict;
     `value_specific`: those beyond the neutral arm's change (see `RULE`), and
     `value_specific_verdicts` the part of each one's verdict that is (findings before schema 6:
-    empty); `within_floor`: the rest of `fired`. `floor_drop` / `floor_rotation`: per layer,
-    |the neutral arm's drop in separation| and |its rotation gap| (Cohen's d; empty when not
-    comparable). `not_encoded`: layers where the pair's parent does not encode the concept, so
-    nothing was judged there (findings before schema 5: empty).
+    empty); `no_floor`: fired layers where the neutral arm's change is undefined (a degenerate
+    layer), so it is no floor there (schema 6); `within_floor`: the rest of `fired`.
+    `floor_drop` / `floor_rotation`: per layer, |the neutral arm's drop in separation| and |its
+    rotation gap| (Cohen's d; empty when not comparable). `not_encoded`: layers where the pair's
+    parent does not encode the concept, so nothing was judged there (findings before schema 5:
+    empty).
     """
 
     dataset: str
@@ -99,6 +102,7 @@ class NeutralFloor:
     note: str
     not_encoded: list[int] = field(default_factory=list)
     value_specific_verdicts: list[Verdict] = field(default_factory=list)
+    no_floor: list[int] = field(default_factory=list)
 
 
 def neutral_floors(
@@ -118,6 +122,7 @@ def neutral_floors(
     for key, cmp in comparisons.items():
         fired = changed_layers(cmp)
         specific: dict[int, Verdict] = {}
+        no_floor: list[int] = []
         drop: list[float] = []
         rotation: list[float] = []
         if cmp.stage_b == neutral:
@@ -131,6 +136,11 @@ def neutral_floors(
             specific = value_specific(cmp, neutral_change)
             drop = [abs(d) for d in neutral_change.encoded.drop]
             rotation = [abs(d) for d in neutral_change.rotation.drop]
+            no_floor = [
+                layer
+                for layer, d, r in zip(cmp.layers, drop, rotation, strict=True)
+                if layer in fired and not (math.isfinite(d) and math.isfinite(r))
+            ]
             note = f"{len(specific)} of {len(fired)} fired layer verdicts beyond the neutral arm"
         comparable = bool(drop)
         out.append(
@@ -142,12 +152,15 @@ def neutral_floors(
                 comparable=comparable,
                 fired=fired,
                 value_specific=list(specific),
-                within_floor=[x for x in fired if x not in specific] if comparable else [],
+                within_floor=[x for x in fired if x not in specific and x not in no_floor]
+                if comparable
+                else [],
                 floor_drop=drop,
                 floor_rotation=rotation,
                 note=note,
                 not_encoded=cmp.not_encoded(),
                 value_specific_verdicts=list(specific.values()),
+                no_floor=no_floor,
             )
         )
     return out

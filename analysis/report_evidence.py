@@ -63,16 +63,25 @@ def floor_sentence(floor: NeutralFloor) -> str:
         if floor.value_specific_verdicts
         else f"at layers: {fmt_layers(floor.value_specific)}"
     )
+    no_floor = (
+        f" No floor at {layer_word(floor.no_floor)} {fmt_layers(floor.no_floor)}: the neutral "
+        "arm's change is undefined there."
+        if floor.no_floor
+        else ""
+    )
     return (
         f"{head}: {len(floor.value_specific)} of {len(floor.fired)} fired layer verdicts survive "
         f"the neutral floor (value-specific {specific}); "
-        f"within it: {fmt_layers(floor.within_floor)}.{unjudged}"
+        f"within it: {fmt_layers(floor.within_floor)}.{no_floor}{unjudged}"
     )
 
 
 def _specific_part(floor: NeutralFloor, layer: int) -> str:
-    """The part of a fired layer's verdict beyond the neutral arm ("no" when none; "yes" in
-    findings from before that part was recorded)."""
+    """The part of a fired layer's verdict beyond the neutral arm ("no" when none, "no floor"
+    where the neutral arm's change is undefined; "yes" in findings from before that part was
+    recorded)."""
+    if layer in floor.no_floor:
+        return "no floor"
     if layer not in floor.value_specific:
         return "no"
     if not floor.value_specific_verdicts:

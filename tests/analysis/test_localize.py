@@ -104,6 +104,19 @@ def test_a_constant_layer_is_undefined_with_its_reason_and_the_others_proceed() 
     assert out.verdicts[1:] == [Verdict.NONE] * (N_LAYERS - 1)
 
 
+def test_a_layer_whose_replicate_drift_is_undefined_is_undefined_not_unchanged() -> None:
+    """A degenerate replicate layer gives no floor there; a NaN floor must not read as "no
+    change beyond the floor"."""
+    a, labels, groups = _base(3)
+    b = a.copy()
+    b[:, :, 0] -= 0.6 * labels
+    twin = b.copy()
+    twin[1] = 1.0  # the replicate's layer 1 is constant
+    out = _compare(a, b, labels, groups, replicates=[Replicate("sft~seed1", b, twin)])
+    assert out.verdicts[1] is Verdict.UNDEFINED and "no noise floor" in out.undefined[1]
+    assert all(v is not Verdict.UNDEFINED for i, v in enumerate(out.verdicts) if i != 1)
+
+
 def test_no_change_is_judged_where_the_parent_does_not_encode_the_concept() -> None:
     """Weakened below FROM, rotated from FROM on; the parent's probe reads the concept only
     below FROM: from FROM on the verdict is "not encoded", nothing is found or localised there,

@@ -145,6 +145,22 @@ def test_only_the_part_of_a_verdict_beyond_the_neutral_arm_is_value_specific(tmp
     )
 
 
+def test_a_layer_where_the_neutral_change_is_undefined_has_no_floor(tmp_path, loaded):
+    """A NaN neutral drop must not read as "the neutral arm matched it" (within the floor)."""
+    _, concept = _floors(_config(tmp_path, [["mid", "sft"], ["mid", "neutral"]]), loaded)
+    sft, neutral = concept.comparisons["mid→sft"], concept.comparisons["mid→neutral"]
+    drop = list(neutral.encoded.drop)
+    drop[GENERIC] = float("nan")
+    encoded = dataclasses.replace(neutral.encoded, drop=drop)
+    undefined = dataclasses.replace(neutral, encoded=encoded)
+    (floor,) = neutral_floors("c", {"mid→sft": sft}, "neutral", "mid", undefined)
+    assert floor.no_floor == [GENERIC] and floor.within_floor == []
+    assert floor.value_specific == [VALUE]
+    assert "No floor at layer 1: the neutral arm's change is undefined there." in floor_sentence(
+        floor
+    )
+
+
 def test_a_layer_the_parent_does_not_encode_is_neither_fired_nor_value_specific(loaded):
     first = loaded["mid"]
     labels, groups, folds = first.cache.labels, first.cache.groups, first.probes.folds
