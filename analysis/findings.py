@@ -173,8 +173,8 @@ class Findings:
     # 4: `neutral_floor` (each pair's verdicts against the neutral arm; older files: none);
     # 5: each comparison's `parent_auroc` and the verdict "not encoded in the parent" (older
     # files: parent_auroc None, every layer judged), a neutral floor's `not_encoded` layers;
-    # 6: a neutral floor's `value_specific_verdicts` and `no_floor` (older files: empty); the
-    # verdict "global drift + rotation"
+    # 6: a neutral floor's `value_specific_verdicts`, `no_floor` and `dose_gap` (older files:
+    # empty); the verdict "global drift + rotation"
     VERSION: ClassVar[int] = 6
 
     stages: list[str]

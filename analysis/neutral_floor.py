@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import Verdict
@@ -73,6 +74,55 @@ def changed_layers(comparison: StageComparison) -> list[int]:
 
 
 @dataclass(frozen=True)
+class Dose:
+    """How much a trained stage was trained, as its lineage records it: what a neutral arm must
+    match to be a like-for-like floor for a pair ending in that stage."""
+
+    method: str
+    learning_rate: float
+    lora: str  # the adapter's settings ("" for a full fine-tune)
+    steps: int  # optimizer steps taken
+    tokens: int  # non-padding tokens seen
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any], metrics: Mapping[str, float]) -> Dose | None:
+        """From a lineage record's stage `config` and training `metrics`; None for a stage
+        that was not trained here (a user's checkpoint: no steps recorded)."""
+        if "steps" not in metrics or "tokens_seen" not in metrics:
+            return None
+        lora = config.get("lora") or {}
+        return cls(
+            method=str(config.get("method", "full")),
+            learning_rate=float(config.get("learning_rate", 0.0)),
+            lora=", ".join(f"{k} {lora[k]}" for k in sorted(lora)),
+            steps=int(metrics["steps"]),
+            tokens=int(metrics["tokens_seen"]),
+        )
+
+
+TOKEN_SHARE = 0.9  # a neutral arm that saw fewer than this share of the child's tokens is smaller
+
+
+def dose_gap(child: Dose, neutral: Dose) -> str:
+    """Where the neutral arm's dose differs from the child's (method, adapter, learning rate,
+    optimizer steps) or is smaller (fewer tokens): "" when it matches. More tokens are allowed:
+    a larger neutral dose only raises the floor, so it cannot make a verdict value-specific."""
+    gaps = [
+        f"{name} {a} vs {b}"
+        for name, a, b in (
+            ("method", neutral.method, child.method),
+            ("LoRA", neutral.lora or "none", child.lora or "none"),
+            ("learning rate", neutral.learning_rate, child.learning_rate),
+            ("optimizer steps", neutral.steps, child.steps),
+        )
+        if a != b
+    ]
+    if neutral.tokens < TOKEN_SHARE * child.tokens:
+        gaps.append(f"tokens {neutral.tokens} vs {child.tokens}")
+    return "; ".join(gaps)
+
+
+@dataclass(frozen=True)
 class NeutralFloor:
     """One compared pair of one probe set judged against the neutral arm.
 
@@ -82,7 +132,9 @@ class NeutralFloor:
     `value_specific`: those beyond the neutral arm's change (see `RULE`), and
     `value_specific_verdicts` the part of each one's verdict that is (findings before schema 6:
     empty); `no_floor`: fired layers where the neutral arm's change is undefined (a degenerate
-    layer), so it is no floor there (schema 6); `within_floor`: the rest of `fired`.
+    layer), so it is no floor there (schema 6); `dose_gap`: how the neutral arm's training
+    differs from the pair's child's ("" when alike or unknown; `dose_gap`, schema 6);
+    `within_floor`: the rest of `fired`.
     `floor_drop` / `floor_rotation`: per layer, |the neutral arm's drop in separation| and |its
     rotation gap| (Cohen's d; empty when not comparable). `not_encoded`: layers where the pair's
     parent does not encode the concept, so nothing was judged there (findings before schema 5:
@@ -103,6 +155,7 @@ class NeutralFloor:
     not_encoded: list[int] = field(default_factory=list)
     value_specific_verdicts: list[Verdict] = field(default_factory=list)
     no_floor: list[int] = field(default_factory=list)
+    dose_gap: str = ""
 
 
 def neutral_floors(
@@ -111,9 +164,12 @@ def neutral_floors(
     neutral: str,
     neutral_parent: str,
     neutral_change: StageComparison | None,
+    doses: Mapping[str, Dose] | None = None,
 ) -> list[NeutralFloor]:
     """Each comparison (keyed by pair) judged against `neutral_change` (neutral_parent →
-    neutral over the same examples and layers; None when no pair shares its parent).
+    neutral over the same examples and layers; None when no pair shares its parent). With
+    `doses` (per trained stage), a pair whose child was trained otherwise than the neutral arm
+    says how (`dose_gap`): the floor is then no like-for-like control.
 
     Raises:
         DataError: a comparison and the neutral change are over different layers.
@@ -123,6 +179,7 @@ def neutral_floors(
         fired = changed_layers(cmp)
         specific: dict[int, Verdict] = {}
         no_floor: list[int] = []
+        gap = ""
         drop: list[float] = []
         rotation: list[float] = []
         if cmp.stage_b == neutral:
@@ -142,6 +199,8 @@ def neutral_floors(
                 if layer in fired and not (math.isfinite(d) and math.isfinite(r))
             ]
             note = f"{len(specific)} of {len(fired)} fired layer verdicts beyond the neutral arm"
+            child, arm = (doses or {}).get(cmp.stage_b), (doses or {}).get(neutral)
+            gap = "" if child is None or arm is None else dose_gap(child, arm)
         comparable = bool(drop)
         out.append(
             NeutralFloor(
@@ -161,6 +220,7 @@ def neutral_floors(
                 not_encoded=cmp.not_encoded(),
                 value_specific_verdicts=list(specific.values()),
                 no_floor=no_floor,
+                dose_gap=gap,
             )
         )
     return out

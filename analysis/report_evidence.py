@@ -69,10 +69,16 @@ def floor_sentence(floor: NeutralFloor) -> str:
         if floor.no_floor
         else ""
     )
+    dose = (
+        f" The neutral arm was trained otherwise than {StagePair.parse(floor.pair).child} "
+        f"({floor.dose_gap}; neutral first): not a like-for-like floor."
+        if floor.dose_gap
+        else ""
+    )
     return (
         f"{head}: {len(floor.value_specific)} of {len(floor.fired)} fired layer verdicts survive "
         f"the neutral floor (value-specific {specific}); "
-        f"within it: {fmt_layers(floor.within_floor)}.{no_floor}{unjudged}"
+        f"within it: {fmt_layers(floor.within_floor)}.{no_floor}{dose}{unjudged}"
     )
 
 
@@ -119,7 +125,9 @@ def floor_section(inputs: ReportInputs) -> Section | None:
                 len(n.value_specific) if n.comparable else "—",
                 fmt_layers(n.value_specific) if n.comparable else "—",
                 fmt_layers(n.within_floor) if n.comparable else "—",
-                n.note,
+                f"{n.note}; the neutral arm was trained otherwise ({n.dose_gap}; neutral first)"
+                if n.dose_gap
+                else n.note,
             ]
             for n in f.neutral_floor
         ],

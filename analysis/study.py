@@ -13,7 +13,7 @@ what it returns.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from valuetrace.analysis.findings import (
     projection_vs_preference,
 )
 from valuetrace.analysis.localize import Replicate, compare_stages
-from valuetrace.analysis.neutral_floor import NeutralFloor, neutral_floors
+from valuetrace.analysis.neutral_floor import Dose, NeutralFloor, neutral_floors
 from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import held_out_auroc
 from valuetrace.config import RunConfig
@@ -67,6 +67,7 @@ class StudyInputs:
     items: Mapping[str, Activations]
     stages: list[str]  # every recorded stage, lineage order
     replicate_of: Mapping[str, str]  # seed replicate -> the stage it replicates
+    doses: Mapping[str, Dose] = field(default_factory=dict)  # trained stages' recorded dose
 
 
 def primary_pair(compare: list[Pair]) -> Pair:
@@ -195,7 +196,8 @@ def neutral_floor(
     from its parent (`valuetrace.analysis.neutral_floor`); empty without a neutral arm.
 
     The neutral arm's change is its configured comparison when `analysis.compare` lists it,
-    else computed here the same way (same examples, replicate floor and seed).
+    else computed here the same way (same examples, replicate floor and seed). A pair whose
+    child was trained otherwise than the neutral arm (`inputs.doses`) carries the difference.
     """
     neutral = config.analysis.neutral_arm
     if neutral is None:
@@ -211,7 +213,7 @@ def neutral_floor(
                 comparisons.get(key)
                 or _compare(config, parent, neutral, loaded, inputs.replicate_of)[0]
             )
-        out += neutral_floors(name, comparisons, neutral, str(parent), change)
+        out += neutral_floors(name, comparisons, neutral, str(parent), change, inputs.doses)
     return out
 
 

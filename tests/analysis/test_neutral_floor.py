@@ -17,7 +17,7 @@ import yaml
 from valuetrace.activations.store import Activations
 from valuetrace.analysis.findings import Findings
 from valuetrace.analysis.localize import compare_stages
-from valuetrace.analysis.neutral_floor import neutral_floors, value_specific
+from valuetrace.analysis.neutral_floor import Dose, dose_gap, neutral_floors, value_specific
 from valuetrace.analysis.report_evidence import floor_sentence
 from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.study import StageData, StudyInputs, compare_concept, neutral_floor
@@ -159,6 +159,34 @@ def test_a_layer_where_the_neutral_change_is_undefined_has_no_floor(tmp_path, lo
     assert "No floor at layer 1: the neutral arm's change is undefined there." in floor_sentence(
         floor
     )
+
+
+def test_a_neutral_arm_trained_otherwise_says_so_and_a_larger_one_does_not():
+    lora = {"r": 16, "alpha": 32}
+    config = {"method": "lora", "learning_rate": 2e-4, "lora": lora}
+    child = Dose.of(config, {"steps": 20, "tokens_seen": 14000})
+    assert Dose.of(config, {}) is None  # a stage not trained here: no dose recorded
+    assert dose_gap(child, Dose.of(config, {"steps": 20, "tokens_seen": 19000})) == ""
+    smaller = Dose.of({**config, "learning_rate": 1e-4}, {"steps": 10, "tokens_seen": 7000})
+    assert dose_gap(child, smaller) == (
+        "learning rate 0.0001 vs 0.0002; optimizer steps 10 vs 20; tokens 7000 vs 14000"
+    )
+
+
+def test_the_floor_sentence_names_a_dose_gap(tmp_path, loaded):
+    _, concept = _floors(_config(tmp_path, [["mid", "sft"], ["mid", "neutral"]]), loaded)
+    sft, neutral = concept.comparisons["mid→sft"], concept.comparisons["mid→neutral"]
+    doses = {
+        "sft": Dose("lora", 2e-4, "r 16", 20, 14000),
+        "neutral": Dose("full", 2e-4, "", 20, 14000),
+    }
+    (floor,) = neutral_floors("c", {"mid→sft": sft}, "neutral", "mid", neutral, doses)
+    assert floor.dose_gap == "method full vs lora; LoRA none vs r 16"
+    assert "The neutral arm was trained otherwise than sft (method full vs lora" in floor_sentence(
+        floor
+    )
+    (alike,) = neutral_floors("c", {"mid→sft": sft}, "neutral", "mid", neutral, {})
+    assert alike.dose_gap == "" and "trained otherwise" not in floor_sentence(alike)
 
 
 def test_a_layer_the_parent_does_not_encode_is_neither_fired_nor_value_specific(loaded):

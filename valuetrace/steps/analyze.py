@@ -11,6 +11,7 @@ from valuetrace.analysis.behaviour import BehaviourResult
 from valuetrace.analysis.concept_record import concept_section
 from valuetrace.analysis.figures import draw_figures
 from valuetrace.analysis.findings import Findings
+from valuetrace.analysis.neutral_floor import Dose
 from valuetrace.analysis.study import StageData, StudyInputs, study
 from valuetrace.analysis.tables import write_tables
 from valuetrace.config import RunConfig
@@ -65,6 +66,11 @@ def analyze(config: RunConfig) -> Findings:
         },
         stages=stages,
         replicate_of=replicate_of,
+        doses={
+            s: dose
+            for s in stages
+            if (dose := Dose.of(lineage.get(s).config, lineage.get(s).metrics)) is not None
+        },
     )
     findings = study(config, inputs)
     paths.analysis.mkdir(parents=True, exist_ok=True)
