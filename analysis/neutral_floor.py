@@ -13,7 +13,10 @@ from the parent to the neutral arm| at that layer. The neutral change is used as
 exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: point estimates,
 |change| > floor, on top of the pair's own significance test and replicate floor. A layer
 where the pair's parent does not encode the concept has no verdict to judge
-(`Verdict.NOT_ENCODED`): it is neither fired nor value-specific, and is listed apart.
+(`Verdict.NOT_ENCODED`): it is neither fired nor value-specific, and is listed apart. Only the
+part of a verdict that beats the floor is value-specific (a "weakening + rotation" whose drop
+the neutral arm matches is a value-specific rotation). The floor is like-for-like only when the
+neutral arm was trained as the pair's child was; `dose_gap` says where it was not.
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ class NeutralFloor:
     `value_specific_verdicts` the part of each one's verdict that is (findings before schema 6:
     empty); `no_floor`: fired layers where the neutral arm's change is undefined (a degenerate
     layer), so it is no floor there (schema 6); `dose_gap`: how the neutral arm's training
-    differs from the pair's child's ("" when alike or unknown; `dose_gap`, schema 6);
+    differs from the pair's child's ("" when alike or unknown; schema 6);
     `within_floor`: the rest of `fired`.
     `floor_drop` / `floor_rotation`: per layer, |the neutral arm's drop in separation| and |its
     rotation gap| (Cohen's d; empty when not comparable). `not_encoded`: layers where the pair's
