@@ -10,8 +10,6 @@ script starts before the stage and kills after it; `--nice` runs it at nice 19),
     N         `threads: N` in the config, for cores-1 and 1 (`runtime.set_threads`)
     passive   every core, with OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep at barriers
               instead of spinning; set before torch starts)
-    spinN     every core, OMP_WAIT_POLICY unset and GOMP_SPINCOUNT=N (libgomp's threads spin N
-              iterations at a barrier, then sleep; its default is 300,000), for each `--spin N`
 
 Columns: tokens/s of `trainer.train()` alone and loaded, and loaded/alone (1.0 = unaffected;
 with one competitor on 2 cores, a fair share would be ~0.5). The header gives the load average
@@ -151,9 +149,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps of 4 x 64 tokens")
     parser.add_argument("--nice", action="store_true", help="run the competitor at nice 19")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per stage at most")
-    parser.add_argument(
-        "--spin", type=int, nargs="*", default=[], help="GOMP_SPINCOUNT values to time too"
-    )
     parser.add_argument("--threads", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,8 +160,6 @@ def main() -> None:
     for n in sorted({max(1, cores - 1), 1}, reverse=True):
         settings[str(n)] = (str(n), {})
     settings["passive"] = ("auto", {"OMP_WAIT_POLICY": "PASSIVE"})
-    for n in args.spin:
-        settings[f"spin{n}"] = ("auto", {"GOMP_SPINCOUNT": str(n)})
     print(
         f"load average {os.getloadavg()[0]:.1f} on {cores} cores | "
         f"{'tiny model' if args.tiny else 'SmolLM2-135M-Instruct'} LoRA stage, {args.steps} "
