@@ -321,16 +321,18 @@ def compare_stages(
             if cos_floor_arr is None
             else cos_ci[:, 1] < cos_floor_arr
         )
-    undefined: dict[int, str] = {}
-    for stage, x in ((stage_a, a), (stage_b, b)):
-        for i, reason in degenerate_layers(x, y).items():
-            text = f"{stage}: {reason}"
-            undefined[i] = f"{undefined[i]}; {text}" if i in undefined else text
+    reasons: list[tuple[int, str]] = [
+        (i, f"{stage}: {reason}")
+        for stage, x in ((stage_a, a), (stage_b, b))
+        for i, reason in degenerate_layers(x, y).items()
+    ]
     if floors is not None:  # a NaN floor would silently read as "no change beyond the floor"
         finite = np.all([np.isfinite(v) for v in floors.values()], axis=0)
-        for i in np.flatnonzero(~finite):
-            text = "no noise floor: the seed replicates' drift is undefined (a degenerate layer)"
-            undefined[int(i)] = f"{undefined[int(i)]}; {text}" if int(i) in undefined else text
+        no_floor = "no noise floor: the seed replicates' drift is undefined (a degenerate layer)"
+        reasons += [(int(i), no_floor) for i in np.flatnonzero(~finite)]
+    undefined: dict[int, str] = {}
+    for i, text in reasons:
+        undefined[i] = f"{undefined[i]}; {text}" if i in undefined else text
     comparison = StageComparison(
         stage_a=stage_a,
         stage_b=stage_b,

@@ -177,6 +177,7 @@ def neutral_floors(
     Raises:
         DataError: a comparison and the neutral change are over different layers.
     """
+    doses = doses or {}
     out = []
     for key, cmp in comparisons.items():
         fired = changed_layers(cmp)
@@ -202,7 +203,7 @@ def neutral_floors(
                 if layer in fired and not (math.isfinite(d) and math.isfinite(r))
             ]
             note = f"{len(specific)} of {len(fired)} fired layer verdicts beyond the neutral arm"
-            child, arm = (doses or {}).get(cmp.stage_b), (doses or {}).get(neutral)
+            child, arm = doses.get(cmp.stage_b), doses.get(neutral)
             gap = "" if child is None or arm is None else dose_gap(child, arm)
         comparable = bool(drop)
         out.append(

@@ -70,8 +70,7 @@ def floor_sentence(floor: NeutralFloor) -> str:
         else ""
     )
     dose = (
-        f" The neutral arm was trained otherwise than {StagePair.parse(floor.pair).child} "
-        f"({floor.dose_gap}; neutral first): not a like-for-like floor."
+        f" The neutral arm {_trained_otherwise(floor)}: not a like-for-like floor."
         if floor.dose_gap
         else ""
     )
@@ -80,6 +79,13 @@ def floor_sentence(floor: NeutralFloor) -> str:
         f"the neutral floor (value-specific {specific}); "
         f"within it: {fmt_layers(floor.within_floor)}.{no_floor}{dose}{unjudged}"
     )
+
+
+def _trained_otherwise(floor: NeutralFloor) -> str:
+    """How the neutral arm's training differs from the pair's child's, in words (after "the
+    neutral arm")."""
+    child = StagePair.parse(floor.pair).child
+    return f"was trained otherwise than {child} ({floor.dose_gap}; neutral first)"
 
 
 def _specific_part(floor: NeutralFloor, layer: int) -> str:
@@ -125,9 +131,7 @@ def floor_section(inputs: ReportInputs) -> Section | None:
                 len(n.value_specific) if n.comparable else "—",
                 fmt_layers(n.value_specific) if n.comparable else "—",
                 fmt_layers(n.within_floor) if n.comparable else "—",
-                f"{n.note}; the neutral arm was trained otherwise ({n.dose_gap}; neutral first)"
-                if n.dose_gap
-                else n.note,
+                f"{n.note}; the neutral arm {_trained_otherwise(n)}" if n.dose_gap else n.note,
             ]
             for n in f.neutral_floor
         ],
