@@ -7,11 +7,12 @@ neutral fine-tune of the same dose makes at that layer (the neutral arm's change
 floor exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: |drop| must
 exceed it; the rule is `valuetrace.analysis.neutral_floor.value_specific`, which the study
 applies to every compared pair too). On the neutral arm every fired stage x layer verdict is a
-false positive; it is counted against the number the test level allows, alpha x tests (three
-one-sided tests per judged layer and step: weakening, strengthening, rotation; Holm keeps the
-family-wise rate of each at alpha, so this count is a loose upper bound). A layer where the
-arms' parent does not encode the concept (`valuetrace.analysis.verdict.parent_encodes`) is not
-judged: it is never a first layer, never a false positive, and not among the allowed tests.
+false positive; it is counted against alpha x tests (three one-sided tests per judged layer and
+step: weakening, strengthening, rotation), the number expected by chance if every test ran at
+alpha uncorrected: Holm over layers only rejects fewer, keeping each family's chance of any false
+positive at alpha, so this is an upper bound on the expected count, not a tolerance. A layer
+where the arms' parent does not encode the concept (`valuetrace.analysis.verdict.parent_encodes`)
+is not judged: it is never a first layer, never a false positive, and not among the allowed tests.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ class DoseRow:
     `first_layer` is the first layer (model layer number) where weakening or rotation fires,
     None if none; `verdict` the verdict there (`Verdict.NONE` when none fired) and
     `value_specific` whether it beats the neutral arm at that layer (`neutral_floor`).
-    `value_specific_verdicts` holds, at each of `value_specific_layers`, the part of its verdict
-    that beats the neutral arm (a "weakening + rotation" whose drop the neutral arm matches is
-    a value-specific "rotation").
+    `layers` are the layers where any verdict fired (strengthening too) and `fired_verdicts`
+    their verdicts. `value_specific_verdicts` holds, at each of `value_specific_layers`, the part
+    of its verdict that beats the neutral arm (a "weakening + rotation" whose drop the neutral arm
+    matches is a value-specific "rotation").
     `false_positives` is the neutral arm's number of fired layer verdicts at this dose (the same
     on both arms' rows), `false_positives_allowed` = alpha x its tests. `not_encoded`: the
     layers this row's stage was not judged at, because the parent does not encode the concept
@@ -59,6 +61,7 @@ class DoseRow:
     verdict: Verdict
     value_specific: bool
     layers: list[int]
+    fired_verdicts: list[Verdict]
     value_specific_layers: list[int]
     value_specific_verdicts: list[Verdict]
     false_positives: int
@@ -67,10 +70,12 @@ class DoseRow:
     floored: bool
 
 
-def _fired(step: TrajectoryStep, layers: Sequence[int]) -> list[int]:
-    return [
-        layer for layer, v in zip(layers, step.comparison.verdicts, strict=True) if Verdict(v).fired
-    ]
+def _fired(step: TrajectoryStep, layers: Sequence[int]) -> dict[int, Verdict]:
+    return {
+        layer: Verdict(v)
+        for layer, v in zip(layers, step.comparison.verdicts, strict=True)
+        if Verdict(v).fired
+    }
 
 
 def _first_change(step: TrajectoryStep, layers: Sequence[int]) -> tuple[int | None, Verdict]:
@@ -102,6 +107,7 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
         specific = value_specific(point.comparison, twin.comparison)
         for arm, p, spec in (("counter", point, specific), ("neutral", twin, {})):
             first, verdict = _first_change(p, layers)
+            fired = _fired(p, layers)
             beh = p.behaviour
             rows.append(
                 DoseRow(
@@ -113,7 +119,8 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
                     first_layer=first,
                     verdict=verdict,
                     value_specific=first is not None and first in spec,
-                    layers=_fired(p, layers),
+                    layers=list(fired),
+                    fired_verdicts=list(fired.values()),
                     value_specific_layers=list(spec),
                     value_specific_verdicts=list(spec.values()),
                     false_positives=fp,
@@ -182,8 +189,8 @@ def _layers_where(row: DoseRow, keep: Callable[[Verdict], bool]) -> str:
 def headline(known: KnownAnswer) -> list[str]:
     """The known answer in two sentences, for the first lines of a summary: when behaviour
     first moved on each arm, when and where a value-specific representation change first
-    fired on the counter-value arm, and the neutral arm's false positives against the number
-    the test level allows (saying what that count means when the arm has no replicate floor)."""
+    fired on the counter-value arm, and the neutral arm's false positives against alpha x tests
+    (saying what that count means at the steps no replicate floors)."""
     counter = [r for r in known.rows if r.arm == "counter"]
     neutral = [r for r in known.rows if r.arm == "neutral"]
     first = next((r for r in counter if r.value_specific_layers), None)
@@ -212,11 +219,13 @@ def headline(known: KnownAnswer) -> list[str]:
         )
     fp = sum(r.false_positives for r in neutral)
     allowed = sum(r.false_positives_allowed for r in neutral)
+    bare = [str(r.step) for r in neutral if r.false_positives and not r.floored]
     unfloored = (
-        " With no seed replicate of the neutral arm a verdict needs significance alone, so this "
-        "counts every change a neutral fine-tune of this dose makes, not only test errors; "
-        "`replicates: 1` on both arms gives each step a noise floor."
-        if fp and not any(r.floored for r in neutral)
+        f" At {'step' if len(bare) == 1 else 'steps'} {', '.join(bare)}, which no seed replicate "
+        "floors, a verdict needs significance alone, so the count there is every change a "
+        "neutral fine-tune of this dose makes, not only test errors; `replicates: 1` on both "
+        "arms gives each step a noise floor."
+        if bare
         else ""
     )
     return [
@@ -224,7 +233,8 @@ def headline(known: KnownAnswer) -> list[str]:
         f"{representation}.",
         f"The neutral arm '{known.neutral}' (same dose, text without the value) "
         f"{_first_moved(neutral)}, and fired {fp} stage × layer verdicts (false positives) "
-        f"where the test level allows {allowed:.1f}.{unfloored}",
+        f"against at most {allowed:.1f} expected by chance (α × tests: Holm over layers keeps "
+        f"each test family's chance of any false positive at α, so fewer).{unfloored}",
     ]
 
 
@@ -243,6 +253,12 @@ def _specific_part(row: DoseRow) -> str:
     return " (value-specific)" if part is row.verdict else f" ({part} value-specific)"
 
 
+def _others(row: DoseRow) -> str:
+    """The verdict cell of a row where no weakening or rotation fired: what did fire instead
+    (a strengthening is still a fired verdict, and a false positive on the neutral arm)."""
+    return by_verdict(row.layers, row.fired_verdicts) or str(Verdict.NONE)
+
+
 def format_table(rows: Sequence[DoseRow]) -> str:
     """The one-screen sensitivity table: dose x arm, behaviour, first layer, false positives."""
     lines = [
@@ -254,7 +270,7 @@ def format_table(rows: Sequence[DoseRow]) -> str:
         margin = "not scored" if m is None else f"{m.value:+.3f} [{m.lo:+.3f}, {m.hi:+.3f}]"
         moved = "-" if r.behaviour_changed is None else "yes" if r.behaviour_changed else "no"
         spec = ",".join(map(str, r.value_specific_layers)) or "-"
-        verdict = f"{r.verdict}{_specific_part(r)}"
+        verdict = f"{r.verdict}{_specific_part(r)}" if r.first_layer is not None else _others(r)
         lines.append(
             f"{r.arm:<8} {r.step:>5}  {margin:<30} {moved:<5} {r.first_layer!s:>5}  "
             f"{verdict:<46} {spec:<22} {r.false_positives:>4}/{r.false_positives_allowed:.2f}"

@@ -137,6 +137,7 @@ def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_ro
             Verdict.NONE,
             False,
             list(verdicts),
+            list(verdicts.values()),
             list(verdicts),
             list(verdicts.values()),
             2,
@@ -163,13 +164,17 @@ def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_ro
     )
     assert "did not move behaviour at any saved step (every margin CI covers 0)" in neutral_said
     assert (
-        "fired 4 stage × layer verdicts (false positives) where the test level allows 3.0. "
-        "With no seed replicate of the neutral arm a verdict needs significance alone"
-        in neutral_said
+        "fired 4 stage × layer verdicts (false positives) against at most 3.0 expected by "
+        "chance (α × tests: Holm over layers keeps each test family's chance of any false "
+        "positive at α, so fewer). At steps 5, 10, which no seed replicate floors, a verdict "
+        "needs significance alone" in neutral_said
     )
     floored = [row(r.arm, r.step, {}, r.behaviour_changed, floored=True) for r in rows]
     floored_counter, floored_said = headline(KnownAnswer("c", "n", floored))
-    assert floored_said.endswith("allows 3.0.") and "seed replicate" not in floored_said
+    assert floored_said.endswith("so fewer).") and "seed replicate" not in floored_said
+    # only the unfloored step is named when a replicate floors the other
+    some = [dataclasses.replace(r, floored=r.step == 5) for r in rows]
+    assert "At step 10, which no seed replicate floors" in headline(KnownAnswer("c", "n", some))[1]
     assert "did not move behaviour beyond its floor at any saved step" in floored_said
     assert "moved behaviour beyond its floor from step 5" in floored_counter
 
@@ -177,8 +182,8 @@ def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_ro
 def test_the_table_names_the_part_of_a_first_verdict_that_beats_the_neutral_arm() -> None:
     both, rotated = Verdict.WEAKENING_ROTATION, Verdict.ROTATION
     base = DoseRow(
-        "counter", "c", 5, True, Interval(-0.5, -0.6, -0.4), 2, both, True, [2], [2], [both],
-        0, 1.5, [], False,
+        "counter", "c", 5, True, Interval(-0.5, -0.6, -0.4), 2, both, True, [2], [both], [2],
+        [both], 0, 1.5, [], False,
     )  # fmt: skip
     part = dataclasses.replace(base, value_specific_verdicts=[rotated])
     none = dataclasses.replace(base, value_specific=False, value_specific_layers=[])
@@ -186,6 +191,18 @@ def test_the_table_names_the_part_of_a_first_verdict_that_beats_the_neutral_arm(
     assert "weakening + rotation (value-specific) 2" in lines[0]
     assert "weakening + rotation (rotation value-specific) 2" in lines[1]
     assert "weakening + rotation -" in lines[2] and "value-specific" not in lines[2]
+
+
+def test_the_table_names_what_fired_when_nothing_weakened_or_rotated() -> None:
+    up = Verdict.STRENGTHENING
+    row = DoseRow(
+        "neutral", "n", 5, False, Interval(0.0, -0.1, 0.1), None, Verdict.NONE, False, [1, 2, 7],
+        [up, up, up], [], [], 3, 1.5, [], False,
+    )  # fmt: skip
+    quiet = dataclasses.replace(row, layers=[], fired_verdicts=[], false_positives=0)
+    cells = [" ".join(format_table([r]).splitlines()[1].split()) for r in (row, quiet)]
+    assert "None strengthening at layers 1–2, 7 - 3/1.50" in cells[0]
+    assert "None no meaningful change - 0/1.50" in cells[1]
 
 
 FAINT = 0  # a layer whose parent signal is too faint for its probe to read

@@ -78,7 +78,7 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     shown = capsys.readouterr().out
     print(shown)
     assert "calibration of" in shown and "Known answer: the counter-value arm 'counter'" in shown
-    assert "The neutral arm 'neutral' (same dose" in shown and "the test level allows" in shown
+    assert "The neutral arm 'neutral' (same dose" in shown and "expected by chance" in shown
     assert (run / "checkpoints" / "counter-step2" / "config.json").is_file()
     assert (run / "checkpoints" / "neutral-step2" / "config.json").is_file()
     assert (run / "analysis" / "figures" / "compassion_counter_trajectory.png").is_file()
