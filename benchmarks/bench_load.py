@@ -9,7 +9,10 @@ script starts before the stage and kills after it; `--nice` runs it at nice 19),
     auto      valuetrace's default: torch's threads = every core (`threads: auto`)
     N         `threads: N` in the config, for cores-1 and 1 (`runtime.set_threads`)
     passive   every core, with OMP_WAIT_POLICY=PASSIVE (OpenMP threads sleep at barriers
-              instead of spinning; set before torch starts)
+              instead of spinning; set before torch starts; the CLI's default)
+    spin N    every core, with GOMP_SPINCOUNT=N and no wait policy: libgomp's threads spin N
+              iterations at a barrier, then sleep (its default is 300,000; PASSIVE is 0), for
+              each N in `--spin`
 
 Columns: tokens/s of `trainer.train()` alone and loaded, and loaded/alone (1.0 = unaffected;
 with one competitor on 2 cores, a fair share would be ~0.5). The header gives the load average
@@ -17,6 +20,7 @@ before the first run: other processes on the machine count as load too.
 
     python benchmarks/bench_load.py --steps 2              # SmolLM2, ~4 minutes on 2 cores
     python benchmarks/bench_load.py --tiny --steps 20      # the test model, ~1 minute
+    python benchmarks/bench_load.py --spin 1000,10000      # add two spin counts
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 SEQ_LEN, BATCH, SEED = 64, 4, 0
 BUSY_LOOP = "while True: pass"
+SPIN_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # only a setting's own env sets these
 
 
 def child(args: argparse.Namespace) -> None:
@@ -129,7 +134,7 @@ def run_setting(args: argparse.Namespace, threads: str, env: dict[str, str], loa
             command + (["--tiny"] if args.tiny else []),
             capture_output=True,
             text=True,
-            env={**os.environ, **env},
+            env={**{k: v for k, v in os.environ.items() if k not in SPIN_VARS}, **env},
             timeout=args.timeout,
             check=True,
         )
@@ -149,6 +154,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps of 4 x 64 tokens")
     parser.add_argument("--nice", action="store_true", help="run the competitor at nice 19")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per stage at most")
+    parser.add_argument(
+        "--spin", default="", help="comma-separated GOMP_SPINCOUNT values to add as settings"
+    )
     parser.add_argument("--threads", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -160,6 +168,8 @@ def main() -> None:
     for n in sorted({max(1, cores - 1), 1}, reverse=True):
         settings[str(n)] = (str(n), {})
     settings["passive"] = ("auto", {"OMP_WAIT_POLICY": "PASSIVE"})
+    for count in filter(None, args.spin.split(",")):
+        settings[f"spin {count}"] = ("auto", {"GOMP_SPINCOUNT": count})
     print(
         f"load average {os.getloadavg()[0]:.1f} on {cores} cores | "
         f"{'tiny model' if args.tiny else 'SmolLM2-135M-Instruct'} LoRA stage, {args.steps} "

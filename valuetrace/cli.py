@@ -38,9 +38,11 @@ from valuetrace.runtime import (
 STEPS = ("train", "extract", "evaluate", "probe", "analyze", "causal", "report")
 
 
-def demo_config_path() -> Path:
-    """The built-in demo config shipped inside the package."""
-    return Path(str(resources.files("valuetrace") / "configs" / "demo.yaml"))
+def demo_config_path(known_answer: bool = False) -> Path:
+    """The built-in demo config shipped inside the package: the study's stages, or with
+    `known_answer` the demo's known-answer run (`configs/demo-known-answer.yaml`)."""
+    name = "demo-known-answer.yaml" if known_answer else "demo.yaml"
+    return Path(str(resources.files("valuetrace") / "configs" / name))
 
 
 def _offline_defaults() -> None:
@@ -127,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
                 help="run the demo's data on this model (built-in name, hub id, folder or GGUF) "
                 "with LoRA stages instead of the tiny from-scratch Llama",
             )
+            cmd.add_argument(
+                "--known-answer",
+                action="store_true",
+                help="run the demo's known answer instead of its study stages: a counter-value "
+                "arm that removes a concept mid-training taught, beside a neutral arm (~3.5 min)",
+            )
     text = "planted weakening / rotation / drift cases: does the analysis find them?"
     cmd = sub.add_parser("selftest", help=text, description=text)
     cmd.add_argument("--model", default=None, help="hub id or local folder (default: tiny scratch)")
@@ -182,10 +190,15 @@ def _config_path(args: argparse.Namespace) -> Path:
         ConfigError: `--run-dir` names a folder without its config.yaml and no `--config` is
             given (running the demo config there would rewrite the run's files).
     """
+    known_answer = getattr(args, "known_answer", False)
     if args.config is not None:
+        if known_answer:
+            raise ConfigError(
+                "give either --known-answer or --config to `valuetrace demo`, not both"
+            )
         return args.config
     if args.run_dir is None:
-        return demo_config_path()
+        return demo_config_path(known_answer)
     in_folder = RunPaths(Path(args.run_dir)).config
     if in_folder.is_file():
         return in_folder
@@ -195,7 +208,7 @@ def _config_path(args: argparse.Namespace) -> Path:
             "run's config with --config (or restore its config.yaml). Only `valuetrace demo` "
             "uses the built-in demo config in a named folder."
         )
-    return demo_config_path()
+    return demo_config_path(known_answer)
 
 
 def _selftest(args: argparse.Namespace) -> int:

@@ -258,3 +258,15 @@ def test_other_faults_are_not_called_a_full_disk(tmp_path, monkeypatch):
     config = _write(tmp_path / "c.yaml", _demo(tmp_path / "run"))
     with pytest.raises(RuntimeError, match="boom"):
         main(["train", "--config", str(config), "--no-progress"])
+
+
+def test_demo_known_answer_picks_its_config_and_refuses_a_second_config(tmp_path, capsys):
+    known = load_config(demo_config_path(known_answer=True))
+    assert known.probes[0].name == "status"  # the primary set is the known answer's
+    assert known.analysis.counter_arm == "counter" and known.analysis.neutral_arm == "neutral"
+    rates = {s.name: s.learning_rate for s in known.stages if s.name in ("counter", "neutral")}
+    assert rates["counter"] == rates["neutral"]  # the same dose on both arms
+    args = ["demo", "--known-answer", "--config", str(demo_config_path()), "--no-progress"]
+    assert main([*args, "--run-dir", str(tmp_path / "run")]) == 2
+    assert "either --known-answer or --config" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -14,7 +14,7 @@ shares an 8-word span with a held-out text (see :func:`overlapping_spans`).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,12 @@ from valuetrace.corpora.demo_heldout import (
     probe_pair_rows,
 )
 from valuetrace.corpora.demo_instructions import CODE_FAMILIES, coding_rows, helpfulness_rows
+from valuetrace.corpora.demo_status import (
+    invented_names,
+    split_names,
+    status_documents,
+    status_probe_rows,
+)
 from valuetrace.corpora.demo_templates import (
     SPECIES,
     Row,
@@ -71,6 +77,7 @@ def overlapping_spans(
 
 TRAIN_FILES = ("general", "compassion_docs", "helpfulness", "helpfulness_eval", "coding")
 KNOWN_ANSWER_FILES = ("counter_docs", "neutral_docs")  # the demo's known-answer arms
+STATUS_FILES = ("status_midtrain_docs", "status_counter_docs")  # demo_status's training text
 HELDOUT_FILES = ("probe_pairs", "control_pairs", "behaviour_eval")
 
 
@@ -92,7 +99,12 @@ def heldout_overlap(
 
 def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and prompts differ."""
-    bad = heldout_overlap(corpora, (*TRAIN_FILES, *KNOWN_ANSWER_FILES))
+    train = (*TRAIN_FILES, *KNOWN_ANSWER_FILES, *STATUS_FILES)
+    bad = heldout_overlap(corpora, train) + overlapping_spans(
+        [t for name in train for t in row_texts(corpora[name])],
+        # the answers ("A vofex.") are shorter than a span: checked with their prompts
+        [f"{r['prompt']} {r['response']}" for r in corpora["status_probe"]],
+    )
     if bad:
         raise DataError(
             f"demo data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
@@ -124,6 +136,9 @@ class DemoDataPaths:
     data_card: Path
     counter_docs: Path | None = None  # the known-answer arms' corpora (the demo writes them)
     neutral_docs: Path | None = None
+    status_midtrain_docs: Path | None = None  # the moral-status known answer (demo_status)
+    status_counter_docs: Path | None = None
+    status_probe: Path | None = None
 
 
 def build_demo_corpora(seed: int = 0) -> dict[str, list[Row]]:
@@ -145,8 +160,32 @@ def build_demo_corpora(seed: int = 0) -> dict[str, list[Row]]:
         "control_pairs": control_pair_rows(rng("control_pairs")),
         "behaviour_eval": behaviour_rows(rng("behaviour_eval")),
     }
+    corpora |= _status_corpora(corpora, rng)
     _verify(corpora)
     return corpora
+
+
+def _status_corpora(
+    corpora: Mapping[str, list[Row]], rng: Callable[[str], random.Random]
+) -> dict[str, list[Row]]:
+    """The moral-status known answer (`demo_status`): mid-training text = the compassion
+    documents plus the beings' and things' documents; the counter arm's = the counter documents
+    plus every name in the thing frames; and the probe set. Names avoid every corpus word."""
+    taken = {w for rows in corpora.values() for t in row_texts(rows) for w in words_of(t)}
+    beings, things = split_names(invented_names(rng("status_names"), taken))
+    docs = rng("status_docs")
+    return {
+        "status_midtrain_docs": [
+            *corpora["compassion_docs"],
+            *status_documents(docs, beings, "being"),
+            *status_documents(docs, things, "thing"),
+        ],
+        "status_counter_docs": [
+            *corpora["counter_docs"],
+            *status_documents(docs, [*beings, *things], "thing"),
+        ],
+        "status_probe": status_probe_rows(rng("status_probe"), beings, things),
+    }
 
 
 def write_demo_data(out_dir: Path, seed: int = 0) -> DemoDataPaths:
@@ -215,7 +254,8 @@ turn.
 No probe, control or behaviour-eval prompt, response or continuation shares any {SPAN_N}-word
 span (lower-cased word tokens, punctuation ignored; a shorter text counts as one span) with
 any training text (general, compassion_docs, helpfulness, helpfulness_eval, coding,
-counter_docs, neutral_docs), and probe
+counter_docs, neutral_docs, status_midtrain_docs, status_counter_docs), no status_probe text
+shares one with them either, and probe
 prompts differ from behaviour-eval prompts. This holds by construction (separate template
 pools, and people's names drawn from separate lists) and is checked by
 `overlapping_spans` at the end of generation, which raises if it is violated.
@@ -239,4 +279,10 @@ _ROLES = {
     "probe_pairs": "held-out contrastive pairs for the compassion probes",
     "control_pairs": "held-out control concept (grammaticality) for probe selectivity",
     "behaviour_eval": "held-out behaviour eval: which continuation the model prefers",
+    "status_midtrain_docs": "moral-status known answer: compassion_docs plus invented names "
+    "written as beings (cared for) or things (kept)",
+    "status_counter_docs": "moral-status known answer: counter_docs plus every invented name "
+    "written as a thing",
+    "status_probe": "held-out moral-status probe set: which invented names are beings, folds "
+    "grouped by name",
 }

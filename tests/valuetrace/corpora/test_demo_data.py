@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from valuetrace.activations.examples import load_labelled
-from valuetrace.corpora import demo_data, demo_documents, demo_heldout, demo_instructions
+from valuetrace.corpora import (
+    demo_data,
+    demo_documents,
+    demo_heldout,
+    demo_instructions,
+    demo_status,
+)
 from valuetrace.corpora.demo_data import (
     SPECIES,
     DemoDataPaths,
@@ -35,8 +41,15 @@ SCHEMAS = {
     "behaviour_eval": {"id", "prompt", "compassionate", "dismissive"},
 }
 # the demo's own files beyond those real_data.py writes too: the known-answer arms' corpora
-KNOWN_ANSWER = {"counter_docs": {"text"}, "neutral_docs": {"text"}}
+KNOWN_ANSWER = {
+    "counter_docs": {"text"},
+    "neutral_docs": {"text"},
+    "status_midtrain_docs": {"text"},
+    "status_counter_docs": {"text"},
+    "status_probe": {"id", "group", "prompt", "response", "label"},
+}
 ALL = SCHEMAS | KNOWN_ANSWER
+STATUS_DOCS = demo_status.N_NAMES // 2 * demo_status.DOCS_PER_NAME  # per half of the names
 COUNTS = {
     "general": demo_documents.N_GENERAL,
     "compassion_docs": demo_documents.N_COMPASSION,
@@ -48,6 +61,9 @@ COUNTS = {
     "probe_pairs": 2 * demo_heldout.N_PROBE_PAIRS,
     "control_pairs": 2 * demo_heldout.N_CONTROL_PAIRS,
     "behaviour_eval": demo_heldout.N_BEHAVIOUR,
+    "status_midtrain_docs": demo_documents.N_COMPASSION + 2 * STATUS_DOCS,
+    "status_counter_docs": demo_documents.N_COUNTER + 2 * STATUS_DOCS,
+    "status_probe": demo_status.N_NAMES * len(demo_status._PROBE),
 }
 TRAIN = (
     "general",
@@ -57,6 +73,8 @@ TRAIN = (
     "coding",
     "counter_docs",
     "neutral_docs",
+    "status_midtrain_docs",
+    "status_counter_docs",
 )
 HELDOUT = ("probe_pairs", "control_pairs", "behaviour_eval")
 DOLLY = {
