@@ -338,6 +338,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"[valuetrace] total {time.perf_counter() - start:.1f} s; report: {paths.report}; "
             f"full log: {paths.log}"
         )
+    if args.command == "demo" and not (args.known_answer or args.model or args.config):
+        print(
+            "[valuetrace] For a weakening that training caused and valuetrace finds (a counter-"
+            "value arm beside a neutral arm, ~3.5 min): valuetrace demo --known-answer"
+        )
     return 0
 
 
