@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
                 "--known-answer",
                 action="store_true",
                 help="run the demo's known answer instead of its study stages: a counter-value "
-                "arm that removes a concept mid-training taught, beside a neutral arm (~3.5 min)",
+                "arm that removes a concept mid-training taught, beside a neutral arm (~4.5 min)",
             )
     text = "planted weakening / rotation / drift cases: does the analysis find them?"
     cmd = sub.add_parser("selftest", help=text, description=text)
@@ -341,7 +341,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo" and not (args.known_answer or args.model or args.config):
         print(
             "[valuetrace] For a weakening that training caused and valuetrace finds (a counter-"
-            "value arm beside a neutral arm, ~3.5 min): valuetrace demo --known-answer"
+            "value arm beside a neutral arm, ~4.5 min): valuetrace demo --known-answer"
         )
     return 0
 
