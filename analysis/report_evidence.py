@@ -204,7 +204,9 @@ def trajectory_sentences(t: Trajectory) -> list[str]:
     out = [
         f"{t.dataset}: {t.parent} → {t.stage} along its run, each saved checkpoint compared with "
         f"{t.parent} as a configured pair is (floor: the seed replicate's drift at the same "
-        f"step, else at the end of the run). {first}: {_first_text(t)}.{unjudged}"
+        f"step, else at the end of the run), but without the control-concept check: a weakening "
+        f"here that a control concept matches is what the pair view calls global drift. "
+        f"{first}: {_first_text(t)}.{unjudged}"
     ]
     for point in t.steps:
         fired = [

@@ -259,6 +259,7 @@ def test_layers_the_parent_does_not_encode_are_never_a_first_detection_or_a_fals
     head = " ".join(trajectory_sentences(counter)[0].split())
     assert "Not judged at layer 0: parent does not encode the concept there" in head
     assert "First step beyond the floor: weakening at step 20" in head
+    assert "without the control-concept check" in head  # no global-drift relabel along a run
     bare = dataclasses.replace(
         counter, steps=[dataclasses.replace(p, floor_from=[]) for p in counter.steps]
     )
