@@ -99,12 +99,15 @@ def heldout_overlap(
 
 def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and prompts differ."""
-    train = (*TRAIN_FILES, *KNOWN_ANSWER_FILES, *STATUS_FILES)
-    bad = heldout_overlap(corpora, train) + overlapping_spans(
-        [t for name in train for t in row_texts(corpora[name])],
-        # the answers ("A vofex.") are shorter than a span: checked with their prompts
-        [f"{r['prompt']} {r['response']}" for r in corpora["status_probe"]],
-    )
+    train = [
+        t
+        for name in (*TRAIN_FILES, *KNOWN_ANSWER_FILES, *STATUS_FILES)
+        for t in row_texts(corpora[name])
+    ]
+    held = [t for name in HELDOUT_FILES for t in row_texts(corpora[name])]
+    # the status answers ("A vofex.") are shorter than a span: checked with their prompts
+    held += [f"{r['prompt']} {r['response']}" for r in corpora["status_probe"]]
+    bad = overlapping_spans(train, held)
     if bad:
         raise DataError(
             f"demo data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
