@@ -88,26 +88,22 @@ def row_texts(rows: Iterable[Row]) -> list[str]:
 
 
 def heldout_overlap(
-    corpora: Mapping[str, list[Row]], train_files: Sequence[str] = TRAIN_FILES
+    corpora: Mapping[str, list[Row]],
+    train_files: Sequence[str] = TRAIN_FILES,
+    more_heldout: Sequence[str] = (),
 ) -> list[str]:
-    """Spans of the held-out files (probe, control, eval) that occur in any of `train_files`
-    (default: the study's training files, which real_data.py writes too)."""
+    """Spans of the held-out files (probe, control, eval) and of `more_heldout` texts that occur
+    in any of `train_files` (default: the study's training files, which real_data.py writes too)."""
     train = [t for name in train_files for t in row_texts(corpora[name])]
     held = [t for name in HELDOUT_FILES for t in row_texts(corpora[name])]
-    return overlapping_spans(train, held)
+    return overlapping_spans(train, [*held, *more_heldout])
 
 
 def _verify(corpora: Mapping[str, list[Row]]) -> None:
     """Raise unless held-out texts share no n-word span with training texts and prompts differ."""
-    train = [
-        t
-        for name in (*TRAIN_FILES, *KNOWN_ANSWER_FILES, *STATUS_FILES)
-        for t in row_texts(corpora[name])
-    ]
-    held = [t for name in HELDOUT_FILES for t in row_texts(corpora[name])]
     # the status answers ("A vofex.") are shorter than a span: checked with their prompts
-    held += [f"{r['prompt']} {r['response']}" for r in corpora["status_probe"]]
-    bad = overlapping_spans(train, held)
+    status = [f"{r['prompt']} {r['response']}" for r in corpora["status_probe"]]
+    bad = heldout_overlap(corpora, (*TRAIN_FILES, *KNOWN_ANSWER_FILES, *STATUS_FILES), status)
     if bad:
         raise DataError(
             f"demo data: {len(bad)} held-out {SPAN_N}-word spans also occur in training text, "
