@@ -23,7 +23,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from valuetrace.analysis.neutral_floor import value_specific
-from valuetrace.analysis.report_model import by_verdict, fmt_layers, layer_word, signed
+from valuetrace.analysis.report_model import (
+    by_verdict,
+    fmt,
+    fmt_interval,
+    fmt_layers,
+    layer_word,
+    signed,
+)
 from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, TrajectoryStep
 from valuetrace.analysis.verdict import NOT_ENCODED_WHY, Verdict
 from valuetrace.errors import DataError, MissingStepError
@@ -132,14 +139,83 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
     return rows
 
 
+@dataclass(frozen=True)
+class SpecificDrop:
+    """How sure the known answer is: at the first step with a value-specific weakening, the
+    layer (model layer number) where the counter arm's drop is largest, its separation before
+    and after (along each stage's own cross-fitted direction, in pooled within-class standard
+    deviations: Cohen's d), the drop with its interval, and the neutral arm's drop of the same
+    measure at that step and layer (the floor it beat, on point estimates)."""
+
+    step: int
+    layer: int
+    before: float
+    after: float
+    drop: Interval
+    neutral_drop: Interval
+
+
+@dataclass(frozen=True)
+class KnownAnswer:
+    """A run's known answer: the calibration rows of its counter-value and neutral arms over
+    one probe set, the largest value-specific drop at the first step with one (None if none),
+    the probe set's name and concept, and the cause the config states it was built with
+    (`analysis.known_cause`; None when the config states none)."""
+
+    counter: str
+    neutral: str
+    rows: list[DoseRow]
+    strongest: SpecificDrop | None = None
+    dataset: str | None = None
+    concept: str | None = None
+    cause: str | None = None
+
+
+def _strongest_drop(
+    counter: Trajectory, neutral: Trajectory, rows: Sequence[DoseRow]
+) -> SpecificDrop | None:
+    """The `SpecificDrop` of the first counter row with a value-specific weakening."""
+    row = next(
+        (
+            r
+            for r in rows
+            if r.arm == "counter" and any(v.weakened for v in r.value_specific_verdicts)
+        ),
+        None,
+    )
+    if row is None:
+        return None
+    point = next(p for p in counter.steps if p.step == row.step)
+    twin = next(p for p in neutral.steps if p.step == row.step)
+    weakened = [
+        counter.layers.index(layer)
+        for layer, v in zip(row.value_specific_layers, row.value_specific_verdicts, strict=True)
+        if v.weakened
+    ]
+    enc = point.comparison.encoded
+    i = max(weakened, key=lambda j: enc.drop[j])
+    return SpecificDrop(
+        row.step, counter.layers[i], enc.a[i], enc.b[i], enc.at(i), twin.comparison.encoded.at(i)
+    )
+
+
 def arm_calibration(
-    record: TrajectoryRecord, dataset: str, counter: str, neutral: str, alpha: float
-) -> list[DoseRow]:
-    """The calibration table of one probe set's trajectories: the `counter` arm's and the
-    `neutral` arm's (`calibration_table`).
+    record: TrajectoryRecord,
+    dataset: str,
+    counter: str,
+    neutral: str,
+    alpha: float,
+    *,
+    concept: str | None = None,
+    cause: str | None = None,
+) -> KnownAnswer:
+    """The known answer of one probe set's trajectories: the `counter` arm's and the `neutral`
+    arm's calibration table (`calibration_table`) and the largest value-specific drop at the
+    first step with one; `concept` and `cause` are carried for the summary's words.
 
     Raises:
         MissingStepError: an arm has no trajectory over `dataset` in `record`.
+        DataError: as `calibration_table`.
     """
     by_stage = {t.stage: t for t in record.trajectories if t.dataset == dataset}
     missing = [s for s in (counter, neutral) if s not in by_stage]
@@ -148,16 +224,9 @@ def arm_calibration(
             f"arms {missing} have no trajectory; give both arms the same save_at and run "
             "`valuetrace train` again."
         )
-    return calibration_table(by_stage[counter], by_stage[neutral], alpha)
-
-
-@dataclass(frozen=True)
-class KnownAnswer:
-    """A run's known answer: the calibration rows of its counter-value and neutral arms."""
-
-    counter: str
-    neutral: str
-    rows: list[DoseRow]
+    rows = calibration_table(by_stage[counter], by_stage[neutral], alpha)
+    strongest = _strongest_drop(by_stage[counter], by_stage[neutral], rows)
+    return KnownAnswer(counter, neutral, rows, strongest, dataset, concept, cause)
 
 
 def _first_moved(rows: Sequence[DoseRow]) -> str:
@@ -186,11 +255,38 @@ def _layers_where(row: DoseRow, keep: Callable[[Verdict], bool]) -> str:
     return f"{layer_word(layers)} {fmt_layers(layers)}"
 
 
+def _how_sure(drop: SpecificDrop | None) -> str:
+    """The largest value-specific drop of the first step with one, beside the neutral arm's,
+    saying when their intervals overlap (the floor compares point estimates)."""
+    if drop is None:
+        return ""
+    overlap = (
+        "; the two intervals overlap: the neutral floor compares point estimates"
+        if drop.drop.lo <= drop.neutral_drop.hi
+        else ""
+    )
+    return (
+        f"; the largest value-specific drop at step {drop.step}, layer {drop.layer}: d "
+        f"{fmt(drop.before, 2)} → {fmt(drop.after, 2)} (Δ {fmt_interval(drop.drop)}; the "
+        f"neutral arm's Δ there {fmt_interval(drop.neutral_drop)}{overlap})"
+    )
+
+
+def _what(known: KnownAnswer) -> str:
+    """The probe set and its concept for the headline (` on probe set 'status' (concept
+    compassion)`); empty when the probe set is not known."""
+    if known.dataset is None:
+        return ""
+    concept = f" (concept {known.concept})" if known.concept else ""
+    return f" on probe set '{known.dataset}'{concept}"
+
+
 def headline(known: KnownAnswer) -> list[str]:
-    """The known answer in two sentences, for the first lines of a summary: when behaviour
+    """The known answer for the first lines of a summary: what was probed, when behaviour
     first moved on each arm, when and where a value-specific representation change first
-    fired on the counter-value arm, and the neutral arm's false positives against alpha x tests
-    (saying what that count means at the steps no replicate floors)."""
+    fired on the counter-value arm and how large the largest such drop was beside the neutral
+    arm's, the cause the config states, and the neutral arm's false positives against alpha x
+    tests (saying what that count means at the steps no replicate floors)."""
     counter = [r for r in known.rows if r.arm == "counter"]
     neutral = [r for r in known.rows if r.arm == "neutral"]
     first = next((r for r in counter if r.value_specific_layers), None)
@@ -211,6 +307,7 @@ def headline(known: KnownAnswer) -> list[str]:
             if weakened
             else "; no value-specific weakening at any saved step"
         )
+    representation += _how_sure(known.strongest)
     unjudged = sorted({layer for r in known.rows for layer in r.not_encoded})
     if unjudged:
         representation += (
@@ -228,9 +325,11 @@ def headline(known: KnownAnswer) -> list[str]:
         if bare
         else ""
     )
+    cause = [] if known.cause is None else [f"Cause, by construction: {known.cause.rstrip('.')}."]
     return [
-        f"Known answer: the counter-value arm '{known.counter}' {_first_moved(counter)}; "
-        f"{representation}.",
+        f"Known answer{_what(known)}: the counter-value arm '{known.counter}' "
+        f"{_first_moved(counter)}; {representation}.",
+        *cause,
         f"The neutral arm '{known.neutral}' (same dose, text without the value) "
         f"{_first_moved(neutral)}, and fired {fp} stage × layer verdicts (false positives) "
         f"against at most {allowed:.1f} expected by chance (α × tests: Holm over layers keeps "

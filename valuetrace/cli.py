@@ -38,10 +38,11 @@ from valuetrace.runtime import (
 STEPS = ("train", "extract", "evaluate", "probe", "analyze", "causal", "report")
 
 
-def demo_config_path(known_answer: bool = False) -> Path:
-    """The built-in demo config shipped inside the package: the study's stages, or with
-    `known_answer` the demo's known-answer run (`configs/demo-known-answer.yaml`)."""
-    name = "demo-known-answer.yaml" if known_answer else "demo.yaml"
+def demo_config_path(study: bool = False) -> Path:
+    """The built-in demo config shipped inside the package: its known answer
+    (`configs/demo-known-answer.yaml`: a counter-value arm beside a neutral arm, whose answer is
+    known by construction), or with `study` the study's stages (`configs/demo.yaml`)."""
+    name = "demo.yaml" if study else "demo-known-answer.yaml"
     return Path(str(resources.files("valuetrace") / "configs" / name))
 
 
@@ -59,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     helps = {
-        "demo": "run the whole built-in offline demo (tiny model, CPU, a few minutes)",
+        "demo": "run the whole built-in offline demo (tiny model, CPU, a few minutes): a known "
+        "answer, or with --study the study's stages",
         "run": "run every step of a config in order",
         "train": "train the config's stages (reuses unchanged ones) and write lineage.json",
         "extract": "cache pooled activations of each probe set under each stage (HDF5)",
@@ -124,16 +126,16 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--direction", default="mean_diff", choices=["mean_diff", "probe"])
         if name == "demo":
             cmd.add_argument(
-                "--model",
-                default=None,
-                help="run the demo's data on this model (built-in name, hub id, folder or GGUF) "
-                "with LoRA stages instead of the tiny from-scratch Llama",
+                "--study",
+                action="store_true",
+                help="run the study's stages (base -> compassion mid-training -> helpfulness SFT, "
+                "and a coding arm) instead of the known answer (~5-6 min)",
             )
             cmd.add_argument(
-                "--known-answer",
-                action="store_true",
-                help="run the demo's known answer instead of its study stages: a counter-value "
-                "arm that removes a concept mid-training taught, beside a neutral arm (~4.5 min)",
+                "--model",
+                default=None,
+                help="run the study demo's data (or --config's) on this model (built-in name, hub "
+                "id, folder or GGUF) with LoRA stages instead of the tiny from-scratch Llama",
             )
     text = "planted weakening / rotation / drift cases: does the analysis find them?"
     cmd = sub.add_parser("selftest", help=text, description=text)
@@ -184,31 +186,35 @@ def main(argv: list[str] | None = None) -> int:
 
 def _config_path(args: argparse.Namespace) -> Path:
     """`--config`, else the config.yaml of `--run-dir`, else (no run folder named, or `demo` in
-    a new folder) the built-in demo config.
+    a new folder) the built-in demo config: its known answer, or the study's stages for
+    `demo --study` and `demo --model`.
 
     Raises:
         ConfigError: `--run-dir` names a folder without its config.yaml and no `--config` is
-            given (running the demo config there would rewrite the run's files).
+            given (running the demo config there would rewrite the run's files); `demo` is
+            given both `--study` and `--config`.
     """
-    known_answer = getattr(args, "known_answer", False)
+    demo = args.command == "demo"
+    study = demo and (args.study or args.model is not None)
     if args.config is not None:
-        if known_answer:
+        if demo and args.study:
             raise ConfigError(
-                "give either --known-answer or --config to `valuetrace demo`, not both"
+                "`valuetrace demo --study` runs the built-in study config; give --study or "
+                "--config, not both"
             )
         return args.config
     if args.run_dir is None:
-        return demo_config_path(known_answer)
+        return demo_config_path(study)
     in_folder = RunPaths(Path(args.run_dir)).config
     if in_folder.is_file():
         return in_folder
-    if args.command != "demo":
+    if not demo:
         raise ConfigError(
             f"--run-dir {args.run_dir} has no config.yaml, and no --config was given; pass the "
             "run's config with --config (or restore its config.yaml). Only `valuetrace demo` "
             "uses the built-in demo config in a named folder."
         )
-    return demo_config_path(known_answer)
+    return demo_config_path(study)
 
 
 def _selftest(args: argparse.Namespace) -> int:
@@ -338,10 +344,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"[valuetrace] total {time.perf_counter() - start:.1f} s; report: {paths.report}; "
             f"full log: {paths.log}"
         )
-    if args.command == "demo" and not (args.known_answer or args.model or args.config):
+    if args.command == "demo" and not (args.study or args.model or args.config):
         print(
-            "[valuetrace] For a weakening that training caused and valuetrace finds (a counter-"
-            "value arm beside a neutral arm, ~4.5 min): valuetrace demo --known-answer"
+            "[valuetrace] The study's stages on the same tiny model (base -> compassion "
+            "mid-training -> helpfulness SFT, and a coding arm): valuetrace demo --study"
         )
     return 0
 

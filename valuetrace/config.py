@@ -176,6 +176,13 @@ class RunConfig:
         for arm in (self.analysis.counter_arm, self.analysis.neutral_arm):
             if arm is not None and arm not in names:
                 raise ConfigError(f"analysis: arm '{arm}' is not a stage ({names}).")
+        cause = self.analysis.known_cause
+        if cause is not None and (not cause.strip() or self.analysis.counter_arm is None):
+            raise ConfigError(
+                "analysis.known_cause states the cause of a known answer in a sentence, for a "
+                "config with a counter-value arm: set analysis.counter_arm and neutral_arm, and "
+                f"give it text (got {short_repr(cause)}), or leave it out."
+            )
         for pair in self.analysis.compare:
             unknown = [s for s in pair if s not in names]
             if len(pair) != 2 or unknown:

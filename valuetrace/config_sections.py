@@ -257,6 +257,9 @@ class AnalysisConfig:
     # change must exceed to count as value-specific; see valuetrace.analysis.trajectory)
     counter_arm: str | None = None
     neutral_arm: str | None = None
+    # what the counter arm was built to do, in a sentence: the summary states it as the known
+    # answer's cause (for example "its text writes every invented name as a thing")
+    known_cause: str | None = None
     umap_layer: int | None = checked(None, ge=0)
     umap: bool = True
 

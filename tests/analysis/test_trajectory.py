@@ -13,6 +13,7 @@ import pytest
 from valuetrace.analysis.calibration import (
     DoseRow,
     KnownAnswer,
+    arm_calibration,
     calibration_table,
     format_table,
     headline,
@@ -120,6 +121,46 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
     first = min(r.step for r in late)
     assert f"first fired at step {first}: weakening at layer {LAYER}" in said
     assert "was not scored on behaviour" in said and "fired 0 stage × layer" in neutral_said
+
+
+def test_the_known_answer_says_what_was_probed_how_large_its_drop_was_and_its_cause(arms):
+    record = TrajectoryRecord([arms["counter"], arms["neutral"]], 0.05, 0.95)
+    cause = "the counter arm's text removes the distinction"
+    known = arm_calibration(
+        record, "compassion", "counter", "neutral", 0.05, concept="compassion", cause=cause
+    )
+    drop = known.strongest
+    assert drop is not None and (drop.step, drop.layer) == (20, LAYER)
+    comparison = arms["counter"].steps[1].comparison.encoded
+    assert drop.drop == comparison.at(LAYER) and drop.before == comparison.a[LAYER]
+    assert drop.drop.lo > 0 and abs(drop.neutral_drop.value) < drop.drop.value
+    said, stated, _ = headline(known)
+    assert said.startswith(
+        "Known answer on probe set 'compassion' (concept compassion): the counter-value arm"
+    )
+    assert (
+        f"; the largest value-specific drop at step 20, layer {LAYER}: d {drop.before:.2f} → "
+        f"{drop.after:.2f} (Δ {drop.drop.value:.3f} [{drop.drop.lo:.3f}, {drop.drop.hi:.3f}]; "
+        "the neutral arm's Δ there" in said
+    )
+    assert stated == f"Cause, by construction: {cause}."
+    overlapping = dataclasses.replace(
+        known, strongest=dataclasses.replace(drop, neutral_drop=drop.drop)
+    )
+    assert "the two intervals overlap" in headline(overlapping)[0]
+    assert "overlap" not in said  # the constructed neutral arm changes nothing
+    # a neutral arm that weakens as much leaves no value-specific drop to report
+    same = arm_calibration(
+        TrajectoryRecord(
+            [arms["counter"], dataclasses.replace(arms["counter"], stage="neutral")], 0.05, 0.95
+        ),
+        "compassion",
+        "counter",
+        "neutral",
+        0.05,
+    )
+    assert same.strongest is None and len(headline(same)) == 2
+    assert "largest value-specific drop" not in headline(same)[0]
 
 
 def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_rotation():

@@ -23,7 +23,7 @@ from valuetrace.training.pipeline import remove_outputs
 
 
 def _demo(run_dir: Path | str = "runs/x") -> dict:
-    data = yaml.safe_load(demo_config_path().read_text())
+    data = yaml.safe_load(demo_config_path(study=True).read_text())
     data["run_dir"] = str(run_dir)
     return data
 
@@ -260,13 +260,15 @@ def test_other_faults_are_not_called_a_full_disk(tmp_path, monkeypatch):
         main(["train", "--config", str(config), "--no-progress"])
 
 
-def test_demo_known_answer_picks_its_config_and_refuses_a_second_config(tmp_path, capsys):
-    known = load_config(demo_config_path(known_answer=True))
+def test_the_demo_runs_its_known_answer_and_study_refuses_a_second_config(tmp_path, capsys):
+    known = load_config(demo_config_path())
     assert known.probes[0].name == "status"  # the primary set is the known answer's
     assert known.analysis.counter_arm == "counter" and known.analysis.neutral_arm == "neutral"
+    assert known.analysis.known_cause  # the summary states the cause it was built with
     rates = {s.name: s.learning_rate for s in known.stages if s.name in ("counter", "neutral")}
     assert rates["counter"] == rates["neutral"]  # the same dose on both arms
-    args = ["demo", "--known-answer", "--config", str(demo_config_path()), "--no-progress"]
+    assert load_config(demo_config_path(study=True)).analysis.counter_arm is None
+    args = ["demo", "--study", "--config", str(demo_config_path()), "--no-progress"]
     assert main([*args, "--run-dir", str(tmp_path / "run")]) == 2
-    assert "either --known-answer or --config" in capsys.readouterr().err
+    assert "give --study or --config, not both" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

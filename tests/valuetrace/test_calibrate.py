@@ -77,7 +77,10 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
         assert row["false_positives_allowed"] == pytest.approx(0.05 * 3 * judged)
     shown = capsys.readouterr().out
     print(shown)
-    assert "calibration of" in shown and "Known answer: the counter-value arm 'counter'" in shown
+    assert "calibration of" in shown and (
+        "Known answer on probe set 'compassion' (concept compassion): the counter-value arm "
+        "'counter'" in shown
+    )
     assert "The neutral arm 'neutral' (same dose" in shown and "expected by chance" in shown
     assert (run / "checkpoints" / "counter-step2" / "config.json").is_file()
     assert (run / "checkpoints" / "neutral-step2" / "config.json").is_file()
@@ -117,7 +120,7 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     summary = (run / "summary.txt").read_text()
     # the known answer opens the summary, before the headline pair
     opening = summary.split("Compassion (compassion)")[0]
-    assert "Known answer: the counter-value arm 'counter'" in opening
+    assert "Known answer on probe set 'compassion' (concept compassion): the counter" in opening
     assert "The neutral arm 'neutral'" in opening
     assert "Neutral-arm floor (stage 'neutral', trained from base" in summary
     assert (

@@ -25,7 +25,7 @@ def test_shipped_configs_validate(path):
 
 
 def _demo() -> dict:
-    return yaml.safe_load(demo_config_path().read_text())
+    return yaml.safe_load(demo_config_path(study=True).read_text())
 
 
 def test_paths_are_derived_from_the_run_dir():
@@ -154,7 +154,7 @@ def test_a_model_not_on_disk_is_left_to_extraction(tmp_path):
 
 
 def test_replicates_expand_into_ordinary_stages_once():
-    data = yaml.safe_load(demo_config_path().read_text())
+    data = yaml.safe_load(demo_config_path(study=True).read_text())
     data["seed"] = 7
     data["stages"][2]["replicates"] = 2
     config = config_from_dict(data)
@@ -177,7 +177,7 @@ def test_replicates_expand_into_ordinary_stages_once():
 
 
 def test_the_demo_replicates_every_stage_it_compares_to_its_parent():
-    config = load_config(demo_config_path())
+    config = load_config(demo_config_path(study=True))
     replicated = {s.replicate_of for s in config.stages if s.replicate_of}
     assert replicated == {"midtrain", "sft_help", "sft_code"}
 
@@ -211,7 +211,18 @@ def test_threads_default_to_auto_and_take_a_number():
 
 
 def test_an_older_config_s_flat_surface_margin_reads_as_probing_surface_margin():
-    data = yaml.safe_load(demo_config_path().read_text())
+    data = yaml.safe_load(demo_config_path(study=True).read_text())
     data["probing"].pop("surface")
     data["probing"]["surface_margin"] = 0.2
     assert config_from_dict(data).probing.surface.margin == 0.2
+
+
+def test_a_known_cause_needs_a_counter_arm_and_words():
+    data = _demo()
+    data["analysis"]["known_cause"] = "its text writes every name as a thing"
+    with pytest.raises(ValuetraceError, match=r"known_cause.*counter_arm"):
+        config_from_dict(data)
+    known = yaml.safe_load(demo_config_path().read_text())
+    known["analysis"]["known_cause"] = "  "
+    with pytest.raises(ValuetraceError, match="give it text"):
+        config_from_dict(known)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def _tiny_config(run_dir: Path, path: Path | None = None) -> Path:
-    data = yaml.safe_load(demo_config_path().read_text())
+    data = yaml.safe_load(demo_config_path(study=True).read_text())
     data["run_dir"] = str(run_dir)
     data["model"]["scratch"] = {
         "hidden_size": 32,

@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 
 from valuetrace.analysis.calibration import (
-    DoseRow,
     KnownAnswer,
     arm_calibration,
     format_table,
@@ -64,28 +63,47 @@ def calibration_config(
     return config_from_dict(data, run_dir=run_dir)
 
 
-def calibration_result(config: RunConfig, json_path: Path | None = None) -> list[DoseRow]:
-    """The calibration table from a run folder whose trajectory step has run; written to
-    `json_path` (a list of one object per arm and dose) when given.
+def known_answer(config: RunConfig, record: TrajectoryRecord) -> KnownAnswer | None:
+    """The known answer over the primary probe set, when the config names both arms
+    (`analysis.counter_arm`, `neutral_arm`), with its probe set, concept and stated cause.
+
+    Raises:
+        MissingStepError: an arm has no trajectory over the primary probe set.
+    """
+    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
+    if counter is None or neutral is None:
+        return None
+    primary = config.probes[0]
+    return arm_calibration(
+        record,
+        primary.name,
+        counter,
+        neutral,
+        config.analysis.alpha,
+        concept=primary.concept,
+        cause=config.analysis.known_cause,
+    )
+
+
+def calibration_result(config: RunConfig, json_path: Path | None = None) -> KnownAnswer:
+    """The known answer from a run folder whose trajectory step has run; its table is written
+    to `json_path` (a list of one object per arm and dose) when given.
 
     Raises:
         MissingStepError: the trajectory step has not run.
     """
     record = load_record(TrajectoryRecord, config.paths.trajectories, step="trajectory")
-    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
-    assert counter is not None and neutral is not None  # calibration_config checked them
-    rows = arm_calibration(record, config.probes[0].name, counter, neutral, config.analysis.alpha)
+    known = known_answer(config, record)
+    assert known is not None  # calibration_config checked both arms
     if json_path is not None:
-        save_rows(rows, json_path)
-    return rows
+        save_rows(known.rows, json_path)
+    return known
 
 
-def format_calibration(config: RunConfig, rows: list[DoseRow]) -> str:
-    """The table with a heading naming the model, arms and test level, and the known answer."""
-    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
-    assert counter is not None and neutral is not None  # calibration_config checked them
+def format_calibration(config: RunConfig, known: KnownAnswer) -> str:
+    """The table with a heading naming the model and test level, and the known answer."""
     head = (
         f"calibration of {config.model.name_or_path or 'the from-scratch model (model.scratch)'}"
-        f" (alpha {config.analysis.alpha}, probe set '{config.probes[0].name}')"
+        f" (alpha {config.analysis.alpha}, probe set '{known.dataset}')"
     )
-    return "\n".join([head, *headline(KnownAnswer(counter, neutral, rows)), "", format_table(rows)])
+    return "\n".join([head, *headline(known), "", format_table(known.rows)])

@@ -11,7 +11,6 @@ from valuetrace.analysis.anima.questions import run_questions
 from valuetrace.analysis.anima.scores import AnimaScores
 from valuetrace.analysis.anima.section import AnimaReport, example_answers
 from valuetrace.analysis.behaviour import BehaviourResult
-from valuetrace.analysis.calibration import KnownAnswer, arm_calibration
 from valuetrace.analysis.causal import CausalRecord
 from valuetrace.analysis.concept_sources import ConceptSourcesRecord
 from valuetrace.analysis.figures import trajectory_figure
@@ -22,6 +21,7 @@ from valuetrace.analysis.transplant import TransplantRecord
 from valuetrace.config import RunConfig
 from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.records import load_record
+from valuetrace.steps.calibrate import known_answer
 from valuetrace.training.lineage import Lineage
 
 
@@ -65,23 +65,11 @@ def report(config: RunConfig) -> Path:
         trajectories=trajectories,
         concept_sources=load_record(ConceptSourcesRecord, concept) if concept.is_file() else None,
         anima=anima_report(config, findings.stages),
-        known_answer=known_answer(config, trajectories),
+        known_answer=None if trajectories is None else known_answer(config, trajectories),
     )
     summary, out = summary_text(inputs), render_html(inputs, paths.report)
     paths.summary.write_text(summary)
     return out
-
-
-def known_answer(config: RunConfig, trajectories: TrajectoryRecord | None) -> KnownAnswer | None:
-    """The counter-value and neutral arms' calibration rows over the first probe set, when the
-    config names both arms (`analysis.counter_arm`, `neutral_arm`) and their trajectories ran."""
-    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
-    if counter is None or neutral is None or trajectories is None:
-        return None
-    rows = arm_calibration(
-        trajectories, config.probes[0].name, counter, neutral, config.analysis.alpha
-    )
-    return KnownAnswer(counter, neutral, rows)
 
 
 def anima_report(config: RunConfig, stages: list[str]) -> AnimaReport | None:

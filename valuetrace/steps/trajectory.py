@@ -15,7 +15,7 @@ import numpy as np
 
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.behaviour import BehaviourResult
-from valuetrace.analysis.calibration import arm_calibration, save_rows
+from valuetrace.analysis.calibration import save_rows
 from valuetrace.analysis.figures import trajectory_figures
 from valuetrace.analysis.trajectory import (
     Trajectory,
@@ -28,6 +28,7 @@ from valuetrace.config import RunConfig, trajectory_name
 from valuetrace.errors import MissingStepError
 from valuetrace.probing import load_results
 from valuetrace.records import load_record, save_record
+from valuetrace.steps.calibrate import known_answer
 from valuetrace.steps.common import chosen_probe_sets, require_current
 from valuetrace.training.lineage import Lineage
 
@@ -110,9 +111,7 @@ def trajectory(config: RunConfig, *, probe_sets: Collection[str] | None = None) 
     record = TrajectoryRecord(found, config.analysis.alpha, config.probing.ci)
     save_record(record, paths.trajectories)
     trajectory_figures(record, paths)
-    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
-    if counter is not None and neutral is not None:  # the primary probe set's table
-        alpha = config.analysis.alpha
-        rows = arm_calibration(record, config.probes[0].name, counter, neutral, alpha)
-        save_rows(rows, paths.calibration)
+    known = known_answer(config, record)
+    if known is not None:  # the primary probe set's table
+        save_rows(known.rows, paths.calibration)
     return record

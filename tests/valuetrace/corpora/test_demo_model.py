@@ -9,7 +9,7 @@ from valuetrace.corpora.demo_model import STAGE_LIMIT, demo_on_model
 
 
 def test_the_demo_on_a_model_keeps_its_data_and_trains_lora_stages():
-    demo = load_config(demo_config_path())
+    demo = load_config(demo_config_path(study=True))
     config = config_from_dict(demo_on_model(demo, "smollm2-135m-instruct"))
     assert config.model.name_or_path == "smollm2-135m-instruct" and config.model.chat_template
     assert config.model.scratch is None and config.demo_data
