@@ -6,8 +6,9 @@ weakening or rotation fire, and which of those are *value-specific*: larger than
 neutral fine-tune of the same dose makes at that layer (the neutral arm's change is used as a
 floor exactly as the seed-replicate drift is in `valuetrace.analysis.localize`: |drop| must
 exceed it; the rule is `valuetrace.analysis.neutral_floor.value_specific`, which the study
-applies to every compared pair too). On the neutral arm every fired stage x layer verdict is a
-false positive; it is counted against alpha x tests (three one-sided tests per judged layer and
+applies to every compared pair too). On the neutral arm every stage x layer verdict that claims
+a change of the concept (weakening, strengthening, rotation; not global drift alone) is a false
+positive; it is counted against alpha x tests (three one-sided tests per judged layer and
 step: weakening, strengthening, rotation), the number expected by chance if every test ran at
 alpha uncorrected: Holm over layers only rejects fewer, keeping each family's chance of any false
 positive at alpha, so this is an upper bound on the expected count, not a tolerance. A layer
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from valuetrace.analysis.neutral_floor import value_specific
+from valuetrace.analysis.neutral_floor import changed_layers, value_specific
 from valuetrace.analysis.report_model import (
     by_verdict,
     fmt,
@@ -31,9 +32,15 @@ from valuetrace.analysis.report_model import (
     layer_word,
     signed,
 )
-from valuetrace.analysis.trajectory import Trajectory, TrajectoryRecord, TrajectoryStep
+from valuetrace.analysis.trajectory import (
+    NeutralGap,
+    Trajectory,
+    TrajectoryRecord,
+    TrajectoryStep,
+    twin_steps,
+)
 from valuetrace.analysis.verdict import NOT_ENCODED_WHY, Verdict
-from valuetrace.errors import DataError, MissingStepError
+from valuetrace.errors import MissingStepError
 from valuetrace.stats import Interval
 
 TESTS_PER_LAYER = 3  # weakening, strengthening, rotation
@@ -46,17 +53,19 @@ class DoseRow:
     `first_layer` is the first layer (model layer number) where weakening or rotation fires,
     None if none; `verdict` the verdict there (`Verdict.NONE` when none fired) and
     `value_specific` whether it beats the neutral arm at that layer (`neutral_floor`).
-    `layers` are the layers where any verdict fired (strengthening too) and `fired_verdicts`
-    their verdicts. `value_specific_verdicts` holds, at each of `value_specific_layers`, the part
-    of its verdict that beats the neutral arm (a "weakening + rotation" whose drop the neutral arm
-    matches is a value-specific "rotation").
-    `false_positives` is the neutral arm's number of fired layer verdicts at this dose (the same
-    on both arms' rows), `false_positives_allowed` = alpha x its tests. `not_encoded`: the
-    layers this row's stage was not judged at, because the parent does not encode the concept
-    there; none of them is a first layer or a false positive. `floored`: whether this row's
-    verdicts had to exceed a seed replicate's drift (its step has a replicate floor); without
-    one a verdict needs significance alone, so the neutral arm's count is every change a
-    neutral fine-tune of this dose makes, not only test errors.
+    `layers` are the layers where any verdict fired (strengthening and global drift too) and
+    `fired_verdicts` their verdicts. `value_specific_verdicts` holds, at each of
+    `value_specific_layers`, the part of its verdict that beats the neutral arm (a "weakening +
+    rotation" whose drop the neutral arm matches is a value-specific "rotation").
+    `false_positives` is the neutral arm's number of layers at this dose whose verdict claims a
+    change of the concept itself: weakening, strengthening or rotation (the same on both arms'
+    rows; "global drift" alone, a weakening a control concept matched, is not such a claim:
+    `neutral_floor.changed_layers`), `false_positives_allowed` = alpha x its tests.
+    `not_encoded`: the layers this row's stage was not judged at, because the parent does not
+    encode the concept there; none of them is a first layer or a false positive. `floored`:
+    whether this row's verdicts had to exceed a seed replicate's drift (its step has a replicate
+    floor); without one a verdict needs significance alone, so the neutral arm's count is every
+    change a neutral fine-tune of this dose makes, not only test errors.
     """
 
     arm: str
@@ -98,17 +107,12 @@ def calibration_table(counter: Trajectory, neutral: Trajectory, alpha: float) ->
     Raises:
         DataError: the arms were not saved at the same steps, or compared over other layers.
     """
-    by_step = {p.step: p for p in neutral.steps}
-    if [p.step for p in counter.steps] != list(by_step):
-        raise DataError(
-            f"the counter arm's steps {[p.step for p in counter.steps]} and the neutral arm's "
-            f"{list(by_step)} differ; give both arms the same data size, batch and save_at."
-        )
+    by_step = twin_steps(counter, neutral)
     layers = counter.layers
     rows: list[DoseRow] = []
     for point in counter.steps:
         twin = by_step[point.step]
-        fp = len(_fired(twin, layers))
+        fp = len(changed_layers(twin.comparison))
         judged = sum(Verdict(v).judged for v in twin.comparison.verdicts)
         allowed = alpha * TESTS_PER_LAYER * judged
         specific = value_specific(point.comparison, twin.comparison)
@@ -145,7 +149,9 @@ class SpecificDrop:
     layer (model layer number) where the counter arm's drop is largest, its separation before
     and after (along each stage's own cross-fitted direction, in pooled within-class standard
     deviations: Cohen's d), the drop with its interval, and the neutral arm's drop of the same
-    measure at that step and layer (the floor it beat, on point estimates)."""
+    measure at that step and layer (the floor it beat, on point estimates). `gap`: the counter
+    arm's relative weakening minus the neutral arm's there, with its paired interval
+    (`valuetrace.analysis.trajectory.NeutralGap`; None when the record holds no gaps)."""
 
     step: int
     layer: int
@@ -153,6 +159,7 @@ class SpecificDrop:
     after: float
     drop: Interval
     neutral_drop: Interval
+    gap: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -172,9 +179,10 @@ class KnownAnswer:
 
 
 def _strongest_drop(
-    counter: Trajectory, neutral: Trajectory, rows: Sequence[DoseRow]
+    counter: Trajectory, neutral: Trajectory, rows: Sequence[DoseRow], gaps: Sequence[NeutralGap]
 ) -> SpecificDrop | None:
-    """The `SpecificDrop` of the first counter row with a value-specific weakening."""
+    """The `SpecificDrop` of the first counter row with a value-specific weakening, with its
+    gap to the neutral arm from `gaps` (the record's) when they hold its step."""
     row = next(
         (
             r
@@ -194,8 +202,23 @@ def _strongest_drop(
     ]
     enc = point.comparison.encoded
     i = max(weakened, key=lambda j: enc.drop[j])
+    gap = next(
+        (
+            g.per_layer[i]
+            for g in gaps
+            if (g.dataset, g.counter, g.neutral, g.step)
+            == (counter.dataset, counter.stage, neutral.stage, row.step)
+        ),
+        None,
+    )
     return SpecificDrop(
-        row.step, counter.layers[i], enc.a[i], enc.b[i], enc.at(i), twin.comparison.encoded.at(i)
+        row.step,
+        counter.layers[i],
+        enc.a[i],
+        enc.b[i],
+        enc.at(i),
+        twin.comparison.encoded.at(i),
+        gap,
     )
 
 
@@ -225,7 +248,7 @@ def arm_calibration(
             "`valuetrace train` again."
         )
     rows = calibration_table(by_stage[counter], by_stage[neutral], alpha)
-    strongest = _strongest_drop(by_stage[counter], by_stage[neutral], rows)
+    strongest = _strongest_drop(by_stage[counter], by_stage[neutral], rows, record.neutral_gaps)
     return KnownAnswer(counter, neutral, rows, strongest, dataset, concept, cause)
 
 
@@ -257,18 +280,30 @@ def _layers_where(row: DoseRow, keep: Callable[[Verdict], bool]) -> str:
 
 def _how_sure(drop: SpecificDrop | None) -> str:
     """The largest value-specific drop of the first step with one, beside the neutral arm's,
-    saying when their intervals overlap (the floor compares point estimates)."""
+    and how sure its margin over the neutral arm is: the paired interval of the gap when there
+    is one, else whether the two drops' intervals overlap (the floor compares point
+    estimates)."""
     if drop is None:
         return ""
-    overlap = (
-        "; the two intervals overlap: the neutral floor compares point estimates"
-        if drop.drop.lo <= drop.neutral_drop.hi
-        else ""
-    )
+    if drop.gap is not None:
+        sure = (
+            "the counter arm weakened more"
+            if drop.gap.lo > 0
+            else "its interval covers 0, so the margin over the neutral arm rests on the point "
+            "estimates"
+        )
+        margin = (
+            f"; counter − neutral relative weakening {fmt_interval(drop.gap)} (paired "
+            f"resamples): {sure}"
+        )
+    elif drop.drop.lo <= drop.neutral_drop.hi:
+        margin = "; the two intervals overlap: the neutral floor compares point estimates"
+    else:
+        margin = ""
     return (
         f"; the largest value-specific drop at step {drop.step}, layer {drop.layer}: d "
         f"{fmt(drop.before, 2)} → {fmt(drop.after, 2)} (Δ {fmt_interval(drop.drop)}; the "
-        f"neutral arm's Δ there {fmt_interval(drop.neutral_drop)}{overlap})"
+        f"neutral arm's Δ there {fmt_interval(drop.neutral_drop)}{margin})"
     )
 
 
@@ -331,7 +366,8 @@ def headline(known: KnownAnswer) -> list[str]:
         f"{_first_moved(counter)}; {representation}.",
         *cause,
         f"The neutral arm '{known.neutral}' (same dose, text without the value) "
-        f"{_first_moved(neutral)}, and fired {fp} stage × layer verdicts (false positives) "
+        f"{_first_moved(neutral)}, and fired {fp} stage × layer verdicts of a change in the "
+        "concept (false positives; global drift alone is none) "
         f"against at most {allowed:.1f} expected by chance (α × tests: Holm over layers keeps "
         f"each test family's chance of any false positive at α, so fewer).{unfloored}",
     ]

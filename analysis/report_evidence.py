@@ -29,7 +29,7 @@ from valuetrace.analysis.report_model import (
 )
 from valuetrace.analysis.report_words import ReportInputs, behaviour_verdict
 from valuetrace.analysis.stage_pair import StagePair
-from valuetrace.analysis.trajectory import Trajectory, layers_showing
+from valuetrace.analysis.trajectory import Trajectory, drift_layers, layers_showing
 from valuetrace.analysis.verdict import CHANGES, ENCODING_RULE, NOT_ENCODED_WHY
 from valuetrace.stats import Interval
 
@@ -201,19 +201,26 @@ def trajectory_sentences(t: Trajectory) -> list[str]:
         if any(p.floor_from for p in t.steps)
         else "First significant step (no seed replicate, so no floor)"
     )
+    controls = ", ".join(t.drift_controls)
+    check = (
+        f"a weakening that the control concept ({controls}) matches at that step and layer is "
+        "global drift, as in the pair view"
+        if controls
+        else "but without the control-concept check: a weakening here that a control concept "
+        "matches is what the pair view calls global drift"
+    )
     out = [
         f"{t.dataset}: {t.parent} → {t.stage} along its run, each saved checkpoint compared with "
         f"{t.parent} as a configured pair is (floor: the seed replicate's drift at the same "
-        f"step, else at the end of the run), but without the control-concept check: a weakening "
-        f"here that a control concept matches is what the pair view calls global drift. "
-        f"{first}: {_first_text(t)}.{unjudged}"
+        f"step, else at the end of the run); {check}. {first}: {_first_text(t)}.{unjudged}"
     ]
     for point in t.steps:
+        drift = drift_layers(point, t.layers)
         fired = [
             f"{v} at layers {fmt_layers(hit)}"
             for v in CHANGES
             if (hit := layers_showing(point, t.layers, v))
-        ]
+        ] + ([f"global drift at layers {fmt_layers(drift)}"] if drift else [])
         floor = ", ".join(point.floor_from)
         floor = f"floor from {floor}" if floor else "no seed replicate: no floor"
         out.append(
@@ -243,6 +250,9 @@ def trajectory_section(inputs: ReportInputs) -> Section | None:
                     "—" if floor is None else fmt(floor, 4),
                     "—" if beh is None else "yes" if beh.margin_moved() else "no",
                     *[fmt_layers(layers_showing(point, t.layers, v)) for v in CHANGES],
+                    fmt_layers(drift_layers(point, t.layers))
+                    if t.drift_controls
+                    else "not checked",
                     ", ".join(point.floor_from) or "—",
                 ]
             )
@@ -268,6 +278,7 @@ def trajectory_section(inputs: ReportInputs) -> Section | None:
                             "margin floor",
                             "beyond floor",
                             *[f"{v} layers" for v in CHANGES],
+                            "global drift layers",
                             "floor from",
                         ],
                         rows,

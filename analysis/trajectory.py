@@ -14,12 +14,19 @@ From these, per verdict (weakening, rotation, strengthening, behaviour), the fir
 which it is significant and beyond the floor, and the layers where it is. Layers where the
 parent does not encode the concept (`valuetrace.analysis.verdict.parent_encodes`, from the
 parent's probe) are judged at no step, so they never count as a first detection.
+
+With a control concept's trajectory of the same stage (`mark_trajectory_drift`), a weakening the
+control matches at that step and layer is global drift, as in the pair view. For a counter-value
+arm beside a neutral arm (`NeutralGap`): per saved step, the counter arm's
+relative weakening minus the neutral arm's, per layer, with a paired bootstrap interval (both
+checkpoints are compared with the same parent over the same examples and resampled groups).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -32,6 +39,7 @@ from valuetrace.analysis.behaviour import (
     behaviour_change,
     replicate_drift,
 )
+from valuetrace.analysis.findings import concentration_index, mark_global_drift
 from valuetrace.analysis.localize import Replicate, compare_stages
 from valuetrace.analysis.stage_comparison import StageComparison
 from valuetrace.analysis.verdict import CHANGES, Change, Verdict
@@ -80,6 +88,9 @@ class Trajectory:
     layers: list[int]
     steps: list[TrajectoryStep]
     first: list[FirstStep]
+    # the control concepts (probe sets) its weakening was checked against: a weakening one of
+    # them matched is global drift (`mark_trajectory_drift`); empty = not checked
+    drift_controls: list[str] = field(default_factory=list)
 
     @property
     def figure_name(self) -> str:
@@ -93,17 +104,41 @@ class Trajectory:
 
 
 @dataclass(frozen=True)
+class NeutralGap:
+    """How far the counter-value arm's weakening exceeds the neutral arm's at one saved step:
+    the counter checkpoint's relative weakening (drop / parent's separation) minus the neutral
+    checkpoint's, per layer and averaged over the layers judged in both (NaN elsewhere).
+
+    Paired: both checkpoints are compared with the same parent over the same examples, and the
+    bootstrap resamples the same groups (the same seed), so `per_layer[i]` is the interval of
+    the difference itself; above 0 = the counter arm weakened more than a neutral fine-tune of
+    the same dose, beyond resampling noise. The neutral floor of the verdicts
+    (`valuetrace.analysis.neutral_floor`) compares point estimates; this says how sure.
+    """
+
+    dataset: str
+    counter: str
+    neutral: str
+    step: int
+    per_layer: list[Interval]
+    overall: Interval
+
+
+@dataclass(frozen=True)
 class TrajectoryRecord:
-    """Every trajectory of a run (one per trained stage with points and probe set)."""
+    """Every trajectory of a run (one per trained stage with points and probe set), and the
+    counter-value arm's gaps to the neutral arm per step when the run has both arms."""
 
     SCHEMA: ClassVar[str] = "trajectories"
     # 2: each step's comparison carries its parent's probe AUROC (`parent_auroc`) and the
     # verdict "not encoded in the parent"; version 1 files read with parent_auroc None
-    VERSION: ClassVar[int] = 2
+    # 3: `neutral_gaps`; version 2 files read with none
+    VERSION: ClassVar[int] = 3
 
     trajectories: list[Trajectory]
     alpha: float
     ci: float
+    neutral_gaps: list[NeutralGap] = field(default_factory=list)
 
 
 def trajectory_points(records: Sequence[StageRecord]) -> dict[str, list[tuple[int, str]]]:
@@ -132,6 +167,16 @@ def layers_showing(point: TrajectoryStep, layers: Sequence[int], change: Change)
         layer
         for layer, v in zip(layers, point.comparison.verdicts, strict=True)
         if Verdict(v).shows(change)
+    ]
+
+
+def drift_layers(point: TrajectoryStep, layers: Sequence[int]) -> list[int]:
+    """The model layer numbers where `point`'s weakening was relabelled global drift (a control
+    concept matched it: `mark_trajectory_drift`), with or without a rotation beside it."""
+    return [
+        layer
+        for layer, v in zip(layers, point.comparison.verdicts, strict=True)
+        if Verdict(v) in (Verdict.DRIFT, Verdict.DRIFT_ROTATION)
     ]
 
 
@@ -166,9 +211,10 @@ def analyse_trajectory(
     ci: float = 0.95,
     seed: int = 0,
     parent_auroc: Sequence[Interval] | None = None,
-) -> Trajectory:
+) -> tuple[Trajectory, dict[int, Float[np.ndarray, "b l"]]]:
     """Compare each checkpoint of `stage`'s trajectory with `parent`, and find the first step of
-    each verdict.
+    each verdict; also returns, per step, the bootstrap samples of the relative weakening
+    [n_boot, n_layers] (`compare_stages`), for `neutral_gaps`.
 
     points: (step, checkpoint stage name) pairs in step order, the last usually the stage;
     acts: activations [n_layers, n_examples, d_model] of the same examples per stage name
@@ -196,6 +242,7 @@ def analyse_trajectory(
         )
     replicate_points = replicate_points or {}
     out: list[TrajectoryStep] = []
+    boots: dict[int, np.ndarray] = {}
     for step, name in points:
         own = [r for r in replicate_points.get(step, ()) if r in acts]
         floor_pairs = (
@@ -203,7 +250,7 @@ def analyse_trajectory(
             if own
             else [(stage, r) for r in final_replicates if r in acts and stage in acts]
         )
-        comparison, _ = compare_stages(
+        comparison, boots[step] = compare_stages(
             acts[parent],
             acts[name],
             labels,
@@ -228,8 +275,115 @@ def analyse_trajectory(
             )
         out.append(TrajectoryStep(step, name, comparison, change, [r for _, r in floor_pairs]))
     numbers = out[0].comparison.layers
-    first = [_first(out, numbers, v) for v in (*CHANGES, "behaviour")]
-    return Trajectory(stage, parent, dataset, list(numbers), out, first)
+    return Trajectory(stage, parent, dataset, list(numbers), out, _firsts(out, numbers)), boots
+
+
+def _firsts(steps: Sequence[TrajectoryStep], layers: Sequence[int]) -> list[FirstStep]:
+    return [_first(steps, layers, v) for v in (*CHANGES, "behaviour")]
+
+
+def mark_trajectory_drift(
+    primary: Trajectory,
+    control: Trajectory,
+    primary_boots: Mapping[int, Float[np.ndarray, "b l"]],
+    control_boots: Mapping[int, Float[np.ndarray, "b l"]],
+    ci: float,
+) -> Trajectory:
+    """`primary` with each step's weakening relabelled global drift where the control concept's
+    trajectory of the same stage weakened too at that step and layer and the primary's relative
+    weakening is not shown to exceed the control's: the pair view's rule
+    (`valuetrace.analysis.findings.mark_global_drift`, concentration index kind "concept"),
+    step by step; the first steps are recomputed and the control is named in
+    `drift_controls`.
+
+    Raises:
+        DataError: the two trajectories are of different stages or were saved at other steps.
+    """
+    twins = {p.step: p for p in control.steps}
+    if (control.stage, list(twins)) != (primary.stage, [p.step for p in primary.steps]):
+        raise DataError(
+            f"the control trajectory ({control.stage}, steps {list(twins)}) is not of the "
+            f"primary's stage and steps ({primary.stage}, {[p.step for p in primary.steps]})."
+        )
+    steps = []
+    for point in primary.steps:
+        twin = twins[point.step]
+        index = concentration_index(
+            "concept",
+            f"{primary.dataset} − {control.dataset} ({point.stage})",
+            "",
+            (primary.dataset, point.comparison, primary_boots[point.step]),
+            (control.dataset, twin.comparison, control_boots[point.step]),
+            ci,
+        )
+        marked = mark_global_drift(point.comparison, twin.comparison, index)
+        steps.append(dataclasses.replace(point, comparison=marked))
+    return dataclasses.replace(
+        primary,
+        steps=steps,
+        first=_firsts(steps, primary.layers),
+        drift_controls=[*primary.drift_controls, control.dataset],
+    )
+
+
+def twin_steps(counter: Trajectory, neutral: Trajectory) -> dict[int, TrajectoryStep]:
+    """The neutral arm's step at each of the counter arm's steps, by step.
+
+    Raises:
+        DataError: the arms were not saved at the same steps.
+    """
+    twins = {p.step: p for p in neutral.steps}
+    if [p.step for p in counter.steps] != list(twins):
+        raise DataError(
+            f"the counter arm's steps {[p.step for p in counter.steps]} and the neutral arm's "
+            f"{list(twins)} differ; give both arms the same data size, batch and save_at."
+        )
+    return twins
+
+
+def neutral_gaps(
+    counter: Trajectory,
+    neutral: Trajectory,
+    counter_boots: Mapping[int, Float[np.ndarray, "b l"]],
+    neutral_boots: Mapping[int, Float[np.ndarray, "b l"]],
+    ci: float,
+) -> list[NeutralGap]:
+    """Per step both arms saved, the counter arm's relative weakening minus the neutral arm's
+    (`NeutralGap`), from the two trajectories and their bootstrap samples (`analyse_trajectory`
+    with the same seed, so the resamples are paired; `concentration_index`, kind "arm").
+
+    Raises:
+        DataError: the arms have different parents or probe sets, or were saved at different
+            steps.
+    """
+    if (counter.parent, counter.dataset) != (neutral.parent, neutral.dataset):
+        raise DataError(
+            f"arms '{counter.stage}' (from {counter.parent}, {counter.dataset}) and "
+            f"'{neutral.stage}' (from {neutral.parent}, {neutral.dataset}) do not share a parent "
+            "and probe set; train both arms from the same stage."
+        )
+    twins = twin_steps(counter, neutral)
+    gaps = []
+    for point in counter.steps:
+        index = concentration_index(
+            "arm",
+            f"{counter.stage} − {neutral.stage} at step {point.step}",
+            "",
+            (point.stage, point.comparison, counter_boots[point.step]),
+            (twins[point.step].stage, twins[point.step].comparison, neutral_boots[point.step]),
+            ci,
+        )
+        gaps.append(
+            NeutralGap(
+                counter.dataset,
+                counter.stage,
+                neutral.stage,
+                point.step,
+                index.per_layer,
+                index.overall,
+            )
+        )
+    return gaps
 
 
 def heatmap_matrix(trajectory: Trajectory) -> Float[np.ndarray, "l s"]:

@@ -38,7 +38,7 @@ def trajectories() -> TrajectoryRecord:
             x[LAYER, :, 0] -= (1 - keep) * 1.5 * labels
             acts[name] = x
     folds = grouped_folds(groups, 3, seed=0, labels=labels)
-    t = analyse_trajectory(
+    t, _ = analyse_trajectory(
         "sft",
         "mid",
         [(10, "sft-step10"), (20, "sft-step20")],

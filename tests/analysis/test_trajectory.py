@@ -20,11 +20,13 @@ from valuetrace.analysis.calibration import (
 )
 from valuetrace.analysis.report_evidence import trajectory_sentences
 from valuetrace.analysis.trajectory import (
-    Trajectory,
     TrajectoryRecord,
     analyse_trajectory,
+    drift_layers,
     heatmap_matrix,
     layers_showing,
+    mark_trajectory_drift,
+    neutral_gaps,
     trajectory_points,
 )
 from valuetrace.analysis.verdict import Verdict, held_out_auroc
@@ -68,11 +70,11 @@ def _both_arms(
     labels: np.ndarray,
     groups: np.ndarray,
     parent_auroc: list[Interval] | None = None,
-) -> dict[str, Trajectory]:
+) -> dict:
     """The counter and neutral arms' trajectories from "parent", each with its seed-1 replicate
-    as the floor at every step."""
+    as the floor at every step, and (under "boots") each arm's bootstrap samples per step."""
     folds = grouped_folds(groups, 5, seed=0, labels=labels)
-    return {
+    both = {
         arm: analyse_trajectory(
             arm,
             "parent",
@@ -87,6 +89,9 @@ def _both_arms(
             parent_auroc=parent_auroc,
         )
         for arm in ("counter", "neutral")
+    }
+    return {arm: t for arm, (t, _) in both.items()} | {
+        "boots": {arm: b for arm, (_, b) in both.items()}
     }
 
 
@@ -124,7 +129,13 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
 
 
 def test_the_known_answer_says_what_was_probed_how_large_its_drop_was_and_its_cause(arms):
-    record = TrajectoryRecord([arms["counter"], arms["neutral"]], 0.05, 0.95)
+    gaps = neutral_gaps(
+        arms["counter"], arms["neutral"], arms["boots"]["counter"], arms["boots"]["neutral"], 0.95
+    )
+    assert [g.step for g in gaps] == list(STEPS)
+    assert gaps[1].per_layer[LAYER].lo > 0  # the counter arm weakened more, beyond resampling
+    assert gaps[0].per_layer[LAYER].lo < 0 < gaps[0].per_layer[LAYER].hi  # not yet at step 10
+    record = TrajectoryRecord([arms["counter"], arms["neutral"]], 0.05, 0.95, gaps)
     cause = "the counter arm's text removes the distinction"
     known = arm_calibration(
         record, "compassion", "counter", "neutral", 0.05, concept="compassion", cause=cause
@@ -134,6 +145,7 @@ def test_the_known_answer_says_what_was_probed_how_large_its_drop_was_and_its_ca
     comparison = arms["counter"].steps[1].comparison.encoded
     assert drop.drop == comparison.at(LAYER) and drop.before == comparison.a[LAYER]
     assert drop.drop.lo > 0 and abs(drop.neutral_drop.value) < drop.drop.value
+    assert drop.gap == gaps[1].per_layer[LAYER]
     said, stated, _ = headline(known)
     assert said.startswith(
         "Known answer on probe set 'compassion' (concept compassion): the counter-value arm"
@@ -143,9 +155,15 @@ def test_the_known_answer_says_what_was_probed_how_large_its_drop_was_and_its_ca
         f"{drop.after:.2f} (Δ {drop.drop.value:.3f} [{drop.drop.lo:.3f}, {drop.drop.hi:.3f}]; "
         "the neutral arm's Δ there" in said
     )
+    assert "(paired resamples): the counter arm weakened more)" in said
     assert stated == f"Cause, by construction: {cause}."
+    unsure = dataclasses.replace(drop, gap=Interval(0.1, -0.05, 0.25))
+    assert (
+        "its interval covers 0, so the margin over the neutral arm rests on the point"
+        in (headline(dataclasses.replace(known, strongest=unsure))[0])
+    )
     overlapping = dataclasses.replace(
-        known, strongest=dataclasses.replace(drop, neutral_drop=drop.drop)
+        known, strongest=dataclasses.replace(drop, neutral_drop=drop.drop, gap=None)
     )
     assert "the two intervals overlap" in headline(overlapping)[0]
     assert "overlap" not in said  # the constructed neutral arm changes nothing
@@ -205,7 +223,8 @@ def test_the_known_answer_names_the_first_value_specific_weakening_apart_from_ro
     )
     assert "did not move behaviour at any saved step (every margin CI covers 0)" in neutral_said
     assert (
-        "fired 4 stage × layer verdicts (false positives) against at most 3.0 expected by "
+        "fired 4 stage × layer verdicts of a change in the concept (false positives; global "
+        "drift alone is none) against at most 3.0 expected by "
         "chance (α × tests: Holm over layers keeps each test family's chance of any false "
         "positive at α, so fewer). At steps 5, 10, which no seed replicate floors, a verdict "
         "needs significance alone" in neutral_said
@@ -317,6 +336,59 @@ def test_a_version_1_trajectory_record_reads_with_every_layer_judged(arms, tmp_p
     path.write_text(json.dumps({**plain, "schema_version": 1}))
     old = load_record(TrajectoryRecord, path)
     assert old == record and old.trajectories[0].steps[0].comparison.parent_auroc is None
+
+
+def test_a_weakening_a_control_concept_matches_along_a_run_is_global_drift(arms) -> None:
+    counter, boots = arms["counter"], arms["boots"]["counter"]
+    # a control concept that weakened exactly as much at every step: global drift
+    matched = dataclasses.replace(counter, dataset="grammar")
+    marked = mark_trajectory_drift(counter, matched, boots, boots, 0.95)
+    assert marked.drift_controls == ["grammar"]
+    assert [drift_layers(p, marked.layers) for p in marked.steps] == [[], [LAYER], [LAYER]]
+    assert marked.first_step("weakening").step is None
+    lines = [" ".join(line.split()) for line in trajectory_sentences(marked)]
+    assert (
+        "a weakening that the control concept (grammar) matches at that step and layer"
+        in (lines[0])
+    )
+    assert f"global drift at layers {LAYER}" in lines[2]
+    # on a neutral arm, global drift alone is no false positive; the weakening was one
+    as_neutral = dataclasses.replace(marked, stage="neutral")
+    unmarked = dataclasses.replace(counter, stage="neutral")
+    fp = {r.step: r.false_positives for r in calibration_table(counter, as_neutral, 0.05)}
+    before = {r.step: r.false_positives for r in calibration_table(counter, unmarked, 0.05)}
+    assert fp[20] == before[20] - 1
+    # a control concept that did not change leaves the weakening standing
+    steady = dataclasses.replace(arms["neutral"], stage="counter", dataset="grammar")
+    kept = mark_trajectory_drift(counter, steady, boots, arms["boots"]["neutral"], 0.95)
+    assert [p.comparison for p in kept.steps] == [p.comparison for p in counter.steps]
+    assert kept.first_step("weakening").step == 20
+    with pytest.raises(DataError, match="not of the primary's stage"):
+        mark_trajectory_drift(counter, arms["neutral"], boots, boots, 0.95)
+
+
+def test_neutral_gaps_round_trip_and_leave_unjudged_layers_undefined(faint_arms, tmp_path) -> None:
+    counter, neutral, boots = faint_arms["counter"], faint_arms["neutral"], faint_arms["boots"]
+    gaps = neutral_gaps(counter, neutral, boots["counter"], boots["neutral"], 0.95)
+    assert all(np.isnan(g.per_layer[FAINT].value) for g in gaps)  # not judged: no gap
+    record = TrajectoryRecord([counter, neutral], 0.05, 0.95, gaps)
+    path = save_record(record, tmp_path / "trajectories.json")
+    again = load_record(TrajectoryRecord, path)
+    assert [g.step for g in again.neutral_gaps] == list(STEPS)
+    assert again.neutral_gaps[1].per_layer[LAYER] == gaps[1].per_layer[LAYER]
+    # a version 2 record (before the gaps) reads with none
+    plain = json.loads(path.read_text())
+    del plain["neutral_gaps"]
+    path.write_text(json.dumps({**plain, "schema_version": 2}))
+    assert load_record(TrajectoryRecord, path).neutral_gaps == []
+    with pytest.raises(DataError, match="do not share a parent"):
+        neutral_gaps(
+            counter,
+            dataclasses.replace(neutral, parent="base"),
+            boots["counter"],
+            boots["neutral"],
+            0.95,
+        )
 
 
 def test_arms_saved_at_other_steps_are_refused(arms) -> None:

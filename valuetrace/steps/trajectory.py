@@ -1,7 +1,8 @@
 """Step `trajectory`: each stage with checkpoints along its run (`save_at`, or a user's
 `trajectory`) compared with its parent at every step, per probe set; the first step of each
 verdict; a layer x step heatmap per trajectory; and, for a known-answer config, the calibration
-table of its counter-value and neutral arms.
+table of its counter-value and neutral arms and, per probe set and step, the counter arm's
+weakening beyond the neutral arm's with a paired interval (`NeutralGap`).
 
 Writes `analysis/trajectories.json` (a `TrajectoryRecord`), `analysis/calibration.json` (when
 `analysis.counter_arm` and `analysis.neutral_arm` are set) and `analysis/figures/*_trajectory.png`.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import numpy as np
+from jaxtyping import Float
 
 from valuetrace.activations.store import read_activations
 from valuetrace.analysis.behaviour import BehaviourResult
@@ -21,6 +23,8 @@ from valuetrace.analysis.trajectory import (
     Trajectory,
     TrajectoryRecord,
     analyse_trajectory,
+    mark_trajectory_drift,
+    neutral_gaps,
     trajectory_points,
 )
 from valuetrace.analysis.verdict import held_out_auroc
@@ -35,8 +39,9 @@ from valuetrace.training.lineage import Lineage
 
 def _trajectory(
     config: RunConfig, lineage: Lineage, dataset: str, stage: str, points: list[tuple[int, str]]
-) -> Trajectory:
-    """One stage's trajectory over one probe set, from the run folder's caches and scores."""
+) -> tuple[Trajectory, dict[int, Float[np.ndarray, "b l"]]]:
+    """One stage's trajectory over one probe set, from the run folder's caches and scores, with
+    each step's bootstrap samples of the relative weakening (`analyse_trajectory`)."""
     paths = config.paths
     parent = lineage.get(stage).parent
     if parent is None:
@@ -82,6 +87,25 @@ def _trajectory(
     )
 
 
+def _mark_drift(
+    config: RunConfig,
+    analysed: dict[tuple[str, str], tuple[Trajectory, dict[int, Float[np.ndarray, "b l"]]]],
+) -> None:
+    """Relabel, in place, the primary probe set's weakening along each trajectory as global
+    drift where a control concept analysed beside it matched it (`mark_trajectory_drift`; the
+    control concepts are the other probe sets that are no source of the primary concept)."""
+    primary = config.probes[0].name
+    sources = set(config.concept_sources.sources) if config.concept_sources else set()
+    controls = {name for name, _ in analysed} - sources - {primary}
+    for (name, stage), (t, boots) in list(analysed.items()):
+        if name != primary:
+            continue
+        for control in sorted(controls):
+            other, other_boots = analysed[control, stage]
+            t = mark_trajectory_drift(t, other, boots, other_boots, config.probing.ci)
+        analysed[name, stage] = (t, boots)
+
+
 def trajectory(config: RunConfig, *, probe_sets: Collection[str] | None = None) -> TrajectoryRecord:
     """Analyse every trajectory in the run folder's lineage (seed replicates' own trajectories
     serve as floors, not as trajectories) and write the record, figures and calibration table.
@@ -98,17 +122,27 @@ def trajectory(config: RunConfig, *, probe_sets: Collection[str] | None = None) 
     lineage = Lineage.load(paths.lineage)
     replicas = {s.name for s in config.stages if s.replicate_of}
     chosen = chosen_probe_sets(config, probe_sets)
-    found = [
-        _trajectory(config, lineage, probe_set.name, stage, points)
+    analysed = {
+        (probe_set.name, stage): _trajectory(config, lineage, probe_set.name, stage, points)
         for probe_set in chosen
         for stage, points in trajectory_points(lineage.records).items()
         if stage not in replicas
-    ]
+    }
+    _mark_drift(config, analysed)
+    found = [t for t, _ in analysed.values()]
+    gaps = []
+    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
+    for probe_set in chosen:
+        arms = [analysed.get((probe_set.name, arm)) for arm in (counter, neutral)]
+        if arms[0] is not None and arms[1] is not None:
+            (c, c_boots), (n, n_boots) = arms
+            gaps += neutral_gaps(c, n, c_boots, n_boots, config.probing.ci)
     if probe_sets is not None and paths.trajectories.is_file():
         names = {p.name for p in chosen}
         kept = load_record(TrajectoryRecord, paths.trajectories, step="trajectory")
         found += [t for t in kept.trajectories if t.dataset not in names]
-    record = TrajectoryRecord(found, config.analysis.alpha, config.probing.ci)
+        gaps += [g for g in kept.neutral_gaps if g.dataset not in names]
+    record = TrajectoryRecord(found, config.analysis.alpha, config.probing.ci, gaps)
     save_record(record, paths.trajectories)
     trajectory_figures(record, paths)
     known = known_answer(config, record)
