@@ -36,12 +36,17 @@ from valuetrace.stats import Interval
 # --- the neutral-arm floor -------------------------------------------------------------------
 
 
+def _at(layers: list[int]) -> str:
+    """`layer 3` or `layers 1–2, 4`."""
+    return f"{layer_word(layers)} {fmt_layers(layers)}"
+
+
 def _unjudged(layers: list[int], parent: str) -> str:
     """The note on layers where `parent` does not encode the concept ("" when none)."""
     if not layers:
         return ""
     return (
-        f" Not judged at {layer_word(layers)} {fmt_layers(layers)}: {parent} does not encode the "
+        f" Not judged at {_at(layers)}: {parent} does not encode the "
         f"concept there ({NOT_ENCODED_WHY}), so no verdict there counts."
     )
 
@@ -186,7 +191,7 @@ def _behaviour(change: BehaviourChange | None) -> str:
 def _first_text(t: Trajectory) -> str:
     parts = []
     for first in t.first:
-        where = f" (layers {fmt_layers(first.layers)})" if first.layers else ""
+        where = f" ({_at(first.layers)})" if first.layers else ""
         step = "never" if first.step is None else f"at step {first.step}{where}"
         parts.append(f"{first.verdict} {step}")
     return "; ".join(parts)
@@ -217,10 +222,8 @@ def trajectory_sentences(t: Trajectory) -> list[str]:
     for point in t.steps:
         drift = drift_layers(point, t.layers)
         fired = [
-            f"{v} at layers {fmt_layers(hit)}"
-            for v in CHANGES
-            if (hit := layers_showing(point, t.layers, v))
-        ] + ([f"global drift at layers {fmt_layers(drift)}"] if drift else [])
+            f"{v} at {_at(hit)}" for v in CHANGES if (hit := layers_showing(point, t.layers, v))
+        ] + ([f"global drift at {_at(drift)}"] if drift else [])
         floor = ", ".join(point.floor_from)
         floor = f"floor from {floor}" if floor else "no seed replicate: no floor"
         out.append(

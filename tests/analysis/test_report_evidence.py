@@ -115,9 +115,9 @@ def test_the_three_records_reach_summary_and_report(tmp_path, trajectories, conc
     assert "(value-specific at layers: 3); within it: 2." in flat
     assert "Not judged at layer 0: mid does not encode the concept there (its probe's" in flat
     assert "c base→mid: the neutral arm 'neu' branches from 'mid', not 'base'" in flat
-    assert f"weakening at step 20 (layers {LAYER}); rotation never" in flat
+    assert f"weakening at step 20 (layer {LAYER}); rotation never" in flat
     assert "step 10 (sft-step10): behaviour not scored; no layer verdict" in flat
-    assert f"step 20 (sft-step20): behaviour not scored; weakening at layers {LAYER}" in flat
+    assert f"step 20 (sft-step20): behaviour not scored; weakening at layer {LAYER}" in flat
     assert "(cross-source) at layers 0; source-specific at 1" in flat
     assert "cosine of pairs's direction with minimal" in flat
     assert "source-specific at layer(s) 1 (weakening)" in flat

@@ -351,7 +351,7 @@ def test_a_weakening_a_control_concept_matches_along_a_run_is_global_drift(arms)
         "a weakening that the control concept (grammar) matches at that step and layer"
         in (lines[0])
     )
-    assert f"global drift at layers {LAYER}" in lines[2]
+    assert f"global drift at layer {LAYER}" in lines[2]
     # on a neutral arm, global drift alone is no false positive; the weakening was one
     as_neutral = dataclasses.replace(marked, stage="neutral")
     unmarked = dataclasses.replace(counter, stage="neutral")
