@@ -19,6 +19,7 @@ is not judged: it is never a first layer, never a false positive, and not among 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -211,6 +212,8 @@ def _strongest_drop(
         ),
         None,
     )
+    if gap is not None and not math.isfinite(gap.value):
+        gap = None  # undefined there (a layer one arm cannot judge): no interval to report
     return SpecificDrop(
         row.step,
         counter.layers[i],

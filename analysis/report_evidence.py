@@ -207,12 +207,14 @@ def trajectory_sentences(t: Trajectory) -> list[str]:
         else "First significant step (no seed replicate, so no floor)"
     )
     controls = ", ".join(t.drift_controls)
+    concept = "control concept" if len(t.drift_controls) == 1 else "control concepts"
     check = (
-        f"a weakening that the control concept ({controls}) matches at that step and layer is "
-        "global drift, as in the pair view"
+        f"a weakening that a {concept} ({controls}) matches at that step and layer is global "
+        "drift, as in the pair view"
         if controls
-        else "but without the control-concept check: a weakening here that a control concept "
-        "matches is what the pair view calls global drift"
+        else "without a control-concept check (only the primary probe set's trajectories are "
+        "checked, against the control concepts analysed beside them): a weakening here that a "
+        "control concept matches is what the pair view calls global drift"
     )
     out = [
         f"{t.dataset}: {t.parent} → {t.stage} along its run, each saved checkpoint compared with "

@@ -80,7 +80,7 @@ class Trajectory:
     """A stage's trajectory for one probe set: per step, the comparison with its parent."""
 
     SCHEMA: ClassVar[str] = "trajectory"
-    VERSION: ClassVar[int] = 2  # as `TrajectoryRecord`
+    VERSION: ClassVar[int] = 3  # as `TrajectoryRecord`
 
     stage: str
     parent: str
@@ -279,6 +279,7 @@ def analyse_trajectory(
 
 
 def _firsts(steps: Sequence[TrajectoryStep], layers: Sequence[int]) -> list[FirstStep]:
+    """The first step of each watched verdict (`_first`), in the record's order."""
     return [_first(steps, layers, v) for v in (*CHANGES, "behaviour")]
 
 

@@ -177,7 +177,8 @@ class RunConfig:
             if arm is not None and arm not in names:
                 raise ConfigError(f"analysis: arm '{arm}' is not a stage ({names}).")
         cause = self.analysis.known_cause
-        if cause is not None and (not cause.strip() or self.analysis.counter_arm is None):
+        arms = (self.analysis.counter_arm, self.analysis.neutral_arm)
+        if cause is not None and (not cause.strip() or None in arms):
             raise ConfigError(
                 "analysis.known_cause states the cause of a known answer in a sentence, for a "
                 "config with a counter-value arm: set analysis.counter_arm and neutral_arm, and "

@@ -20,6 +20,7 @@ from valuetrace.analysis.calibration import (
 )
 from valuetrace.analysis.report_evidence import trajectory_sentences
 from valuetrace.analysis.trajectory import (
+    Trajectory,
     TrajectoryRecord,
     analyse_trajectory,
     drift_layers,
@@ -128,6 +129,15 @@ def test_the_neutral_arm_gives_no_verdict_and_the_counter_arm_is_value_specific(
     assert "was not scored on behaviour" in said and "fired 0 stage × layer" in neutral_said
 
 
+def _renumbered(t: Trajectory, numbers: list[int]) -> Trajectory:
+    """The same trajectory with its layers numbered `numbers` (model layers, not indices)."""
+    steps = [
+        dataclasses.replace(p, comparison=dataclasses.replace(p.comparison, layers=numbers))
+        for p in t.steps
+    ]
+    return dataclasses.replace(t, layers=numbers, steps=steps)
+
+
 def test_the_known_answer_says_what_was_probed_how_large_its_drop_was_and_its_cause(arms):
     gaps = neutral_gaps(
         arms["counter"], arms["neutral"], arms["boots"]["counter"], arms["boots"]["neutral"], 0.95
@@ -166,7 +176,39 @@ def test_the_known_answer_says_what_was_probed_how_large_its_drop_was_and_its_ca
         known, strongest=dataclasses.replace(drop, neutral_drop=drop.drop, gap=None)
     )
     assert "the two intervals overlap" in headline(overlapping)[0]
-    assert "overlap" not in said  # the constructed neutral arm changes nothing
+    apart = dataclasses.replace(
+        drop, gap=None, neutral_drop=Interval(0.0, -0.1, drop.drop.lo - 0.01)
+    )
+    assert "overlap" not in headline(dataclasses.replace(known, strongest=apart))[0]
+    # an undefined gap (NaN: a layer one arm cannot judge) is no interval to report
+    undefined = [
+        dataclasses.replace(g, per_layer=[Interval(np.nan, np.nan, np.nan)] * len(g.per_layer))
+        for g in gaps
+    ]
+    unknown = arm_calibration(
+        TrajectoryRecord([arms["counter"], arms["neutral"]], 0.05, 0.95, undefined),
+        "compassion",
+        "counter",
+        "neutral",
+        0.05,
+    )
+    assert unknown.strongest is not None and unknown.strongest.gap is None
+    # layer numbers that are not indices (every third layer extracted) are reported as numbers
+    numbers = [0, 3, 6, 9]
+    renumbered = arm_calibration(
+        TrajectoryRecord(
+            [_renumbered(arms["counter"], numbers), _renumbered(arms["neutral"], numbers)],
+            0.05,
+            0.95,
+            gaps,
+        ),
+        "compassion",
+        "counter",
+        "neutral",
+        0.05,
+    )
+    assert renumbered.strongest is not None and renumbered.strongest.layer == numbers[LAYER]
+    assert renumbered.strongest.gap == gaps[1].per_layer[LAYER]
     # a neutral arm that weakens as much leaves no value-specific drop to report
     same = arm_calibration(
         TrajectoryRecord(
@@ -319,7 +361,7 @@ def test_layers_the_parent_does_not_encode_are_never_a_first_detection_or_a_fals
     head = " ".join(trajectory_sentences(counter)[0].split())
     assert "Not judged at layer 0: parent does not encode the concept there" in head
     assert "First step beyond the floor: weakening at step 20" in head
-    assert "without the control-concept check" in head  # no global-drift relabel along a run
+    assert "without a control-concept check" in head  # no global-drift relabel along a run
     bare = dataclasses.replace(
         counter, steps=[dataclasses.replace(p, floor_from=[]) for p in counter.steps]
     )
@@ -345,11 +387,15 @@ def test_a_weakening_a_control_concept_matches_along_a_run_is_global_drift(arms)
     marked = mark_trajectory_drift(counter, matched, boots, boots, 0.95)
     assert marked.drift_controls == ["grammar"]
     assert [drift_layers(p, marked.layers) for p in marked.steps] == [[], [LAYER], [LAYER]]
+    numbers = [0, 3, 6, 9]
+    far = mark_trajectory_drift(
+        _renumbered(counter, numbers), _renumbered(matched, numbers), boots, boots, 0.95
+    )
+    assert drift_layers(far.steps[1], far.layers) == [numbers[LAYER]]
     assert marked.first_step("weakening").step is None
     lines = [" ".join(line.split()) for line in trajectory_sentences(marked)]
     assert (
-        "a weakening that the control concept (grammar) matches at that step and layer"
-        in (lines[0])
+        "a weakening that a control concept (grammar) matches at that step and layer" in (lines[0])
     )
     assert f"global drift at layer {LAYER}" in lines[2]
     # on a neutral arm, global drift alone is no false positive; the weakening was one

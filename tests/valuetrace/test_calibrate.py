@@ -102,10 +102,24 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     }
     sets = ("compassion", "ethics_cm", "minimal_pairs", "empathy")
     assert {d for d, _ in every} == set(sets)
-    # calibrate again on the full run folder: the other sets' trajectories are kept
+    full = load_record(TrajectoryRecord, run / "analysis" / "trajectories.json")
+
+    def checked(record: TrajectoryRecord) -> dict[tuple[str, str], list[str]]:
+        return {(t.dataset, t.stage): t.drift_controls for t in record.trajectories}
+
+    # only the primary set is checked for global drift, against the control concept alone
+    # (minimal_pairs and empathy are sources of the primary concept, not controls)
+    assert checked(full) == {(d, s): ["ethics_cm"] if d == "compassion" else [] for d, s in every}
+    assert {(g.dataset, g.step) for g in full.neutral_gaps} == {
+        (d, step) for d in sets for step in (2, 4)
+    }
+    # calibrate again on the full run folder: the other sets' trajectories are kept, and the
+    # primary's are checked against the control concept's caches, as `run` checked them
     assert main([*calibrate, "--run-dir", str(run), "--no-progress"]) == 0
     again = load_record(TrajectoryRecord, run / "analysis" / "trajectories.json")
     assert {(t.dataset, t.stage) for t in again.trajectories} == every
+    assert checked(again) == checked(full)
+    assert repr(again.neutral_gaps) == repr(full.neutral_gaps)  # NaN where a layer is unjudged
     assert main(["report", "--run-dir", str(run), "--no-progress"]) == 0
     findings = load_record(Findings, run / "analysis" / "findings.json")
     floors = {(f.dataset, f.pair): f for f in findings.neutral_floor}

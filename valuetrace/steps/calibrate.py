@@ -69,6 +69,7 @@ def known_answer(config: RunConfig, record: TrajectoryRecord) -> KnownAnswer | N
 
     Raises:
         MissingStepError: an arm has no trajectory over the primary probe set.
+        DataError: the arms were saved at other steps or compared over other layers.
     """
     counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
     if counter is None or neutral is None:
