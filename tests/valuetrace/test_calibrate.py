@@ -144,6 +144,8 @@ def test_calibrate_runs_the_arms_and_writes_the_table(
     page = (run / "report.html").read_text()
     assert "Trajectories: where and when" in page and "neutral-arm floor" in page
     assert page.count("relative weakening per layer and step") >= 4  # 2 arms x 2 probe sets
+    # the primary's trajectories were checked for global drift; the other sets' were not
+    assert "global drift layers" in page and "not checked" in page
 
 
 def test_calibrate_refuses_a_config_without_arms(tmp_path):
