@@ -18,7 +18,6 @@ from pathlib import Path
 
 from valuetrace.analysis.calibration import (
     KnownAnswer,
-    arm_calibration,
     format_table,
     headline,
     save_rows,
@@ -27,6 +26,7 @@ from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.config import RunConfig, config_from_dict, config_to_dict, load_config
 from valuetrace.errors import ConfigError
 from valuetrace.records import load_record
+from valuetrace.steps.common import known_answer
 
 STEPS = ("train", "extract", "evaluate", "probe", "trajectory")
 
@@ -61,29 +61,6 @@ def calibration_config(
             slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model).strip("_")
             run_dir = f"{config.run_dir}-{slug}"
     return config_from_dict(data, run_dir=run_dir)
-
-
-def known_answer(config: RunConfig, record: TrajectoryRecord) -> KnownAnswer | None:
-    """The known answer over the primary probe set, when the config names both arms
-    (`analysis.counter_arm`, `neutral_arm`), with its probe set, concept and stated cause.
-
-    Raises:
-        MissingStepError: an arm has no trajectory over the primary probe set.
-        DataError: the arms were saved at other steps or compared over other layers.
-    """
-    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
-    if counter is None or neutral is None:
-        return None
-    primary = config.probes[0]
-    return arm_calibration(
-        record,
-        primary.name,
-        counter,
-        neutral,
-        config.analysis.alpha,
-        concept=primary.concept,
-        cause=config.analysis.known_cause,
-    )
 
 
 def calibration_result(config: RunConfig, json_path: Path | None = None) -> KnownAnswer:

@@ -1,5 +1,6 @@
-"""What several steps share: the run's lineage, a stage's model and tokenizer, and the check
-that a derived file was made from the current version of its stage."""
+"""What several steps share: the run's lineage, a stage's model and tokenizer, the check that a
+derived file was made from the current version of its stage, and a run's known answer (read by
+`trajectory`, `calibrate` and `report`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from valuetrace.analysis.calibration import KnownAnswer, arm_calibration
+from valuetrace.analysis.trajectory import TrajectoryRecord
 from valuetrace.config import RunConfig
 from valuetrace.config_sections import ProbeSet
 from valuetrace.errors import CacheError, ConfigError
@@ -72,3 +75,26 @@ def chosen_probe_sets(config: RunConfig, names: Collection[str] | None) -> list[
             f"({[p.name for p in config.probes]}); name one of those."
         )
     return [p for p in config.probes if p.name in names]
+
+
+def known_answer(config: RunConfig, record: TrajectoryRecord) -> KnownAnswer | None:
+    """The known answer over the primary probe set, when the config names both arms
+    (`analysis.counter_arm`, `neutral_arm`), with its probe set, concept and stated cause.
+
+    Raises:
+        MissingStepError: an arm has no trajectory over the primary probe set.
+        DataError: the arms were saved at other steps or compared over other layers.
+    """
+    counter, neutral = config.analysis.counter_arm, config.analysis.neutral_arm
+    if counter is None or neutral is None:
+        return None
+    primary = config.probes[0]
+    return arm_calibration(
+        record,
+        primary.name,
+        counter,
+        neutral,
+        config.analysis.alpha,
+        concept=primary.concept,
+        cause=config.analysis.known_cause,
+    )

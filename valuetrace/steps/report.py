@@ -21,7 +21,7 @@ from valuetrace.analysis.transplant import TransplantRecord
 from valuetrace.config import RunConfig
 from valuetrace.probing.surface import SurfaceRecord
 from valuetrace.records import load_record
-from valuetrace.steps.calibrate import known_answer
+from valuetrace.steps.common import known_answer
 from valuetrace.training.lineage import Lineage
 
 

@@ -34,8 +34,7 @@ from valuetrace.config import RunConfig, trajectory_name
 from valuetrace.errors import CacheError, MissingStepError
 from valuetrace.probing import load_results
 from valuetrace.records import load_record, save_record
-from valuetrace.steps.calibrate import known_answer
-from valuetrace.steps.common import chosen_probe_sets, require_current
+from valuetrace.steps.common import chosen_probe_sets, known_answer, require_current
 from valuetrace.training.lineage import Lineage
 
 log = logging.getLogger(__name__)
