@@ -272,3 +272,13 @@ def test_the_demo_runs_its_known_answer_and_study_refuses_a_second_config(tmp_pa
     assert main([*args, "--run-dir", str(tmp_path / "run")]) == 2
     assert "give --study or --config, not both" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_study_and_model_pick_the_study_config_and_the_rest_the_known_answer():
+    from valuetrace.cli import _config_path, _parser
+
+    def picked(*argv: str) -> str:
+        return _config_path(_parser().parse_args(list(argv))).name
+
+    assert picked("demo", "--study") == picked("demo", "--model", "smollm2") == "demo.yaml"
+    assert picked("demo") == picked("report") == "demo-known-answer.yaml"
