@@ -141,17 +141,20 @@ def pooled_hidden_states(
     prefix: dict[int, torch.Tensor] = {}
     cache = None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # non_blocking: a copy from pageable memory is staged at once and does not wait for the
+    # device, so the host prepares the next batch while this one runs (a no-op on the CPU)
+    to = functools.partial(torch.Tensor.to, device=device, non_blocking=True)
     if shared:
         prefixes = SharedPrefixes.one(batch.input_ids[0, :shared].tolist(), len(batch.weights))
-        weights = batch.weights[:, :shared].to(device)  # hidden [1, shared, d]
+        weights = to(batch.weights[:, :shared])  # hidden [1, shared, d]
         with residual_hooks(model, _pooling_fns(layers, weights, prefix)), autocast:
             cache = prefixes.cache(model, stop=(_StopForward,))
-    readers = _pooling_fns(layers, batch.weights[:, shared:].to(device), pooled)
+    readers = _pooling_fns(layers, to(batch.weights[:, shared:]), pooled)
     with residual_hooks(model, readers), contextlib.suppress(_StopForward), autocast:
         model.base_model(
-            input_ids=batch.input_ids[:, shared:].to(device),
-            attention_mask=batch.attention_mask.to(device),
-            position_ids=batch.position_ids[:, shared:].to(device),
+            input_ids=to(batch.input_ids[:, shared:]),
+            attention_mask=to(batch.attention_mask),
+            position_ids=to(batch.position_ids[:, shared:]),
             cache=cache,
             use_cache=cache is not None,
         )

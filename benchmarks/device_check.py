@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,9 @@ def body_forward(model: LlamaForCausalLM, batches: list[Batch], device: torch.de
     """The floor: the decoder body over every batch, nothing pooled or kept."""
     for b in batches:
         model.model(
-            input_ids=b.input_ids.to(device),
-            attention_mask=b.attention_mask.to(device),
-            position_ids=b.position_ids.to(device),
+            input_ids=b.input_ids.to(device, non_blocking=True),  # as extraction copies them
+            attention_mask=b.attention_mask.to(device, non_blocking=True),
+            position_ids=b.position_ids.to(device, non_blocking=True),
             use_cache=False,
         )
 
@@ -292,10 +292,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="device_check.json", help="the JSON written")
     parser.add_argument("--full-layers", type=int, default=None, help="blocks of the full step")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="extraction rows (default: the shape's); more rows spread the per-file costs "
+        "(tokenising the first block, writing the last) over a longer run",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
     shape, device = SHAPES[args.shape], torch.device(args.device)
+    if args.rows is not None:
+        shape = replace(shape, rows=args.rows)
     full_layers = args.full_layers or shape.full_layers
     tokenizer = build_tokenizer(shape.vocab)
     tokenizer.eos_token = "t1"  # id 1: the config's EOS, which packed documents end with

@@ -20,10 +20,11 @@ def test_device_check_writes_its_json_and_table_on_a_tiny_shape(tmp_path, capsys
     monkeypatch.setitem(sys.modules, "device_check", module)  # its dataclasses look it up
     spec.loader.exec_module(module)
     out = tmp_path / "check.json"
-    module.main(["--shape", "tiny", "--device", "cpu", "--out", str(out)])
+    module.main(["--shape", "tiny", "--device", "cpu", "--out", str(out), "--rows", "40"])
     result = json.loads(out.read_text())
     assert result["padding"]["nan_rows_left"] == 0
     assert result["padding"]["max_diff_left_vs_right_per_layer_scale"] < 1e-5
+    assert result["extract"]["rows"] == result["sizes"]["rows"] == 40
     assert result["extract"]["layers"] == 3 and result["extract"]["throughput_ratio"] > 0
     for method in ("lora", "full"):
         assert result[method]["plain_tokens_per_s"] > 0
