@@ -296,8 +296,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "--rows",
         type=int,
         default=None,
-        help="extraction rows (default: the shape's); more rows spread the per-file costs "
-        "(tokenising the first block, writing the last) over a longer run",
+        help="extraction rows (default: the shape's); a longer run tells a cost per file "
+        "(tokenising the first block, writing the last) from a cost per row",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
